@@ -1,0 +1,230 @@
+/* cnb_abi.h — the one contract between the cnnbench harness and a kernel backend.
+ *
+ * A backend is a shared object exporting one symbol, CNB_ENTRY_SYMBOL, with the type
+ * cnb_entry_fn. The harness calls it with the ABI version it speaks; the backend returns a
+ * function table whose first two fields are the ABI version the table follows and the table's
+ * size in bytes. Fields are only ever appended; each group below is marked with the version that
+ * introduced it, and a caller checks `abi_version >= N` before touching a slot from version N
+ * (the way SQLite's sqlite3_vfs grows through iVersion).
+ *
+ * This header is self-contained: it includes only the C standard library.
+ *
+ * Conventions (every kernel):
+ *  - Tensors are float32, NCHW, contiguous, in device memory obtained from the backend's `alloc`.
+ *    For CPU backends device memory is host memory; the harness never dereferences a device
+ *    pointer itself, it only uses upload / download.
+ *  - Arguments: context first, then the descriptor, then outputs, then inputs.
+ *  - Every call returns a cnb_status; on failure the backend keeps a message for last_error().
+ *    A backend never exits, aborts or prints: only the program decides to stop.
+ *  - Gradients OVERWRITE their destination (beta = 0); nothing accumulates. A gradient all-reduce
+ *    therefore slots in between the backward pass and the optimizer step.
+ *  - Outputs never alias inputs unless a kernel says so.
+ *  - Calls may be asynchronous on a device; download() and synchronize() are the points at which
+ *    results are complete.
+ */
+#ifndef CNB_ABI_H
+#define CNB_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNB_ABI_VERSION 1u          /* the version this header describes */
+#define CNB_ABI_MIN_VERSION 1u      /* the oldest table a harness built from it accepts */
+#define CNB_ENTRY_SYMBOL "cnb_backend_entry"
+
+/* Status codes: values are stable and never reused. */
+typedef enum cnb_status {
+    CNB_OK = 0,
+    CNB_ERR_INVALID_ARGUMENT = 1, /* a shape, pointer or option the kernel cannot accept */
+    CNB_ERR_OUT_OF_MEMORY = 2,    /* host or device allocation failed */
+    CNB_ERR_UNSUPPORTED = 3,      /* a valid request this backend does not implement */
+    CNB_ERR_NO_DEVICE = 4,        /* no device, no driver, or runtime too old */
+    CNB_ERR_LIBRARY = 5,          /* the vendor library returned an error */
+    CNB_ERR_INTERNAL = 6          /* a bug in the backend */
+} cnb_status;
+
+/* Words for a status code; safe for any value. */
+static inline const char *cnb_status_str(int s) {
+    switch (s) {
+    case CNB_OK: return "ok";
+    case CNB_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case CNB_ERR_OUT_OF_MEMORY: return "out of memory";
+    case CNB_ERR_UNSUPPORTED: return "unsupported";
+    case CNB_ERR_NO_DEVICE: return "no device";
+    case CNB_ERR_LIBRARY: return "library error";
+    case CNB_ERR_INTERNAL: return "internal error";
+    default: return "unknown status";
+    }
+}
+
+/* Options for create(). `size` is sizeof(cnb_config) as the harness knows it, so the struct
+ * can grow the same append-only way as the table. */
+typedef struct cnb_config {
+    uint32_t size;
+    int threads;        /* worker threads for CPU backends; 0 = backend's choice */
+    int deterministic;  /* 1: pick deterministic algorithms where the library has them */
+    int allow_tf32;     /* 1: GPU backends may use TF32 tensor-core math (looser tolerance) */
+    int device_index;   /* which GPU, for device backends */
+} cnb_config;
+
+typedef struct cnb_context cnb_context; /* backend-owned state: handles, caches, workspaces */
+
+/* 2-D convolution (cross-correlation, as in every framework). Output size:
+ *   p = (h + 2*pad_h - r) / stride_h + 1,   q = (w + 2*pad_w - s) / stride_w + 1
+ * The harness fills p and q; a backend may rely on them. */
+typedef struct cnb_conv_desc {
+    int n, c, h, w;                 /* input x is (n, c, h, w) */
+    int k, r, s;                    /* weight is (k, c, r, s), bias is (k) */
+    int stride_h, stride_w;
+    int pad_h, pad_w;               /* zero padding on each side */
+    int p, q;                       /* output y is (n, k, p, q) */
+} cnb_conv_desc;
+
+typedef enum cnb_pool_mode {
+    CNB_POOL_MAX = 0, /* ties: the first maximum in row-major window order wins */
+    CNB_POOL_AVG = 1  /* divides by kh*kw, padding included (PyTorch's count_include_pad) */
+} cnb_pool_mode;
+
+/* Pooling; p and q follow the convolution formula (floor mode) and are filled by the harness. */
+typedef struct cnb_pool_desc {
+    int mode;                       /* cnb_pool_mode */
+    int n, c, h, w;                 /* input x is (n, c, h, w) */
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int p, q;                       /* output y is (n, c, p, q) */
+} cnb_pool_desc;
+
+typedef enum cnb_activation {
+    CNB_ACT_RELU = 0,
+    CNB_ACT_TANH = 1,
+    CNB_ACT_SIGMOID = 2,
+    CNB_ACT_PRELU = 3 /* y = x > 0 ? x : a*x with one learned slope a for the whole tensor */
+} cnb_activation;
+
+/* SGD as torch.optim.SGD (dampening 0, nesterov off):
+ *   g = grad + weight_decay*param;  v = momentum*v + g  (v starts at 0, so step 1 gives v = g);
+ *   param -= lr * v */
+typedef struct cnb_sgd_desc {
+    float lr, momentum, weight_decay;
+} cnb_sgd_desc;
+
+/* Adam as torch.optim.Adam (amsgrad off):
+ *   g = grad + weight_decay*param;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+ *   param -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   with t = step >= 1 */
+typedef struct cnb_adam_desc {
+    float lr, beta1, beta2, eps, weight_decay;
+    int step;
+} cnb_adam_desc;
+
+/* Called by info() once per fact: e.g. ("openblas.compiled", "0.3.21"). */
+typedef void (*cnb_info_fn)(void *user, const char *key, const char *value);
+
+typedef struct cnb_backend {
+    /* ---- version 1 ---- */
+    uint32_t abi_version;           /* the version this table follows */
+    uint32_t struct_size;           /* sizeof(cnb_backend) as the backend was compiled */
+    const char *name;               /* short name, e.g. "naive" */
+    const char *description;        /* one line */
+
+    /* Lifecycle. On failure create() writes a message into err (the context does not exist yet),
+     * e.g. "no CUDA driver found"; that is how a built-but-unusable backend says why. */
+    cnb_status (*create)(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len);
+    void (*destroy)(cnb_context *ctx);
+    const char *(*last_error)(cnb_context *ctx); /* message for the last failed call, or "" */
+    /* Library versions (compiled against and loaded), chosen ISA, threads, device name, ... */
+    cnb_status (*info)(cnb_context *ctx, cnb_info_fn fn, void *user);
+
+    /* Memory. alloc'd memory is aligned to at least 64 bytes and not initialized. */
+    cnb_status (*alloc)(cnb_context *ctx, void **ptr, size_t bytes);
+    cnb_status (*free)(cnb_context *ctx, void *ptr);
+    cnb_status (*upload)(cnb_context *ctx, void *dst_device, const void *src_host, size_t bytes);
+    cnb_status (*download)(cnb_context *ctx, void *dst_host, const void *src_device, size_t bytes);
+    cnb_status (*synchronize)(cnb_context *ctx);
+
+    /* Single-channel 2-D cross-correlation, valid mode, stride 1:
+     * y is (h-kh+1, w-kw+1), x is (h, w), k is (kh, kw). */
+    cnb_status (*corr2d)(cnb_context *ctx, float *y, const float *x, const float *k,
+                         int h, int w, int kh, int kw);
+
+    /* Convolution. bias may be NULL (no bias). */
+    cnb_status (*conv_forward)(cnb_context *ctx, const cnb_conv_desc *d, float *y,
+                               const float *x, const float *weight, const float *bias);
+    cnb_status (*conv_backward_data)(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                     const float *dy, const float *weight);
+    cnb_status (*conv_backward_filter)(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                       const float *dy, const float *x);
+    /* y (n, c, hw) += bias (c); db (c) = sum of dy over n and hw. Used for convolution (hw = p*q)
+     * and linear layers (hw = 1). bias_forward works in place on y. */
+    cnb_status (*bias_forward)(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
+    cnb_status (*bias_backward)(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
+                                int hw);
+
+    /* Pooling. workspace is pool_workspace_size() bytes of device memory the harness allocates
+     * once per layer (max pooling may record argmax there); it may be NULL when the size is 0.
+     * pool_backward receives the forward's x, y and workspace. */
+    cnb_status (*pool_workspace_size)(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);
+    cnb_status (*pool_forward)(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                               void *workspace);
+    cnb_status (*pool_backward)(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                                const float *dy, const float *x, const float *y,
+                                const void *workspace);
+
+    /* Row-major GEMM: C (m, n) = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k) and
+     * op(B) is (k, n); trans_* = 1 means the stored matrix is the transpose. lda/ldb/ldc are the
+     * row strides of the matrices as stored. */
+    cnb_status (*gemm)(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                       float alpha, const float *a, int lda, const float *b, int ldb,
+                       float beta, float *c, int ldc);
+
+    /* Element-wise activations over count values. slope points to the single PReLU parameter
+     * (device memory) and is ignored by the other activations. Backward gets both x and y (the
+     * forward's input and output) and writes dx; for PReLU it also writes dslope (one value,
+     * device memory, overwritten); dslope is ignored otherwise. */
+    cnb_status (*activation_forward)(cnb_context *ctx, int act, size_t count, float *y,
+                                     const float *x, const float *slope);
+    cnb_status (*activation_backward)(cnb_context *ctx, int act, size_t count, float *dx,
+                                      float *dslope, const float *dy, const float *x,
+                                      const float *y, const float *slope);
+
+    /* Softmax + cross-entropy over logits (n, classes) with labels (n) in [0, classes).
+     * Writes probs (n, classes), loss (one float: the mean over the batch) and, when pred is not
+     * NULL, pred (n) = argmax of each row (first maximum wins). Labels outside the range are an
+     * error. All pointers are device memory. */
+    cnb_status (*softmax_ce_forward)(cnb_context *ctx, int n, int classes, float *probs,
+                                     float *loss, int32_t *pred, const float *logits,
+                                     const int32_t *labels);
+    /* dlogits = (probs - onehot(labels)) / n: the gradient of the mean loss. */
+    cnb_status (*softmax_ce_backward)(cnb_context *ctx, int n, int classes, float *dlogits,
+                                      const float *probs, const int32_t *labels);
+
+    /* Optimizer steps over flat arrays of count values (all parameters live in one block).
+     * velocity / m / v start at zero, allocated by the harness. */
+    cnb_status (*sgd_step)(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
+                           float *velocity, const float *grad);
+    cnb_status (*adam_step)(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
+                            float *m, float *v, const float *grad);
+    /* ---- version 2 fields go below this line ---- */
+} cnb_backend;
+
+/* The size of a version-1 table: the end of its last slot. The loader needs at least this. */
+#define CNB_BACKEND_V1_SIZE (offsetof(cnb_backend, adam_step) + sizeof(void (*)(void)))
+
+/* The one exported symbol. harness_abi_version is the version the caller speaks; a backend
+ * returns a table of that version or older, or NULL if it cannot serve it. */
+typedef const cnb_backend *(*cnb_entry_fn)(uint32_t harness_abi_version);
+
+#if defined(_WIN32)
+#define CNB_EXPORT __declspec(dllexport)
+#else
+#define CNB_EXPORT __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNB_ABI_H */

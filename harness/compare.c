@@ -1,0 +1,53 @@
+/* compare.c — agreement statistics between a backend's output and the reference's. */
+#include "compare.h"
+
+#include <math.h>
+
+void cnb_compare(const float *got, const float *ref, size_t count, double point_tol,
+                 cnb_compare_stats *s) {
+    double diff2 = 0.0, ref2 = 0.0;
+    *s = (cnb_compare_stats){.count = count};
+    size_t zeros = 0;
+    for (size_t i = 0; i < count; i++) {
+        double g = got[i], r = ref[i];
+        if (r == 0.0) zeros++;
+        if (!isfinite(g) && isfinite(r)) {
+            s->nonfinite++;
+            s->mismatches++;
+            continue;
+        }
+        double d = fabs(g - r);
+        diff2 += d * d;
+        ref2 += r * r;
+        if (d > s->max_abs) {
+            s->max_abs = d;
+            s->max_abs_index = i;
+        }
+        if (r != 0.0 && d / fabs(r) > s->max_rel) s->max_rel = d / fabs(r);
+        if (d > point_tol * fmax(1.0, fabs(r))) s->mismatches++;
+    }
+    s->rel_l2 = ref2 > 0.0 ? sqrt(diff2) / sqrt(ref2) : sqrt(diff2);
+    if (s->nonfinite) s->rel_l2 = INFINITY;
+    s->mismatch_share = count ? (double)s->mismatches / (double)count : 0.0;
+    s->zero_share = count ? (double)zeros / (double)count : 0.0;
+}
+
+int cnb_compare_mistrusted(const cnb_compare_stats *s) {
+    return s->zero_share > CNB_MISTRUST_ZERO_SHARE;
+}
+
+int cnb_compare_passed(const cnb_compare_stats *s, double rel_l2_tol) {
+    return s->nonfinite == 0 && s->rel_l2 <= rel_l2_tol;
+}
+
+void cnb_compare_print_mismatches(FILE *out, const float *got, const float *ref, size_t count,
+                                  double point_tol, int limit) {
+    int shown = 0;
+    for (size_t i = 0; i < count && shown < limit; i++) {
+        double d = fabs((double)got[i] - (double)ref[i]);
+        int bad = !isfinite(got[i]) || d > point_tol * fmax(1.0, fabs((double)ref[i]));
+        if (!bad) continue;
+        fprintf(out, "  [%zu] expected %.9g got %.9g (diff %.3g)\n", i, ref[i], got[i], d);
+        shown++;
+    }
+}

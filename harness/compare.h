@@ -1,0 +1,36 @@
+/* compare.h — how two tensors are said to agree (DESIGN.md §4): relative L2 error, largest
+ * point-wise absolute and relative differences, mismatch share, and the mistrust rule. */
+#ifndef CNB_COMPARE_H
+#define CNB_COMPARE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct cnb_compare_stats {
+    size_t count;
+    double rel_l2;            /* ||got - ref||_2 / ||ref||_2 (or ||got - ref||_2 when ref is 0) */
+    double max_abs;           /* largest |got - ref| */
+    double max_rel;           /* largest |got - ref| / |ref| over points where ref != 0 */
+    size_t max_abs_index;
+    size_t mismatches;        /* points with |got - ref| > point_tol * max(1, |ref|) */
+    double mismatch_share;    /* mismatches / count */
+    double zero_share;        /* share of reference points that are exactly 0 */
+    size_t nonfinite;         /* NaN or Inf in got where ref is finite */
+} cnb_compare_stats;
+
+/* point_tol decides which points count as mismatches (for the share and the listing). */
+void cnb_compare(const float *got, const float *ref, size_t count, double point_tol,
+                 cnb_compare_stats *s);
+
+/* benchdnn's rule: a check whose reference is over 30% zeros proves little. */
+#define CNB_MISTRUST_ZERO_SHARE 0.30
+int cnb_compare_mistrusted(const cnb_compare_stats *s);
+
+/* A pass needs finite output and rel_l2 <= tol. */
+int cnb_compare_passed(const cnb_compare_stats *s, double rel_l2_tol);
+
+/* Print up to `limit` mismatching points as "  [index] expected E got G (diff D)". */
+void cnb_compare_print_mismatches(FILE *out, const float *got, const float *ref, size_t count,
+                                  double point_tol, int limit);
+
+#endif

@@ -1,0 +1,168 @@
+/* loader.c — finds a backend shared object, dlopens it and checks its function table before
+ * the harness trusts a single slot. Every refusal names the file and what is wrong. */
+#define _GNU_SOURCE
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef CNB_BUILD_BACKEND_DIR
+#define CNB_BUILD_BACKEND_DIR ""
+#endif
+
+const char *const cnb_known_backends[] = {"naive", "blas", "onednn", "cuda", "cudnn"};
+const int cnb_known_backend_count = 5;
+
+const char *cnb_backend_dir(void) {
+    static char dir[PATH_MAX];
+    const char *env = getenv("CNNBENCH_BACKEND_DIR");
+    if (env && *env) return env;
+    struct stat st;
+    if (CNB_BUILD_BACKEND_DIR[0] && stat(CNB_BUILD_BACKEND_DIR, &st) == 0 && S_ISDIR(st.st_mode))
+        return CNB_BUILD_BACKEND_DIR;
+    /* Installed layout: <prefix>/bin/cnnbench and <prefix>/lib/cnnbench/libcnb_*.so */
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        snprintf(dir, sizeof dir, "%s/../lib/cnnbench", dirname(exe));
+        return dir;
+    }
+    return CNB_BUILD_BACKEND_DIR;
+}
+
+/* The v1 slots a table must fill, by name, so a refusal can say which one is empty. */
+#define SLOT(f) {#f, offsetof(cnb_backend, f)}
+static const struct {
+    const char *name;
+    size_t offset;
+} required_v1[] = {
+    SLOT(create), SLOT(destroy), SLOT(last_error), SLOT(info), SLOT(alloc), SLOT(free),
+    SLOT(upload), SLOT(download), SLOT(synchronize), SLOT(corr2d), SLOT(conv_forward),
+    SLOT(conv_backward_data), SLOT(conv_backward_filter), SLOT(bias_forward),
+    SLOT(bias_backward), SLOT(pool_workspace_size), SLOT(pool_forward), SLOT(pool_backward),
+    SLOT(gemm), SLOT(activation_forward), SLOT(activation_backward), SLOT(softmax_ce_forward),
+    SLOT(softmax_ce_backward), SLOT(sgd_step), SLOT(adam_step),
+};
+#undef SLOT
+
+static int check_table(const cnb_backend *t, const char *path, char *err, size_t err_len) {
+    if (t->abi_version < CNB_ABI_MIN_VERSION || t->abi_version > CNB_ABI_VERSION)
+        return cnb_errf(err, err_len,
+                        "%s: backend ABI version %u is not supported: this cnnbench expects "
+                        "version %u (accepts %u..%u); rebuild the backend against this cnb_abi.h",
+                        path, t->abi_version, CNB_ABI_VERSION, CNB_ABI_MIN_VERSION,
+                        CNB_ABI_VERSION);
+    if (t->struct_size < CNB_BACKEND_V1_SIZE)
+        return cnb_errf(err, err_len,
+                        "%s: backend table is %u bytes but ABI version %u needs at least %zu",
+                        path, t->struct_size, t->abi_version, (size_t)CNB_BACKEND_V1_SIZE);
+    if (!t->name || !*t->name)
+        return cnb_errf(err, err_len, "%s: backend table has no name", path);
+    for (size_t i = 0; i < sizeof required_v1 / sizeof required_v1[0]; i++) {
+        void *slot;
+        memcpy(&slot, (const char *)t + required_v1[i].offset, sizeof slot);
+        if (!slot)
+            return cnb_errf(err, err_len,
+                            "%s: backend '%s' leaves the required slot '%s' empty (ABI v%u)",
+                            path, t->name, required_v1[i].name, t->abi_version);
+    }
+    return 0;
+}
+
+int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *err,
+                     size_t err_len) {
+    memset(out, 0, sizeof *out);
+    if (!name_or_path || !*name_or_path)
+        return cnb_errf(err, err_len, "no backend named");
+    if (strchr(name_or_path, '/')) {
+        snprintf(out->path, sizeof out->path, "%s", name_or_path);
+    } else {
+        int known = 0;
+        for (int i = 0; i < cnb_known_backend_count; i++)
+            known |= strcmp(name_or_path, cnb_known_backends[i]) == 0;
+        if (!known)
+            return cnb_errf(err, err_len,
+                            "unknown backend '%s' (valid: naive, blas, onednn, cuda, cudnn, or a "
+                            "path to a backend .so)",
+                            name_or_path);
+        snprintf(out->path, sizeof out->path, "%s/libcnb_%s.so", cnb_backend_dir(), name_or_path);
+    }
+
+    struct stat st;
+    if (stat(out->path, &st) != 0) {
+        if (!strchr(name_or_path, '/'))
+            return cnb_errf(err, err_len, "%s: backend '%s' is not built here (%s)", out->path,
+                            name_or_path, strerror(errno));
+        return cnb_errf(err, err_len, "%s: cannot open backend: %s", out->path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return cnb_errf(err, err_len, "%s: not a regular file", out->path);
+
+    dlerror();
+    out->handle = dlopen(out->path, RTLD_NOW | RTLD_LOCAL);
+    if (!out->handle) {
+        const char *why = dlerror();
+        return cnb_errf(err, err_len, "%s: cannot load backend: %s", out->path,
+                        why ? why : "unknown dlopen error");
+    }
+    dlerror();
+    void *sym = dlsym(out->handle, CNB_ENTRY_SYMBOL);
+    if (!sym) {
+        cnb_errf(err, err_len, "%s: not a cnnbench backend: entry point '%s' not found",
+                 out->path, CNB_ENTRY_SYMBOL);
+        dlclose(out->handle);
+        out->handle = NULL;
+        return -1;
+    }
+    cnb_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object → function pointer, as POSIX permits */
+    const cnb_backend *table = entry(CNB_ABI_VERSION);
+    if (!table) {
+        cnb_errf(err, err_len,
+                 "%s: backend refused ABI version %u (its entry point returned no table)",
+                 out->path, CNB_ABI_VERSION);
+    } else if (check_table(table, out->path, err, err_len) == 0) {
+        out->api = table;
+        return 0;
+    }
+    dlclose(out->handle);
+    out->handle = NULL;
+    return -1;
+}
+
+void cnb_unload_backend(cnb_loaded_backend *b) {
+    if (b && b->handle) dlclose(b->handle);
+    if (b) memset(b, 0, sizeof *b);
+}
+
+int cnb_open_backend(const char *name_or_path, const cnb_config *cfg, cnb_loaded_backend *out,
+                     cnb_context **ctx, char *err, size_t err_len) {
+    *ctx = NULL;
+    if (cnb_load_backend(name_or_path, out, err, err_len) != 0) return -1;
+    cnb_config defaults = {.size = sizeof(cnb_config)};
+    char why[CNB_ERR_LEN] = "";
+    cnb_status st = out->api->create(cfg ? cfg : &defaults, ctx, why, sizeof why);
+    if (st != CNB_OK || !*ctx) {
+        cnb_errf(err, err_len, "%s: backend '%s' cannot run here: %s (%s)", out->path,
+                 out->api->name, why[0] ? why : "create failed", cnb_status_str(st));
+        cnb_unload_backend(out);
+        *ctx = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void cnb_close_backend(cnb_loaded_backend *b, cnb_context *ctx) {
+    if (b && b->api && ctx) b->api->destroy(ctx);
+    cnb_unload_backend(b);
+}

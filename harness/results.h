@@ -1,0 +1,55 @@
+/* results.h — the results JSON every run writes (schema versioned, written atomically), and the
+ * summary statistics used for every timing figure. */
+#ifndef CNB_RESULTS_H
+#define CNB_RESULTS_H
+
+#include <stddef.h>
+
+#include "data.h"
+#include "machine.h"
+#include "model.h"
+#include "train.h"
+
+#define CNB_RESULTS_SCHEMA_VERSION 1
+
+/* min / median / max and the median absolute deviation of n samples (n >= 1). */
+typedef struct cnb_summary {
+    int n;
+    double min, median, max, mad;
+} cnb_summary;
+void cnb_summarize(const double *x, int n, cnb_summary *s);
+
+#define CNB_MAX_INFO 64
+typedef struct cnb_info_list {
+    int count;
+    char key[CNB_MAX_INFO][64];
+    char value[CNB_MAX_INFO][512];
+} cnb_info_list;
+/* cnb_info_fn-compatible collector (user = cnb_info_list *). */
+void cnb_info_collect(void *user, const char *key, const char *value);
+const char *cnb_info_get(const cnb_info_list *l, const char *key);
+
+/* Everything one training run reports. */
+typedef struct cnb_run_record {
+    int argc;
+    char **argv;
+    const cnb_model *model;
+    const cnb_run_settings *settings;
+    const char *backend_name, *backend_path;
+    const cnb_info_list *backend_info;
+    const cnb_machine *machine;
+    const char *dataset_kind;
+    const cnb_dataset *train, *test;
+    const cnb_run_result *result;
+    const char *build_type;
+    int threads;
+} cnb_run_record;
+
+/* Write the record as JSON to path atomically: a temporary file in the same directory, flushed
+ * and fsync'd, then renamed over path. 0 or -1 (err names the file and the failure). */
+int cnb_results_write(const char *path, const cnb_run_record *rec, char *err, size_t err_len);
+
+/* Write text to path atomically (the primitive behind cnb_results_write). */
+int cnb_write_file_atomic(const char *path, const char *text, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,89 @@
+/* train.h — the training loop: harness-owned initialization, shuffling, forward / backward /
+ * update through a backend's kernels, evaluation, per-epoch metrics and throughput. */
+#ifndef CNB_TRAIN_H
+#define CNB_TRAIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cnb_abi.h"
+#include "data.h"
+#include "model.h"
+#include "util.h"
+
+#define CNB_MAX_EPOCHS 1000
+#define CNB_MAX_CLASSES 64
+
+/* Settings of one run: the model file's values after command-line overrides. */
+typedef struct cnb_run_settings {
+    int epochs, batch, eval_batch;
+    char optimizer[16];
+    float lr, momentum, weight_decay, beta1, beta2, eps;
+    uint64_t seed;
+    long max_steps;          /* stop after this many training steps in total; 0 = no limit */
+    int progress;            /* 1: a progress line on stderr */
+    FILE *log;               /* per-epoch lines go here (NULL: silent) */
+} cnb_run_settings;
+
+typedef struct cnb_epoch_metrics {
+    int epoch;               /* 1-based */
+    long steps;              /* training steps in this epoch */
+    long train_images;
+    double train_loss, train_accuracy;   /* mean over the epoch's batches, fraction */
+    double test_loss, test_accuracy;
+    double train_seconds, eval_seconds;
+    double train_images_per_s, infer_images_per_s;
+} cnb_epoch_metrics;
+
+typedef enum cnb_run_status {
+    CNB_RUN_OK = 0,
+    CNB_RUN_DIVERGED,        /* loss became NaN or infinite */
+    CNB_RUN_INTERRUPTED,     /* SIGINT / SIGTERM */
+    CNB_RUN_BACKEND_ERROR    /* a kernel returned an error */
+} cnb_run_status;
+
+typedef struct cnb_run_result {
+    cnb_run_status status;
+    char message[2048];      /* why the run stopped early, in words ("" when it did not) */
+    int epochs_done;         /* epochs with metrics below (a partial last epoch counts) */
+    cnb_epoch_metrics epoch[CNB_MAX_EPOCHS];
+    long total_steps;
+    int classes;
+    long confusion[CNB_MAX_CLASSES][CNB_MAX_CLASSES]; /* [true][predicted], final evaluation */
+    int have_confusion;
+    double final_test_loss, final_test_accuracy;
+    double wall_seconds;
+    float *step_losses;      /* loss of every training step (total_steps values), malloc'd */
+    long step_losses_cap;
+} cnb_run_result;
+
+/* Fill settings from the model file's training section (no log, no progress). */
+void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s);
+
+/* PyTorch's default initialization, drawn from rng in layer order: conv / linear weights and
+ * biases uniform in ±1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5) reduces to that), PReLU
+ * slopes at their init value. params holds m->n_params values. */
+void cnb_init_params(const cnb_model *m, cnb_rng *rng, float *params);
+
+/* A trainer owns every device buffer of a run, allocated once before the first step. */
+typedef struct cnb_trainer cnb_trainer;
+
+/* Allocate buffers, initialize parameters from settings->seed and upload them. The data sets are
+ * converted to floats with the model's normalization. 0 or -1 (err says why). */
+int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
+                       const cnb_dataset *train, const cnb_dataset *test,
+                       const cnb_run_settings *s, cnb_trainer **out, char *err, size_t err_len);
+/* Train for the configured epochs (or max_steps). Returns 0 when the run completed; -1 when it
+ * stopped early (result->status and result->message say why, and what was computed so far stays
+ * in result). */
+int cnb_trainer_run(cnb_trainer *t, cnb_run_result *result);
+/* Copy the current parameters to host memory (m->n_params floats). */
+int cnb_trainer_get_params(cnb_trainer *t, float *host, char *err, size_t err_len);
+void cnb_trainer_destroy(cnb_trainer *t);
+
+void cnb_run_result_free(cnb_run_result *r);
+
+/* Ask a running cnb_train to stop after the current step (async-signal-safe). */
+void cnb_request_stop(int signal_number);
+
+#endif

@@ -1,0 +1,108 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare.h"
+
+void tu_open(tu_backend *b, const char *name, int threads) {
+    char err[CNB_ERR_LEN];
+    cnb_config cfg = {.size = sizeof(cnb_config), .threads = threads};
+    memset(b, 0, sizeof *b);
+    if (cnb_open_backend(name, &cfg, &b->lib, &b->ctx, err, sizeof err) != 0)
+        cr_fatal("cannot open backend %s: %s", name, err);
+    b->api = b->lib.api;
+}
+
+int tu_try_open(tu_backend *b, const char *name, int threads, char *why, size_t why_len) {
+    cnb_config cfg = {.size = sizeof(cnb_config), .threads = threads};
+    memset(b, 0, sizeof *b);
+    if (cnb_open_backend(name, &cfg, &b->lib, &b->ctx, why, why_len) != 0) return -1;
+    b->api = b->lib.api;
+    return 0;
+}
+
+void tu_close(tu_backend *b) {
+    cnb_close_backend(&b->lib, b->ctx);
+    memset(b, 0, sizeof *b);
+}
+
+void tu_check_status(tu_backend *b, cnb_status st, const char *what) {
+    if (st != CNB_OK)
+        cr_fatal("%s: %s failed: %s (%s)", b->api->name, what, cnb_status_str(st),
+                 b->api->last_error(b->ctx));
+}
+
+void *tu_dev_bytes(tu_backend *b, const void *host, size_t bytes) {
+    void *p = NULL;
+    tu_check_status(b, b->api->alloc(b->ctx, &p, bytes), "alloc");
+    if (host) tu_check_status(b, b->api->upload(b->ctx, p, host, bytes), "upload");
+    return p;
+}
+
+float *tu_dev_from(tu_backend *b, const float *host, size_t count) {
+    return tu_dev_bytes(b, host, count * sizeof(float));
+}
+
+void tu_to_host(tu_backend *b, void *host, const void *dev, size_t bytes) {
+    tu_check_status(b, b->api->download(b->ctx, host, dev, bytes), "download");
+}
+
+void tu_dev_free(tu_backend *b, void *dev) {
+    tu_check_status(b, b->api->free(b->ctx, dev), "free");
+}
+
+float *tu_random(cnb_rng *rng, size_t count, float lo, float hi) {
+    float *p = malloc((count ? count : 1) * sizeof(float));
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < count; i++) p[i] = lo + (hi - lo) * (float)cnb_rng_uniform(rng);
+    return p;
+}
+
+float *tu_small_ints(cnb_rng *rng, size_t count, int lo, int hi, double zero_share) {
+    float *p = malloc((count ? count : 1) * sizeof(float));
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < count; i++) {
+        if (cnb_rng_uniform(rng) < zero_share) {
+            p[i] = 0.0f;
+            continue;
+        }
+        int v;
+        do v = lo + (int)cnb_rng_below(rng, (uint32_t)(hi - lo + 1));
+        while (v == 0 && lo != 0 && hi != 0 && lo < 0 && hi > 0);
+        p[i] = (float)v;
+    }
+    return p;
+}
+
+double tu_expect_close(const char *what, const float *got, const float *ref, size_t count,
+                       double rel_l2_tol) {
+    cnb_compare_stats s;
+    cnb_compare(got, ref, count, rel_l2_tol * 10, &s);
+    if (!cnb_compare_passed(&s, rel_l2_tol)) {
+        fprintf(stderr, "%s: rel_l2 %.3g > %.3g, max_abs %.3g at [%zu], max_rel %.3g, "
+                        "mismatches %zu/%zu\n",
+                what, s.rel_l2, rel_l2_tol, s.max_abs, s.max_abs_index, s.max_rel, s.mismatches,
+                s.count);
+        cnb_compare_print_mismatches(stderr, got, ref, count, rel_l2_tol * 10, 5);
+        cr_fail("%s: relative L2 error %.3g exceeds %.3g (max abs diff %.3g at index %zu)", what,
+                s.rel_l2, rel_l2_tol, s.max_abs, s.max_abs_index);
+    }
+    return s.rel_l2;
+}
+
+void tu_expect_equal(const char *what, const float *got, const float *ref, size_t count) {
+    size_t bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (memcmp(&got[i], &ref[i], sizeof(float)) != 0) {
+            if (bad < 5)
+                fprintf(stderr, "%s: [%zu] expected %.9g got %.9g\n", what, i, ref[i], got[i]);
+            bad++;
+        }
+    }
+    cr_expect_eq(bad, 0, "%s: %zu of %zu values differ bit-wise", what, bad, count);
+}

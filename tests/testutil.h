@@ -1,0 +1,44 @@
+/* testutil.h — helpers shared by the Criterion tests: random tensors, backend handles, and
+ * comparisons that print what they compared when they fail. */
+#ifndef CNB_TESTUTIL_H
+#define CNB_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnb_abi.h"
+#include "loader.h"
+#include "util.h"
+
+/* A loaded backend with a live context; tu_open fails the current test if it cannot load. */
+typedef struct tu_backend {
+    cnb_loaded_backend lib;
+    cnb_context *ctx;
+    const cnb_backend *api;
+} tu_backend;
+void tu_open(tu_backend *b, const char *name, int threads);
+/* Like tu_open but returns -1 with the reason (not built here, no device, ...) instead of
+ * failing; the caller then skips with cr_skip_test and prints "[SKIP-ALL] reason". */
+int tu_try_open(tu_backend *b, const char *name, int threads, char *why, size_t why_len);
+void tu_close(tu_backend *b);
+
+/* Device buffers for a test: copy a host array up, or a device array down (fail on error). */
+float *tu_dev_from(tu_backend *b, const float *host, size_t count);
+void *tu_dev_bytes(tu_backend *b, const void *host, size_t bytes); /* host may be NULL */
+void tu_to_host(tu_backend *b, void *host, const void *dev, size_t bytes);
+void tu_dev_free(tu_backend *b, void *dev);
+/* Fail the test with the backend's message if st is not CNB_OK. */
+void tu_check_status(tu_backend *b, cnb_status st, const char *what);
+
+/* Host tensors. */
+float *tu_random(cnb_rng *rng, size_t count, float lo, float hi); /* uniform, never all zero */
+float *tu_small_ints(cnb_rng *rng, size_t count, int lo, int hi, double zero_share);
+
+/* Relative-L2 comparison; prints the first mismatches and the largest errors on failure and
+ * fails the test. Returns the relative L2 error. */
+double tu_expect_close(const char *what, const float *got, const float *ref, size_t count,
+                       double rel_l2_tol);
+/* Bit-for-bit comparison for exact mode. */
+void tu_expect_equal(const char *what, const float *got, const float *ref, size_t count);
+
+#endif
