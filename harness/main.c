@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "data.h"
 #include "loader.h"
 #include "machine.h"
@@ -326,6 +327,16 @@ done:
 }
 
 int main(int argc, char **argv) {
+    static const struct {
+        const char *verb;
+        int (*run)(int, char **);
+    } verbs[] = {{"check", cnb_cmd_check}, {"bench", cnb_cmd_bench},
+                 {"compare", cnb_cmd_compare}, {"report", cnb_cmd_report}};
+    if (argc > 1 && argv[1][0] != '-') {
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+            if (strcmp(argv[1], verbs[i].verb) == 0) return verbs[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], "train") == 0) { argv[1] = argv[0]; argc--; argv++; }
+    }
     enum { O_EPOCHS = 256, O_BATCH, O_EVAL_BATCH, O_LR, O_SEED, O_THREADS, O_DATASET, O_DATA,
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
            O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION };

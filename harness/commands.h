@@ -1,0 +1,11 @@
+/* commands.h — the cnnbench verbs besides training. Each takes the arguments after its verb
+ * (argv[0] is the verb) and returns the process exit code. */
+#ifndef CNB_COMMANDS_H
+#define CNB_COMMANDS_H
+
+int cnb_cmd_check(int argc, char **argv);   /* cross-check kernels and training vs. naive */
+int cnb_cmd_bench(int argc, char **argv);   /* timing matrix backends x models */
+int cnb_cmd_compare(int argc, char **argv); /* regression gate between two results files */
+int cnb_cmd_report(int argc, char **argv);  /* PNG charts + page from results JSON */
+
+#endif

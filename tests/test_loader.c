@@ -1,0 +1,120 @@
+/* test_loader.c — the loader refuses every broken backend with a message naming the file and
+ * the problem, and accepts a well-formed one. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loader.h"
+#include "util.h"
+
+static void fixture(char *path, size_t len, const char *which) {
+    snprintf(path, len, "%s/libfixture_%s.so", CNB_FIXTURE_DIR, which);
+}
+
+/* Loading `which` must fail with a message containing the file path and `phrase`. */
+static void expect_refusal(const char *which, const char *phrase) {
+    char path[4096], err[CNB_ERR_LEN] = "";
+    fixture(path, sizeof path, which);
+    cnb_loaded_backend b;
+    int rc = cnb_load_backend(path, &b, err, sizeof err);
+    cr_assert_eq(rc, -1, "%s was accepted", path);
+    cr_assert_null(b.handle, "handle left open after a refusal");
+    cr_expect(strstr(err, path) != NULL, "message does not name the file: %s", err);
+    cr_expect(strstr(err, phrase) != NULL, "message lacks '%s': %s", phrase, err);
+}
+
+Test(loader, refuses_missing_file) {
+    char err[CNB_ERR_LEN];
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend("/nonexistent/libcnb_x.so", &b, err, sizeof err), -1);
+    cr_expect(strstr(err, "/nonexistent/libcnb_x.so") && strstr(err, "No such file"), "%s", err);
+}
+
+Test(loader, refuses_unknown_name_listing_choices) {
+    char err[CNB_ERR_LEN];
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend("fastest", &b, err, sizeof err), -1);
+    cr_expect(strstr(err, "'fastest'") && strstr(err, "naive, blas, onednn, cuda, cudnn"), "%s",
+              err);
+}
+
+Test(loader, refuses_a_file_that_is_not_a_shared_object) {
+    char path[4096], err[CNB_ERR_LEN];
+    snprintf(path, sizeof path, "%s/not_a_library.so", CNB_TEST_TMP_DIR);
+    mkdir(CNB_TEST_TMP_DIR, 0755);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("this is text, not ELF\n", f);
+    fclose(f);
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), -1);
+    cr_expect(strstr(err, path) && strstr(err, "cannot load backend"), "%s", err);
+}
+
+Test(loader, refuses_a_directory) {
+    char err[CNB_ERR_LEN];
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend(CNB_TEST_TMP_DIR "/", &b, err, sizeof err), -1);
+    cr_expect(strstr(err, "not a regular file"), "%s", err);
+}
+
+Test(loader, refuses_missing_entry_point) { expect_refusal("no_entry", "cnb_backend_entry"); }
+
+Test(loader, refuses_other_abi_version_naming_both) {
+    char phrase[128];
+    snprintf(phrase, sizeof phrase, "ABI version %u is not supported", CNB_ABI_VERSION + 41);
+    expect_refusal("wrong_version", phrase);
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "wrong_version");
+    cnb_loaded_backend b;
+    cnb_load_backend(path, &b, err, sizeof err);
+    snprintf(phrase, sizeof phrase, "expects version %u", CNB_ABI_VERSION);
+    cr_expect(strstr(err, phrase), "expected version not named: %s", err);
+}
+
+Test(loader, refuses_empty_required_slot_by_name) {
+    expect_refusal("empty_slot", "conv_backward_filter");
+}
+
+Test(loader, refuses_short_table) { expect_refusal("short_table", "table is 16 bytes"); }
+
+Test(loader, refuses_null_table) { expect_refusal("null_table", "returned no table"); }
+
+Test(loader, reports_a_backend_that_cannot_run_here) {
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "no_device");
+    cnb_loaded_backend b;
+    cnb_context *ctx;
+    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
+    cnb_unload_backend(&b);
+    cr_assert_eq(cnb_open_backend(path, NULL, &b, &ctx, err, sizeof err), -1);
+    cr_expect(strstr(err, "cannot run here") && strstr(err, "no CUDA driver") &&
+                  strstr(err, "no device"),
+              "%s", err);
+    cr_expect_null(ctx);
+    cr_expect_null(b.handle);
+}
+
+Test(loader, accepts_well_formed_table) {
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "ok");
+    cnb_loaded_backend b;
+    cnb_context *ctx;
+    cr_assert_eq(cnb_open_backend(path, NULL, &b, &ctx, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(b.api->name, "fixture");
+    cr_expect_eq(b.api->abi_version, CNB_ABI_VERSION);
+    cnb_close_backend(&b, ctx);
+}
+
+Test(loader, loads_built_backends_by_name) {
+    const char *names[] = {"naive", "blas"};
+    for (int i = 0; i < 2; i++) {
+        cnb_loaded_backend b;
+        cnb_context *ctx;
+        char err[CNB_ERR_LEN];
+        cr_assert_eq(cnb_open_backend(names[i], NULL, &b, &ctx, err, sizeof err), 0, "%s", err);
+        cr_expect_str_eq(b.api->name, names[i]);
+        cnb_close_backend(&b, ctx);
+    }
+}
