@@ -25,6 +25,12 @@ typedef struct cnb_dataset {
 
 /* Readers. `limit` > 0 keeps only the first `limit` items (the file is still validated up to
  * what is read); 0 keeps all. Return 0 or -1 with a message in err. */
+/* What "validated" means: the magic number (type byte 0x08, 3 or 1 dimensions), sizes that are
+ * zero, overflow or exceed CNB_DATA_MAX_BYTES, files shorter or longer than the header says
+ * (bytes after the data are an error, not a warning), labels outside [0, classes) and damaged
+ * gzip streams. With a limit a .gz file is read only as far as needed, so damage past that
+ * point goes unnoticed; a raw file's size is always checked (it costs one fstat). The arrays
+ * are malloc'd; free them with free(). */
 int cnb_idx_read_images(const char *path, int limit, uint8_t **pixels, int *count, int *rows,
                         int *cols, char *err, size_t err_len);
 int cnb_idx_read_labels(const char *path, int limit, uint8_t **labels, int *count, int classes,

@@ -14,7 +14,7 @@ void tu_open(tu_backend *b, const char *name, int threads) {
     cnb_config cfg = {.size = sizeof(cnb_config), .threads = threads};
     memset(b, 0, sizeof *b);
     if (cnb_open_backend(name, &cfg, &b->lib, &b->ctx, err, sizeof err) != 0)
-        cr_fatal("cannot open backend %s: %s", name, err);
+        cr_assert_fail("cannot open backend %s: %s", name, err);
     b->api = b->lib.api;
 }
 
@@ -33,7 +33,7 @@ void tu_close(tu_backend *b) {
 
 void tu_check_status(tu_backend *b, cnb_status st, const char *what) {
     if (st != CNB_OK)
-        cr_fatal("%s: %s failed: %s (%s)", b->api->name, what, cnb_status_str(st),
+        cr_assert_fail("%s: %s failed: %s (%s)", b->api->name, what, cnb_status_str(st),
                  b->api->last_error(b->ctx));
 }
 
@@ -89,7 +89,7 @@ double tu_expect_close(const char *what, const float *got, const float *ref, siz
                 what, s.rel_l2, rel_l2_tol, s.max_abs, s.max_abs_index, s.max_rel, s.mismatches,
                 s.count);
         cnb_compare_print_mismatches(stderr, got, ref, count, rel_l2_tol * 10, 5);
-        cr_fail("%s: relative L2 error %.3g exceeds %.3g (max abs diff %.3g at index %zu)", what,
+        cr_expect_fail("%s: relative L2 error %.3g exceeds %.3g (max abs diff %.3g at index %zu)", what,
                 s.rel_l2, rel_l2_tol, s.max_abs, s.max_abs_index);
     }
     return s.rel_l2;

@@ -136,6 +136,9 @@ def main():
     bad[3] = bad[3].rsplit(",", 1)[0]  # line 4 loses its last pixel
     out("bad/columns.csv", ("\n".join(bad) + "\n").encode())
     bad = list(lines)
+    bad[1] = bad[1] + ",0"  # line 2 gains a pixel
+    out("bad/extra-column.csv", ("\n".join(bad) + "\n").encode())
+    bad = list(lines)
     f = bad[2].split(",")
     f[10] = "abc"  # line 3, column 11
     bad[2] = ",".join(f)

@@ -1,0 +1,153 @@
+/* activation.c — element-wise ReLU, tanh, sigmoid and PReLU (one learned slope), forward and
+ * backward, as loops the compiler vectorizes. tanh and sigmoid use an inline exp (Cephes' expf:
+ * Cody-Waite range reduction and a degree-6 polynomial, ~1 ulp) instead of a libm call per
+ * element, which would keep the loop scalar. */
+#include <stdint.h>
+#include <string.h>
+
+#include "blas_backend.h"
+
+static const char *act_name(int act) {
+    switch (act) {
+    case CNB_ACT_RELU: return "relu";
+    case CNB_ACT_TANH: return "tanh";
+    case CNB_ACT_SIGMOID: return "sigmoid";
+    case CNB_ACT_PRELU: return "prelu";
+    default: return NULL;
+    }
+}
+
+/* exp(x) for x clamped to [-87, 88] (outside, the answer is 0 or overflow anyway and the callers
+ * below only need the saturated value). Branch-free, so a loop of it vectorizes. */
+static inline float exp_inline(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2) by the 1.5*2^23 trick (round to nearest even, no libm call). */
+    const float magic = 12582912.0f;
+    float fn = (x * 1.44269504088896341f + magic) - magic;
+    float r = x - fn * 0.693359375f;   /* ln 2 split in two, so r is exact enough */
+    r = r - fn * -2.12194440e-4f;
+    float z = r * r;
+    float poly = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                   4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+    float e = poly * z + r + 1.0f;
+    /* times 2^n, built in the exponent field; n is within [-126, 127] after the clamp */
+    int32_t n = (int32_t)fn;
+    uint32_t bits = (uint32_t)(n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return e * scale;
+}
+
+/* tanh: odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), else through exp;
+ * both are computed and one is selected, to stay branch-free. Cephes' tanhf split. */
+static inline float tanh_inline(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                    1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float big = 1.0f - 2.0f / (exp_inline(ax + ax) + 1.0f);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+/* y and x are (count). slope is one value, read only for PReLU:
+ *   relu: y = max(x, 0)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
+ *   prelu: y = x > 0 ? x : slope*x */
+cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                   const float *x, const float *slope) {
+    BLAS_CHECK_CTX(ctx);
+    if (!act_name(act))
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "activation_forward: unknown activation %d", act);
+    if (count == 0)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_forward: count is 0");
+    BLAS_CHECK_PTR(ctx, "activation_forward", y);
+    BLAS_CHECK_PTR(ctx, "activation_forward", x);
+    if (act == CNB_ACT_PRELU) BLAS_CHECK_PTR(ctx, "activation_forward", slope);
+    /* y may be x (in place): each element is read before it is written, so no restrict here. */
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < count; i++) y[i] = tanh_inline(x[i]);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + exp_inline(-x[i]));
+        break;
+    case CNB_ACT_PRELU: {
+        const float a = *slope;
+        for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+        break;
+    }
+    }
+    return CNB_OK;
+}
+
+/* dx, dy, x, y are (count); dslope and slope are one value each (PReLU only):
+ *   relu: dx = x > 0 ? dy : 0            tanh: dx = dy * (1 - y^2)
+ *   sigmoid: dx = dy * y * (1 - y)        prelu: dx = x > 0 ? dy : slope*dy,
+ *                                                dslope = sum over x <= 0 of x*dy
+ * At x == 0 ReLU and PReLU take the x <= 0 branch, as PyTorch does. */
+cnb_status blas_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                    float *dslope, const float *dy, const float *x,
+                                    const float *y, const float *slope) {
+    BLAS_CHECK_CTX(ctx);
+    if (!act_name(act))
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "activation_backward: unknown activation %d", act);
+    if (count == 0)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_backward: count is 0");
+    BLAS_CHECK_PTR(ctx, "activation_backward", dx);
+    BLAS_CHECK_PTR(ctx, "activation_backward", dy);
+    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU)
+        BLAS_CHECK_PTR(ctx, "activation_backward", x);
+    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID)
+        BLAS_CHECK_PTR(ctx, "activation_backward", y);
+    if (act == CNB_ACT_PRELU) {
+        BLAS_CHECK_PTR(ctx, "activation_backward", slope);
+        BLAS_CHECK_PTR(ctx, "activation_backward", dslope);
+    }
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < count; i++) {
+            float g = dy[i]; /* read unconditionally so the loop vectorizes */
+            dx[i] = x[i] > 0.0f ? g : 0.0f;
+        }
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));
+        break;
+    case CNB_ACT_PRELU: {
+        /* dslope sums up to millions of products: float products (one rounding each) into 8
+         * double partial sums, so the sum itself adds no float-sized error. */
+        const float a = *slope;
+        double acc[8] = {0};
+        size_t i = 0;
+        for (; i + 8 <= count; i += 8) {
+            float t[8];
+            for (int j = 0; j < 8; j++) {
+                float xv = x[i + j], g = dy[i + j];
+                float ag = a * g, xg = xv * g;
+                dx[i + j] = xv > 0.0f ? g : ag;
+                t[j] = xv > 0.0f ? 0.0f : xg;
+            }
+            for (int j = 0; j < 8; j++) acc[j] += (double)t[j];
+        }
+        double ds = 0.0;
+        for (int j = 0; j < 8; j++) ds += acc[j];
+        for (; i < count; i++) {
+            float xv = x[i], g = dy[i];
+            ds += xv > 0.0f ? 0.0 : (double)xv * (double)g;
+            dx[i] = xv > 0.0f ? g : a * g;
+        }
+        *dslope = (float)ds;
+        break;
+    }
+    }
+    return CNB_OK;
+}

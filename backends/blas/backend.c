@@ -1,0 +1,208 @@
+/* backend.c — the OpenBLAS backend's lifecycle (create, destroy, last_error, info), its error and
+ * scratch helpers, and the version-1 function table behind the one exported entry symbol. */
+#include <cblas.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas_backend.h"
+
+/* openblas_config.h (pulled in by cblas.h) names the version this file is compiled against. */
+#ifndef OPENBLAS_VERSION
+#define OPENBLAS_VERSION "unknown"
+#endif
+
+cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
+    if (ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+cnb_status blas_scratch(cnb_context *ctx, int slot, size_t count, float **out) {
+    if (count > ctx->scratch_cap[slot]) {
+        if (count > SIZE_MAX / sizeof(float) - 64)
+            return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu floats overflows", count);
+        /* Round up to whole 64-byte lines: aligned_alloc needs a multiple of the alignment. */
+        size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
+        float *p = aligned_alloc(64, bytes);
+        if (!p)
+            return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
+                             bytes);
+        free(ctx->scratch[slot]); /* contents are never carried over: callers refill */
+        ctx->scratch[slot] = p;
+        ctx->scratch_cap[slot] = count;
+    }
+    *out = ctx->scratch[slot];
+    return CNB_OK;
+}
+
+void blas_apply_threads(cnb_context *ctx) {
+    if (openblas_get_num_threads() != ctx->threads) openblas_set_num_threads(ctx->threads);
+}
+
+int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a, int64_t b,
+                  int64_t c, int64_t d) {
+    /* Each factor is below 2^31, so every partial product checked here stays below 2^62. */
+    int64_t f[4] = {a, b, c, d}, prod = 1;
+    for (int i = 0; i < 4; i++) {
+        prod *= f[i];
+        if (prod > INT_MAX) {
+            blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                      "%s: %s = %lld x %lld x %lld x %lld elements is more than this backend "
+                      "indexes (%d)",
+                      fn, what, (long long)a, (long long)b, (long long)c, (long long)d, INT_MAX);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* cfg->threads > 0 sets OpenBLAS's pool size; 0 keeps OpenBLAS's own choice (OPENBLAS_NUM_THREADS
+ * or the core count). The setting is applied here, once, and re-applied only if another context
+ * changed the process-wide value in between. cfg may be NULL. */
+static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *err,
+                              size_t err_len) {
+    if (!out) {
+        if (err && err_len) snprintf(err, err_len, "blas: create: out is NULL");
+        return CNB_ERR_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    int threads = 0;
+    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
+        threads = cfg->threads;
+    if (threads < 0) {
+        if (err && err_len)
+            snprintf(err, err_len, "blas: create: threads=%d must be 0 (OpenBLAS's choice) or "
+                                   "positive", threads);
+        return CNB_ERR_INVALID_ARGUMENT;
+    }
+    int conv_algo = BLAS_CONV_AUTO;
+    const char *algo = getenv("CNB_BLAS_CONV");
+    if (algo && *algo) {
+        if (strcmp(algo, "batched") == 0) conv_algo = BLAS_CONV_BATCHED;
+        else if (strcmp(algo, "per-image") == 0) conv_algo = BLAS_CONV_PER_IMAGE;
+        else if (strcmp(algo, "auto") != 0) {
+            if (err && err_len)
+                snprintf(err, err_len, "blas: CNB_BLAS_CONV=%s is not one of batched, per-image, "
+                                       "auto", algo);
+            return CNB_ERR_INVALID_ARGUMENT;
+        }
+    }
+    cnb_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        if (err && err_len) snprintf(err, err_len, "blas: cannot allocate the context");
+        return CNB_ERR_OUT_OF_MEMORY;
+    }
+    ctx->conv_algo = conv_algo;
+    if (threads > 0) openblas_set_num_threads(threads);
+    ctx->threads = openblas_get_num_threads(); /* OpenBLAS caps it at its build's MAX_THREADS */
+    *out = ctx;
+    return CNB_OK;
+}
+
+static void blas_destroy(cnb_context *ctx) {
+    if (!ctx) return;
+    for (int i = 0; i < BLAS_SCRATCH_COUNT; i++) free(ctx->scratch[i]);
+    free(ctx);
+}
+
+static const char *blas_last_error(cnb_context *ctx) {
+    return ctx ? ctx->err : "";
+}
+
+/* Copy s without its leading and trailing blanks (OPENBLAS_VERSION is " OpenBLAS 0.3.21 "). */
+static void trim_copy(char *dst, size_t len, const char *s) {
+    while (*s == ' ') s++;
+    snprintf(dst, len, "%s", s);
+    size_t n = strlen(dst);
+    while (n > 0 && dst[n - 1] == ' ') dst[--n] = '\0';
+}
+
+static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
+    BLAS_CHECK_CTX(ctx);
+    BLAS_CHECK_PTR(ctx, "info", fn);
+    char buf[256];
+    fn(user, "backend", "blas");
+    trim_copy(buf, sizeof buf, OPENBLAS_VERSION);
+    fn(user, "openblas.compiled", buf);
+    const char *config = openblas_get_config();
+    fn(user, "openblas.config", config ? config : "");
+    /* The loaded library's version is the second word of its config ("OpenBLAS 0.3.21 ..."), so
+     * the harness can compare it with the compiled one. */
+    if (config && strncmp(config, "OpenBLAS ", 9) == 0) {
+        snprintf(buf, sizeof buf, "OpenBLAS %.*s", (int)strcspn(config + 9, " "), config + 9);
+        fn(user, "openblas.loaded", buf);
+    }
+    const char *core = openblas_get_corename();
+    fn(user, "openblas.corename", core ? core : "");
+    snprintf(buf, sizeof buf, "%d", openblas_get_num_threads());
+    fn(user, "openblas.threads", buf);
+    snprintf(buf, sizeof buf, "%d", ctx->threads);
+    fn(user, "threads", buf);
+    int par = openblas_get_parallel();
+    snprintf(buf, sizeof buf, "%d (%s)", par,
+             par == 0 ? "sequential" : par == 1 ? "pthreads" : par == 2 ? "openmp" : "unknown");
+    fn(user, "openblas.parallel", buf);
+    /* Variables a user may have set on purpose: recorded, never overridden (DESIGN.md §5). */
+    static const char *const env_vars[] = {"OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
+                                           "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE"};
+    for (size_t i = 0; i < sizeof env_vars / sizeof env_vars[0]; i++) {
+        const char *v = getenv(env_vars[i]);
+        if (!v) continue;
+        snprintf(buf, sizeof buf, "env.%s", env_vars[i]);
+        fn(user, buf, v);
+    }
+    fn(user, "conv.algorithm",
+       ctx->conv_algo == BLAS_CONV_BATCHED     ? "im2col + sgemm, batched (forced by CNB_BLAS_CONV)"
+       : ctx->conv_algo == BLAS_CONV_PER_IMAGE ? "im2col + sgemm, per image (forced by CNB_BLAS_CONV)"
+                                               : "im2col + sgemm, batched or per image by shape");
+#ifdef __VERSION__
+    fn(user, "compiler", __VERSION__);
+#endif
+    return CNB_OK;
+}
+
+static const cnb_backend blas_table = {
+    .abi_version = 1,
+    .struct_size = sizeof(cnb_backend),
+    .name = "blas",
+    .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
+    .create = blas_create,
+    .destroy = blas_destroy,
+    .last_error = blas_last_error,
+    .info = blas_info,
+    .alloc = blas_alloc,
+    .free = blas_free,
+    .upload = blas_upload,
+    .download = blas_download,
+    .synchronize = blas_synchronize,
+    .corr2d = blas_corr2d,
+    .conv_forward = blas_conv_forward,
+    .conv_backward_data = blas_conv_backward_data,
+    .conv_backward_filter = blas_conv_backward_filter,
+    .bias_forward = blas_bias_forward,
+    .bias_backward = blas_bias_backward,
+    .pool_workspace_size = blas_pool_workspace_size,
+    .pool_forward = blas_pool_forward,
+    .pool_backward = blas_pool_backward,
+    .gemm = blas_gemm,
+    .activation_forward = blas_activation_forward,
+    .activation_backward = blas_activation_backward,
+    .softmax_ce_forward = blas_softmax_ce_forward,
+    .softmax_ce_backward = blas_softmax_ce_backward,
+    .sgd_step = blas_sgd_step,
+    .adam_step = blas_adam_step,
+};
+
+/* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks
+ * abi_version before touching newer slots. */
+CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
+    if (harness_abi_version < 1) return NULL;
+    return &blas_table;
+}

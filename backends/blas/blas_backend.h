@@ -1,0 +1,129 @@
+/* blas_backend.h — private to the OpenBLAS backend: the context, reusable scratch buffers, the
+ * error helper and argument checks, and the per-family kernel prototypes that backend.c puts into
+ * the function table. */
+#ifndef CNB_BLAS_BACKEND_H
+#define CNB_BLAS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnb_abi.h"
+
+/* Scratch slots. Each is grown only when a larger request arrives and kept until destroy:
+ * a page fault costs ~10 us per 4 KiB page on this machine (DESIGN.md §5), so a training step
+ * must not allocate once it has warmed up. */
+enum blas_scratch_slot {
+    BLAS_SCRATCH_COL = 0,   /* im2col columns / their gradient */
+    BLAS_SCRATCH_GEMM = 1,  /* a GEMM result or operand in a layout other than NCHW */
+    BLAS_SCRATCH_COUNT
+};
+
+/* How convolutions arrange their sgemms (conv.c): chosen per shape, or forced for testing and
+ * measuring with the environment variable CNB_BLAS_CONV=batched|per-image|auto. */
+enum blas_conv_algo {
+    BLAS_CONV_AUTO = 0,
+    BLAS_CONV_BATCHED = 1,   /* one sgemm per chunk of images, reordered to / from NCHW */
+    BLAS_CONV_PER_IMAGE = 2  /* one sgemm per image, straight into / out of NCHW */
+};
+
+struct cnb_context {
+    char err[512];      /* message of the last failed call, "" if none failed yet */
+    int threads;        /* the OpenBLAS thread count this context runs with */
+    int conv_algo;      /* enum blas_conv_algo */
+    float *scratch[BLAS_SCRATCH_COUNT];
+    size_t scratch_cap[BLAS_SCRATCH_COUNT]; /* in floats */
+};
+
+/* Keep a printf-style message for last_error() and return st; ctx may be NULL. */
+cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* At least count floats of scratch slot `slot` in *out (contents undefined), or
+ * CNB_ERR_OUT_OF_MEMORY with a message. */
+cnb_status blas_scratch(cnb_context *ctx, int slot, size_t count, float **out);
+
+/* OpenBLAS's thread count is process-wide; a context re-applies its own before a GEMM so two
+ * contexts with different settings (a threads-1 vs threads-2 comparison) each get theirs. */
+void blas_apply_threads(cnb_context *ctx);
+
+/* Early-return checks that name the kernel and the argument. */
+#define BLAS_CHECK_CTX(ctx) \
+    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
+#define BLAS_CHECK_PTR(ctx, fn, p)                                                           \
+    do {                                                                                     \
+        if (!(p))                                                                            \
+            return blas_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);   \
+    } while (0)
+#define BLAS_CHECK_POSITIVE(ctx, fn, v)                                                      \
+    do {                                                                                     \
+        if ((v) <= 0)                                                                        \
+            return blas_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s=%lld must be positive", \
+                             (fn), #v, (long long)(v));                                      \
+    } while (0)
+
+/* The product of the given non-negative dimensions, or 0 with a message in ctx when it does not
+ * fit in an int (OpenBLAS's index type here, and every conv index below is an int product). */
+int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a, int64_t b,
+                  int64_t c, int64_t d);
+
+/* memory.c */
+cnb_status blas_alloc(cnb_context *ctx, void **ptr, size_t bytes);
+cnb_status blas_free(cnb_context *ctx, void *ptr);
+cnb_status blas_upload(cnb_context *ctx, void *dst_device, const void *src_host, size_t bytes);
+cnb_status blas_download(cnb_context *ctx, void *dst_host, const void *src_device, size_t bytes);
+cnb_status blas_synchronize(cnb_context *ctx);
+
+/* corr2d.c */
+cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
+                       int kh, int kw);
+
+/* im2col.c: one image's columns. col is (c*r*s, p*q) with row stride ld (>= p*q), x is
+ * (c, h, w); out-of-image taps are 0. col2im adds each column entry back to its input pixel. */
+void blas_im2col(float *col, size_t ld, const float *x, const cnb_conv_desc *d);
+void blas_col2im(float *dx, const float *col, size_t ld, const cnb_conv_desc *d);
+
+/* conv.c */
+cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
+                             const float *weight, const float *bias);
+cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                   const float *dy, const float *weight);
+cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                     const float *dy, const float *x);
+cnb_status blas_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
+cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
+                              int hw);
+
+/* pool.c */
+cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);
+cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                             void *workspace);
+cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                              const float *dy, const float *x, const float *y,
+                              const void *workspace);
+
+/* gemm.c */
+cnb_status blas_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
+
+/* activation.c */
+cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                   const float *x, const float *slope);
+cnb_status blas_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                    float *dslope, const float *dy, const float *x,
+                                    const float *y, const float *slope);
+
+/* softmax_ce.c */
+cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
+                                   float *loss, int32_t *pred, const float *logits,
+                                   const int32_t *labels);
+cnb_status blas_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                    const float *probs, const int32_t *labels);
+
+/* optimizer.c */
+cnb_status blas_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
+                         float *velocity, const float *grad);
+cnb_status blas_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
+                          float *m, float *v, const float *grad);
+
+#endif

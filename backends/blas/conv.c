@@ -1,0 +1,363 @@
+/* conv.c — 2-D convolution forward, backward-data and backward-filter as im2col + sgemm, and the
+ * bias pair as plain loops.
+ *
+ * Two ways to arrange the sgemms are implemented:
+ *  - batched: the columns of a chunk of images side by side, col (c*r*s, nb*p*q), and one big
+ *    sgemm per chunk; its (k, nb*p*q) result is reordered to NCHW (fused with the bias add), and
+ *    dy is reordered the other way for the backward passes;
+ *  - per image: one image's columns, col (c*r*s, p*q), and one sgemm per image straight into (or
+ *    out of) NCHW, no reordering; the columns stay in L2.
+ * ctx->conv_algo picks one (see backend.c); both are exercised by the tests. */
+#include <cblas.h>
+#include <string.h>
+
+#include "blas_backend.h"
+
+/* Chunks of the batched layout keep both the columns and the (k, nb*p*q) result at or below
+ * this many floats (32 MB each), so an eval batch of 1000 does not ask for gigabytes. */
+#define BLAS_CHUNK_FLOATS ((size_t)8 << 20)
+
+/* Shared shape check: every field sane, p and q equal to the formula in cnb_abi.h, and every
+ * tensor and one image's columns indexable with an int. */
+static cnb_status check_conv_desc(cnb_context *ctx, const char *fn, const cnb_conv_desc *d) {
+    if (!d) return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->n);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->c);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->h);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->w);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->k);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->r);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->s);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_h);
+    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
+                         d->pad_h, d->pad_w);
+    long long span_h = (long long)d->h + 2LL * d->pad_h - d->r;
+    long long span_w = (long long)d->w + 2LL * d->pad_w - d->s;
+    if (span_h < 0 || span_w < 0)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "%s: filter %dx%d is larger than the padded input %lldx%lld", fn, d->r,
+                         d->s, (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
+    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
+    if (d->p != p)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "%s: p=%d does not match (h+2*pad_h-r)/stride_h+1=%lld", fn, d->p, p);
+    if (d->q != q)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "%s: q=%d does not match (w+2*pad_w-s)/stride_w+1=%lld", fn, d->q, q);
+    if (!blas_dims_fit(ctx, fn, "x", d->n, d->c, d->h, d->w) ||
+        !blas_dims_fit(ctx, fn, "y", d->n, d->k, d->p, d->q) ||
+        !blas_dims_fit(ctx, fn, "weight", d->k, d->c, d->r, d->s) ||
+        !blas_dims_fit(ctx, fn, "one image's im2col columns", (int64_t)d->c * d->r, d->s, d->p,
+                       d->q))
+        return CNB_ERR_INVALID_ARGUMENT;
+    return CNB_OK;
+}
+
+/* A 1x1 filter with stride 1 and no padding reads x as its own columns: no im2col needed. */
+static int is_pointwise(const cnb_conv_desc *d) {
+    return d->r == 1 && d->s == 1 && d->stride_h == 1 && d->stride_w == 1 && d->pad_h == 0 &&
+           d->pad_w == 0;
+}
+
+/* Images per chunk of the batched layout: as many as fit BLAS_CHUNK_FLOATS for the columns
+ * (crs rows) and for the other operand (k rows), at least one. */
+static int chunk_images(const cnb_conv_desc *d) {
+    size_t pq = (size_t)d->p * d->q, crs = (size_t)d->c * d->r * d->s;
+    size_t rows = crs > (size_t)d->k ? crs : (size_t)d->k;
+    size_t nb = BLAS_CHUNK_FLOATS / (rows * pq);
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)d->n) nb = (size_t)d->n;
+    return (int)nb;
+}
+
+/* ---- batched layout ---------------------------------------------------------------------- */
+
+/* t (k, nb*pq) -> y (nb, k, pq), adding bias[k] (if any) on the way. */
+static void gather_nchw(float *y, const float *t, const float *bias, int nb, int k, int pq) {
+    const size_t ld = (size_t)nb * pq;
+    for (int i = 0; i < nb; i++) {
+        for (int o = 0; o < k; o++) {
+            const float *restrict src = t + (size_t)o * ld + (size_t)i * pq;
+            float *restrict dst = y + ((size_t)i * k + o) * pq;
+            if (bias) {
+                const float bo = bias[o];
+                for (int j = 0; j < pq; j++) dst[j] = src[j] + bo;
+            } else {
+                memcpy(dst, src, (size_t)pq * sizeof(float));
+            }
+        }
+    }
+}
+
+/* dy (nb, k, pq) -> t (k, nb*pq). */
+static void scatter_knq(float *t, const float *dy, int nb, int k, int pq) {
+    const size_t ld = (size_t)nb * pq;
+    for (int i = 0; i < nb; i++)
+        for (int o = 0; o < k; o++)
+            memcpy(t + (size_t)o * ld + (size_t)i * pq, dy + ((size_t)i * k + o) * pq,
+                   (size_t)pq * sizeof(float));
+}
+
+static cnb_status forward_batched(cnb_context *ctx, const cnb_conv_desc *d, float *y,
+                                  const float *x, const float *weight, const float *bias) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    float *col, *t;
+    cnb_status st;
+    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
+        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
+        return st;
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+        for (int i = 0; i < m; i++)
+            blas_im2col(col + (size_t)i * pq, (size_t)ld, x + (size_t)(n0 + i) * chw, d);
+        /* t (k, m*pq) = weight (k, crs) x col (crs, m*pq) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, ld, crs, 1.0f, weight, crs,
+                    col, ld, 0.0f, t, ld);
+        gather_nchw(y + (size_t)n0 * kpq, t, bias, m, k, pq);
+    }
+    return CNB_OK;
+}
+
+static cnb_status backward_data_batched(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                        const float *dy, const float *weight) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    float *col, *t;
+    cnb_status st;
+    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
+        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
+        return st;
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+        scatter_knq(t, dy + (size_t)n0 * kpq, m, k, pq);
+        /* dcol (crs, m*pq) = weight^T (crs, k) x t (k, m*pq) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, ld, k, 1.0f, weight, crs, t,
+                    ld, 0.0f, col, ld);
+        float *dxc = dx + (size_t)n0 * chw;
+        memset(dxc, 0, (size_t)m * chw * sizeof(float));
+        for (int i = 0; i < m; i++) blas_col2im(dxc + (size_t)i * chw, col + (size_t)i * pq, ld, d);
+    }
+    return CNB_OK;
+}
+
+static cnb_status backward_filter_batched(cnb_context *ctx, const cnb_conv_desc *d,
+                                          float *dweight, const float *dy, const float *x) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    float *col, *t;
+    cnb_status st;
+    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
+        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
+        return st;
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+        for (int i = 0; i < m; i++)
+            blas_im2col(col + (size_t)i * pq, (size_t)ld, x + (size_t)(n0 + i) * chw, d);
+        scatter_knq(t, dy + (size_t)n0 * kpq, m, k, pq);
+        /* dweight (k, crs) (+)= t (k, m*pq) x col^T (m*pq, crs) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, ld, 1.0f, t, ld, col, ld,
+                    n0 == 0 ? 0.0f : 1.0f, dweight, crs);
+    }
+    return CNB_OK;
+}
+
+/* ---- per-image layout -------------------------------------------------------------------- */
+
+static cnb_status forward_per_image(cnb_context *ctx, const cnb_conv_desc *d, float *y,
+                                    const float *x, const float *weight, const float *bias) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    const int direct = is_pointwise(d);
+    float *col = NULL;
+    cnb_status st;
+    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
+        return st;
+    for (int i = 0; i < d->n; i++) {
+        const float *xi = x + (size_t)i * chw;
+        float *yi = y + (size_t)i * kpq;
+        if (!direct) blas_im2col(col, (size_t)pq, xi, d);
+        /* y_i (k, pq) = weight (k, crs) x col (crs, pq) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, pq, crs, 1.0f, weight, crs,
+                    direct ? xi : col, pq, 0.0f, yi, pq);
+        if (bias) {
+            for (int o = 0; o < k; o++) {
+                const float bo = bias[o];
+                float *restrict row = yi + (size_t)o * pq;
+                for (int j = 0; j < pq; j++) row[j] += bo;
+            }
+        }
+    }
+    return CNB_OK;
+}
+
+static cnb_status backward_data_per_image(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                          const float *dy, const float *weight) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    const int direct = is_pointwise(d);
+    float *col = NULL;
+    cnb_status st;
+    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
+        return st;
+    for (int i = 0; i < d->n; i++) {
+        float *dxi = dx + (size_t)i * chw;
+        /* dcol (crs, pq) = weight^T (crs, k) x dy_i (k, pq); pointwise: dcol is dx_i itself */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, pq, k, 1.0f, weight, crs,
+                    dy + (size_t)i * kpq, pq, 0.0f, direct ? dxi : col, pq);
+        if (!direct) {
+            memset(dxi, 0, chw * sizeof(float));
+            blas_col2im(dxi, col, (size_t)pq, d);
+        }
+    }
+    return CNB_OK;
+}
+
+static cnb_status backward_filter_per_image(cnb_context *ctx, const cnb_conv_desc *d,
+                                            float *dweight, const float *dy, const float *x) {
+    const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
+    const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
+    const int direct = is_pointwise(d);
+    float *col = NULL;
+    cnb_status st;
+    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
+        return st;
+    for (int i = 0; i < d->n; i++) {
+        const float *xi = x + (size_t)i * chw;
+        if (!direct) blas_im2col(col, (size_t)pq, xi, d);
+        /* dweight (k, crs) (+)= dy_i (k, pq) x col^T (pq, crs) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1.0f,
+                    dy + (size_t)i * kpq, pq, direct ? xi : col, pq, i == 0 ? 0.0f : 1.0f,
+                    dweight, crs);
+    }
+    return CNB_OK;
+}
+
+/* ---- the ABI entry points ---------------------------------------------------------------- */
+
+/* y is (n,k,p,q), x is (n,c,h,w), weight is (k,c,r,s), bias is (k) or NULL:
+ *   y[b,o,oh,ow] = bias[o] + sum_{ci,i,j} weight[o,ci,i,j] * x[b,ci, oh*sh-ph+i, ow*sw-pw+j] */
+cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
+                             const float *weight, const float *bias) {
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = check_conv_desc(ctx, "conv_forward", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "conv_forward", y);
+    BLAS_CHECK_PTR(ctx, "conv_forward", x);
+    BLAS_CHECK_PTR(ctx, "conv_forward", weight);
+    blas_apply_threads(ctx);
+    if (ctx->conv_algo == BLAS_CONV_PER_IMAGE || is_pointwise(d))
+        return forward_per_image(ctx, d, y, x, weight, bias);
+    return forward_batched(ctx, d, y, x, weight, bias);
+}
+
+/* dx is (n,c,h,w), dy is (n,k,p,q), weight is (k,c,r,s); dx is overwritten. */
+cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                   const float *dy, const float *weight) {
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = check_conv_desc(ctx, "conv_backward_data", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "conv_backward_data", dx);
+    BLAS_CHECK_PTR(ctx, "conv_backward_data", dy);
+    BLAS_CHECK_PTR(ctx, "conv_backward_data", weight);
+    blas_apply_threads(ctx);
+    if (ctx->conv_algo == BLAS_CONV_PER_IMAGE || is_pointwise(d))
+        return backward_data_per_image(ctx, d, dx, dy, weight);
+    return backward_data_batched(ctx, d, dx, dy, weight);
+}
+
+/* dweight is (k,c,r,s), dy is (n,k,p,q), x is (n,c,h,w); dweight is overwritten with the sum
+ * over the batch. */
+cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                     const float *dy, const float *x) {
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = check_conv_desc(ctx, "conv_backward_filter", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "conv_backward_filter", dweight);
+    BLAS_CHECK_PTR(ctx, "conv_backward_filter", dy);
+    BLAS_CHECK_PTR(ctx, "conv_backward_filter", x);
+    blas_apply_threads(ctx);
+    if (ctx->conv_algo == BLAS_CONV_PER_IMAGE || is_pointwise(d))
+        return backward_filter_per_image(ctx, d, dweight, dy, x);
+    return backward_filter_batched(ctx, d, dweight, dy, x);
+}
+
+/* y (n, c, hw) += bias (c), in place. */
+cnb_status blas_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
+    BLAS_CHECK_CTX(ctx);
+    BLAS_CHECK_PTR(ctx, "bias_forward", y);
+    BLAS_CHECK_PTR(ctx, "bias_forward", bias);
+    BLAS_CHECK_POSITIVE(ctx, "bias_forward", n);
+    BLAS_CHECK_POSITIVE(ctx, "bias_forward", c);
+    BLAS_CHECK_POSITIVE(ctx, "bias_forward", hw);
+    if (!blas_dims_fit(ctx, "bias_forward", "y", n, c, hw, 1)) return CNB_ERR_INVALID_ARGUMENT;
+    if (hw == 1) { /* linear layers: each row of y gets the whole bias vector */
+        for (int i = 0; i < n; i++) {
+            float *restrict row = y + (size_t)i * c;
+            for (int j = 0; j < c; j++) row[j] += bias[j];
+        }
+        return CNB_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < c; j++) {
+            const float b = bias[j];
+            float *restrict plane = y + ((size_t)i * c + j) * hw;
+            for (int t = 0; t < hw; t++) plane[t] += b;
+        }
+    }
+    return CNB_OK;
+}
+
+/* Sum of v[0..len) in float with 16 independent partial sums (vectorizable without reordering
+ * permission) folded into a double, so long rows lose little to rounding. */
+static double row_sum(const float *v, int len) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= len; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += v[i + j];
+    double s = 0.0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < len; i++) s += v[i];
+    return s;
+}
+
+/* dbias (c) = sum of dy (n, c, hw) over n and hw; overwritten. */
+cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
+                              int hw) {
+    BLAS_CHECK_CTX(ctx);
+    BLAS_CHECK_PTR(ctx, "bias_backward", dbias);
+    BLAS_CHECK_PTR(ctx, "bias_backward", dy);
+    BLAS_CHECK_POSITIVE(ctx, "bias_backward", n);
+    BLAS_CHECK_POSITIVE(ctx, "bias_backward", c);
+    BLAS_CHECK_POSITIVE(ctx, "bias_backward", hw);
+    if (!blas_dims_fit(ctx, "bias_backward", "dy", n, c, hw, 1)) return CNB_ERR_INVALID_ARGUMENT;
+    if (hw == 1) {
+        /* Column sums of dy (n, c), contiguous over c: float partial sums over blocks of 64
+         * rows, folded into double, for blocks of 256 columns kept on the stack. */
+        for (int j0 = 0; j0 < c; j0 += 256) {
+            const int jn = c - j0 < 256 ? c - j0 : 256;
+            double acc[256];
+            float part[256];
+            for (int j = 0; j < jn; j++) acc[j] = 0.0;
+            for (int i0 = 0; i0 < n; i0 += 64) {
+                const int i1 = i0 + 64 < n ? i0 + 64 : n;
+                for (int j = 0; j < jn; j++) part[j] = 0.0f;
+                for (int i = i0; i < i1; i++) {
+                    const float *restrict row = dy + (size_t)i * c + j0;
+                    for (int j = 0; j < jn; j++) part[j] += row[j];
+                }
+                for (int j = 0; j < jn; j++) acc[j] += part[j];
+            }
+            for (int j = 0; j < jn; j++) dbias[j0 + j] = (float)acc[j];
+        }
+        return CNB_OK;
+    }
+    for (int j = 0; j < c; j++) {
+        double s = 0.0;
+        for (int i = 0; i < n; i++) s += row_sum(dy + ((size_t)i * c + j) * hw, hw);
+        dbias[j] = (float)s;
+    }
+    return CNB_OK;
+}

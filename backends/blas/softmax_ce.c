@@ -1,0 +1,82 @@
+/* softmax_ce.c — softmax + cross-entropy loss (mean over the batch) and its gradient. The loss
+ * is taken in log-sum-exp form, loss_i = log(sum_j exp(z_j - max)) + max - z_label, summed in
+ * double, which stays accurate where -log(p[label]) of a rounded probability would not. A batch
+ * is at most a few thousand rows of ten logits, so plain loops are plenty. */
+#include <math.h>
+
+#include "blas_backend.h"
+
+/* Labels are checked before anything is written, so a bad batch leaves the outputs untouched. */
+static cnb_status check_labels(cnb_context *ctx, const char *fn, int n, int classes,
+                               const int32_t *labels) {
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                             "%s: labels[%d]=%d is outside [0, %d)", fn, i, (int)labels[i],
+                             classes);
+    return CNB_OK;
+}
+
+/* probs and logits are (n, classes), labels and pred are (n), loss is one value.
+ *   probs[i,j] = exp(z_ij - max_i) / sum_j' exp(z_ij' - max_i)
+ *   loss = mean_i (logsumexp(z_i) - z_i,label_i);  pred[i] = first argmax_j z_ij */
+cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
+                                   float *loss, int32_t *pred, const float *logits,
+                                   const int32_t *labels) {
+    BLAS_CHECK_CTX(ctx);
+    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_forward", n);
+    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_forward", classes);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", probs);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", loss);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", logits);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", labels);
+    if (!blas_dims_fit(ctx, "softmax_ce_forward", "logits", n, classes, 1, 1))
+        return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = check_labels(ctx, "softmax_ce_forward", n, classes, labels);
+    if (st != CNB_OK) return st;
+
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        float *pr = probs + (size_t)i * classes;
+        int argmax = 0;
+        for (int j = 1; j < classes; j++)
+            if (z[j] > z[argmax]) argmax = j; /* strict '>': the first maximum wins */
+        const float zmax = z[argmax];         /* subtracted so exp never overflows */
+        float sum = 0.0f;
+        for (int j = 0; j < classes; j++) {
+            pr[j] = expf(z[j] - zmax);
+            sum += pr[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < classes; j++) pr[j] *= inv;
+        total += log((double)sum) + (double)zmax - (double)z[labels[i]];
+        if (pred) pred[i] = argmax;
+    }
+    *loss = (float)(total / n);
+    return CNB_OK;
+}
+
+/* dlogits and probs are (n, classes), labels is (n):
+ *   dlogits[i,j] = (probs[i,j] - (j == labels[i])) / n */
+cnb_status blas_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                    const float *probs, const int32_t *labels) {
+    BLAS_CHECK_CTX(ctx);
+    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_backward", n);
+    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_backward", classes);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", dlogits);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", probs);
+    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", labels);
+    if (!blas_dims_fit(ctx, "softmax_ce_backward", "probs", n, classes, 1, 1))
+        return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = check_labels(ctx, "softmax_ce_backward", n, classes, labels);
+    if (st != CNB_OK) return st;
+    const float inv_n = 1.0f / (float)n;
+    for (int i = 0; i < n; i++) {
+        const float *restrict pr = probs + (size_t)i * classes;
+        float *restrict dz = dlogits + (size_t)i * classes;
+        for (int j = 0; j < classes; j++) dz[j] = pr[j] * inv_n;
+        dz[labels[i]] = (pr[labels[i]] - 1.0f) * inv_n;
+    }
+    return CNB_OK;
+}

@@ -1,0 +1,270 @@
+/* cuda_plan.c — validation and launch geometry for the GPU backends (see cuda_plan.h). Plain
+ * C with no CUDA header, so tests/test_gpu_plan.c compiles it and runs it anywhere. */
+#include "cuda_plan.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static cnb_status fail(cnb_status st, char *err, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static cnb_status fail(cnb_status st, char *err, size_t len, const char *fmt, ...) {
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* The kernels index tensors with int: anything at or past 2^31 elements is refused. */
+static int fits_int(long long v) { return v >= 0 && v <= (long long)INT_MAX; }
+
+#define REQUIRE_POSITIVE(fn, name, v)                                                        \
+    do {                                                                                     \
+        if ((v) <= 0)                                                                        \
+            return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: %s=%d must be positive", fn, \
+                        name, (int)(v));                                                     \
+    } while (0)
+
+cnb_status cnb_gpu_check_conv(const char *fn, const cnb_conv_desc *d, char *err, size_t len) {
+    if (!d) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: descriptor is NULL", fn);
+    REQUIRE_POSITIVE(fn, "n", d->n);
+    REQUIRE_POSITIVE(fn, "c", d->c);
+    REQUIRE_POSITIVE(fn, "h", d->h);
+    REQUIRE_POSITIVE(fn, "w", d->w);
+    REQUIRE_POSITIVE(fn, "k", d->k);
+    REQUIRE_POSITIVE(fn, "r", d->r);
+    REQUIRE_POSITIVE(fn, "s", d->s);
+    REQUIRE_POSITIVE(fn, "stride_h", d->stride_h);
+    REQUIRE_POSITIVE(fn, "stride_w", d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: padding (%d, %d) is negative", fn,
+                    d->pad_h, d->pad_w);
+    long long span_h = (long long)d->h + 2LL * d->pad_h - d->r;
+    long long span_w = (long long)d->w + 2LL * d->pad_w - d->s;
+    if (span_h < 0 || span_w < 0)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: filter %dx%d is larger than the padded input %lldx%lld", fn, d->r, d->s,
+                    (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
+    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
+    if (d->p != p || d->q != q)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: output %dx%d does not match the formula's %lldx%lld "
+                    "((h+2*pad-r)/stride+1)",
+                    fn, d->p, d->q, p, q);
+    long long x = (long long)d->n * d->c * d->h * d->w;
+    long long y = (long long)d->n * d->k * d->p * d->q;
+    long long wt = (long long)d->k * d->c * d->r * d->s;
+    long long col = (long long)d->n * d->h * d->w; /* widest GEMM dimension (backward data) */
+    if (!fits_int(x) || !fits_int(y) || !fits_int(wt) || !fits_int(col) ||
+        !fits_int((long long)d->n * d->p * d->q) || !fits_int((long long)d->k * d->r * d->s))
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "%s: a tensor of this convolution has 2^31 or more elements (x %lld, y %lld, "
+                    "weight %lld); the kernels index with 32-bit integers",
+                    fn, x, y, wt);
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_pool(const char *fn, const cnb_pool_desc *d, char *err, size_t len) {
+    if (!d) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: descriptor is NULL", fn);
+    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: mode=%d is neither max (%d) nor avg (%d)", fn, d->mode, CNB_POOL_MAX,
+                    CNB_POOL_AVG);
+    REQUIRE_POSITIVE(fn, "n", d->n);
+    REQUIRE_POSITIVE(fn, "c", d->c);
+    REQUIRE_POSITIVE(fn, "h", d->h);
+    REQUIRE_POSITIVE(fn, "w", d->w);
+    REQUIRE_POSITIVE(fn, "kh", d->kh);
+    REQUIRE_POSITIVE(fn, "kw", d->kw);
+    REQUIRE_POSITIVE(fn, "stride_h", d->stride_h);
+    REQUIRE_POSITIVE(fn, "stride_w", d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: padding (%d, %d) is negative", fn,
+                    d->pad_h, d->pad_w);
+    /* A max over padding alone has no answer; pad < window guarantees a real value. */
+    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: max pooling padding (%d, %d) must be smaller than the window %dx%d", fn,
+                    d->pad_h, d->pad_w, d->kh, d->kw);
+    long long span_h = (long long)d->h + 2LL * d->pad_h - d->kh;
+    long long span_w = (long long)d->w + 2LL * d->pad_w - d->kw;
+    if (span_h < 0 || span_w < 0)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: window %dx%d is larger than the padded input %lldx%lld", fn, d->kh,
+                    d->kw, (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
+    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
+    if (d->p != p || d->q != q)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "%s: output %dx%d does not match the formula's %lldx%lld "
+                    "((h+2*pad-k)/stride+1)",
+                    fn, d->p, d->q, p, q);
+    long long x = (long long)d->n * d->c * d->h * d->w;
+    if (!fits_int(x))
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "%s: input has %lld elements, 2^31 or more; the kernels index with 32-bit "
+                    "integers",
+                    fn, x);
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_gemm(int trans_a, int trans_b, int m, int n, int k, int lda, int ldb,
+                              int ldc, char *err, size_t len) {
+    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "gemm: trans_a=%d, trans_b=%d must each be 0 or 1", trans_a, trans_b);
+    REQUIRE_POSITIVE("gemm", "m", m);
+    REQUIRE_POSITIVE("gemm", "n", n);
+    REQUIRE_POSITIVE("gemm", "k", k);
+    int a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    if (lda < a_cols)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "gemm: lda=%d is less than the %d columns of A as stored", lda, a_cols);
+    if (ldb < b_cols)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "gemm: ldb=%d is less than the %d columns of B as stored", ldb, b_cols);
+    if (ldc < n)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "gemm: ldc=%d is less than the %d columns of C", ldc, n);
+    /* Index of the last element read or written, for the kernels' int arithmetic. */
+    if (!fits_int((long long)(a_rows - 1) * lda + a_cols) ||
+        !fits_int((long long)(b_rows - 1) * ldb + b_cols) ||
+        !fits_int((long long)(m - 1) * ldc + n) || !fits_int((long long)m * n))
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "gemm: a matrix spans 2^31 or more elements; the kernels index with 32-bit "
+                    "integers");
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_corr2d(int h, int w, int kh, int kw, char *err, size_t len) {
+    REQUIRE_POSITIVE("corr2d", "h", h);
+    REQUIRE_POSITIVE("corr2d", "w", w);
+    REQUIRE_POSITIVE("corr2d", "kh", kh);
+    REQUIRE_POSITIVE("corr2d", "kw", kw);
+    if (kh > h || kw > w)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "corr2d: kernel %dx%d is larger than the input %dx%d", kh, kw, h, w);
+    if (!fits_int((long long)h * w))
+        return fail(CNB_ERR_UNSUPPORTED, err, len, "corr2d: input %dx%d has 2^31 or more "
+                    "elements", h, w);
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_nchw(const char *fn, int n, int c, int hw, char *err, size_t len) {
+    REQUIRE_POSITIVE(fn, "n", n);
+    REQUIRE_POSITIVE(fn, "c", c);
+    REQUIRE_POSITIVE(fn, "hw", hw);
+    if (!fits_int((long long)n * c * hw))
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "%s: tensor (%d, %d, %d) has 2^31 or more elements", fn, n, c, hw);
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_activation(const char *fn, int act, size_t count, char *err,
+                                    size_t len) {
+    if (act != CNB_ACT_RELU && act != CNB_ACT_TANH && act != CNB_ACT_SIGMOID &&
+        act != CNB_ACT_PRELU)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: unknown activation %d", fn, act);
+    if (count == 0) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: count is 0", fn);
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, size_t len) {
+    REQUIRE_POSITIVE(fn, "n", n);
+    REQUIRE_POSITIVE(fn, "classes", classes);
+    if (!fits_int((long long)n * classes))
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "%s: logits (%d, %d) have 2^31 or more elements", fn, n, classes);
+    return CNB_OK;
+}
+
+int cnb_plan_blocks(size_t count, int threads, int max_blocks) {
+    size_t blocks = (count + (size_t)threads - 1) / (size_t)threads;
+    if (blocks < 1) blocks = 1;
+    if (blocks > (size_t)max_blocks) blocks = (size_t)max_blocks;
+    return (int)blocks;
+}
+
+int cnb_plan_reduce_blocks(size_t count) {
+    /* At least 8 values per thread before the tree, so small tensors use few blocks. */
+    return cnb_plan_blocks(count, CNB_REDUCE_THREADS * 8, CNB_REDUCE_MAX_BLOCKS);
+}
+
+static int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, char *err,
+                         size_t len) {
+    if (m <= 0 || n <= 0 || k <= 0)
+        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+                    "plan_gemm: sizes (%d, %d, %d) must be positive", m, n, k);
+    p->m = m;
+    p->n = n;
+    p->k = k;
+    p->grid_x = ceil_div(n, CNB_TILE_N);
+    p->grid_y = ceil_div(m, CNB_TILE_M);
+    if (p->grid_y > CNB_GRID_YZ_MAX)
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "plan_gemm: %d rows need %d row tiles, more than a grid's %d", m, p->grid_y,
+                    CNB_GRID_YZ_MAX);
+    p->splits = 1;
+    p->k_per_split = ceil_div(k, CNB_TILE_K) * CNB_TILE_K;
+    p->partial_floats = 0;
+    p->reduce_blocks = 0;
+
+    /* Split only when the tiles cannot fill the device and each slice keeps at least four
+     * k-steps of work; aim at two blocks per SM. */
+    long long tiles = (long long)p->grid_x * p->grid_y;
+    long long target = 2LL * (sm_count > 0 ? sm_count : 1);
+    int k_steps = ceil_div(k, CNB_TILE_K);
+    if (tiles < target && k_steps >= 8) {
+        long long want = (target + tiles - 1) / tiles;
+        long long most = k_steps / 4;
+        if (want > most) want = most;
+        if (want > CNB_MAX_SPLITS) want = CNB_MAX_SPLITS;
+        /* The partials must stay addressable with int and modest in size (64 Mi floats). */
+        while (want > 1 && (!fits_int(want * m * (long long)n) ||
+                            want * m * (long long)n > (64LL << 20)))
+            want--;
+        if (want > 1) {
+            int per = ceil_div(k_steps, want) * CNB_TILE_K;
+            p->k_per_split = per;
+            p->splits = ceil_div(k, per); /* no empty slice at the end */
+        }
+    }
+    if (p->splits > 1) {
+        p->partial_floats = (size_t)p->splits * (size_t)m * (size_t)n;
+        p->reduce_blocks = cnb_plan_blocks((size_t)m * n, CNB_EW_THREADS, CNB_EW_MAX_BLOCKS);
+    }
+    return CNB_OK;
+}
+
+void cnb_conv_geom_init(cnb_conv_geom *g, const cnb_conv_desc *d) {
+    g->n = d->n;
+    g->c = d->c;
+    g->h = d->h;
+    g->w = d->w;
+    g->k = d->k;
+    g->r = d->r;
+    g->s = d->s;
+    g->stride_h = d->stride_h;
+    g->stride_w = d->stride_w;
+    g->pad_h = d->pad_h;
+    g->pad_w = d->pad_w;
+    g->p = d->p;
+    g->q = d->q;
+    g->rs = d->r * d->s;
+    g->crs = d->c * g->rs;
+    g->pq = d->p * d->q;
+    g->hw = d->h * d->w;
+}
+
+void cnb_format_cuda_version(int v, char *buf, size_t len) {
+    snprintf(buf, len, "%d.%d", v / 1000, (v % 1000) / 10);
+}
+
+void cnb_format_lib_version(long v, char *buf, size_t len) {
+    snprintf(buf, len, "%ld.%ld.%ld", v / 10000, (v % 10000) / 100, v % 100);
+}

@@ -1,0 +1,104 @@
+/* activation.c — element-wise ReLU, tanh, sigmoid and PReLU (one learned slope), forward and
+ * backward. tanh and sigmoid are evaluated in double and rounded once, so the oracle is as close
+ * to the true value as float allows. */
+#include <math.h>
+
+#include "naive.h"
+
+static const char *act_name(int act) {
+    switch (act) {
+    case CNB_ACT_RELU: return "relu";
+    case CNB_ACT_TANH: return "tanh";
+    case CNB_ACT_SIGMOID: return "sigmoid";
+    case CNB_ACT_PRELU: return "prelu";
+    default: return NULL;
+    }
+}
+
+/* y and x are (count). slope is one value, read only for PReLU:
+ *   relu: y = max(x, 0)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
+ *   prelu: y = x > 0 ? x : slope*x */
+cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                    const float *x, const float *slope) {
+    NAIVE_CHECK_CTX(ctx);
+    if (!act_name(act))
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "activation_forward: unknown activation %d", act);
+    if (count == 0)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_forward: count is 0");
+    NAIVE_CHECK_PTR(ctx, "activation_forward", y);
+    NAIVE_CHECK_PTR(ctx, "activation_forward", x);
+    if (act == CNB_ACT_PRELU) NAIVE_CHECK_PTR(ctx, "activation_forward", slope);
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < count; i++) y[i] = (float)tanh((double)x[i]);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < count; i++) y[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+        break;
+    case CNB_ACT_PRELU: {
+        const float a = *slope;
+        for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+        break;
+    }
+    }
+    return CNB_OK;
+}
+
+/* dx, dy, x, y are (count); dslope and slope are one value each (PReLU only):
+ *   relu: dx = x > 0 ? dy : 0            tanh: dx = dy * (1 - y^2)
+ *   sigmoid: dx = dy * y * (1 - y)        prelu: dx = x > 0 ? dy : slope*dy,
+ *                                                dslope = sum over x <= 0 of x*dy
+ * At x == 0 ReLU and PReLU take the x <= 0 branch, as PyTorch does. */
+cnb_status naive_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                     float *dslope, const float *dy, const float *x,
+                                     const float *y, const float *slope) {
+    NAIVE_CHECK_CTX(ctx);
+    if (!act_name(act))
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "activation_backward: unknown activation %d", act);
+    if (count == 0)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_backward: count is 0");
+    NAIVE_CHECK_PTR(ctx, "activation_backward", dx);
+    NAIVE_CHECK_PTR(ctx, "activation_backward", dy);
+    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU)
+        NAIVE_CHECK_PTR(ctx, "activation_backward", x);
+    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID)
+        NAIVE_CHECK_PTR(ctx, "activation_backward", y);
+    if (act == CNB_ACT_PRELU) {
+        NAIVE_CHECK_PTR(ctx, "activation_backward", slope);
+        NAIVE_CHECK_PTR(ctx, "activation_backward", dslope);
+    }
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < count; i++) {
+            float g = dy[i]; /* read unconditionally so the loop vectorizes */
+            dx[i] = x[i] > 0.0f ? g : 0.0f;
+        }
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < count; i++) dx[i] = (float)(dy[i] * (1.0 - (double)y[i] * y[i]));
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < count; i++) dx[i] = (float)(dy[i] * ((double)y[i] * (1.0 - y[i])));
+        break;
+    case CNB_ACT_PRELU: {
+        const float a = *slope;
+        double ds = 0.0;
+        for (size_t i = 0; i < count; i++) {
+            if (x[i] > 0.0f) {
+                dx[i] = dy[i];
+            } else {
+                dx[i] = a * dy[i];
+                ds += (double)x[i] * dy[i];
+            }
+        }
+        *dslope = (float)ds;
+        break;
+    }
+    }
+    return CNB_OK;
+}

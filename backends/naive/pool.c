@@ -1,0 +1,162 @@
+/* pool.c — max and average pooling, forward and backward. Max pooling records nothing: its
+ * backward finds each window's argmax again from x (the readable choice), with the same rule as
+ * the forward (first maximum in row-major window order wins). Average pooling divides by kh*kw,
+ * padding included (PyTorch's count_include_pad=True). */
+#include <math.h>
+
+#include "naive.h"
+
+static cnb_status check_pool_desc(cnb_context *ctx, const char *fn, const cnb_pool_desc *d) {
+    if (!d) return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
+    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "%s: mode=%d is neither max (%d) nor avg (%d)", fn, d->mode,
+                          CNB_POOL_MAX, CNB_POOL_AVG);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->n);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->c);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->h);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->w);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->kh);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->kw);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_h);
+    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
+                          d->pad_h, d->pad_w);
+    /* With pad < window every window holds at least one real value; a max over padding alone
+     * has no answer (PyTorch goes further and demands pad <= window/2). */
+    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "%s: max pooling padding (%d, %d) must be smaller than the window "
+                          "%dx%d",
+                          fn, d->pad_h, d->pad_w, d->kh, d->kw);
+    long long span_h = (long long)d->h + 2LL * d->pad_h - d->kh;
+    long long span_w = (long long)d->w + 2LL * d->pad_w - d->kw;
+    if (span_h < 0 || span_w < 0)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "%s: window %dx%d is larger than the padded input %lldx%lld", fn,
+                          d->kh, d->kw, (long long)d->h + 2LL * d->pad_h,
+                          (long long)d->w + 2LL * d->pad_w);
+    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
+    if (d->p != p)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "%s: p=%d does not match (h+2*pad_h-kh)/stride_h+1=%lld", fn, d->p, p);
+    if (d->q != q)
+        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                          "%s: q=%d does not match (w+2*pad_w-kw)/stride_w+1=%lld", fn, d->q, q);
+    return CNB_OK;
+}
+
+/* Index into the (h, w) plane of the window maximum at output (oh, ow): the first maximum in
+ * row-major window order, padding skipped. check_pool_desc guarantees a real value exists. */
+static size_t window_argmax(const cnb_pool_desc *d, const float *plane, int oh, int ow) {
+    size_t best = 0;
+    float best_v = -INFINITY;
+    int found = 0;
+    for (int i = 0; i < d->kh; i++) {
+        int ih = oh * d->stride_h - d->pad_h + i;
+        if (ih < 0 || ih >= d->h) continue;
+        for (int j = 0; j < d->kw; j++) {
+            int iw = ow * d->stride_w - d->pad_w + j;
+            if (iw < 0 || iw >= d->w) continue;
+            size_t e = (size_t)ih * d->w + iw;
+            if (!found || plane[e] > best_v) { /* strict '>': a later tie never wins */
+                best = e;
+                best_v = plane[e];
+                found = 1;
+            }
+        }
+    }
+    return best;
+}
+
+/* Sum of the real values in the window at (oh, ow); padding contributes zero. */
+static double window_sum(const cnb_pool_desc *d, const float *plane, int oh, int ow) {
+    double sum = 0.0;
+    for (int i = 0; i < d->kh; i++) {
+        int ih = oh * d->stride_h - d->pad_h + i;
+        if (ih < 0 || ih >= d->h) continue;
+        for (int j = 0; j < d->kw; j++) {
+            int iw = ow * d->stride_w - d->pad_w + j;
+            if (iw < 0 || iw >= d->w) continue;
+            sum += plane[(size_t)ih * d->w + iw];
+        }
+    }
+    return sum;
+}
+
+cnb_status naive_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
+    NAIVE_CHECK_CTX(ctx);
+    cnb_status st = check_pool_desc(ctx, "pool_workspace_size", d);
+    if (st != CNB_OK) return st;
+    NAIVE_CHECK_PTR(ctx, "pool_workspace_size", bytes);
+    *bytes = 0; /* max pooling recomputes its argmax in the backward pass */
+    return CNB_OK;
+}
+
+/* y is (n,c,p,q), x is (n,c,h,w). workspace is unused (size 0). */
+cnb_status naive_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                              void *workspace) {
+    (void)workspace;
+    NAIVE_CHECK_CTX(ctx);
+    cnb_status st = check_pool_desc(ctx, "pool_forward", d);
+    if (st != CNB_OK) return st;
+    NAIVE_CHECK_PTR(ctx, "pool_forward", y);
+    NAIVE_CHECK_PTR(ctx, "pool_forward", x);
+    const double window = (double)d->kh * d->kw;
+    for (size_t plane = 0; plane < (size_t)d->n * d->c; plane++) {
+        const float *xp = x + plane * d->h * d->w;
+        float *yp = y + plane * d->p * d->q;
+        for (int oh = 0; oh < d->p; oh++) {
+            for (int ow = 0; ow < d->q; ow++) {
+                if (d->mode == CNB_POOL_MAX)
+                    yp[oh * d->q + ow] = xp[window_argmax(d, xp, oh, ow)];
+                else
+                    yp[oh * d->q + ow] = (float)(window_sum(d, xp, oh, ow) / window);
+            }
+        }
+    }
+    return CNB_OK;
+}
+
+/* dx is (n,c,h,w), dy is (n,c,p,q), x is the forward's input; y and workspace are unused.
+ * Max: each dy goes to its window's argmax. Avg: each dy is spread as dy/(kh*kw) over the real
+ * cells of its window. Overlapping windows (stride < window) add up. */
+cnb_status naive_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                               const float *dy, const float *x, const float *y,
+                               const void *workspace) {
+    (void)y;
+    (void)workspace;
+    NAIVE_CHECK_CTX(ctx);
+    cnb_status st = check_pool_desc(ctx, "pool_backward", d);
+    if (st != CNB_OK) return st;
+    NAIVE_CHECK_PTR(ctx, "pool_backward", dx);
+    NAIVE_CHECK_PTR(ctx, "pool_backward", dy);
+    if (d->mode == CNB_POOL_MAX) NAIVE_CHECK_PTR(ctx, "pool_backward", x);
+    const size_t plane_in = (size_t)d->h * d->w, plane_out = (size_t)d->p * d->q;
+    const float window = (float)d->kh * (float)d->kw;
+    for (size_t e = 0; e < (size_t)d->n * d->c * plane_in; e++) dx[e] = 0.0f;
+    for (size_t plane = 0; plane < (size_t)d->n * d->c; plane++) {
+        float *dxp = dx + plane * plane_in;
+        const float *dyp = dy + plane * plane_out;
+        for (int oh = 0; oh < d->p; oh++) {
+            for (int ow = 0; ow < d->q; ow++) {
+                float g = dyp[oh * d->q + ow];
+                if (d->mode == CNB_POOL_MAX) {
+                    dxp[window_argmax(d, x + plane * plane_in, oh, ow)] += g;
+                    continue;
+                }
+                for (int i = 0; i < d->kh; i++) {
+                    int ih = oh * d->stride_h - d->pad_h + i;
+                    if (ih < 0 || ih >= d->h) continue;
+                    for (int j = 0; j < d->kw; j++) {
+                        int iw = ow * d->stride_w - d->pad_w + j;
+                        if (iw < 0 || iw >= d->w) continue;
+                        dxp[(size_t)ih * d->w + iw] += g / window;
+                    }
+                }
+            }
+        }
+    }
+    return CNB_OK;
+}

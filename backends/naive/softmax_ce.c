@@ -1,0 +1,73 @@
+/* softmax_ce.c — softmax + cross-entropy loss (mean over the batch) and its gradient. The loss
+ * is taken in log-sum-exp form, loss_i = log(sum_j exp(z_j - max)) + max - z_label, in double,
+ * which stays accurate where -log(p[label]) of a rounded probability would not. */
+#include <math.h>
+
+#include "naive.h"
+
+/* Labels are checked before anything is written, so a bad batch leaves the outputs untouched. */
+static cnb_status check_labels(cnb_context *ctx, const char *fn, int n, int classes,
+                               const int32_t *labels) {
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                              "%s: labels[%d]=%d is outside [0, %d)", fn, i, (int)labels[i],
+                              classes);
+    return CNB_OK;
+}
+
+/* probs and logits are (n, classes), labels and pred are (n), loss is one value.
+ *   probs[i,j] = exp(z_ij - max_i) / sum_j' exp(z_ij' - max_i)
+ *   loss = mean_i (logsumexp(z_i) - z_i,label_i);  pred[i] = first argmax_j z_ij */
+cnb_status naive_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
+                                    float *loss, int32_t *pred, const float *logits,
+                                    const int32_t *labels) {
+    NAIVE_CHECK_CTX(ctx);
+    NAIVE_CHECK_POSITIVE(ctx, "softmax_ce_forward", n);
+    NAIVE_CHECK_POSITIVE(ctx, "softmax_ce_forward", classes);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_forward", probs);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_forward", loss);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_forward", logits);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_forward", labels);
+    cnb_status st = check_labels(ctx, "softmax_ce_forward", n, classes, labels);
+    if (st != CNB_OK) return st;
+
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        float *pr = probs + (size_t)i * classes;
+        int argmax = 0;
+        for (int j = 1; j < classes; j++)
+            if (z[j] > z[argmax]) argmax = j; /* strict '>': the first maximum wins */
+        double zmax = z[argmax];              /* subtracted so exp never overflows */
+        double sum = 0.0;
+        for (int j = 0; j < classes; j++) sum += exp(z[j] - zmax);
+        for (int j = 0; j < classes; j++) pr[j] = (float)(exp(z[j] - zmax) / sum);
+        total += log(sum) + zmax - z[labels[i]];
+        if (pred) pred[i] = argmax;
+    }
+    *loss = (float)(total / n);
+    return CNB_OK;
+}
+
+/* dlogits and probs are (n, classes), labels is (n):
+ *   dlogits[i,j] = (probs[i,j] - (j == labels[i])) / n */
+cnb_status naive_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                     const float *probs, const int32_t *labels) {
+    NAIVE_CHECK_CTX(ctx);
+    NAIVE_CHECK_POSITIVE(ctx, "softmax_ce_backward", n);
+    NAIVE_CHECK_POSITIVE(ctx, "softmax_ce_backward", classes);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_backward", dlogits);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_backward", probs);
+    NAIVE_CHECK_PTR(ctx, "softmax_ce_backward", labels);
+    cnb_status st = check_labels(ctx, "softmax_ce_backward", n, classes, labels);
+    if (st != CNB_OK) return st;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < classes; j++) {
+            double onehot = j == labels[i] ? 1.0 : 0.0;
+            dlogits[(size_t)i * classes + j] =
+                (float)((probs[(size_t)i * classes + j] - onehot) / n);
+        }
+    }
+    return CNB_OK;
+}

@@ -1,0 +1,417 @@
+/* conv.c — convolution forward, backward-data and backward-filter on oneDNN convolution
+ * primitives (direct algorithm, so exact-integer inputs give exact results), and the bias
+ * kernels as OpenMP loops.
+ *
+ * Memory formats. The ABI hands over plain NCHW tensors and OIHW weights. oneDNN's fastest
+ * convolution kernels want blocked layouts (nChw16c activations, OIhw16i16o weights), chosen by
+ * format_tag_any; using them means reordering at the ABI boundary on every call — input,
+ * weights (they change every step) and output. Those reorders are cached primitives writing into
+ * buffers the op owns, allocated once. ODN_LAYOUT_PLAIN asks for nchw/oihw directly, which
+ * oneDNN serves with its nchw-capable or gemm-based kernels and no reorders at all.
+ * Which is faster for these small nets was measured per kind and shape (see conv_use_blocked):
+ * mostly blocked, plain where the reorders cost more than they save. */
+#include <string.h>
+
+#include <omp.h>
+
+#include "onednn.h"
+
+/* Slots of a convolution op. */
+enum {
+    P_MAIN = 0,  /* the convolution itself */
+    P_IN1 = 1,   /* reorder of the first input, plain -> chosen (x, or dy for backward data) */
+    P_IN2 = 2,   /* reorder of the second input, plain -> chosen (weights, or dy) */
+    P_OUT = 3,   /* reorder of the output, chosen -> plain */
+    P_HINT = 5   /* backward ops: the forward primitive descriptor oneDNN wants as a hint */
+};
+enum { B_IN1 = 0, B_IN2 = 1, B_OUT = 2 };
+
+typedef struct conv_key {
+    cnb_conv_desc d;
+    int has_bias;
+    int blocked;
+} conv_key;
+
+cnb_status odn_conv_check(cnb_context *ctx, const char *fn, const cnb_conv_desc *d) {
+    ODN_CHECK_PTR(ctx, fn, d);
+    ODN_CHECK_POSITIVE(ctx, fn, d->n);
+    ODN_CHECK_POSITIVE(ctx, fn, d->c);
+    ODN_CHECK_POSITIVE(ctx, fn, d->h);
+    ODN_CHECK_POSITIVE(ctx, fn, d->w);
+    ODN_CHECK_POSITIVE(ctx, fn, d->k);
+    ODN_CHECK_POSITIVE(ctx, fn, d->r);
+    ODN_CHECK_POSITIVE(ctx, fn, d->s);
+    ODN_CHECK_POSITIVE(ctx, fn, d->stride_h);
+    ODN_CHECK_POSITIVE(ctx, fn, d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) must be >= 0", fn,
+                        d->pad_h, d->pad_w);
+    long long eh = (long long)d->h + 2LL * d->pad_h, ew = (long long)d->w + 2LL * d->pad_w;
+    if (eh < d->r || ew < d->s)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: kernel %dx%d larger than padded input %lldx%lld", fn, d->r, d->s,
+                        eh, ew);
+    long long p = (eh - d->r) / d->stride_h + 1, q = (ew - d->s) / d->stride_w + 1;
+    if (d->p != p || d->q != q)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: output %dx%d does not match input %dx%d, kernel %dx%d, stride "
+                        "(%d, %d), pad (%d, %d): expected %lldx%lld",
+                        fn, d->p, d->q, d->h, d->w, d->r, d->s, d->stride_h, d->stride_w,
+                        d->pad_h, d->pad_w, p, q);
+    return CNB_OK;
+}
+
+/* Whether a convolution of this kind (ODN_CONV_*) goes through blocked layouts.
+ *
+ * Measured on this machine (2 cores of an AVX-512 EPYC, oneDNN 2.6.3, 2 OpenMP threads; ms per
+ * call, plain / blocked incl. its boundary reorders; the tables are in the helper's report):
+ *  - backward-filter: blocked wins everywhere, 2x to 8x (simplecnn conv1 0.70 / 0.33, conv2
+ *    1.80 / 1.18; cnn conv2 1.85 / 0.72).
+ *  - backward-data: blocked wins 2x for C > 1 (simplecnn conv2 2.00 / 1.13) but is 3x to 9x
+ *    slower for C = 1 (n64 c1 28x28 k32 3x3: 0.38 / 2.18): oneDNN has no blocked kernel for a
+ *    one-channel diff_src.
+ *  - forward: blocked wins for C > 1 (simplecnn conv2 1.74 / 1.12, cnn conv2 1.76 / 0.67) and
+ *    for C = 1 with few output channels (cnn conv1 k16 5x5: 0.35 / 0.22, lenet5 conv1 k6 at
+ *    n256: 0.96 / 0.59). For C = 1 with 32 or more output channels the work per output value
+ *    is tiny and the reorder of the big nChw16c output back to nchw dominates: plain (gemm)
+ *    wins (simplecnn conv1 k32 3x3: 0.30 / 0.45 inside a training step; n256: 1.12 / 1.82).
+ * CNB_ONEDNN_CONV_LAYOUT=plain|blocked overrides the rule (for measuring it again). */
+static int conv_use_blocked(const cnb_context *ctx, const cnb_conv_desc *d, int kind) {
+    if (ctx->conv_layout == ODN_LAYOUT_PLAIN) return 0;
+    if (ctx->conv_layout == ODN_LAYOUT_BLOCKED) return 1;
+    switch (kind) {
+    case ODN_CONV_BACKWARD_FILTER: return 1;
+    case ODN_CONV_BACKWARD_DATA: return d->c > 1;
+    default: return d->c > 1 || d->k < 32;
+    }
+}
+
+static void conv_dims(const cnb_conv_desc *d, dnnl_dims_t src, dnnl_dims_t wei, dnnl_dims_t bia,
+                      dnnl_dims_t dst, dnnl_dims_t strides, dnnl_dims_t pad) {
+    src[0] = d->n, src[1] = d->c, src[2] = d->h, src[3] = d->w;
+    wei[0] = d->k, wei[1] = d->c, wei[2] = d->r, wei[3] = d->s;
+    bia[0] = d->k;
+    dst[0] = d->n, dst[1] = d->k, dst[2] = d->p, dst[3] = d->q;
+    strides[0] = d->stride_h, strides[1] = d->stride_w;
+    /* Symmetric padding: oneDNN checks (h - r + pad_l + pad_r) / stride + 1 == p with integer
+     * division, which is the ABI's floor-mode formula. */
+    pad[0] = d->pad_h, pad[1] = d->pad_w;
+}
+
+/* The plain (ABI) memory descriptors and the ones the primitive is asked for. */
+typedef struct conv_mds {
+    dnnl_memory_desc_t src, wei, bia, dst;          /* plain: nchw, oihw, x, nchw */
+    dnnl_memory_desc_t src_q, wei_q, dst_q;         /* what we ask for: plain or any */
+    dnnl_dims_t strides, pad;
+} conv_mds;
+
+static cnb_status conv_make_mds(cnb_context *ctx, const cnb_conv_desc *d, int blocked,
+                                conv_mds *m) {
+    dnnl_dims_t sd, wd, bd, dd;
+    memset(m, 0, sizeof *m);
+    conv_dims(d, sd, wd, bd, dd, m->strides, m->pad);
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nchw));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->wei, 4, wd, dnnl_f32, dnnl_oihw));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->bia, 1, bd, dnnl_f32, dnnl_a));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nchw));
+    dnnl_format_tag_t any = dnnl_format_tag_any;
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->src_q, 4, sd, dnnl_f32, blocked ? any : dnnl_nchw));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->wei_q, 4, wd, dnnl_f32, blocked ? any : dnnl_oihw));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->dst_q, 4, dd, dnnl_f32, blocked ? any : dnnl_nchw));
+    return CNB_OK;
+}
+
+/* If the primitive chose a format other than the plain one for argument arg, build the boundary
+ * reorder into slot `prim` with a scratch tensor in slot `buf`. to_chosen: plain -> chosen (an
+ * input), else chosen -> plain (an output). */
+static cnb_status conv_boundary(cnb_context *ctx, odn_op *op, int arg,
+                                const dnnl_memory_desc_t *plain, int prim, int buf, int to_chosen) {
+    const dnnl_memory_desc_t *chosen = odn_arg_md(&op->prim[P_MAIN], arg);
+    if (dnnl_memory_desc_equal(chosen, plain)) return CNB_OK;
+    cnb_status st = odn_op_buffer(ctx, op, buf, dnnl_memory_desc_get_size(chosen));
+    if (st != CNB_OK) return st;
+    return to_chosen ? odn_reorder_init(ctx, &op->prim[prim], plain, chosen)
+                     : odn_reorder_init(ctx, &op->prim[prim], chosen, plain);
+}
+
+/* Run an input reorder if the op has one; returns the pointer the main primitive reads. */
+static cnb_status conv_in(cnb_context *ctx, odn_op *op, int prim, int buf, const float *plain,
+                          void **use) {
+    *use = (void *)plain;
+    if (!op->prim[prim].prim) return CNB_OK;
+    void *ptrs[2] = {(void *)plain, op->buf[buf]};
+    *use = op->buf[buf];
+    return odn_exec(ctx, &op->prim[prim], ptrs);
+}
+
+static cnb_status conv_forward_op(cnb_context *ctx, const conv_key *key, odn_op **out) {
+    odn_op *op = odn_cache_find(ctx, ODN_CONV_FORWARD, key, sizeof *key);
+    if (op) return *out = op, CNB_OK;
+    cnb_status st = odn_cache_new(ctx, ODN_CONV_FORWARD, key, sizeof *key, &op);
+    if (st != CNB_OK) return st;
+    conv_mds m;
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t s;
+    if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
+    s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                           &m.src_q, &m.wei_q, key->has_bias ? &m.bia : NULL,
+                                           &m.dst_q, m.strides, m.pad, m.pad);
+    if (s != dnnl_success) {
+        st = odn_fail_dnnl(ctx, s, "dnnl_convolution_forward_desc_init");
+        goto fail;
+    }
+    int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    if ((st = odn_prim_init(ctx, &op->prim[P_MAIN], &cd, NULL, ids, key->has_bias ? 4 : 3)) !=
+        CNB_OK)
+        goto fail;
+    /* Boundary reorders (blocked layout only; with plain formats the chosen ones are plain). */
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_SRC, &m.src, P_IN1, B_IN1, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_WEIGHTS, &m.wei, P_IN2, B_IN2, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_DST, &m.dst, P_OUT, B_OUT, 0)) != CNB_OK) goto fail;
+    *out = op;
+    return CNB_OK;
+fail:
+    odn_cache_drop(ctx, op);
+    return st;
+}
+
+cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
+                            const float *weight, const float *bias) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = odn_conv_check(ctx, "conv_forward", d);
+    if (st != CNB_OK) return st;
+    ODN_CHECK_PTR(ctx, "conv_forward", y);
+    ODN_CHECK_PTR(ctx, "conv_forward", x);
+    ODN_CHECK_PTR(ctx, "conv_forward", weight);
+    odn_enter(ctx);
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.d = *d;
+    key.has_bias = bias != NULL;
+    key.blocked = conv_use_blocked(ctx, d, ODN_CONV_FORWARD);
+    odn_op *op;
+    if ((st = conv_forward_op(ctx, &key, &op)) != CNB_OK) return st;
+    void *xs, *ws;
+    if ((st = conv_in(ctx, op, P_IN1, B_IN1, x, &xs)) != CNB_OK) return st;
+    if ((st = conv_in(ctx, op, P_IN2, B_IN2, weight, &ws)) != CNB_OK) return st;
+    void *ys = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)y;
+    void *ptrs[4] = {xs, ws, ys, (void *)bias};
+    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
+    if (op->prim[P_OUT].prim) {
+        void *rp[2] = {ys, y};
+        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
+    }
+    return CNB_OK;
+}
+
+/* The forward primitive descriptor a backward primitive needs as its hint. */
+static cnb_status conv_hint(cnb_context *ctx, odn_op *op, const conv_mds *m, int with_bias) {
+    dnnl_convolution_desc_t fd;
+    ODN_TRY(ctx, dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
+                                                   dnnl_convolution_direct, &m->src_q, &m->wei_q,
+                                                   with_bias ? &m->bia : NULL, &m->dst_q,
+                                                   m->strides, m->pad, m->pad));
+    ODN_TRY(ctx, dnnl_primitive_desc_create(&op->prim[P_HINT].pd, &fd, ctx->attr, ctx->engine,
+                                            NULL));
+    return CNB_OK;
+}
+
+static cnb_status conv_backward_data_op(cnb_context *ctx, const conv_key *key, odn_op **out) {
+    odn_op *op = odn_cache_find(ctx, ODN_CONV_BACKWARD_DATA, key, sizeof *key);
+    if (op) return *out = op, CNB_OK;
+    cnb_status st = odn_cache_new(ctx, ODN_CONV_BACKWARD_DATA, key, sizeof *key, &op);
+    if (st != CNB_OK) return st;
+    conv_mds m;
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t s;
+    if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
+    if ((st = conv_hint(ctx, op, &m, 0)) != CNB_OK) goto fail;
+    s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &m.src_q,
+                                                 &m.wei_q, &m.dst_q, m.strides, m.pad, m.pad);
+    if (s != dnnl_success) {
+        st = odn_fail_dnnl(ctx, s, "dnnl_convolution_backward_data_desc_init");
+        goto fail;
+    }
+    int ids[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+    if ((st = odn_prim_init(ctx, &op->prim[P_MAIN], &cd, op->prim[P_HINT].pd, ids, 3)) != CNB_OK)
+        goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_DIFF_DST, &m.dst, P_IN1, B_IN1, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_WEIGHTS, &m.wei, P_IN2, B_IN2, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_DIFF_SRC, &m.src, P_OUT, B_OUT, 0)) != CNB_OK) goto fail;
+    *out = op;
+    return CNB_OK;
+fail:
+    odn_cache_drop(ctx, op);
+    return st;
+}
+
+cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                  const float *dy, const float *weight) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = odn_conv_check(ctx, "conv_backward_data", d);
+    if (st != CNB_OK) return st;
+    ODN_CHECK_PTR(ctx, "conv_backward_data", dx);
+    ODN_CHECK_PTR(ctx, "conv_backward_data", dy);
+    ODN_CHECK_PTR(ctx, "conv_backward_data", weight);
+    odn_enter(ctx);
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.d = *d;
+    key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_DATA);
+    odn_op *op;
+    if ((st = conv_backward_data_op(ctx, &key, &op)) != CNB_OK) return st;
+    void *dys, *ws;
+    if ((st = conv_in(ctx, op, P_IN1, B_IN1, dy, &dys)) != CNB_OK) return st;
+    if ((st = conv_in(ctx, op, P_IN2, B_IN2, weight, &ws)) != CNB_OK) return st;
+    void *dxs = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)dx;
+    void *ptrs[3] = {dys, ws, dxs};
+    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
+    if (op->prim[P_OUT].prim) {
+        void *rp[2] = {dxs, dx};
+        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
+    }
+    return CNB_OK;
+}
+
+static cnb_status conv_backward_filter_op(cnb_context *ctx, const conv_key *key, odn_op **out) {
+    odn_op *op = odn_cache_find(ctx, ODN_CONV_BACKWARD_FILTER, key, sizeof *key);
+    if (op) return *out = op, CNB_OK;
+    cnb_status st = odn_cache_new(ctx, ODN_CONV_BACKWARD_FILTER, key, sizeof *key, &op);
+    if (st != CNB_OK) return st;
+    conv_mds m;
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t s;
+    if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
+    if ((st = conv_hint(ctx, op, &m, 0)) != CNB_OK) goto fail;
+    /* dweight only: the ABI gives the bias gradient its own slot (bias_backward). */
+    s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &m.src_q,
+                                                    &m.wei_q, NULL, &m.dst_q, m.strides, m.pad,
+                                                    m.pad);
+    if (s != dnnl_success) {
+        st = odn_fail_dnnl(ctx, s, "dnnl_convolution_backward_weights_desc_init");
+        goto fail;
+    }
+    int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
+    if ((st = odn_prim_init(ctx, &op->prim[P_MAIN], &cd, op->prim[P_HINT].pd, ids, 3)) != CNB_OK)
+        goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_SRC, &m.src, P_IN1, B_IN1, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_DIFF_DST, &m.dst, P_IN2, B_IN2, 1)) != CNB_OK) goto fail;
+    if ((st = conv_boundary(ctx, op, DNNL_ARG_DIFF_WEIGHTS, &m.wei, P_OUT, B_OUT, 0)) != CNB_OK)
+        goto fail;
+    *out = op;
+    return CNB_OK;
+fail:
+    odn_cache_drop(ctx, op);
+    return st;
+}
+
+cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                    const float *dy, const float *x) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = odn_conv_check(ctx, "conv_backward_filter", d);
+    if (st != CNB_OK) return st;
+    ODN_CHECK_PTR(ctx, "conv_backward_filter", dweight);
+    ODN_CHECK_PTR(ctx, "conv_backward_filter", dy);
+    ODN_CHECK_PTR(ctx, "conv_backward_filter", x);
+    odn_enter(ctx);
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.d = *d;
+    key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
+    odn_op *op;
+    if ((st = conv_backward_filter_op(ctx, &key, &op)) != CNB_OK) return st;
+    void *xs, *dys;
+    if ((st = conv_in(ctx, op, P_IN1, B_IN1, x, &xs)) != CNB_OK) return st;
+    if ((st = conv_in(ctx, op, P_IN2, B_IN2, dy, &dys)) != CNB_OK) return st;
+    void *dws = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)dweight;
+    void *ptrs[3] = {xs, dys, dws};
+    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
+    if (op->prim[P_OUT].prim) {
+        void *rp[2] = {dws, dweight};
+        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
+    }
+    return CNB_OK;
+}
+
+/* ---- bias ----------------------------------------------------------------------------------- */
+
+/* Below this many values the fork/join of the OpenMP team costs more than the loop. */
+#define ODN_PAR_MIN 32768
+
+cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    ODN_CHECK_PTR(ctx, "bias_forward", y);
+    ODN_CHECK_PTR(ctx, "bias_forward", bias);
+    ODN_CHECK_POSITIVE(ctx, "bias_forward", n);
+    ODN_CHECK_POSITIVE(ctx, "bias_forward", c);
+    ODN_CHECK_POSITIVE(ctx, "bias_forward", hw);
+    odn_enter(ctx);
+    long long total = (long long)n * c * hw;
+    if (hw == 1) {
+        /* Linear layers: y (n, c); one vectorizable row per image. */
+#pragma omp parallel for schedule(static) if (total >= ODN_PAR_MIN)
+        for (int img = 0; img < n; img++) {
+            float *yr = y + (long long)img * c;
+            for (int ch = 0; ch < c; ch++) yr[ch] += bias[ch];
+        }
+        return CNB_OK;
+    }
+    /* y (n, c, hw): one row of hw values per (image, channel). */
+#pragma omp parallel for collapse(2) schedule(static) if (total >= ODN_PAR_MIN)
+    for (int img = 0; img < n; img++) {
+        for (int ch = 0; ch < c; ch++) {
+            float b = bias[ch];
+            float *yr = y + ((long long)img * c + ch) * hw;
+            for (int i = 0; i < hw; i++) yr[i] += b;
+        }
+    }
+    return CNB_OK;
+}
+
+cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
+                             int hw) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    ODN_CHECK_PTR(ctx, "bias_backward", dbias);
+    ODN_CHECK_PTR(ctx, "bias_backward", dy);
+    ODN_CHECK_POSITIVE(ctx, "bias_backward", n);
+    ODN_CHECK_POSITIVE(ctx, "bias_backward", c);
+    ODN_CHECK_POSITIVE(ctx, "bias_backward", hw);
+    odn_enter(ctx);
+    /* dy (n, c, hw) -> dbias (c). Each thread takes a contiguous range of images (rows are
+     * contiguous, so this streams memory) and sums into its own row of double accumulators;
+     * the rows are then added in thread order, so the result does not depend on timing. Inside
+     * one (image, channel) row the sum is float (vectorized): the error stays at one row's
+     * rounding whatever the batch size. */
+    long long total = (long long)n * c * hw;
+    int teams = total >= ODN_PAR_MIN ? ctx->threads : 1;
+    cnb_status st = odn_acc_reserve(ctx, (size_t)teams * c);
+    if (st != CNB_OK) return st;
+    double *acc = ctx->acc;
+    for (long long i = 0; i < (long long)teams * c; i++) acc[i] = 0.0;
+#pragma omp parallel num_threads(teams) if (teams > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        double *a = acc + (long long)t * c;
+        int img0 = (int)((long long)n * t / nt), img1 = (int)((long long)n * (t + 1) / nt);
+        for (int img = img0; img < img1; img++) {
+            const float *plane = dy + (long long)img * c * hw;
+            if (hw == 1) {
+                for (int ch = 0; ch < c; ch++) a[ch] += plane[ch];
+                continue;
+            }
+            for (int ch = 0; ch < c; ch++) {
+                const float *row = plane + (long long)ch * hw;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int i = 0; i < hw; i++) s += row[i];
+                a[ch] += s;
+            }
+        }
+    }
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int t = 0; t < teams; t++) s += acc[(long long)t * c + ch];
+        dbias[ch] = (float)s;
+    }
+    return CNB_OK;
+}

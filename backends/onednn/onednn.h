@@ -1,0 +1,193 @@
+/* onednn.h — private to the oneDNN backend: the context (one CPU engine, one stream, a cache of
+ * primitives keyed by descriptor bytes, one shared scratchpad), error helpers, and the per-family
+ * kernel prototypes that backend.c puts into the function table. */
+#ifndef CNB_ONEDNN_H
+#define CNB_ONEDNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dnnl.h>
+
+#include "cnb_abi.h"
+
+#define ODN_MAX_ARGS 8    /* execute arguments of one primitive, scratchpad included */
+#define ODN_OP_PRIMS 6    /* primitives one cached op may hold (main ones + boundary reorders) */
+#define ODN_OP_BUFS 4     /* scratch tensors one cached op may own (reorder targets) */
+#define ODN_KEY_MAX 112   /* bytes of a cache key */
+#define ODN_CACHE_MAX 256 /* cached ops; beyond this the least recently used one is dropped */
+
+/* What a cached op computes; part of the key, so equal descriptor bytes of two families never
+ * collide. */
+typedef enum odn_kind {
+    ODN_CONV_FORWARD = 1, /* corr2d is a 1x1-channel convolution and shares this kind */
+    ODN_CONV_BACKWARD_DATA,
+    ODN_CONV_BACKWARD_FILTER,
+    ODN_POOL,
+    ODN_GEMM,
+    ODN_ELTWISE_FORWARD,
+    ODN_ELTWISE_BACKWARD,
+    ODN_PRELU_FORWARD,
+    ODN_PRELU_BACKWARD,
+    ODN_SOFTMAX_CE
+} odn_kind;
+
+/* One primitive with a memory object per execute argument. Memory objects are created once with
+ * no buffer; each call only points them at the caller's tensors (dnnl_memory_set_data_handle). */
+typedef struct odn_prim {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    int nargs;                      /* arguments the caller supplies, in the order given at init */
+    int has_scratchpad;             /* 1: one more argument, the context's shared scratchpad */
+    dnnl_exec_arg_t args[ODN_MAX_ARGS];
+} odn_prim;
+
+/* A cached op: every primitive and buffer one kernel call of one shape needs. What each slot
+ * holds is up to the family that builds it. */
+typedef struct odn_op {
+    int kind;
+    size_t key_len;
+    unsigned char key[ODN_KEY_MAX];
+    uint64_t last_use;
+    odn_prim prim[ODN_OP_PRIMS];
+    void *buf[ODN_OP_BUFS];         /* owned, 64-byte aligned, touched once at creation */
+    size_t buf_bytes[ODN_OP_BUFS];
+    size_t workspace_bytes;         /* pooling: the forward's workspace size */
+    int flags;                      /* family-specific (e.g. which reorders are in use) */
+} odn_op;
+
+struct cnb_context {
+    char err[512];                  /* message of the last failed call, "" if none failed yet */
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_primitive_attr_t attr;     /* scratchpad_mode user: every primitive shares ctx->scratch */
+    int threads;                    /* OpenMP threads oneDNN and the loops here run on */
+    int conv_layout;                /* odn_conv_layout: how convolutions choose memory formats */
+    void *scratch;                  /* the shared scratchpad, grown on demand, never shrunk */
+    size_t scratch_bytes;
+    double *acc;                    /* per-thread partial sums of the loops here (bias_backward) */
+    size_t acc_count;
+    odn_op *cache[ODN_CACHE_MAX];
+    int cache_count;
+    uint64_t clock;                 /* use counter for LRU eviction */
+};
+
+/* How a convolution picks memory formats. PLAIN: nchw/oihw as the ABI hands them over, no
+ * reorders. BLOCKED: format_tag_any, oneDNN picks (nChw16c, OIhw16i16o, ...) and we reorder at
+ * the ABI boundary. AUTO: the rule conv.c documents, from measurements at the models' shapes. */
+typedef enum odn_conv_layout { ODN_LAYOUT_AUTO = 0, ODN_LAYOUT_PLAIN = 1, ODN_LAYOUT_BLOCKED = 2 } odn_conv_layout;
+
+/* Keep a printf-style message for last_error() and return st; ctx may be NULL. */
+cnb_status odn_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map a failed dnnl call to a status and keep "what: oneDNN says ..." for last_error(). */
+cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what);
+
+/* Evaluate a dnnl call; on failure record it and return from the enclosing function. */
+#define ODN_TRY(ctx, call)                                                              \
+    do {                                                                                \
+        dnnl_status_t odn_s_ = (call);                                                  \
+        if (odn_s_ != dnnl_success) return odn_fail_dnnl((ctx), odn_s_, #call);         \
+    } while (0)
+#define ODN_CHECK_PTR(ctx, fn, p)                                                       \
+    do {                                                                                \
+        if (!(p)) return odn_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p); \
+    } while (0)
+#define ODN_CHECK_POSITIVE(ctx, fn, v)                                                  \
+    do {                                                                                \
+        if ((v) <= 0)                                                                   \
+            return odn_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s=%lld must be positive", \
+                            (fn), #v, (long long)(v));                                  \
+    } while (0)
+
+/* Make the calling thread's OpenMP team size the context's (cheap; called by every kernel so a
+ * second context with another thread count in the same process cannot leak into this one). */
+void odn_enter(cnb_context *ctx);
+
+/* Cache. odn_cache_find returns the op stored under (kind, key) or NULL; odn_cache_new returns
+ * a zeroed op already keyed and owned by the cache (evicting the least recently used op when
+ * full) — the caller fills it, and on a failure calls odn_cache_drop so no half-built op stays. */
+odn_op *odn_cache_find(cnb_context *ctx, int kind, const void *key, size_t key_len);
+cnb_status odn_cache_new(cnb_context *ctx, int kind, const void *key, size_t key_len, odn_op **out);
+void odn_cache_drop(cnb_context *ctx, odn_op *op);
+void odn_cache_clear(cnb_context *ctx);
+
+/* Build p from an op descriptor (with the context's attr and an optional forward hint) and make
+ * a memory object for each of the nargs argument ids, in that order. */
+cnb_status odn_prim_init(cnb_context *ctx, odn_prim *p, const_dnnl_op_desc_t op_desc,
+                         const_dnnl_primitive_desc_t hint, const int *arg_ids, int nargs);
+/* The same with other attributes (output scales, post-ops); attr must ask for a user
+ * scratchpad like ctx->attr does. */
+cnb_status odn_prim_init_attr(cnb_context *ctx, odn_prim *p, const_dnnl_op_desc_t op_desc,
+                              const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
+                              const int *arg_ids, int nargs);
+/* A reorder primitive from src_md to dst_md (arguments: DNNL_ARG_FROM, DNNL_ARG_TO). */
+cnb_status odn_reorder_init(cnb_context *ctx, odn_prim *p, const dnnl_memory_desc_t *src_md,
+                            const dnnl_memory_desc_t *dst_md);
+/* Run p on the given buffers (one per argument, in init order) and wait for it. */
+cnb_status odn_exec(cnb_context *ctx, odn_prim *p, void *const *ptrs);
+/* The memory descriptor p chose for an execute argument (e.g. DNNL_ARG_SRC). */
+const dnnl_memory_desc_t *odn_arg_md(const odn_prim *p, int arg);
+/* Give op->buf[slot] at least bytes (owned by the op, touched once so no step page-faults). */
+cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes);
+
+/* Host memory helpers shared by the families. */
+void *odn_aligned_alloc(size_t bytes);
+/* At least count doubles in ctx->acc (contents undefined); grown on the first call of a shape. */
+cnb_status odn_acc_reserve(cnb_context *ctx, size_t count);
+
+/* memory.c */
+cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes);
+cnb_status odn_free(cnb_context *ctx, void *ptr);
+cnb_status odn_upload(cnb_context *ctx, void *dst_device, const void *src_host, size_t bytes);
+cnb_status odn_download(cnb_context *ctx, void *dst_host, const void *src_device, size_t bytes);
+cnb_status odn_synchronize(cnb_context *ctx);
+
+/* corr2d.c */
+cnb_status odn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
+                      int kh, int kw);
+
+/* conv.c */
+cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
+                            const float *weight, const float *bias);
+cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                  const float *dy, const float *weight);
+cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                    const float *dy, const float *x);
+cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
+cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c, int hw);
+/* CNB_OK if d is a descriptor the ABI allows (p and q included), else why not. */
+cnb_status odn_conv_check(cnb_context *ctx, const char *fn, const cnb_conv_desc *d);
+
+/* pool.c */
+cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);
+cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                            void *workspace);
+cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
+                             const float *x, const float *y, const void *workspace);
+
+/* gemm.c */
+cnb_status odn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc);
+
+/* activation.c */
+cnb_status odn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                  const float *x, const float *slope);
+cnb_status odn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                   float *dslope, const float *dy, const float *x, const float *y,
+                                   const float *slope);
+
+/* softmax_ce.c */
+cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs, float *loss,
+                                  int32_t *pred, const float *logits, const int32_t *labels);
+cnb_status odn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                   const float *probs, const int32_t *labels);
+
+/* optimizer.c */
+cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
+                        float *velocity, const float *grad);
+cnb_status odn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
+                         float *m, float *v, const float *grad);
+
+#endif

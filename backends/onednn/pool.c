@@ -1,0 +1,165 @@
+/* pool.c — max and average pooling, forward and backward, on oneDNN pooling primitives in plain
+ * nchw. Max pooling records its argmax in the workspace oneDNN asks for (its size is what
+ * pool_workspace_size reports, so the harness allocates it once per layer) and the backward
+ * scatters through it; average pooling divides by kh*kw (dnnl_pooling_avg_include_padding). */
+#include <string.h>
+
+#include "onednn.h"
+
+enum { P_FWD = 0, P_BWD = 1 };
+
+static cnb_status pool_check(cnb_context *ctx, const char *fn, const cnb_pool_desc *d) {
+    ODN_CHECK_PTR(ctx, fn, d);
+    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: unknown pooling mode %d", fn, d->mode);
+    ODN_CHECK_POSITIVE(ctx, fn, d->n);
+    ODN_CHECK_POSITIVE(ctx, fn, d->c);
+    ODN_CHECK_POSITIVE(ctx, fn, d->h);
+    ODN_CHECK_POSITIVE(ctx, fn, d->w);
+    ODN_CHECK_POSITIVE(ctx, fn, d->kh);
+    ODN_CHECK_POSITIVE(ctx, fn, d->kw);
+    ODN_CHECK_POSITIVE(ctx, fn, d->stride_h);
+    ODN_CHECK_POSITIVE(ctx, fn, d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
+                        d->pad_h, d->pad_w);
+    /* With pad < window every max window holds at least one real value; a max over padding
+     * alone has no answer. (PyTorch demands pad <= window/2; the naive oracle and oneDNN accept
+     * up to window-1, and so does this backend.) */
+    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: max pooling padding (%d, %d) must be smaller than the %dx%d window",
+                        fn, d->pad_h, d->pad_w, d->kh, d->kw);
+    long long eh = (long long)d->h + 2LL * d->pad_h, ew = (long long)d->w + 2LL * d->pad_w;
+    if (eh < d->kh || ew < d->kw)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: window %dx%d larger than padded input %lldx%lld", fn, d->kh, d->kw,
+                        eh, ew);
+    long long p = (eh - d->kh) / d->stride_h + 1, q = (ew - d->kw) / d->stride_w + 1;
+    if (d->p != p || d->q != q)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: output %dx%d does not match input %dx%d, window %dx%d, stride "
+                        "(%d, %d), pad (%d, %d): expected %lldx%lld",
+                        fn, d->p, d->q, d->h, d->w, d->kh, d->kw, d->stride_h, d->stride_w,
+                        d->pad_h, d->pad_w, p, q);
+    return CNB_OK;
+}
+
+typedef struct pool_mds {
+    dnnl_memory_desc_t src, dst;
+    dnnl_dims_t strides, kernel, pad;
+    dnnl_alg_kind_t alg;
+} pool_mds;
+
+static cnb_status pool_make_mds(cnb_context *ctx, const cnb_pool_desc *d, pool_mds *m) {
+    memset(m, 0, sizeof *m);
+    dnnl_dims_t sd = {d->n, d->c, d->h, d->w}, dd = {d->n, d->c, d->p, d->q};
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nchw));
+    ODN_TRY(ctx, dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nchw));
+    m->strides[0] = d->stride_h, m->strides[1] = d->stride_w;
+    m->kernel[0] = d->kh, m->kernel[1] = d->kw;
+    /* Symmetric padding matches the floor-mode output size, as for convolution. */
+    m->pad[0] = d->pad_h, m->pad[1] = d->pad_w;
+    m->alg = d->mode == CNB_POOL_MAX ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
+    return CNB_OK;
+}
+
+/* The op for a descriptor, with its forward primitive; the backward one is added on first use
+ * (inference never needs it). */
+static cnb_status pool_op(cnb_context *ctx, const cnb_pool_desc *d, odn_op **out) {
+    cnb_pool_desc key; /* all ints, no padding bytes: the struct's bytes are the key */
+    memcpy(&key, d, sizeof key);
+    odn_op *op = odn_cache_find(ctx, ODN_POOL, &key, sizeof key);
+    if (op) return *out = op, CNB_OK;
+    cnb_status st = odn_cache_new(ctx, ODN_POOL, &key, sizeof key, &op);
+    if (st != CNB_OK) return st;
+    pool_mds m;
+    dnnl_pooling_desc_t pd;
+    dnnl_status_t s;
+    if ((st = pool_make_mds(ctx, d, &m)) != CNB_OK) goto fail;
+    s = dnnl_pooling_forward_desc_init(&pd, dnnl_forward_training, m.alg, &m.src, &m.dst,
+                                       m.strides, m.kernel, m.pad, m.pad);
+    if (s != dnnl_success) {
+        st = odn_fail_dnnl(ctx, s, "dnnl_pooling_forward_desc_init");
+        goto fail;
+    }
+    int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE};
+    if ((st = odn_prim_init(ctx, &op->prim[P_FWD], &pd, NULL, ids,
+                            d->mode == CNB_POOL_MAX ? 3 : 2)) != CNB_OK)
+        goto fail;
+    if (d->mode == CNB_POOL_MAX)
+        op->workspace_bytes = dnnl_memory_desc_get_size(odn_arg_md(&op->prim[P_FWD],
+                                                                   DNNL_ARG_WORKSPACE));
+    *out = op;
+    return CNB_OK;
+fail:
+    odn_cache_drop(ctx, op);
+    return st;
+}
+
+cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    ODN_CHECK_PTR(ctx, "pool_workspace_size", bytes);
+    *bytes = 0;
+    cnb_status st = pool_check(ctx, "pool_workspace_size", d);
+    if (st != CNB_OK) return st;
+    odn_enter(ctx);
+    odn_op *op;
+    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
+    *bytes = op->workspace_bytes;
+    return CNB_OK;
+}
+
+cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                            void *workspace) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = pool_check(ctx, "pool_forward", d);
+    if (st != CNB_OK) return st;
+    ODN_CHECK_PTR(ctx, "pool_forward", y);
+    ODN_CHECK_PTR(ctx, "pool_forward", x);
+    odn_enter(ctx);
+    odn_op *op;
+    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
+    if (op->workspace_bytes && !workspace)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "pool_forward: max pooling needs the %zu-byte workspace "
+                        "pool_workspace_size reports, got NULL",
+                        op->workspace_bytes);
+    void *ptrs[3] = {(void *)x, y, workspace};
+    return odn_exec(ctx, &op->prim[P_FWD], ptrs);
+}
+
+cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
+                             const float *x, const float *y, const void *workspace) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = pool_check(ctx, "pool_backward", d);
+    if (st != CNB_OK) return st;
+    ODN_CHECK_PTR(ctx, "pool_backward", dx);
+    ODN_CHECK_PTR(ctx, "pool_backward", dy);
+    /* x and y are not read: the workspace the forward wrote already holds each argmax. */
+    (void)x;
+    (void)y;
+    odn_enter(ctx);
+    odn_op *op;
+    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
+    if (op->workspace_bytes && !workspace)
+        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "pool_backward: max pooling needs the forward's workspace, got NULL");
+    if (!op->prim[P_BWD].prim) {
+        pool_mds m;
+        dnnl_pooling_desc_t pd;
+        if ((st = pool_make_mds(ctx, d, &m)) != CNB_OK) return st;
+        ODN_TRY(ctx, dnnl_pooling_backward_desc_init(&pd, m.alg, &m.src, &m.dst, m.strides,
+                                                     m.kernel, m.pad, m.pad));
+        int ids[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE};
+        st = odn_prim_init(ctx, &op->prim[P_BWD], &pd, op->prim[P_FWD].pd, ids,
+                           d->mode == CNB_POOL_MAX ? 3 : 2);
+        if (st != CNB_OK) {
+            /* Drop the whole op so no half-built one stays; the next call rebuilds it. */
+            odn_cache_drop(ctx, op);
+            return st;
+        }
+    }
+    void *ptrs[3] = {(void *)dy, dx, (void *)workspace};
+    return odn_exec(ctx, &op->prim[P_BWD], ptrs);
+}

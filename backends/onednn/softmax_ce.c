@@ -1,0 +1,111 @@
+/* softmax_ce.c — softmax + cross-entropy. The forward runs two oneDNN softmax_v2 primitives over
+ * the class axis of logits (n, classes): the accurate softmax writes probs, the log-softmax
+ * writes log p into a buffer the op owns, and the loss is the mean of -log p[label] — from log p
+ * directly, so a tiny probability never goes through log(0). The backward is one plain loop. */
+#include <string.h>
+
+#include "onednn.h"
+
+enum { P_SOFTMAX = 0, P_LOGSOFTMAX = 1 };
+enum { B_LOGP = 0 };
+
+static cnb_status labels_check(cnb_context *ctx, const char *fn, int n, int classes,
+                               const int32_t *labels) {
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= classes)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "%s: label %d of row %d is outside [0, %d)", fn, (int)labels[i], i,
+                            classes);
+    return CNB_OK;
+}
+
+static cnb_status softmax_op(cnb_context *ctx, int n, int classes, odn_op **out) {
+    int key[2] = {n, classes};
+    odn_op *op = odn_cache_find(ctx, ODN_SOFTMAX_CE, key, sizeof key);
+    if (op) return *out = op, CNB_OK;
+    cnb_status st = odn_cache_new(ctx, ODN_SOFTMAX_CE, key, sizeof key, &op);
+    if (st != CNB_OK) return st;
+    dnnl_memory_desc_t md;
+    dnnl_softmax_v2_desc_t sd, ld;
+    dnnl_dims_t dims = {n, classes};
+    dnnl_status_t s;
+    const char *what = "dnnl_memory_desc_init_by_tag";
+    int ids[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+    if ((s = dnnl_memory_desc_init_by_tag(&md, 2, dims, dnnl_f32, dnnl_ab)) != dnnl_success)
+        goto dnnl_fail;
+    what = "dnnl_softmax_v2_forward_desc_init";
+    if ((s = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, dnnl_softmax_accurate,
+                                               &md, &md, 1)) != dnnl_success ||
+        (s = dnnl_softmax_v2_forward_desc_init(&ld, dnnl_forward_inference, dnnl_softmax_log,
+                                               &md, &md, 1)) != dnnl_success)
+        goto dnnl_fail;
+    if ((st = odn_prim_init(ctx, &op->prim[P_SOFTMAX], &sd, NULL, ids, 2)) != CNB_OK ||
+        (st = odn_prim_init(ctx, &op->prim[P_LOGSOFTMAX], &ld, NULL, ids, 2)) != CNB_OK ||
+        (st = odn_op_buffer(ctx, op, B_LOGP, (size_t)n * classes * sizeof(float))) != CNB_OK)
+        goto fail;
+    *out = op;
+    return CNB_OK;
+dnnl_fail:
+    st = odn_fail_dnnl(ctx, s, what);
+fail:
+    odn_cache_drop(ctx, op);
+    return st;
+}
+
+cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs, float *loss,
+                                  int32_t *pred, const float *logits, const int32_t *labels) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    ODN_CHECK_POSITIVE(ctx, "softmax_ce_forward", n);
+    ODN_CHECK_POSITIVE(ctx, "softmax_ce_forward", classes);
+    ODN_CHECK_PTR(ctx, "softmax_ce_forward", probs);
+    ODN_CHECK_PTR(ctx, "softmax_ce_forward", loss);
+    ODN_CHECK_PTR(ctx, "softmax_ce_forward", logits);
+    ODN_CHECK_PTR(ctx, "softmax_ce_forward", labels);
+    /* Refuse bad labels before writing anything. */
+    cnb_status st = labels_check(ctx, "softmax_ce_forward", n, classes, labels);
+    if (st != CNB_OK) return st;
+    odn_enter(ctx);
+    odn_op *op;
+    if ((st = softmax_op(ctx, n, classes, &op)) != CNB_OK) return st;
+    void *sp[2] = {(void *)logits, probs};
+    if ((st = odn_exec(ctx, &op->prim[P_SOFTMAX], sp)) != CNB_OK) return st;
+    float *logp = op->buf[B_LOGP];
+    void *lp[2] = {(void *)logits, logp};
+    if ((st = odn_exec(ctx, &op->prim[P_LOGSOFTMAX], lp)) != CNB_OK) return st;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum -= logp[(size_t)i * classes + labels[i]];
+    *loss = (float)(sum / n);
+    if (pred) {
+        /* argmax of the logits themselves: first maximum wins, and no rounding in exp can
+         * create a tie the logits do not have. */
+        for (int i = 0; i < n; i++) {
+            const float *row = logits + (size_t)i * classes;
+            int best = 0;
+            for (int j = 1; j < classes; j++)
+                if (row[j] > row[best]) best = j;
+            pred[i] = best;
+        }
+    }
+    return CNB_OK;
+}
+
+cnb_status odn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                   const float *probs, const int32_t *labels) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    ODN_CHECK_POSITIVE(ctx, "softmax_ce_backward", n);
+    ODN_CHECK_POSITIVE(ctx, "softmax_ce_backward", classes);
+    ODN_CHECK_PTR(ctx, "softmax_ce_backward", dlogits);
+    ODN_CHECK_PTR(ctx, "softmax_ce_backward", probs);
+    ODN_CHECK_PTR(ctx, "softmax_ce_backward", labels);
+    cnb_status st = labels_check(ctx, "softmax_ce_backward", n, classes, labels);
+    if (st != CNB_OK) return st;
+    /* d(mean loss)/d logits = (probs - onehot(labels)) / n; a few hundred values, one thread. */
+    float fn = (float)n;
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * classes;
+        float *g = dlogits + (size_t)i * classes;
+        for (int j = 0; j < classes; j++) g[j] = p[j] / fn;
+        g[labels[i]] = (p[labels[i]] - 1.0f) / fn;
+    }
+    return CNB_OK;
+}

@@ -1,0 +1,302 @@
+/* profiler.c — the profiling proxy (see profiler.h). Each slot forwards to the real backend; with
+ * timing on it then synchronizes, so an asynchronous device's kernel time lands in the family
+ * that launched it rather than in whichever later call happens to wait. */
+#define _POSIX_C_SOURCE 200809L
+#include "profiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static const char *const family_names[CNB_KF_COUNT] = {
+    "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd", "pool_fwd",
+    "pool_bwd", "gemm_fwd", "gemm_bwd", "act_fwd", "act_bwd", "softmax_ce_fwd",
+    "softmax_ce_bwd", "optimizer", "memory", "other"};
+
+const char *cnb_kfamily_name(int f) {
+    return f >= 0 && f < CNB_KF_COUNT ? family_names[f] : "unknown";
+}
+
+const char *cnb_kfamily_direction(int f) {
+    switch (f) {
+    case CNB_KF_CONV_FWD: case CNB_KF_BIAS_FWD: case CNB_KF_POOL_FWD: case CNB_KF_GEMM_FWD:
+    case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: return "forward";
+    case CNB_KF_CONV_BWD_DATA: case CNB_KF_CONV_BWD_FILTER: case CNB_KF_BIAS_BWD:
+    case CNB_KF_POOL_BWD: case CNB_KF_GEMM_BWD: case CNB_KF_ACT_BWD:
+    case CNB_KF_SOFTMAX_BWD: return "backward";
+    case CNB_KF_OPTIMIZER: return "update";
+    case CNB_KF_MEMORY: return "memory";
+    default: return "other";
+    }
+}
+
+static const char *fault_backend(void) {
+    const char *b = getenv("CNB_TEST_FAULT_BACKEND");
+    return b && *b ? b : "blas";
+}
+
+int cnb_test_faults(const char *backend_name, double *slowdown_conv, char *perturb_slot,
+                    size_t slot_len) {
+    *slowdown_conv = 1.0;
+    if (slot_len) perturb_slot[0] = '\0';
+    if (!backend_name || strcmp(backend_name, fault_backend()) != 0) return 0;
+    const char *s = getenv("CNB_TEST_SLOWDOWN_CONV");
+    if (s && *s) {
+        double f = strtod(s, NULL);
+        if (f > 1.0 && f < 1000.0) *slowdown_conv = f;
+    }
+    const char *p = getenv("CNB_TEST_PERTURB");
+    if (p && *p && slot_len) snprintf(perturb_slot, slot_len, "%s", p);
+    return *slowdown_conv > 1.0 || (slot_len && perturb_slot[0]);
+}
+
+void cnb_test_faults_env(const char *backend_name, char *out, size_t out_len) {
+    double slow;
+    char slot[64];
+    out[0] = '\0';
+    if (!cnb_test_faults(backend_name, &slow, slot, sizeof slot)) return;
+    size_t n = 0;
+    if (slow > 1.0) n += (size_t)snprintf(out + n, out_len - n, "CNB_TEST_SLOWDOWN_CONV=%g ", slow);
+    if (slot[0] && n < out_len) n += (size_t)snprintf(out + n, out_len - n, "CNB_TEST_PERTURB=%s ", slot);
+    if (n < out_len) snprintf(out + n, out_len - n, "CNB_TEST_FAULT_BACKEND=%s", backend_name);
+}
+
+#define P(ctx) ((cnb_profiler *)(void *)(ctx))
+
+/* Start / stop around one real call. stop() synchronizes only when timing (or a slowdown, which
+ * must know how long the call really took). */
+static double start(const cnb_profiler *p) { return p->timing || p->slowdown_conv > 1.0 ? cnb_now() : 0.0; }
+
+static void stop(cnb_profiler *p, int family, double t0, int is_conv) {
+    if (!p->timing && !(is_conv && p->slowdown_conv > 1.0)) return;
+    p->real->synchronize(p->real_ctx);
+    double t1 = cnb_now();
+    if (is_conv && p->slowdown_conv > 1.0) {
+        /* Busy wait, so the planted slowdown costs CPU time like a slower kernel would. */
+        double until = t1 + (p->slowdown_conv - 1.0) * (t1 - t0);
+        while ((t1 = cnb_now()) < until) {
+        }
+    }
+    if (!p->timing) return;
+    p->pending.seconds[family] += t1 - t0;
+    p->pending.calls[family]++;
+}
+
+/* The planted bug of CNB_TEST_PERTURB: add 1 to the middle element of the slot's output. */
+static void perturb(cnb_profiler *p, const char *slot, float *dev, size_t count) {
+    if (!p->perturb_slot[0] || strcmp(p->perturb_slot, slot) != 0 || !dev || count == 0) return;
+    float v;
+    size_t i = count / 2;
+    if (p->real->download(p->real_ctx, &v, dev + i, sizeof v) != CNB_OK) return;
+    v += 1.0f;
+    p->real->upload(p->real_ctx, dev + i, &v, sizeof v);
+    p->perturbed_calls++;
+}
+
+static cnb_status px_create(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len) {
+    (void)cfg;
+    *out = NULL;
+    snprintf(err, err_len, "the profiling proxy wraps an existing context; it cannot create one");
+    return CNB_ERR_UNSUPPORTED;
+}
+static void px_destroy(cnb_context *ctx) { (void)ctx; /* the real context belongs to its opener */ }
+static const char *px_last_error(cnb_context *ctx) {
+    return P(ctx)->real->last_error(P(ctx)->real_ctx);
+}
+static cnb_status px_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
+    return P(ctx)->real->info(P(ctx)->real_ctx, fn, user);
+}
+
+#define FORWARD(family, is_conv, call)                                                        \
+    do {                                                                                      \
+        cnb_profiler *p_ = P(ctx);                                                            \
+        double t0_ = start(p_);                                                               \
+        cnb_status st_ = p_->real->call;                                                      \
+        stop(p_, family, t0_, is_conv);                                                       \
+        if (st_ != CNB_OK) return st_;                                                        \
+    } while (0)
+
+static cnb_status px_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
+    FORWARD(CNB_KF_MEMORY, 0, alloc(p_->real_ctx, ptr, bytes));
+    return CNB_OK;
+}
+static cnb_status px_free(cnb_context *ctx, void *ptr) {
+    FORWARD(CNB_KF_MEMORY, 0, free(p_->real_ctx, ptr));
+    return CNB_OK;
+}
+static cnb_status px_upload(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
+    FORWARD(CNB_KF_MEMORY, 0, upload(p_->real_ctx, dst, src, bytes));
+    return CNB_OK;
+}
+static cnb_status px_download(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
+    FORWARD(CNB_KF_MEMORY, 0, download(p_->real_ctx, dst, src, bytes));
+    return CNB_OK;
+}
+static cnb_status px_synchronize(cnb_context *ctx) {
+    FORWARD(CNB_KF_MEMORY, 0, synchronize(p_->real_ctx));
+    return CNB_OK;
+}
+static cnb_status px_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h,
+                            int w, int kh, int kw) {
+    FORWARD(CNB_KF_OTHER, 0, corr2d(p_->real_ctx, y, x, k, h, w, kh, kw));
+    perturb(P(ctx), "corr2d", y, (size_t)(h - kh + 1) * (size_t)(w - kw + 1));
+    return CNB_OK;
+}
+static cnb_status px_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
+                                  const float *x, const float *w, const float *b) {
+    FORWARD(CNB_KF_CONV_FWD, 1, conv_forward(p_->real_ctx, d, y, x, w, b));
+    perturb(P(ctx), "conv_forward", y, (size_t)d->n * d->k * d->p * d->q);
+    return CNB_OK;
+}
+static cnb_status px_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                        const float *dy, const float *w) {
+    FORWARD(CNB_KF_CONV_BWD_DATA, 1, conv_backward_data(p_->real_ctx, d, dx, dy, w));
+    perturb(P(ctx), "conv_backward_data", dx, (size_t)d->n * d->c * d->h * d->w);
+    return CNB_OK;
+}
+static cnb_status px_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dw,
+                                          const float *dy, const float *x) {
+    FORWARD(CNB_KF_CONV_BWD_FILTER, 1, conv_backward_filter(p_->real_ctx, d, dw, dy, x));
+    perturb(P(ctx), "conv_backward_filter", dw, (size_t)d->k * d->c * d->r * d->s);
+    return CNB_OK;
+}
+static cnb_status px_bias_forward(cnb_context *ctx, float *y, const float *b, int n, int c,
+                                  int hw) {
+    FORWARD(CNB_KF_BIAS_FWD, 0, bias_forward(p_->real_ctx, y, b, n, c, hw));
+    perturb(P(ctx), "bias_forward", y, (size_t)n * c * hw);
+    return CNB_OK;
+}
+static cnb_status px_bias_backward(cnb_context *ctx, float *db, const float *dy, int n, int c,
+                                   int hw) {
+    FORWARD(CNB_KF_BIAS_BWD, 0, bias_backward(p_->real_ctx, db, dy, n, c, hw));
+    perturb(P(ctx), "bias_backward", db, (size_t)c);
+    return CNB_OK;
+}
+static cnb_status px_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *b) {
+    FORWARD(CNB_KF_OTHER, 0, pool_workspace_size(p_->real_ctx, d, b));
+    return CNB_OK;
+}
+static cnb_status px_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
+                                  const float *x, void *ws) {
+    FORWARD(CNB_KF_POOL_FWD, 0, pool_forward(p_->real_ctx, d, y, x, ws));
+    perturb(P(ctx), "pool_forward", y, (size_t)d->n * d->c * d->p * d->q);
+    return CNB_OK;
+}
+static cnb_status px_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                                   const float *dy, const float *x, const float *y,
+                                   const void *ws) {
+    FORWARD(CNB_KF_POOL_BWD, 0, pool_backward(p_->real_ctx, d, dx, dy, x, y, ws));
+    perturb(P(ctx), "pool_backward", dx, (size_t)d->n * d->c * d->h * d->w);
+    return CNB_OK;
+}
+static cnb_status px_gemm(cnb_context *ctx, int ta, int tb, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc) {
+    int family = ta == 0 && tb == 1 ? CNB_KF_GEMM_FWD : CNB_KF_GEMM_BWD;
+    FORWARD(family, 0, gemm(p_->real_ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+    if (m > 0 && n > 0) perturb(P(ctx), "gemm", c + (size_t)(m / 2) * ldc + n / 2, 1);
+    return CNB_OK;
+}
+static cnb_status px_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                        const float *x, const float *slope) {
+    FORWARD(CNB_KF_ACT_FWD, 0, activation_forward(p_->real_ctx, act, count, y, x, slope));
+    perturb(P(ctx), "activation_forward", y, count);
+    return CNB_OK;
+}
+static cnb_status px_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                         float *dslope, const float *dy, const float *x,
+                                         const float *y, const float *slope) {
+    FORWARD(CNB_KF_ACT_BWD, 0,
+            activation_backward(p_->real_ctx, act, count, dx, dslope, dy, x, y, slope));
+    perturb(P(ctx), "activation_backward", dx, count);
+    return CNB_OK;
+}
+static cnb_status px_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
+                                        float *loss, int32_t *pred, const float *logits,
+                                        const int32_t *labels) {
+    FORWARD(CNB_KF_SOFTMAX_FWD, 0,
+            softmax_ce_forward(p_->real_ctx, n, classes, probs, loss, pred, logits, labels));
+    perturb(P(ctx), "softmax_ce_forward", probs, (size_t)n * classes);
+    return CNB_OK;
+}
+static cnb_status px_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                         const float *probs, const int32_t *labels) {
+    FORWARD(CNB_KF_SOFTMAX_BWD, 0,
+            softmax_ce_backward(p_->real_ctx, n, classes, dlogits, probs, labels));
+    perturb(P(ctx), "softmax_ce_backward", dlogits, (size_t)n * classes);
+    return CNB_OK;
+}
+
+/* The optimizer step ends a training step: fold the step's calls into the training totals. */
+static void end_of_step(cnb_profiler *p) {
+    for (int f = 0; f < CNB_KF_COUNT; f++) {
+        p->train.seconds[f] += p->pending.seconds[f];
+        p->train.calls[f] += p->pending.calls[f];
+    }
+    memset(&p->pending, 0, sizeof p->pending);
+}
+static cnb_status px_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count,
+                              float *param, float *velocity, const float *grad) {
+    FORWARD(CNB_KF_OPTIMIZER, 0, sgd_step(p_->real_ctx, d, count, param, velocity, grad));
+    perturb(P(ctx), "sgd_step", param, count);
+    end_of_step(P(ctx));
+    return CNB_OK;
+}
+static cnb_status px_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,
+                               float *param, float *m, float *v, const float *grad) {
+    FORWARD(CNB_KF_OPTIMIZER, 0, adam_step(p_->real_ctx, d, count, param, m, v, grad));
+    perturb(P(ctx), "adam_step", param, count);
+    end_of_step(P(ctx));
+    return CNB_OK;
+}
+
+void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *real_ctx,
+                       int timing) {
+    memset(p, 0, sizeof *p);
+    p->real = real;
+    p->real_ctx = real_ctx;
+    p->timing = timing;
+    cnb_test_faults(real->name, &p->slowdown_conv, p->perturb_slot, sizeof p->perturb_slot);
+    p->table = (cnb_backend){
+        .abi_version = CNB_ABI_VERSION,
+        .struct_size = sizeof(cnb_backend),
+        .name = real->name,
+        .description = real->description,
+        .create = px_create,
+        .destroy = px_destroy,
+        .last_error = px_last_error,
+        .info = px_info,
+        .alloc = px_alloc,
+        .free = px_free,
+        .upload = px_upload,
+        .download = px_download,
+        .synchronize = px_synchronize,
+        .corr2d = px_corr2d,
+        .conv_forward = px_conv_forward,
+        .conv_backward_data = px_conv_backward_data,
+        .conv_backward_filter = px_conv_backward_filter,
+        .bias_forward = px_bias_forward,
+        .bias_backward = px_bias_backward,
+        .pool_workspace_size = px_pool_workspace_size,
+        .pool_forward = px_pool_forward,
+        .pool_backward = px_pool_backward,
+        .gemm = px_gemm,
+        .activation_forward = px_activation_forward,
+        .activation_backward = px_activation_backward,
+        .softmax_ce_forward = px_softmax_ce_forward,
+        .softmax_ce_backward = px_softmax_ce_backward,
+        .sgd_step = px_sgd_step,
+        .adam_step = px_adam_step,
+    };
+}
+
+void cnb_profiler_reset(cnb_profiler *p) {
+    memset(&p->pending, 0, sizeof p->pending);
+    memset(&p->train, 0, sizeof p->train);
+}
+
+int cnb_profiler_has_fault(const cnb_profiler *p) {
+    return p->slowdown_conv > 1.0 || p->perturb_slot[0] != '\0';
+}
