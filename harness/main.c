@@ -363,7 +363,7 @@ int main(int argc, char **argv) {
     opterr = 0;
     for (;;) {
         int optidx = 0;
-        int o = getopt_long(argc, argv, "b:m:h", opts, &optidx);
+        int o = getopt_long(argc, argv, ":b:m:h", opts, &optidx);
         if (o == -1) break;
         int bad = 0;
         switch (o) {

@@ -582,13 +582,16 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
         }
         if (em->steps > 0) {
             r->epochs_done++;
-            if (t->s.log)
+            if (t->s.log && em->eval_seconds > 0)
                 fprintf(t->s.log,
                         "epoch %2d  train loss %.4f  acc %6.2f%%  |  test loss %.4f  acc %6.2f%%"
                         "  |  %7.0f train img/s  %7.0f infer img/s  (%.1f s)\n",
                         e, em->train_loss, 100 * em->train_accuracy, em->test_loss,
                         100 * em->test_accuracy, em->train_images_per_s, em->infer_images_per_s,
                         em->train_seconds + em->eval_seconds);
+            else if (t->s.log)
+                fprintf(t->s.log, "epoch %2d  stopped after %ld steps, not evaluated: %s\n", e,
+                        em->steps, r->message);
         }
         if (t->s.max_steps && r->total_steps >= t->s.max_steps) break;
     }

@@ -131,9 +131,8 @@ Test(cli, divergence_exits_nonzero_and_keeps_results, .timeout = 300) {
     char *out, args[1024], json[512];
     snprintf(json, sizeof json, "%s/cli_diverged.json", CNB_TEST_TMP_DIR);
     snprintf(args, sizeof args,
-             "--backend blas --model simplecnn --lr 50 --epochs 2 --train-limit 2560 "
-             "--test-limit 100 --out %s",
-             json);
+             "--backend blas --model %s/diverge.cfg --train-limit 2560 --test-limit 100 --out %s",
+             CNB_TEST_DATA_DIR, json);
     int rc = cnnbench(args, &out);
     cr_expect_eq(rc, 3, "exit %d: %s", rc, out);
     cr_expect(strstr(out, "diverged") && strstr(out, json), "%s", out);

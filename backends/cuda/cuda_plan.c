@@ -102,11 +102,12 @@ cnb_status cnb_gpu_check_pool(const char *fn, const cnb_pool_desc *d, char *err,
                     "((h+2*pad-k)/stride+1)",
                     fn, d->p, d->q, p, q);
     long long x = (long long)d->n * d->c * d->h * d->w;
-    if (!fits_int(x))
+    long long y = (long long)d->n * d->c * p * q;
+    if (!fits_int(x) || !fits_int(y))
         return fail(CNB_ERR_UNSUPPORTED, err, len,
-                    "%s: input has %lld elements, 2^31 or more; the kernels index with 32-bit "
-                    "integers",
-                    fn, x);
+                    "%s: input (%lld elements) or output (%lld) reaches 2^31 elements; the "
+                    "kernels index with 32-bit integers",
+                    fn, x, y);
     return CNB_OK;
 }
 
