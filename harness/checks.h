@@ -106,7 +106,7 @@ typedef struct cnb_check_outcome {
     int status;
     cnb_compare_stats stats;
     double tol, point_tol;
-    char reason[512];
+    char reason[1536];
     int listed;                        /* first mismatches: index, expected, got */
     size_t bad_index[CNB_CHECK_LIST];
     float bad_expected[CNB_CHECK_LIST], bad_got[CNB_CHECK_LIST];

@@ -24,7 +24,8 @@ void cnb_compare(const float *got, const float *ref, size_t count, double point_
             s->max_abs_index = i;
         }
         if (r != 0.0 && d / fabs(r) > s->max_rel) s->max_rel = d / fabs(r);
-        if (d > point_tol * fmax(1.0, fabs(r))) s->mismatches++;
+        /* Written as !(d <= lim) so a NaN difference (a NaN in the reference) counts too. */
+        if (!(d <= point_tol * fmax(1.0, fabs(r)))) s->mismatches++;
     }
     s->rel_l2 = ref2 > 0.0 ? sqrt(diff2) / sqrt(ref2) : sqrt(diff2);
     if (s->nonfinite) s->rel_l2 = INFINITY;
@@ -45,7 +46,7 @@ void cnb_compare_print_mismatches(FILE *out, const float *got, const float *ref,
     int shown = 0;
     for (size_t i = 0; i < count && shown < limit; i++) {
         double d = fabs((double)got[i] - (double)ref[i]);
-        int bad = !isfinite(got[i]) || d > point_tol * fmax(1.0, fabs((double)ref[i]));
+        int bad = !isfinite(got[i]) || !(d <= point_tol * fmax(1.0, fabs((double)ref[i])));
         if (!bad) continue;
         fprintf(out, "  [%zu] expected %.9g got %.9g (diff %.3g)\n", i, ref[i], got[i], d);
         shown++;

@@ -18,6 +18,10 @@
 extern "C" {
 #endif
 
+/* Launches an empty kernel and waits: fails (cudaErrorNoKernelImageForDevice) when this build
+ * has no code the device can run. */
+cudaError_t cnbk_probe(cudaStream_t s);
+
 /* y (h-kh+1, w-kw+1), x (h, w), k (kh, kw). */
 cudaError_t cnbk_corr2d(cudaStream_t s, float *y, const float *x, const float *k, int h, int w,
                         int kh, int kw);

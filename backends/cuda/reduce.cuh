@@ -7,6 +7,8 @@
 #include "cuda_compat.h"
 #include "cuda_plan.h"
 
+namespace {
+
 /* The sum of v over the block's CNB_REDUCE_THREADS threads, valid in thread 0. Every thread of
  * the block must call it (it holds barriers). */
 static __device__ float block_sum(float *part, float v) {
@@ -20,15 +22,17 @@ static __device__ float block_sum(float *part, float v) {
     return part[0];
 }
 
-/* out[0] = scale * (sum of in[0..count)), one block of CNB_REDUCE_THREADS: thread t sums
+/* out[0] = (sum of in[0..count)) / divisor, one block of CNB_REDUCE_THREADS: thread t sums
  * in[t], in[t + threads], ... in that order, then the tree. */
 __global__ void __launch_bounds__(CNB_REDUCE_THREADS)
-    sum_to_scalar_kernel(float *out, const float *in, int count, float scale) {
+    sum_to_scalar_kernel(float *out, const float *in, int count, float divisor) {
     __shared__ float part[CNB_REDUCE_THREADS];
     float v = 0.0f;
     for (int i = (int)threadIdx.x; i < count; i += CNB_REDUCE_THREADS) v += in[i];
     float total = block_sum(part, v);
-    if (threadIdx.x == 0) out[0] = total * scale;
+    if (threadIdx.x == 0) out[0] = __fdiv_rn(total, divisor);
 }
+
+} // namespace
 
 #endif /* CNB_REDUCE_CUH */

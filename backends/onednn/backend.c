@@ -42,7 +42,8 @@ static const char *layout_words(int layout) {
     switch (layout) {
     case ODN_LAYOUT_PLAIN: return "plain (nchw/oihw, no reorders)";
     case ODN_LAYOUT_BLOCKED: return "blocked (format_tag_any, reorders at the ABI boundary)";
-    default: return "auto (plain; see conv.c for the measurements)";
+    default: return "auto (blocked with boundary reorders; plain for C=1 backward-data and for "
+                    "C=1 forward with >= 32 output channels, as measured; see conv.c)";
     }
 }
 
@@ -148,10 +149,14 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "onednn.threads_via", "omp_set_num_threads (libgomp, one pool shared with the "
                                    "backend's own loops)");
     const char *wp = getenv("OMP_WAIT_POLICY");
-    fn(user, "omp.wait_policy", wp ? wp : "(unset: libgomp spins briefly, then sleeps)");
+    fn(user, "omp.wait_policy", wp ? wp : "(unset: libgomp spins a while, then sleeps)");
     fn(user, "onednn.conv_layout", layout_words(ctx->conv_layout));
     fn(user, "onednn.gemm", "matmul primitive (strided memory descriptors for transposes)");
-    fn(user, "onednn.prelu", "dnnl prelu primitive, scalar-broadcast slope");
+    fn(user, "onednn.prelu", "forward: dnnl prelu primitive on a (count/16, 16) view, slope "
+                             "replicated 16x (2.6 has only a reference kernel for a scalar "
+                             "slope); backward: OpenMP loop with double slope sum");
+    fn(user, "onednn.softmax_ce", "softmax_v2 primitive for probs; loss as log-sum-exp in "
+                                  "double (2.6's log-softmax is ~1.4e-6 off absolute)");
     fn(user, "onednn.scratchpad", "user mode, one buffer shared by all primitives");
     return CNB_OK;
 }

@@ -27,8 +27,7 @@ typedef enum odn_kind {
     ODN_GEMM,
     ODN_ELTWISE_FORWARD,
     ODN_ELTWISE_BACKWARD,
-    ODN_PRELU_FORWARD,
-    ODN_PRELU_BACKWARD,
+    ODN_PRELU_FORWARD, /* the backward is a loop (activation.c says why) */
     ODN_SOFTMAX_CE
 } odn_kind;
 

@@ -1,0 +1,252 @@
+/* gpu_ops.c — the kernel slots served by the hand-written kernels: check the arguments (the
+ * same rules as the naive backend), plan the launch (cuda_plan.c), take scratch, launch on the
+ * context's stream. Every slot of the cuda backend lands here; the cudnn backend uses the ones
+ * cuDNN has no call for (PReLU, the cross-entropy loss and gradient, the optimizers). */
+#include <math.h>
+
+#include "cuda_kernels.h"
+#include "cuda_plan.h"
+#include "gpu_common.h"
+
+#define VALIDATE(call)                                                                       \
+    do {                                                                                     \
+        cnb_status st_ = (call);                                                             \
+        if (st_ != CNB_OK) return st_;                                                       \
+    } while (0)
+
+cnb_status cnb_gpu_corr2d(cnb_gpu_base *g, float *y, const float *x, const float *k, int h,
+                          int w, int kh, int kw) {
+    VALIDATE(cnb_gpu_check_corr2d(h, w, kh, kw, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "corr2d", y);
+    GPU_CHECK_PTR(g, "corr2d", x);
+    GPU_CHECK_PTR(g, "corr2d", k);
+    return cnb_gpu_check(g, cnbk_corr2d(g->stream, y, x, k, h, w, kh, kw), "corr2d");
+}
+
+/* Plans the GEMM of one convolution and takes the scratch its split needs. */
+static cnb_status plan_conv_gemm(cnb_gpu_base *g, int m, int n, int k, cnb_gemm_plan *plan,
+                                 float **partial) {
+    VALIDATE(cnb_plan_gemm(plan, m, n, k, g->dev.sm_count, g->err, sizeof g->err));
+    void *p = NULL;
+    VALIDATE(cnb_gpu_scratch(g, plan->partial_floats * sizeof(float), &p));
+    *partial = p;
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_conv_forward(cnb_gpu_base *g, const cnb_conv_desc *d, float *y,
+                                const float *x, const float *weight, const float *bias) {
+    VALIDATE(cnb_gpu_check_conv("conv_forward", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "conv_forward", y);
+    GPU_CHECK_PTR(g, "conv_forward", x);
+    GPU_CHECK_PTR(g, "conv_forward", weight);
+    cnb_conv_geom geo;
+    cnb_conv_geom_init(&geo, d);
+    int m, n, k;
+    cnb_conv_forward_mnk(&geo, &m, &n, &k);
+    cnb_gemm_plan plan;
+    float *partial;
+    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    return cnb_gpu_check(
+        g, cnbk_conv_forward(g->stream, &geo, &plan, partial, y, x, weight, bias),
+        "conv_forward");
+}
+
+cnb_status cnb_gpu_conv_backward_data(cnb_gpu_base *g, const cnb_conv_desc *d, float *dx,
+                                      const float *dy, const float *weight) {
+    VALIDATE(cnb_gpu_check_conv("conv_backward_data", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "conv_backward_data", dx);
+    GPU_CHECK_PTR(g, "conv_backward_data", dy);
+    GPU_CHECK_PTR(g, "conv_backward_data", weight);
+    cnb_conv_geom geo;
+    cnb_conv_geom_init(&geo, d);
+    int m, n, k;
+    cnb_conv_backward_data_mnk(&geo, &m, &n, &k);
+    cnb_gemm_plan plan;
+    float *partial;
+    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    return cnb_gpu_check(
+        g, cnbk_conv_backward_data(g->stream, &geo, &plan, partial, dx, dy, weight),
+        "conv_backward_data");
+}
+
+cnb_status cnb_gpu_conv_backward_filter(cnb_gpu_base *g, const cnb_conv_desc *d,
+                                        float *dweight, const float *dy, const float *x) {
+    VALIDATE(cnb_gpu_check_conv("conv_backward_filter", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "conv_backward_filter", dweight);
+    GPU_CHECK_PTR(g, "conv_backward_filter", dy);
+    GPU_CHECK_PTR(g, "conv_backward_filter", x);
+    cnb_conv_geom geo;
+    cnb_conv_geom_init(&geo, d);
+    int m, n, k;
+    cnb_conv_backward_filter_mnk(&geo, &m, &n, &k);
+    cnb_gemm_plan plan;
+    float *partial;
+    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    return cnb_gpu_check(
+        g, cnbk_conv_backward_filter(g->stream, &geo, &plan, partial, dweight, dy, x),
+        "conv_backward_filter");
+}
+
+cnb_status cnb_gpu_bias_forward(cnb_gpu_base *g, float *y, const float *bias, int n, int c,
+                                int hw) {
+    VALIDATE(cnb_gpu_check_nchw("bias_forward", n, c, hw, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "bias_forward", y);
+    GPU_CHECK_PTR(g, "bias_forward", bias);
+    return cnb_gpu_check(g, cnbk_bias_forward(g->stream, y, bias, n, c, hw), "bias_forward");
+}
+
+cnb_status cnb_gpu_bias_backward(cnb_gpu_base *g, float *dbias, const float *dy, int n, int c,
+                                 int hw) {
+    VALIDATE(cnb_gpu_check_nchw("bias_backward", n, c, hw, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "bias_backward", dbias);
+    GPU_CHECK_PTR(g, "bias_backward", dy);
+    return cnb_gpu_check(g, cnbk_bias_backward(g->stream, dbias, dy, n, c, hw), "bias_backward");
+}
+
+cnb_status cnb_gpu_pool_workspace_size(cnb_gpu_base *g, const cnb_pool_desc *d, size_t *bytes) {
+    VALIDATE(cnb_gpu_check_pool("pool_workspace_size", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "pool_workspace_size", bytes);
+    /* Max pooling keeps each output's argmax (an int32 index into its plane). */
+    *bytes = d->mode == CNB_POOL_MAX
+                 ? (size_t)d->n * d->c * d->p * d->q * sizeof(int32_t)
+                 : 0;
+    return CNB_OK;
+}
+
+cnb_status cnb_gpu_pool_forward(cnb_gpu_base *g, const cnb_pool_desc *d, float *y,
+                                const float *x, void *workspace) {
+    VALIDATE(cnb_gpu_check_pool("pool_forward", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "pool_forward", y);
+    GPU_CHECK_PTR(g, "pool_forward", x);
+    if (d->mode == CNB_POOL_MAX) GPU_CHECK_PTR(g, "pool_forward (max)", workspace);
+    return cnb_gpu_check(
+        g, cnbk_pool_forward(g->stream, d, y, d->mode == CNB_POOL_MAX ? workspace : NULL, x),
+        "pool_forward");
+}
+
+cnb_status cnb_gpu_pool_backward(cnb_gpu_base *g, const cnb_pool_desc *d, float *dx,
+                                 const float *dy, const float *x, const float *y,
+                                 const void *workspace) {
+    (void)x; /* the argmax from the forward says where each gradient goes */
+    (void)y;
+    VALIDATE(cnb_gpu_check_pool("pool_backward", d, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "pool_backward", dx);
+    GPU_CHECK_PTR(g, "pool_backward", dy);
+    if (d->mode == CNB_POOL_MAX) GPU_CHECK_PTR(g, "pool_backward (max)", workspace);
+    return cnb_gpu_check(
+        g,
+        cnbk_pool_backward(g->stream, d, dx, dy,
+                           d->mode == CNB_POOL_MAX ? (const int32_t *)workspace : NULL),
+        "pool_backward");
+}
+
+cnb_status cnb_gpu_gemm(cnb_gpu_base *g, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                        float *c, int ldc) {
+    VALIDATE(cnb_gpu_check_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc, g->err,
+                                sizeof g->err));
+    GPU_CHECK_PTR(g, "gemm", a);
+    GPU_CHECK_PTR(g, "gemm", b);
+    GPU_CHECK_PTR(g, "gemm", c);
+    cnb_gemm_plan plan;
+    float *partial;
+    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    return cnb_gpu_check(g,
+                         cnbk_gemm(g->stream, &plan, partial, trans_a, trans_b, alpha, a, lda, b,
+                                   ldb, beta, c, ldc),
+                         "gemm");
+}
+
+cnb_status cnb_gpu_activation_forward(cnb_gpu_base *g, int act, size_t count, float *y,
+                                      const float *x, const float *slope) {
+    VALIDATE(cnb_gpu_check_activation("activation_forward", act, count, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "activation_forward", y);
+    GPU_CHECK_PTR(g, "activation_forward", x);
+    if (act == CNB_ACT_PRELU) GPU_CHECK_PTR(g, "activation_forward", slope);
+    return cnb_gpu_check(g, cnbk_activation_forward(g->stream, act, count, y, x, slope),
+                         "activation_forward");
+}
+
+cnb_status cnb_gpu_activation_backward(cnb_gpu_base *g, int act, size_t count, float *dx,
+                                       float *dslope, const float *dy, const float *x,
+                                       const float *y, const float *slope) {
+    VALIDATE(cnb_gpu_check_activation("activation_backward", act, count, g->err,
+                                      sizeof g->err));
+    GPU_CHECK_PTR(g, "activation_backward", dx);
+    GPU_CHECK_PTR(g, "activation_backward", dy);
+    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU) GPU_CHECK_PTR(g, "activation_backward", x);
+    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID)
+        GPU_CHECK_PTR(g, "activation_backward", y);
+    void *partial = NULL;
+    if (act == CNB_ACT_PRELU) {
+        GPU_CHECK_PTR(g, "activation_backward", slope);
+        GPU_CHECK_PTR(g, "activation_backward", dslope);
+        VALIDATE(cnb_gpu_scratch(g, (size_t)cnb_plan_reduce_blocks(count) * sizeof(float),
+                                 &partial));
+    }
+    return cnb_gpu_check(g,
+                         cnbk_activation_backward(g->stream, act, count, dx, dslope, partial, dy,
+                                                  x, y, slope),
+                         "activation_backward");
+}
+
+cnb_status cnb_gpu_softmax_ce_forward(cnb_gpu_base *g, int n, int classes, float *probs,
+                                      float *loss, int32_t *pred, const float *logits,
+                                      const int32_t *labels) {
+    VALIDATE(cnb_gpu_check_softmax("softmax_ce_forward", n, classes, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "softmax_ce_forward", probs);
+    GPU_CHECK_PTR(g, "softmax_ce_forward", loss);
+    GPU_CHECK_PTR(g, "softmax_ce_forward", logits);
+    GPU_CHECK_PTR(g, "softmax_ce_forward", labels);
+    void *row_loss;
+    VALIDATE(cnb_gpu_scratch(g, (size_t)n * sizeof(float), &row_loss));
+    return cnb_gpu_check(g,
+                         cnbk_softmax_ce_forward(g->stream, n, classes, probs, loss, pred,
+                                                 row_loss, g->flags_dev, logits, labels),
+                         "softmax_ce_forward");
+}
+
+cnb_status cnb_gpu_softmax_ce_backward(cnb_gpu_base *g, int n, int classes, float *dlogits,
+                                       const float *probs, const int32_t *labels) {
+    VALIDATE(cnb_gpu_check_softmax("softmax_ce_backward", n, classes, g->err, sizeof g->err));
+    GPU_CHECK_PTR(g, "softmax_ce_backward", dlogits);
+    GPU_CHECK_PTR(g, "softmax_ce_backward", probs);
+    GPU_CHECK_PTR(g, "softmax_ce_backward", labels);
+    return cnb_gpu_check(g,
+                         cnbk_softmax_ce_backward(g->stream, n, classes, dlogits, g->flags_dev,
+                                                  probs, labels),
+                         "softmax_ce_backward");
+}
+
+cnb_status cnb_gpu_sgd_step(cnb_gpu_base *g, const cnb_sgd_desc *d, size_t count, float *param,
+                            float *velocity, const float *grad) {
+    GPU_CHECK_PTR(g, "sgd_step", d);
+    if (count == 0) return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "sgd_step: count is 0");
+    GPU_CHECK_PTR(g, "sgd_step", param);
+    GPU_CHECK_PTR(g, "sgd_step", velocity);
+    GPU_CHECK_PTR(g, "sgd_step", grad);
+    return cnb_gpu_check(g, cnbk_sgd_step(g->stream, d, count, param, velocity, grad),
+                         "sgd_step");
+}
+
+cnb_status cnb_gpu_adam_step(cnb_gpu_base *g, const cnb_adam_desc *d, size_t count,
+                             float *param, float *m, float *v, const float *grad) {
+    GPU_CHECK_PTR(g, "adam_step", d);
+    if (count == 0) return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "adam_step: count is 0");
+    if (d->step < 1)
+        return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "adam_step: step=%d must be >= 1",
+                            d->step);
+    GPU_CHECK_PTR(g, "adam_step", param);
+    GPU_CHECK_PTR(g, "adam_step", m);
+    GPU_CHECK_PTR(g, "adam_step", v);
+    GPU_CHECK_PTR(g, "adam_step", grad);
+    /* PyTorch computes these as Python floats (double) and hands them to float kernels. */
+    const double bias_correction1 = 1.0 - pow((double)d->beta1, d->step);
+    const double bias_correction2 = 1.0 - pow((double)d->beta2, d->step);
+    const float step_size = (float)((double)d->lr / bias_correction1);
+    const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
+    return cnb_gpu_check(g,
+                         cnbk_adam_step(g->stream, d, step_size, bias_correction2_sqrt, count,
+                                        param, m, v, grad),
+                         "adam_step");
+}

@@ -1,0 +1,118 @@
+/* softmax_ce.cu — softmax + cross-entropy (mean over the batch) and its gradient. One thread
+ * per row (the models have 10 classes); the per-row losses go to scratch and one block adds
+ * them in a fixed order, so the loss is the same bits every run. A label outside
+ * [0, classes) cannot be returned as an error without waiting for the device, so the kernel
+ * raises a flag the backend checks at its next synchronizing call, and writes NaN for that row's
+ * loss (and gradient) so the result cannot pass for a number. */
+#include <math.h>
+
+#include "cuda_kernels.h"
+#include "reduce.cuh"
+
+namespace {
+
+/* probs (n,classes), row_loss (n), pred (n) or NULL, logits (n,classes), labels (n):
+ *   probs = exp(z - max) / sum exp(z - max);  row_loss = log(sum) + max - z[label]. */
+__global__ void softmax_ce_forward_kernel(int n, int classes, float *probs, float *row_loss,
+                                          int32_t *pred, int *bad_label, const float *logits,
+                                          const int32_t *labels) {
+    for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < n;
+         i += (int)(gridDim.x * blockDim.x)) {
+        const float *z = logits + i * classes;
+        float *pr = probs + i * classes;
+        int argmax = 0;
+        float zmax = z[0];
+        for (int j = 1; j < classes; j++)
+            if (z[j] > zmax) { /* strict '>': the first maximum wins */
+                zmax = z[j];
+                argmax = j;
+            }
+        float sum = 0.0f;
+        for (int j = 0; j < classes; j++) sum += expf(z[j] - zmax);
+        for (int j = 0; j < classes; j++) pr[j] = expf(z[j] - zmax) / sum;
+        int label = labels[i];
+        if (label < 0 || label >= classes) {
+            *bad_label = 1;
+            row_loss[i] = NAN;
+        } else {
+            row_loss[i] = (logf(sum) + zmax) - z[label];
+        }
+        if (pred) pred[i] = argmax;
+    }
+}
+
+/* row_loss (n) = -logprobs[i, labels[i]], pred (n) or NULL from logits (n,classes). */
+__global__ void ce_loss_from_logprobs_kernel(int n, int classes, float *row_loss, int32_t *pred,
+                                             int *bad_label, const float *logprobs,
+                                             const float *logits, const int32_t *labels) {
+    for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < n;
+         i += (int)(gridDim.x * blockDim.x)) {
+        int label = labels[i];
+        if (label < 0 || label >= classes) {
+            *bad_label = 1;
+            row_loss[i] = NAN;
+        } else {
+            row_loss[i] = -logprobs[i * classes + label];
+        }
+        if (pred) {
+            const float *z = logits + i * classes;
+            int argmax = 0;
+            for (int j = 1; j < classes; j++)
+                if (z[j] > z[argmax]) argmax = j;
+            pred[i] = argmax;
+        }
+    }
+}
+
+/* dlogits (n,classes) = (probs - onehot(labels)) / n. */
+__global__ void softmax_ce_backward_kernel(int n, int classes, float *dlogits, int *bad_label,
+                                           const float *probs, const int32_t *labels) {
+    const int total = n * classes;
+    const float rows = (float)n;
+    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
+         e += (int)(gridDim.x * blockDim.x)) {
+        int i = e / classes, j = e - i * classes;
+        int label = labels[i];
+        if (label < 0 || label >= classes) {
+            *bad_label = 1;
+            dlogits[e] = NAN;
+            continue;
+        }
+        float onehot = j == label ? 1.0f : 0.0f;
+        dlogits[e] = __fdiv_rn(__fsub_rn(probs[e], onehot), rows);
+    }
+}
+
+} // namespace
+
+extern "C" cudaError_t cnbk_softmax_ce_forward(cudaStream_t s, int n, int classes, float *probs,
+                                               float *loss, int32_t *pred, float *row_loss,
+                                               int *bad_label, const float *logits,
+                                               const int32_t *labels) {
+    int blocks = cnb_plan_blocks((size_t)n, 128, CNB_EW_MAX_BLOCKS);
+    cudaError_t e = cnb_launch(softmax_ce_forward_kernel, dim3((unsigned)blocks), dim3(128), s,
+                               n, classes, probs, row_loss, pred, bad_label, logits, labels);
+    if (e != cudaSuccess) return e;
+    return cnb_launch(sum_to_scalar_kernel, dim3(1), dim3(CNB_REDUCE_THREADS), s, loss,
+                      (const float *)row_loss, n, (float)n);
+}
+
+extern "C" cudaError_t cnbk_ce_loss_from_logprobs(cudaStream_t s, int n, int classes,
+                                                  float *loss, int32_t *pred, float *row_loss,
+                                                  int *bad_label, const float *logprobs,
+                                                  const float *logits, const int32_t *labels) {
+    int blocks = cnb_plan_blocks((size_t)n, 128, CNB_EW_MAX_BLOCKS);
+    cudaError_t e = cnb_launch(ce_loss_from_logprobs_kernel, dim3((unsigned)blocks), dim3(128),
+                               s, n, classes, row_loss, pred, bad_label, logprobs, logits, labels);
+    if (e != cudaSuccess) return e;
+    return cnb_launch(sum_to_scalar_kernel, dim3(1), dim3(CNB_REDUCE_THREADS), s, loss,
+                      (const float *)row_loss, n, (float)n);
+}
+
+extern "C" cudaError_t cnbk_softmax_ce_backward(cudaStream_t s, int n, int classes,
+                                                float *dlogits, int *bad_label,
+                                                const float *probs, const int32_t *labels) {
+    int blocks = cnb_plan_blocks((size_t)n * classes, CNB_EW_THREADS, CNB_EW_MAX_BLOCKS);
+    return cnb_launch(softmax_ce_backward_kernel, dim3((unsigned)blocks), dim3(CNB_EW_THREADS),
+                      s, n, classes, dlogits, bad_label, probs, labels);
+}

@@ -1,0 +1,837 @@
+/* cmd_check.c — `cnnbench check`: every kernel family of every backend against the naive
+ * reference at every layer shape of every model plus edge shapes, on random and exact-integer
+ * inputs, then whole-training agreement over the first steps of each model (DESIGN.md §4).
+ * One line per check, a summary, a JSON report, and a non-zero exit on any FAILED. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checks.h"
+#include "commands.h"
+#include "compare.h"
+#include "data.h"
+#include "loader.h"
+#include "machine.h"
+#include "model.h"
+#include "profiler.h"
+#include "results.h"
+#include "runctx.h"
+#include "train.h"
+#include "util.h"
+
+/* Tolerances (relative L2 error unless said otherwise), with the reason for each value.
+ *  - fp32 on a CPU: 1e-5. float32's unit roundoff is 2^-24 = 6e-8; the longest reductions
+ *    checked here (a weight gradient over n*p*q terms, a few thousand at the default batch)
+ *    grow the error of a sequential sum roughly with sqrt(terms), so a correct kernel lands
+ *    near 1e-7..1e-6 against naive's double accumulation, and 1e-5 still leaves a margin of
+ *    about 10x. A wrong index or a missed term gives errors of 1e-2 and more.
+ *  - fp32 on a GPU (TF32 off): the same 1e-5; strict fp32 differs from a CPU only in the order
+ *    of summation.
+ *  - TF32 (--tf32): 5e-3 for convolution and gemm. TF32 keeps 10 mantissa bits (unit roundoff
+ *    2^-11 = 4.9e-4) for the products; 10x that covers the sums of a few hundred products.
+ *  - exact mode: bit for bit (every partial sum is an exact float32 integer).
+ *  - naive against itself: bit for bit (the reference must be deterministic).
+ *  - memory round trip: bit for bit.
+ *  - training over the first N steps: 1e-4 for the per-step losses and the final weights.
+ *    Per-kernel differences of ~1e-7 compound through N steps of SGD / Adam; measured here
+ *    (blas vs naive, 10 steps) they stay near 1e-6; 1e-4 flags a real divergence.
+ *  - final test accuracy: within 0.5 percentage points (a few images of the evaluation set
+ *    may flip when their logits are nearly tied). */
+#define TOL_FP32 1e-5
+#define TOL_TF32 5e-3
+#define TOL_TRAIN 1e-4
+#define TOL_ACC_PP 0.5
+#define POINT_TOL 1e-5
+
+enum { EXIT_USAGE = 2 };
+enum { MODE_RANDOM = 1, MODE_EXACT = 2 };
+
+typedef struct ck_backend {
+    const char *name;
+    cnb_loaded_backend lib;
+    cnb_context *ctx;
+    const cnb_backend *api;     /* what checks call: the real table, or the fault proxy */
+    cnb_context *actx;
+    cnb_profiler proxy;
+    int usable, is_gpu, is_naive;
+    char why[CNB_ERR_LEN];
+    char fault_env[256];
+    cnb_info_list info;
+    long count[4];              /* by cnb_check_status */
+} ck_backend;
+
+typedef struct ck_opts {
+    char *backends[CNB_MAX_LIST];
+    int n_backends;
+    int family_on[CNB_CK_COUNT];
+    char *models[CNB_MAX_LIST];
+    int n_models;
+    const char *shape_glob;
+    int modes;
+    int batch;
+    uint64_t seed;
+    int steps, test_limit, training, threads, tf32, deterministic, quiet;
+    const char *out, *dataset, *data;
+} ck_opts;
+
+typedef struct ck_state {
+    ck_opts o;
+    ck_backend *b;
+    int nb;
+    cnb_loaded_backend ref_lib;
+    cnb_context *ref_ctx;
+    cJSON *checks;
+    long total[4];
+    int argc;
+    char **argv;
+} ck_state;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: cnnbench check [options]\n"
+        "\n"
+        "Checks every kernel family of each backend against the naive reference at every layer\n"
+        "shape of every model and at edge shapes, on random and exact-integer inputs, then\n"
+        "whole-training agreement over the first steps of each model.\n"
+        "\n"
+        "  --backends LIST   backends to check (default: every known one; those that cannot\n"
+        "                    run here are SKIPPED with the reason)\n"
+        "  --family LIST     kernel families: corr2d conv_fwd conv_bwd_data conv_bwd_filter\n"
+        "                    bias_fwd bias_bwd pool_fwd pool_bwd gemm act_fwd act_bwd\n"
+        "                    softmax_ce_fwd softmax_ce_bwd sgd adam memory training\n"
+        "                    (ABI slot names such as conv_backward_data work too)\n"
+        "  --model LIST      models whose layer shapes to check (default: all in %s),\n"
+        "                    and 'edge' for the edge shapes\n"
+        "  --shape GLOB      only shapes whose label matches, e.g. 'simplecnn.conv*'\n"
+        "  --mode M          random, exact or both (default both)\n"
+        "  --batch N         batch for the layer shapes (default 8)\n"
+        "  --steps N         training steps compared (default 10)\n"
+        "  --test-limit N    test images for the training agreement (default 500)\n"
+        "  --no-training     kernel checks only\n"
+        "  --seed N          seed of the inputs (default 42)\n"
+        "  --threads N       CPU backend threads (default: all cores)\n"
+        "  --tf32            GPU backends may use TF32 (looser tolerance for conv and gemm)\n"
+        "  --deterministic   GPU backends: deterministic algorithms only\n"
+        "  --dataset NAME, --data PATH   data for the training agreement (as for training)\n"
+        "  --out FILE        JSON report (default cnnbench-check.json)\n"
+        "  --quiet           print only failures, skips and the summary\n",
+        cnb_models_dir());
+}
+
+static int parse_int_opt(const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "cnnbench check: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s,
+                lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_gpu_name(const char *name) {
+    return strcmp(name, "cuda") == 0 || strcmp(name, "cudnn") == 0;
+}
+
+/* FNV-1a: each check's inputs come from the run's seed and the check's own name, so a
+ * reproduction command that selects one check regenerates exactly its inputs. */
+static uint64_t check_seed(uint64_t seed, const char *family, const char *label, int exact) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    const char *parts[3] = {family, label, exact ? "exact" : "random"};
+    for (int p = 0; p < 3; p++) {
+        for (const char *c = parts[p]; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        h = (h ^ '/') * 1099511628211ull;
+    }
+    return h;
+}
+
+static double tolerance_for(const ck_state *s, const ck_backend *b, int family) {
+    if (b->is_naive || family == CNB_CK_MEMORY) return 0.0;
+    if (b->is_gpu && s->o.tf32 &&
+        (family == CNB_CK_CONV_FWD || family == CNB_CK_CONV_BWD_DATA ||
+         family == CNB_CK_CONV_BWD_FILTER || family == CNB_CK_GEMM || family == CNB_CK_CORR2D))
+        return TOL_TF32;
+    return TOL_FP32;
+}
+
+static void repro_command(const ck_state *s, const ck_backend *b, const char *family,
+                          const char *label, const char *mode, char *buf, size_t len) {
+    snprintf(buf, len,
+             "%s%scnnbench check --backends %s --family %s --shape '%s'%s%s --seed %llu "
+             "--batch %d%s",
+             b->fault_env, b->fault_env[0] ? " " : "", b->name, family, label,
+             mode ? " --mode " : "", mode ? mode : "", (unsigned long long)s->o.seed, s->o.batch,
+             strcmp(family, "training") == 0 ? "" : " --no-training");
+    if (strcmp(family, "training") == 0) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, " --steps %d --test-limit %d --family training", s->o.steps,
+                 s->o.test_limit);
+    }
+}
+
+static void print_line(const ck_state *s, const ck_backend *b, const char *family,
+                       const char *label, const char *shape, const char *mode,
+                       const cnb_check_outcome *o, const char *extra) {
+    if (s->o.quiet && o->status == CNB_CHECK_PASSED) return;
+    printf("%-10s %-7s %-15s %-24s %-36s %-6s", cnb_check_status_name(o->status), b->name,
+           family, label, shape, mode);
+    if (o->status == CNB_CHECK_SKIPPED) {
+        printf("  %s\n", o->reason);
+        return;
+    }
+    printf("  relL2 %.2e (tol %.0e)  max|d| %.2e  max rel %.2e  mismatch %.3f%%%s%s\n",
+           o->stats.rel_l2, o->tol, o->stats.max_abs, o->stats.max_rel,
+           100 * o->stats.mismatch_share, extra ? "  " : "", extra ? extra : "");
+    if (o->status == CNB_CHECK_MISTRUSTED) printf("           %s\n", o->reason);
+    if (o->status == CNB_CHECK_FAILED) {
+        if (o->reason[0]) printf("           %s\n", o->reason);
+        for (int i = 0; i < o->listed; i++)
+            printf("           [%zu] expected %.9g got %.9g (diff %.3g)\n", o->bad_index[i],
+                   o->bad_expected[i], o->bad_got[i],
+                   fabs((double)o->bad_got[i] - (double)o->bad_expected[i]));
+        char repro[1024];
+        repro_command(s, b, family, label, strcmp(family, "training") ? mode : NULL, repro,
+                      sizeof repro);
+        printf("           reproduce: %s\n", repro);
+    }
+    fflush(stdout);
+}
+
+static void record(ck_state *s, ck_backend *b, const char *family, const char *label,
+                   const char *shape, const char *mode, const cnb_check_outcome *o,
+                   cJSON *extra) {
+    b->count[o->status]++;
+    s->total[o->status]++;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "backend", b->name);
+    cJSON_AddStringToObject(j, "family", family);
+    cJSON_AddStringToObject(j, "label", label);
+    cJSON_AddStringToObject(j, "shape", shape);
+    cJSON_AddStringToObject(j, "mode", mode);
+    cJSON_AddStringToObject(j, "status", cnb_check_status_name(o->status));
+    if (o->reason[0]) cJSON_AddStringToObject(j, "reason", o->reason);
+    if (o->status != CNB_CHECK_SKIPPED) {
+        cJSON_AddNumberToObject(j, "rel_l2", isfinite(o->stats.rel_l2) ? o->stats.rel_l2 : 1e308);
+        cJSON_AddNumberToObject(j, "max_abs", o->stats.max_abs);
+        cJSON_AddNumberToObject(j, "max_rel", o->stats.max_rel);
+        cJSON_AddNumberToObject(j, "mismatch_share", o->stats.mismatch_share);
+        cJSON_AddNumberToObject(j, "zero_share", o->stats.zero_share);
+        cJSON_AddNumberToObject(j, "count", (double)o->stats.count);
+        cJSON_AddNumberToObject(j, "tolerance", o->tol);
+        cJSON_AddNumberToObject(j, "point_tolerance", o->point_tol);
+    }
+    if (o->status == CNB_CHECK_FAILED) {
+        cJSON *mm = cJSON_AddArrayToObject(j, "first_mismatches");
+        for (int i = 0; i < o->listed; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", (double)o->bad_index[i]);
+            cJSON_AddNumberToObject(e, "expected", o->bad_expected[i]);
+            cJSON_AddNumberToObject(e, "got", isfinite(o->bad_got[i]) ? o->bad_got[i] : 1e308);
+            cJSON_AddItemToArray(mm, e);
+        }
+        char repro[1024];
+        repro_command(s, b, family, label, strcmp(family, "training") ? mode : NULL, repro,
+                      sizeof repro);
+        cJSON_AddStringToObject(j, "reproduce", repro);
+    }
+    if (extra) cJSON_AddItemToObject(j, "details", extra);
+    cJSON_AddItemToArray(s->checks, j);
+}
+
+/* ---- kernel checks ---- */
+
+static int family_selected(const ck_state *s, int f) { return s->o.family_on[f]; }
+
+static int model_selected(const ck_state *s, const char *name) {
+    if (s->o.n_models == 0) return 1;
+    for (int i = 0; i < s->o.n_models; i++)
+        if (strcmp(s->o.models[i], name) == 0) return 1;
+    return 0;
+}
+
+static void run_kernel_case(ck_state *s, const cnb_check_case *c, int exact) {
+    const char *family = cnb_check_family_name(c->family);
+    const char *mode = exact ? "exact" : "random";
+    char shape[256], err[CNB_ERR_LEN];
+    cnb_check_case_shape(c, shape, sizeof shape);
+    cnb_check_data d;
+    cnb_check_outcome o;
+    if (cnb_check_prepare(c, exact, check_seed(s->o.seed, family, c->label, exact), &d, err,
+                          sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: %s\n", err);
+        return;
+    }
+    cnb_status ref_st = cnb_check_run(&d, s->ref_lib.api, s->ref_ctx,
+                                      d.ref, err, sizeof err);
+    char ref_err[CNB_ERR_LEN];
+    snprintf(ref_err, sizeof ref_err, "%s", err);
+    float *got = malloc((d.out_count ? d.out_count : 1) * sizeof(float));
+    for (int i = 0; i < s->nb; i++) {
+        ck_backend *b = &s->b[i];
+        if (!b->usable) continue;
+        memset(&o, 0, sizeof o);
+        if (!got) {
+            o.status = CNB_CHECK_FAILED;
+            snprintf(o.reason, sizeof o.reason, "out of host memory");
+        } else if (ref_st != CNB_OK) {
+            /* The reference could not run this shape: nothing to compare with. */
+            o.status = ref_st == CNB_ERR_UNSUPPORTED ? CNB_CHECK_SKIPPED : CNB_CHECK_FAILED;
+            snprintf(o.reason, sizeof o.reason, "reference failed: %.1200s", ref_err);
+        } else {
+            cnb_status st = cnb_check_run(&d, b->api, b->actx, got, err, sizeof err);
+            if (st == CNB_ERR_UNSUPPORTED) {
+                o.status = CNB_CHECK_SKIPPED;
+                snprintf(o.reason, sizeof o.reason, "not supported by the backend: %.1200s", err);
+            } else if (st != CNB_OK) {
+                o.status = CNB_CHECK_FAILED;
+                snprintf(o.reason, sizeof o.reason, "%.1200s", err);
+            } else {
+                cnb_check_judge(&d, got, tolerance_for(s, b, c->family),
+                                b->is_naive || c->family == CNB_CK_MEMORY ? 0.0 : POINT_TOL, &o);
+                if (b->is_naive && o.status == CNB_CHECK_FAILED)
+                    snprintf(o.reason, sizeof o.reason,
+                             "naive differs from itself: the reference is not deterministic");
+            }
+        }
+        print_line(s, b, family, c->label, shape, mode, &o, NULL);
+        record(s, b, family, c->label, shape, mode, &o, NULL);
+    }
+    free(got);
+    cnb_check_data_free(&d);
+}
+
+/* The design's seed vector: corr2d of a 4x4 ramp with a 3x3 ramp is [[96,132],[132,168]]. */
+static void run_corr2d_vector(ck_state *s) {
+    const float x[16] = {0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6};
+    const float k[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+    const float want[4] = {96, 132, 132, 168};
+    cnb_check_case c = {.family = CNB_CK_CORR2D, .conv = {.h = 4, .w = 4, .r = 3, .s = 3}};
+    snprintf(c.label, sizeof c.label, "vector.design");
+    if (!model_selected(s, "edge") && !model_selected(s, "vector")) return;
+    if (s->o.shape_glob && fnmatch(s->o.shape_glob, c.label, 0) != 0) return;
+    if (!(s->o.modes & MODE_EXACT)) return;
+    cnb_check_data d;
+    char err[CNB_ERR_LEN];
+    if (cnb_check_prepare(&c, 1, 0, &d, err, sizeof err) != 0) return;
+    memcpy(d.host[0], x, sizeof x);
+    memcpy(d.host[1], k, sizeof k);
+    memcpy(d.ref, want, sizeof want);
+    for (int i = 0; i < s->nb; i++) {
+        ck_backend *b = &s->b[i];
+        if (!b->usable) continue;
+        float got[4] = {0};
+        cnb_check_outcome o;
+        memset(&o, 0, sizeof o);
+        cnb_status st = cnb_check_run(&d, b->api, b->actx, got, err, sizeof err);
+        if (st != CNB_OK) {
+            o.status = st == CNB_ERR_UNSUPPORTED ? CNB_CHECK_SKIPPED : CNB_CHECK_FAILED;
+            snprintf(o.reason, sizeof o.reason, "%.1200s", err);
+        } else {
+            cnb_check_judge(&d, got, 0.0, 0.0, &o);
+        }
+        print_line(s, b, "corr2d", c.label, "4x4 * 3x3 = [[96,132],[132,168]]", "exact", &o,
+                   NULL);
+        record(s, b, "corr2d", c.label, "4x4 * 3x3 = [[96,132],[132,168]]", "exact", &o, NULL);
+    }
+    cnb_check_data_free(&d);
+}
+
+#define MAX_CASES 4096
+
+static int run_kernel_checks(ck_state *s, cnb_model **models, int n_models) {
+    cnb_check_case *cases = malloc(MAX_CASES * sizeof *cases);
+    char (*keys)[320] = malloc(MAX_CASES * sizeof *keys);
+    if (!cases || !keys) {
+        free(cases);
+        free(keys);
+        fprintf(stderr, "cnnbench check: out of memory\n");
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < n_models; i++)
+        n += cnb_check_cases_for_model(models[i], s->o.batch, cases + n, MAX_CASES - n);
+    if (model_selected(s, "edge")) n += cnb_check_edge_cases(cases + n, MAX_CASES - n);
+
+    run_corr2d_vector(s);
+    int run = 0, dup = 0;
+    for (int i = 0; i < n; i++) {
+        const cnb_check_case *c = &cases[i];
+        if (!family_selected(s, c->family)) continue;
+        if (s->o.shape_glob && fnmatch(s->o.shape_glob, c->label, 0) != 0) continue;
+        /* Two models with the same layer shape (network and network3 share their first
+         * convolutions) are checked once, under the first model's name. */
+        cnb_check_case_key(c, keys[run], sizeof keys[run]);
+        int seen = 0;
+        for (int j = 0; j < run && !seen; j++) seen = strcmp(keys[j], keys[run]) == 0;
+        if (seen) {
+            dup++;
+            continue;
+        }
+        run++;
+        if (s->o.modes & MODE_RANDOM) run_kernel_case(s, c, 0);
+        if ((s->o.modes & MODE_EXACT) && cnb_check_case_supports_exact(c)) run_kernel_case(s, c, 1);
+    }
+    if (dup && !s->o.quiet)
+        printf("(%d shapes shared between models were checked once, under the first model)\n",
+               dup);
+    free(cases);
+    free(keys);
+    return 0;
+}
+
+/* ---- whole-training agreement ---- */
+
+typedef struct train_out {
+    float *losses;
+    long steps;
+    float *params;
+    double test_accuracy;
+    int ok;
+    char why[CNB_ERR_LEN + 64];
+} train_out;
+
+static void train_once(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
+                       const cnb_dataset *train, const cnb_dataset *test,
+                       const cnb_run_settings *st, train_out *out) {
+    memset(out, 0, sizeof *out);
+    cnb_trainer *t = NULL;
+    cnb_run_result *r = calloc(1, sizeof *r);
+    char err[CNB_ERR_LEN];
+    out->params = malloc((m->n_params ? m->n_params : 1) * sizeof(float));
+    if (!r || !out->params) {
+        snprintf(out->why, sizeof out->why, "out of host memory");
+    } else if (cnb_trainer_create(api, ctx, m, train, test, st, &t, err, sizeof err) != 0) {
+        snprintf(out->why, sizeof out->why, "%s", err);
+    } else if (cnb_trainer_run(t, r) != 0) {
+        snprintf(out->why, sizeof out->why, "%.1000s", r->message);
+    } else if (cnb_trainer_get_params(t, out->params, err, sizeof err) != 0) {
+        snprintf(out->why, sizeof out->why, "%s", err);
+    } else {
+        out->ok = 1;
+        out->steps = r->total_steps;
+        out->losses = r->step_losses; /* taken over */
+        r->step_losses = NULL;
+        out->test_accuracy = r->final_test_accuracy;
+    }
+    cnb_trainer_destroy(t);
+    if (r) cnb_run_result_free(r);
+    free(r);
+}
+
+static void train_out_free(train_out *o) {
+    free(o->losses);
+    free(o->params);
+    memset(o, 0, sizeof *o);
+}
+
+static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
+    if (!s->o.training || !family_selected(s, CNB_CK_TRAINING) || n_models == 0) return 0;
+    int need = 0;
+    for (int i = 0; i < n_models; i++) {
+        char label[128];
+        snprintf(label, sizeof label, "%s.steps%d", models[i]->name, s->o.steps);
+        if (s->o.shape_glob && fnmatch(s->o.shape_glob, label, 0) != 0) continue;
+        if (models[i]->batch * s->o.steps > need) need = models[i]->batch * s->o.steps;
+    }
+    if (need == 0) return 0;
+    cnb_dataset train = {0}, test = {0};
+    char err[CNB_ERR_LEN];
+    const char *kind = s->o.dataset ? s->o.dataset : "fashion-mnist";
+    if (cnb_dataset_open(kind, s->o.data, need, s->o.test_limit, &train, &test, err,
+                         sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: training agreement: data: %s\n", err);
+        return -1;
+    }
+    if (!s->o.quiet)
+        printf("training agreement: %d steps per model on %s (%d test images), vs naive\n",
+               s->o.steps, kind, test.count);
+    for (int i = 0; i < n_models; i++) {
+        const cnb_model *m = models[i];
+        char label[128], shape[256];
+        snprintf(label, sizeof label, "%s.steps%d", m->name, s->o.steps);
+        if (s->o.shape_glob && fnmatch(s->o.shape_glob, label, 0) != 0) continue;
+        cnb_run_settings st;
+        cnb_settings_from_model(m, &st);
+        st.epochs = 1;
+        st.max_steps = s->o.steps;
+        st.seed = s->o.seed;
+        cnb_dataset view = train;
+        if (view.count > m->batch * s->o.steps) view.count = m->batch * s->o.steps;
+        snprintf(shape, sizeof shape, "batch %d, %s lr %g, %d test images", m->batch,
+                 st.optimizer, st.lr, test.count);
+        train_out ref;
+        train_once(s->ref_lib.api, s->ref_ctx, m, &view, &test, &st, &ref);
+        for (int bi = 0; bi < s->nb; bi++) {
+            ck_backend *b = &s->b[bi];
+            if (!b->usable) continue;
+            cnb_check_outcome o;
+            memset(&o, 0, sizeof o);
+            o.tol = b->is_naive ? 0.0 : TOL_TRAIN;
+            o.point_tol = o.tol;
+            cJSON *extra = NULL;
+            char note[256] = "";
+            if (!ref.ok) {
+                o.status = CNB_CHECK_FAILED;
+                snprintf(o.reason, sizeof o.reason, "reference training failed: %.1200s", ref.why);
+            } else {
+                train_out got;
+                train_once(b->api, b->actx, m, &view, &test, &st, &got);
+                if (!got.ok) {
+                    o.status = CNB_CHECK_FAILED;
+                    snprintf(o.reason, sizeof o.reason, "training failed: %.1200s", got.why);
+                } else if (got.steps != ref.steps) {
+                    o.status = CNB_CHECK_FAILED;
+                    snprintf(o.reason, sizeof o.reason, "ran %ld steps, the reference %ld",
+                             got.steps, ref.steps);
+                } else {
+                    cnb_compare_stats ls;
+                    cnb_compare(got.losses, ref.losses, (size_t)ref.steps, o.tol, &ls);
+                    cnb_compare(got.params, ref.params, m->n_params, o.tol, &o.stats);
+                    double dacc = 100.0 * fabs(got.test_accuracy - ref.test_accuracy);
+                    int pass = cnb_compare_passed(&o.stats, o.tol) &&
+                               cnb_compare_passed(&ls, o.tol) &&
+                               (b->is_naive ? dacc == 0.0 : dacc <= TOL_ACC_PP);
+                    snprintf(note, sizeof note,
+                             "losses relL2 %.2e max rel %.2e; test acc %.2f%% vs %.2f%%", ls.rel_l2,
+                             ls.max_rel, 100 * got.test_accuracy, 100 * ref.test_accuracy);
+                    extra = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(extra, "steps", (double)ref.steps);
+                    cJSON_AddNumberToObject(extra, "loss_rel_l2", ls.rel_l2);
+                    cJSON_AddNumberToObject(extra, "loss_max_rel", ls.max_rel);
+                    cJSON_AddNumberToObject(extra, "test_accuracy", got.test_accuracy);
+                    cJSON_AddNumberToObject(extra, "reference_test_accuracy", ref.test_accuracy);
+                    cJSON_AddNumberToObject(extra, "accuracy_tolerance_pp", TOL_ACC_PP);
+                    o.status = pass ? CNB_CHECK_PASSED : CNB_CHECK_FAILED;
+                    if (!pass) {
+                        snprintf(o.reason, sizeof o.reason,
+                                 "weights relL2 %.2e, losses relL2 %.2e (tol %.0e), test accuracy "
+                                 "differs by %.2f pp (tol %.1f)",
+                                 o.stats.rel_l2, ls.rel_l2, o.tol, dacc, TOL_ACC_PP);
+                        /* the first steps whose losses differ, as the mismatch listing */
+                        for (long k = 0; k < ref.steps && o.listed < CNB_CHECK_LIST; k++) {
+                            double dl = fabs((double)got.losses[k] - ref.losses[k]);
+                            if (dl <= o.tol * fmax(1.0, fabs((double)ref.losses[k]))) continue;
+                            o.bad_index[o.listed] = (size_t)k;
+                            o.bad_expected[o.listed] = ref.losses[k];
+                            o.bad_got[o.listed] = got.losses[k];
+                            o.listed++;
+                        }
+                    }
+                }
+                train_out_free(&got);
+            }
+            print_line(s, b, "training", label, shape, "random", &o, note[0] ? note : NULL);
+            record(s, b, "training", label, shape, "random", &o, extra);
+        }
+        train_out_free(&ref);
+    }
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    return 0;
+}
+
+/* ---- the verb ---- */
+
+static int parse_opts(int argc, char **argv, ck_opts *o, char *lists) {
+    enum { O_BACKENDS = 256, O_FAMILY, O_MODEL, O_SHAPE, O_MODE, O_BATCH, O_STEPS, O_TEST_LIMIT,
+           O_NO_TRAINING, O_SEED, O_THREADS, O_TF32, O_DET, O_DATASET, O_DATA, O_OUT, O_QUIET,
+           O_HELP };
+    static const struct option opts[] = {
+        {"backends", required_argument, 0, O_BACKENDS}, {"backend", required_argument, 0, O_BACKENDS},
+        {"family", required_argument, 0, O_FAMILY}, {"model", required_argument, 0, O_MODEL},
+        {"shape", required_argument, 0, O_SHAPE}, {"mode", required_argument, 0, O_MODE},
+        {"batch", required_argument, 0, O_BATCH}, {"steps", required_argument, 0, O_STEPS},
+        {"test-limit", required_argument, 0, O_TEST_LIMIT},
+        {"no-training", no_argument, 0, O_NO_TRAINING}, {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"tf32", no_argument, 0, O_TF32},
+        {"deterministic", no_argument, 0, O_DET}, {"dataset", required_argument, 0, O_DATASET},
+        {"data", required_argument, 0, O_DATA}, {"out", required_argument, 0, O_OUT},
+        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    *o = (ck_opts){.modes = MODE_RANDOM | MODE_EXACT, .batch = 8, .seed = 42, .steps = 10,
+                   .test_limit = 500, .training = 1, .out = "cnnbench-check.json"};
+    int any_family = 0;
+    long v;
+    optind = 0;
+    opterr = 0;
+    /* lists are split in place in one buffer: backends, families, models */
+    char *bl = lists, *fl = lists + 4096, *ml = lists + 8192;
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", opts, NULL);
+        if (c == -1) break;
+        switch (c) {
+        case O_BACKENDS:
+            snprintf(bl, 4096, "%s", optarg);
+            o->n_backends = cnb_split_list(bl, o->backends, CNB_MAX_LIST);
+            if (o->n_backends < 0) {
+                fprintf(stderr, "cnnbench check: --backends: '%s' is not a comma list\n", optarg);
+                return -1;
+            }
+            break;
+        case O_FAMILY: {
+            snprintf(fl, 4096, "%s", optarg);
+            char *items[CNB_MAX_LIST];
+            int n = cnb_split_list(fl, items, CNB_MAX_LIST);
+            if (n < 0) {
+                fprintf(stderr, "cnnbench check: --family: '%s' is not a comma list\n", optarg);
+                return -1;
+            }
+            for (int i = 0; i < n; i++) {
+                int f = cnb_check_family_parse(items[i]);
+                if (f < 0) {
+                    fprintf(stderr, "cnnbench check: --family: unknown kernel family '%s' (see "
+                                    "--help)\n", items[i]);
+                    return -1;
+                }
+                o->family_on[f] = 1;
+                any_family = 1;
+            }
+            break;
+        }
+        case O_MODEL:
+            snprintf(ml, 4096, "%s", optarg);
+            o->n_models = cnb_split_list(ml, o->models, CNB_MAX_LIST);
+            if (o->n_models < 0) {
+                fprintf(stderr, "cnnbench check: --model: '%s' is not a comma list\n", optarg);
+                return -1;
+            }
+            break;
+        case O_SHAPE: o->shape_glob = optarg; break;
+        case O_MODE:
+            if (strcmp(optarg, "random") == 0) o->modes = MODE_RANDOM;
+            else if (strcmp(optarg, "exact") == 0) o->modes = MODE_EXACT;
+            else if (strcmp(optarg, "both") == 0) o->modes = MODE_RANDOM | MODE_EXACT;
+            else {
+                fprintf(stderr, "cnnbench check: --mode: '%s' is not random, exact or both\n",
+                        optarg);
+                return -1;
+            }
+            break;
+        case O_BATCH:
+            if (parse_int_opt("--batch", optarg, 1, 4096, &v)) return -1;
+            o->batch = (int)v;
+            break;
+        case O_STEPS:
+            if (parse_int_opt("--steps", optarg, 1, 100000, &v)) return -1;
+            o->steps = (int)v;
+            break;
+        case O_TEST_LIMIT:
+            if (parse_int_opt("--test-limit", optarg, 1, INT_MAX, &v)) return -1;
+            o->test_limit = (int)v;
+            break;
+        case O_NO_TRAINING: o->training = 0; break;
+        case O_SEED:
+            if (parse_int_opt("--seed", optarg, 0, LONG_MAX, &v)) return -1;
+            o->seed = (uint64_t)v;
+            break;
+        case O_THREADS:
+            if (parse_int_opt("--threads", optarg, 1, 4096, &v)) return -1;
+            o->threads = (int)v;
+            break;
+        case O_TF32: o->tf32 = 1; break;
+        case O_DET: o->deterministic = 1; break;
+        case O_DATASET: o->dataset = optarg; break;
+        case O_DATA: o->data = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_HELP: case 'h': usage(stdout); return 1;
+        default:
+            fprintf(stderr, "cnnbench check: unknown option or missing value: '%s'\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cnnbench check: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!any_family)
+        for (int f = 0; f < CNB_CK_COUNT; f++) o->family_on[f] = 1;
+    return 0;
+}
+
+static void open_backends(ck_state *s, const cnb_config *cfg) {
+    static const char *defaults[16];
+    if (s->o.n_backends == 0) {
+        for (int i = 0; i < cnb_known_backend_count && i < 16; i++)
+            defaults[i] = cnb_known_backends[i];
+        s->o.n_backends = cnb_known_backend_count < 16 ? cnb_known_backend_count : 16;
+        for (int i = 0; i < s->o.n_backends; i++) s->o.backends[i] = (char *)defaults[i];
+    }
+    s->b = calloc((size_t)s->o.n_backends, sizeof *s->b);
+    if (!s->b) return;
+    s->nb = s->o.n_backends;
+    for (int i = 0; i < s->nb; i++) {
+        ck_backend *b = &s->b[i];
+        b->name = s->o.backends[i];
+        b->is_gpu = is_gpu_name(b->name);
+        if (cnb_open_backend(b->name, cfg, &b->lib, &b->ctx, b->why, sizeof b->why) != 0) {
+            b->usable = 0;
+            continue;
+        }
+        b->usable = 1;
+        b->name = b->lib.api->name;
+        b->is_naive = strcmp(b->name, "naive") == 0;
+        b->lib.api->info(b->ctx, cnb_info_collect, &b->info);
+        b->api = b->lib.api;
+        b->actx = b->ctx;
+        cnb_test_faults_env(b->name, b->fault_env, sizeof b->fault_env);
+        if (b->fault_env[0]) {
+            /* a planted fault for the tests of the checks themselves: route through the proxy */
+            cnb_profiler_init(&b->proxy, b->lib.api, b->ctx, 0);
+            b->api = cnb_profiler_api(&b->proxy);
+            b->actx = cnb_profiler_ctx(&b->proxy);
+            fprintf(stderr, "cnnbench check: TEST FAULT ACTIVE for %s: %s\n", b->name,
+                    b->fault_env);
+        }
+    }
+}
+
+int cnb_cmd_check(int argc, char **argv) {
+    static char lists[3 * 4096];
+    ck_state s;
+    memset(&s, 0, sizeof s);
+    int prc = parse_opts(argc, argv, &s.o, lists);
+    if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
+    s.argc = argc;
+    s.argv = argv;
+    int rc = EXIT_USAGE;
+    cnb_machine mc;
+    cnb_machine_probe(&mc);
+    int threads = s.o.threads ? s.o.threads : (mc.cores > 0 ? mc.cores : 1);
+    cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = s.o.deterministic,
+                      .allow_tf32 = s.o.tf32};
+    char err[CNB_ERR_LEN];
+    cnb_model *models[CNB_MAX_LIST] = {0};
+    int n_models = 0;
+    cJSON *root = NULL;
+
+    /* models: the named ones, or every file in the models directory */
+    char *names[CNB_MAX_LIST];
+    int n_names = 0;
+    if (s.o.n_models == 0) {
+        n_names = cnb_list_model_names(names, CNB_MAX_LIST);
+        for (int i = 0; i < n_names; i++) s.o.models[i] = names[i];
+        s.o.models[n_names] = "edge";
+        s.o.n_models = n_names + 1;
+    }
+    for (int i = 0; i < s.o.n_models; i++) {
+        if (strcmp(s.o.models[i], "edge") == 0 || strcmp(s.o.models[i], "vector") == 0) continue;
+        char path[PATH_MAX];
+        cnb_model *m = calloc(1, sizeof *m);
+        if (!m || cnb_model_resolve(s.o.models[i], path, sizeof path, err, sizeof err) != 0 ||
+            cnb_model_load(path, m, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "cnnbench check: --model %s: %s\n", s.o.models[i],
+                    m ? err : "out of memory");
+            free(m);
+            goto done;
+        }
+        models[n_models++] = m;
+    }
+
+    if (cnb_open_backend("naive", &cfg, &s.ref_lib, &s.ref_ctx, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: the naive reference backend cannot be loaded: %s\n", err);
+        goto done;
+    }
+    open_backends(&s, &cfg);
+    if (!s.b) goto done;
+    s.checks = cJSON_CreateArray();
+
+    printf("cnnbench check: reference naive (%s); seed %llu, layer shapes at batch %d, modes %s%s\n",
+           s.ref_lib.path, (unsigned long long)s.o.seed, s.o.batch,
+           s.o.modes & MODE_RANDOM ? "random " : "", s.o.modes & MODE_EXACT ? "exact" : "");
+    printf("tolerances: fp32 relL2 %.0e; exact mode and naive-vs-naive bit for bit; training "
+           "relL2 %.0e over %d steps and test accuracy within %.1f pp%s\n",
+           TOL_FP32, TOL_TRAIN, s.o.steps, TOL_ACC_PP,
+           s.o.tf32 ? "; TF32 conv/gemm 5e-3" : "");
+    for (int i = 0; i < s.nb; i++) {
+        ck_backend *b = &s.b[i];
+        if (b->usable) continue;
+        cnb_check_outcome o;
+        memset(&o, 0, sizeof o);
+        o.status = CNB_CHECK_SKIPPED;
+        snprintf(o.reason, sizeof o.reason, "%.1200s", b->why);
+        print_line(&s, b, "all", "*", "every check of this backend", "-", &o, NULL);
+        record(&s, b, "all", "*", "every check of this backend", "-", &o, NULL);
+    }
+
+    if (run_kernel_checks(&s, models, n_models) != 0) goto done;
+    if (run_training_checks(&s, models, n_models) != 0) goto done;
+
+    printf("\nsummary:\n");
+    for (int i = 0; i < s.nb; i++) {
+        ck_backend *b = &s.b[i];
+        printf("  %-8s %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted%s%s\n", b->name,
+               b->count[CNB_CHECK_PASSED], b->count[CNB_CHECK_FAILED], b->count[CNB_CHECK_SKIPPED],
+               b->count[CNB_CHECK_MISTRUSTED], b->usable ? "" : "  (not usable here: ",
+               b->usable ? "" : b->why);
+        if (!b->usable) printf(")\n");
+    }
+    printf("  total    %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted\n",
+           s.total[CNB_CHECK_PASSED], s.total[CNB_CHECK_FAILED], s.total[CNB_CHECK_SKIPPED],
+           s.total[CNB_CHECK_MISTRUSTED]);
+
+    root = cnb_context_json("check", argc, argv, s.o.seed, threads, &mc);
+    cJSON *tol = cJSON_AddObjectToObject(root, "tolerances");
+    cJSON_AddNumberToObject(tol, "fp32_rel_l2", TOL_FP32);
+    cJSON_AddNumberToObject(tol, "tf32_rel_l2", TOL_TF32);
+    cJSON_AddNumberToObject(tol, "training_rel_l2", TOL_TRAIN);
+    cJSON_AddNumberToObject(tol, "test_accuracy_pp", TOL_ACC_PP);
+    cJSON_AddNumberToObject(tol, "point_tolerance", POINT_TOL);
+    cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
+    cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cmd_check.c");
+    cJSON *set = cJSON_AddObjectToObject(root, "settings");
+    cJSON_AddNumberToObject(set, "batch", s.o.batch);
+    cJSON_AddNumberToObject(set, "training_steps", s.o.training ? s.o.steps : 0);
+    cJSON_AddNumberToObject(set, "test_limit", s.o.test_limit);
+    cJSON_AddBoolToObject(set, "tf32", s.o.tf32);
+    cJSON_AddBoolToObject(set, "deterministic", s.o.deterministic);
+    cJSON *bj = cJSON_AddArrayToObject(root, "backends");
+    for (int i = 0; i < s.nb; i++) {
+        ck_backend *b = &s.b[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", b->name);
+        cJSON_AddStringToObject(e, "status", b->usable ? "loaded" : "skipped");
+        if (!b->usable) cJSON_AddStringToObject(e, "reason", b->why);
+        else {
+            cJSON_AddStringToObject(e, "path", b->lib.path);
+            cJSON_AddItemToObject(e, "info", cnb_info_json(&b->info));
+        }
+        if (b->fault_env[0]) cJSON_AddStringToObject(e, "test_fault", b->fault_env);
+        cJSON *cnt = cJSON_AddObjectToObject(e, "counts");
+        for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(cnt, cnb_check_status_name(k), (double)b->count[k]);
+        cJSON_AddItemToArray(bj, e);
+    }
+    cJSON_AddItemToObject(root, "checks", s.checks);
+    s.checks = NULL;
+    cJSON *sum = cJSON_AddObjectToObject(root, "summary");
+    for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(sum, cnb_check_status_name(k), (double)s.total[k]);
+    if (cnb_write_json(s.o.out, root, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: report not saved: %s\n", err);
+        rc = 1;
+    } else {
+        printf("report: %s\n", s.o.out);
+        rc = s.total[CNB_CHECK_FAILED] ? 1 : 0;
+    }
+    if (s.total[CNB_CHECK_FAILED]) printf("FAILED: %ld check(s) disagree with the reference\n",
+                                          s.total[CNB_CHECK_FAILED]);
+done:
+    cJSON_Delete(root);
+    cJSON_Delete(s.checks);
+    for (int i = 0; i < s.nb; i++)
+        if (s.b[i].usable) cnb_close_backend(&s.b[i].lib, s.b[i].ctx);
+    free(s.b);
+    if (s.ref_ctx) cnb_close_backend(&s.ref_lib, s.ref_ctx);
+    for (int i = 0; i < n_models; i++) free(models[i]);
+    cnb_free_names(names, n_names);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/* runctx.h — what the check / bench / compare / report verbs share: the context every results
+ * file carries (machine, environment, threads and pinning, build, command line), comma lists,
+ * the model names in the models directory, and reading a JSON file. */
+#ifndef CNB_RUNCTX_H
+#define CNB_RUNCTX_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "machine.h"
+#include "results.h"
+
+#define CNB_MAX_LIST 64
+
+/* Split "a,b,c" into at most max items (pointers into buf, which is modified). Returns the
+ * count, or -1 when there are more than max or an item is empty. */
+int cnb_split_list(char *buf, char **items, int max);
+
+/* Model names (file names without .cfg) in cnb_models_dir(), sorted; returns the count. Each
+ * name is malloc'd; free with cnb_free_names. */
+int cnb_list_model_names(char **names, int max);
+void cnb_free_names(char **names, int n);
+
+/* The process's CPU binding as hwloc sees it: "0-1" style lists of the bound and the allowed
+ * processing units, and whether the binding is narrower than what is allowed. */
+typedef struct cnb_pinning {
+    char bound[128], allowed[128];
+    int pinned;
+} cnb_pinning;
+void cnb_pinning_probe(cnb_pinning *p);
+
+/* "Release (optimized, NDEBUG)" etc.: the build type when compiled in, else what the compiler
+ * flags say. */
+const char *cnb_build_description(void);
+
+/* The context object of a results file: schema_version, kind ("check" / "bench"), tool,
+ * created, command_line, seed, build, threads, pinning, machine, environment. */
+cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, int threads,
+                        const cnb_machine *mc);
+/* Backend info() facts as a JSON object. */
+cJSON *cnb_info_json(const cnb_info_list *info);
+
+/* Read and parse a JSON file; NULL with err set (naming the file) on failure. */
+cJSON *cnb_read_json(const char *path, char *err, size_t err_len);
+/* Serialize root and write it atomically to path. 0 or -1. */
+int cnb_write_json(const char *path, const cJSON *root, char *err, size_t err_len);
+
+/* cJSON helpers that tolerate missing members. */
+double cnb_json_num(const cJSON *o, const char *key, double dflt);
+const char *cnb_json_str(const cJSON *o, const char *key, const char *dflt);
+
+#endif
