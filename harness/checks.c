@@ -332,7 +332,7 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
 enum { R_IN = 0, R_OUT, R_INOUT, R_SCRATCH, R_WS };
 
 /* What a buffer holds: the range of its random values, or labels / small-integer kinds. */
-enum { F_SIGNED = 0, F_RELU_IN, F_PRELU_IN, F_POSITIVE, F_LOGITS, F_PROBS, F_LABELS, F_SLOPE, F_NONE };
+enum { F_SIGNED = 0, F_BIAS, F_RELU_IN, F_PRELU_IN, F_POSITIVE, F_LOGITS, F_PROBS, F_LABELS, F_SLOPE, F_NONE };
 
 typedef struct buf_spec {
     int role, is_int, fill;
@@ -364,7 +364,7 @@ static int layout(const cnb_check_case *c, buf_spec *b) {
     case CNB_CK_CONV_FWD:
         B(R_IN, 0, F_SIGNED, x);
         B(R_IN, 0, F_SIGNED, w);
-        B(c->has_bias ? R_IN : R_SCRATCH, 0, F_SIGNED, (size_t)d->k);
+        B(c->has_bias ? R_IN : R_SCRATCH, 0, F_BIAS, (size_t)d->k);
         B(R_OUT, 0, F_NONE, y);
         break;
     case CNB_CK_CONV_BWD_DATA:
@@ -379,7 +379,7 @@ static int layout(const cnb_check_case *c, buf_spec *b) {
         break;
     case CNB_CK_BIAS_FWD:
         B(R_INOUT, 0, F_SIGNED, bias);
-        B(R_IN, 0, F_SIGNED, (size_t)c->bc);
+        B(R_IN, 0, F_BIAS, (size_t)c->bc);
         break;
     case CNB_CK_BIAS_BWD:
         B(R_IN, 0, F_SIGNED, bias);
@@ -483,6 +483,11 @@ static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int exa
     for (size_t i = 0; i < b->count; i++) {
         if (exact && b->fill == F_SIGNED) {
             v[i] = small_int(r);
+            continue;
+        }
+        if (exact && b->fill == F_BIAS) { /* +-3 or +-4: y + b is never 0 for y in +-{1, 2} */
+            static const float bias_values[4] = {-4.0f, -3.0f, 3.0f, 4.0f};
+            v[i] = bias_values[cnb_rng_below(r, 4)];
             continue;
         }
         switch (b->fill) {

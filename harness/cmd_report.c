@@ -1,4 +1,476 @@
-/* cmd_report.c — placeholder while being written. */
+/* cmd_report.c — `cnnbench report RESULTS.json... [--out DIR]`: PNG charts drawn by gnuplot
+ * (pngcairo; data in temporary files, script through a pipe) and a Markdown page embedding them.
+ * Training results give loss and accuracy per epoch, the per-step loss and the confusion matrix;
+ * bench results give images/s per backend and model and the per-kernel breakdown; check results
+ * give a status table. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "commands.h"
-int cnb_cmd_report(int argc, char **argv) { (void)argc; (void)argv; return 2; }
+#include "profiler.h"
+#include "runctx.h"
+#include "util.h"
+
+enum { EXIT_USAGE = 2 };
+
+typedef struct rp {
+    const char *out;
+    FILE *md;
+    int charts, failures;
+    char tmpdir[64];
+    int tmp_seq;
+} rp;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: cnnbench report RESULTS.json [MORE.json ...] [--out DIR]\n"
+        "\n"
+        "Draws PNG charts with gnuplot and writes DIR/report.md embedding them (default DIR:\n"
+        "cnnbench-report). Training results: loss and accuracy per epoch, loss per step, the\n"
+        "confusion matrix. Bench results: images/s per backend and model, per-kernel breakdown.\n"
+        "Check results: a status table.\n");
+}
+
+/* A temporary data file for gnuplot; its path goes into path. */
+static FILE *data_file(rp *r, char *path, size_t len) {
+    snprintf(path, len, "%s/data%d.dat", r->tmpdir, r->tmp_seq++);
+    return fopen(path, "w");
+}
+
+/* Run one gnuplot script; 0 when gnuplot exited 0. */
+static int gnuplot(rp *r, const char *script, const char *png) {
+    FILE *g = popen("gnuplot 2>&1", "w");
+    if (!g) {
+        fprintf(stderr, "cnnbench report: cannot start gnuplot: %s\n", strerror(errno));
+        r->failures++;
+        return -1;
+    }
+    fputs(script, g);
+    int st = pclose(g);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "cnnbench report: gnuplot failed on %s (exit %d)%s\n", png,
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                WIFEXITED(st) && WEXITSTATUS(st) == 127
+                    ? ": gnuplot is not installed (apt-get install gnuplot-nox)" : "");
+        r->failures++;
+        return -1;
+    }
+    r->charts++;
+    return 0;
+}
+
+static void png_path(const rp *r, const char *stem, const char *name, char *path, size_t len) {
+    snprintf(path, len, "%s/%s-%s.png", r->out, stem, name);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* gnuplot strings are single-quoted; a quote inside is doubled. */
+static void gp_quote(char *dst, size_t len, const char *src) {
+    size_t j = 0;
+    for (size_t i = 0; src[i] && j + 3 < len; i++) {
+        if (src[i] == '\'') dst[j++] = '\'';
+        dst[j++] = src[i];
+    }
+    dst[j] = '\0';
+}
+
+#define HEADER "set terminal pngcairo size 900,540 enhanced font 'DejaVu Sans,11'\n" \
+               "set grid ytics lc rgb '#dddddd'\nset key outside right top\n"
+
+static void context_md(rp *r, const cJSON *root, const char *path) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "machine");
+    fprintf(r->md, "Source: `%s`, created %s, %s.  \n", path, cnb_json_str(root, "created", "?"),
+            cnb_json_str(root, "tool", "cnnbench"));
+    fprintf(r->md, "Machine: %s, %d cores / %d threads; build %s.\n\n",
+            cnb_json_str(m, "cpu_model", "?"), (int)cnb_json_num(m, "cores", 0),
+            (int)cnb_json_num(m, "pus", 0), cnb_json_str(root, "build_type", "?"));
+}
+
+/* ---- training results ---- */
+
+static void report_training(rp *r, const cJSON *root, const char *path, const char *stem) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *backend = cJSON_GetObjectItemCaseSensitive(root, "backend");
+    const cJSON *epochs = cJSON_GetObjectItemCaseSensitive(root, "epochs");
+    const char *mname = cnb_json_str(model, "name", "?"), *bname = cnb_json_str(backend, "name", "?");
+    fprintf(r->md, "## Training: %s on %s\n\n", mname, bname);
+    context_md(r, root, path);
+    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(root, "final");
+    double acc = cnb_json_num(fin, "test_accuracy", NAN);
+    if (!isnan(acc))
+        fprintf(r->md, "Final test accuracy **%.2f%%**, test loss %.4f after %d epoch(s).\n\n",
+                100 * acc, cnb_json_num(fin, "test_loss", NAN), (int)cnb_json_num(fin, "epochs_done", 0));
+    char dat[256], png[1024], script[4096], title[256], q[512];
+    snprintf(title, sizeof title, "%s on %s", mname, bname);
+    gp_quote(q, sizeof q, title);
+    int n = cJSON_GetArraySize(epochs);
+    if (n > 0) {
+        FILE *f = data_file(r, dat, sizeof dat);
+        if (!f) return;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, epochs)
+            fprintf(f, "%d %.8g %.8g %.8g %.8g\n", (int)cnb_json_num(e, "epoch", 0),
+                    cnb_json_num(e, "train_loss", NAN), cnb_json_num(e, "test_loss", NAN),
+                    100 * cnb_json_num(e, "train_accuracy", NAN),
+                    100 * cnb_json_num(e, "test_accuracy", NAN));
+        fclose(f);
+        png_path(r, stem, "loss", png, sizeof png);
+        snprintf(script, sizeof script,
+                 HEADER "set output '%s'\nset title '%s: loss per epoch'\nset xlabel 'epoch'\n"
+                 "set ylabel 'cross-entropy loss'\nset xtics 1\nset offsets 0.2,0.2,0,0\n"
+                 "plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'train loss', "
+                 "'' using 1:3 with linespoints lw 2 pt 5 title 'test loss'\n",
+                 png, q, dat);
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![loss per epoch](%s)\n\n", base_name(png));
+        png_path(r, stem, "accuracy", png, sizeof png);
+        snprintf(script, sizeof script,
+                 HEADER "set output '%s'\nset title '%s: accuracy per epoch'\nset xlabel 'epoch'\n"
+                 "set ylabel 'accuracy (%%)'\nset xtics 1\nset offsets 0.2,0.2,0,0\n"
+                 "plot '%s' using 1:4 with linespoints lw 2 pt 7 title 'train accuracy', "
+                 "'' using 1:5 with linespoints lw 2 pt 5 title 'test accuracy'\n",
+                 png, q, dat);
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![accuracy per epoch](%s)\n\n", base_name(png));
+        fprintf(r->md, "| epoch | train loss | train acc | test loss | test acc | train img/s | infer img/s |\n"
+                       "|---:|---:|---:|---:|---:|---:|---:|\n");
+        cJSON_ArrayForEach(e, epochs)
+            fprintf(r->md, "| %d | %.4f | %.2f%% | %.4f | %.2f%% | %.0f | %.0f |\n",
+                    (int)cnb_json_num(e, "epoch", 0), cnb_json_num(e, "train_loss", NAN),
+                    100 * cnb_json_num(e, "train_accuracy", NAN), cnb_json_num(e, "test_loss", NAN),
+                    100 * cnb_json_num(e, "test_accuracy", NAN),
+                    cnb_json_num(e, "train_images_per_s", NAN),
+                    cnb_json_num(e, "infer_images_per_s", NAN));
+        fprintf(r->md, "\n");
+    }
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "step_losses");
+    if (cJSON_GetArraySize(steps) > 1) {
+        FILE *f = data_file(r, dat, sizeof dat);
+        if (!f) return;
+        int i = 1;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, steps) fprintf(f, "%d %.8g\n", i++, e->valuedouble);
+        fclose(f);
+        png_path(r, stem, "step-loss", png, sizeof png);
+        snprintf(script, sizeof script,
+                 HEADER "set output '%s'\nset title '%s: training loss per step'\n"
+                 "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\n"
+                 "plot '%s' using 1:2 with lines lw 1 lc rgb '#9ecae1' title 'step loss', "
+                 "'' using 1:2 smooth bezier lw 2 lc rgb '#08519c' title 'smoothed'\n",
+                 png, q, dat);
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![loss per step](%s)\n\n", base_name(png));
+    }
+    const cJSON *cm = cJSON_GetObjectItemCaseSensitive(root, "confusion_matrix");
+    int k = cJSON_GetArraySize(cm);
+    if (k > 0) {
+        FILE *f = data_file(r, dat, sizeof dat);
+        if (!f) return;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, cm) {
+            const cJSON *v;
+            cJSON_ArrayForEach(v, row) fprintf(f, "%.0f ", v->valuedouble);
+            fprintf(f, "\n");
+        }
+        fclose(f);
+        png_path(r, stem, "confusion", png, sizeof png);
+        snprintf(script, sizeof script,
+                 "set terminal pngcairo size 760,680 enhanced font 'DejaVu Sans,11'\n"
+                 "set output '%s'\nset title '%s: confusion matrix (test set)'\n"
+                 "set xlabel 'predicted class'\nset ylabel 'true class'\n"
+                 "set cblabel 'images'\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
+                 "set xtics 1\nset ytics 1\nset palette defined (0 'white', 1 '#c6dbef', 2 '#08306b')\n"
+                 "set key off\n"
+                 "plot '%s' matrix with image notitle, "
+                 "'' matrix using 1:2:(sprintf('%%d', $3)) with labels font ',8' notitle\n",
+                 png, q, k - 1, k - 1, dat);
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![confusion matrix](%s)\n\n", base_name(png));
+    }
+}
+
+/* ---- bench results ---- */
+
+static void report_bench(rp *r, const cJSON *root, const char *path, const char *stem) {
+    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
+    fprintf(r->md, "## Benchmark\n\n");
+    context_md(r, root, path);
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "settings");
+    fprintf(r->md, "%d training steps + %d inference images per run; at least %g s and %d runs per "
+                   "cell; %d threads.\n\n",
+            (int)cnb_json_num(set, "steps_per_run", 0), (int)cnb_json_num(set, "infer_images", 0),
+            cnb_json_num(set, "min_time_s", 0), (int)cnb_json_num(set, "min_runs", 0),
+            (int)cnb_json_num(root, "threads", 0));
+    char dat[256], png[1024], script[8192];
+    FILE *f = data_file(r, dat, sizeof dat);
+    if (!f) return;
+    int n = 0;
+    const cJSON *c;
+    fprintf(r->md, "| model | batch | backend | runs | train img/s (median, min..max, MAD) | "
+                   "infer img/s (median, min..max, MAD) |\n|---|---:|---|---:|---:|---:|\n");
+    cJSON_ArrayForEach(c, cells) {
+        const char *status = cnb_json_str(c, "status", "?");
+        if (strcmp(status, "ok") != 0) {
+            fprintf(r->md, "| %s | %d | %s | - | %s: %s | |\n", cnb_json_str(c, "model", "?"),
+                    (int)cnb_json_num(c, "batch", 0), cnb_json_str(c, "backend", "?"), status,
+                    cnb_json_str(c, "reason", ""));
+            continue;
+        }
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "train_images_per_s");
+        const cJSON *i = cJSON_GetObjectItemCaseSensitive(c, "infer_images_per_s");
+        fprintf(f, "\"%s\\n%s b%d\" %.6g %.6g %.6g %.6g %.6g %.6g\n", cnb_json_str(c, "backend", "?"),
+                cnb_json_str(c, "model", "?"), (int)cnb_json_num(c, "batch", 0),
+                cnb_json_num(t, "median", 0), cnb_json_num(t, "min", 0), cnb_json_num(t, "max", 0),
+                cnb_json_num(i, "median", 0), cnb_json_num(i, "min", 0), cnb_json_num(i, "max", 0));
+        fprintf(r->md, "| %s | %d | %s | %d | %.0f (%.0f..%.0f, ±%.0f) | %.0f (%.0f..%.0f, ±%.0f) |\n",
+                cnb_json_str(c, "model", "?"), (int)cnb_json_num(c, "batch", 0),
+                cnb_json_str(c, "backend", "?"), (int)cnb_json_num(c, "runs", 0),
+                cnb_json_num(t, "median", 0), cnb_json_num(t, "min", 0), cnb_json_num(t, "max", 0),
+                cnb_json_num(t, "mad", 0), cnb_json_num(i, "median", 0), cnb_json_num(i, "min", 0),
+                cnb_json_num(i, "max", 0), cnb_json_num(i, "mad", 0));
+        n++;
+    }
+    fclose(f);
+    fprintf(r->md, "\n");
+    if (n > 0) {
+        png_path(r, stem, "throughput", png, sizeof png);
+        snprintf(script, sizeof script,
+                 HEADER "set output '%s'\nset title 'images per second (median; whiskers: min..max)'\n"
+                 "set ylabel 'images / s (log scale)'\nset xlabel 'backend, model, batch' offset 0,-1\n"
+                 "set bmargin 5\n"
+                 "set logscale y\nset style data histogram\n"
+                 "set style histogram errorbars gap 1 lw 1\nset style fill solid 0.8 border -1\n"
+                 "set boxwidth 0.9\nset yrange [*:*]\n"
+                 "plot '%s' using 2:3:4:xtic(1) title 'training' lc rgb '#3182bd', "
+                 "'' using 5:6:7 title 'inference' lc rgb '#fd8d3c'\n",
+                 png, dat);
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![images per second](%s)\n\n", base_name(png));
+    }
+    const cJSON *ratios = cJSON_GetObjectItemCaseSensitive(root, "ratios");
+    if (cJSON_GetArraySize(ratios) > 0) {
+        fprintf(r->md, "Speed-ups measured within this run (medians of per-round ratios):\n\n"
+                       "| model | batch | backend | against | training | inference |\n"
+                       "|---|---:|---|---|---:|---:|\n");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ratios)
+            fprintf(r->md, "| %s | %d | %s | %s%s | %.2fx | %.2fx |\n", cnb_json_str(e, "model", "?"),
+                    (int)cnb_json_num(e, "batch", 0), cnb_json_str(e, "backend", "?"),
+                    strcmp(cnb_json_str(e, "kind", ""), "vs_best_cpu") == 0 ? "best CPU: " : "",
+                    cnb_json_str(e, "baseline", "?"),
+                    cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "train"), "median", 0),
+                    cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "infer"), "median", 0));
+        fprintf(r->md, "\n");
+    }
+    /* per-kernel breakdown: one stacked bar per cell, ms per training step */
+    f = data_file(r, dat, sizeof dat);
+    if (!f) return;
+    fprintf(f, "cell");
+    for (int k = 0; k < CNB_KF_COUNT; k++) fprintf(f, " %s", cnb_kfamily_name(k));
+    fprintf(f, " harness_overhead\n");
+    int nb = 0;
+    double col_total[CNB_KF_COUNT + 1] = {0};
+    cJSON_ArrayForEach(c, cells) {
+        const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(c, "breakdown"), "train");
+        if (!tr) continue;
+        const cJSON *fam = cJSON_GetObjectItemCaseSensitive(tr, "families");
+        fprintf(f, "\"%s\\n%s b%d\"", cnb_json_str(c, "backend", "?"), cnb_json_str(c, "model", "?"),
+                (int)cnb_json_num(c, "batch", 0));
+        for (int k = 0; k < CNB_KF_COUNT; k++) {
+            double ms = cnb_json_num(cJSON_GetObjectItemCaseSensitive(fam, cnb_kfamily_name(k)), "ms", 0);
+            col_total[k] += ms;
+            fprintf(f, " %.6g", ms);
+        }
+        double ov = cnb_json_num(tr, "overhead_ms", 0);
+        col_total[CNB_KF_COUNT] += ov > 0 ? ov : 0;
+        fprintf(f, " %.6g\n", ov > 0 ? ov : 0);
+        nb++;
+    }
+    fclose(f);
+    if (nb > 0) {
+        /* one distinct colour per family (gnuplot's default cycle repeats after 8) */
+        static const char *const colours[CNB_KF_COUNT + 1] = {
+            "#08519c", "#3182bd", "#6baed6", "#fdae6b", "#e6550d", "#31a354", "#a1d99b",
+            "#756bb1", "#bcbddc", "#de2d26", "#fc9272", "#636363", "#bdbdbd", "#e7ba52",
+            "#8c6d31", "#7b4173", "#000000"};
+        png_path(r, stem, "breakdown", png, sizeof png);
+        int at = snprintf(script, sizeof script,
+                 "set terminal pngcairo size 1000,600 noenhanced font 'DejaVu Sans,11'\n"
+                 "set output '%s'\nset title 'where a training step goes (profiled pass)'\n"
+                 "set ylabel 'ms per training step'\nset xlabel 'backend, model, batch' offset 0,-1\n"
+                 "set bmargin 5\nset style data histogram\nset style histogram rowstacked\n"
+                 "set style fill solid 0.85 border -1\nset boxwidth 0.6\n"
+                 "set key outside right top title 'kernel family'\n"
+                 "set grid ytics lc rgb '#dddddd'\nplot ",
+                 png);
+        int first = 1;
+        for (int k = 0; k <= CNB_KF_COUNT && at < (int)sizeof script - 200; k++) {
+            if (col_total[k] <= 0) continue; /* families no cell spent time in */
+            at += snprintf(script + at, sizeof script - (size_t)at,
+                           "%s'%s' using %d%s title columnheader(%d) lc rgb '%s'",
+                           first ? "" : ", ", dat, k + 2, first ? ":xtic(1)" : "", k + 2,
+                           colours[k]);
+            first = 0;
+        }
+        snprintf(script + at, sizeof script - (size_t)at, "\n");
+        if (gnuplot(r, script, png) == 0)
+            fprintf(r->md, "![per-kernel breakdown](%s)\n\n", base_name(png));
+        fprintf(r->md, "| cell | step ms | kernels ms | harness overhead ms (share) |\n|---|---:|---:|---:|\n");
+        cJSON_ArrayForEach(c, cells) {
+            const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(c, "breakdown"), "train");
+            if (!tr) continue;
+            fprintf(r->md, "| %s %s b%d | %.3f | %.3f | %.3f (%.1f%%) |\n",
+                    cnb_json_str(c, "backend", "?"), cnb_json_str(c, "model", "?"),
+                    (int)cnb_json_num(c, "batch", 0), cnb_json_num(tr, "step_ms", 0),
+                    cnb_json_num(tr, "kernel_ms", 0), cnb_json_num(tr, "overhead_ms", 0),
+                    100 * cnb_json_num(tr, "overhead_share", 0));
+        }
+        fprintf(r->md, "\n");
+    }
+}
+
+/* ---- check results ---- */
+
+static void report_check(rp *r, const cJSON *root, const char *path) {
+    fprintf(r->md, "## Agreement checks\n\n");
+    context_md(r, root, path);
+    const cJSON *b, *backends = cJSON_GetObjectItemCaseSensitive(root, "backends");
+    fprintf(r->md, "| backend | passed | failed | skipped | mistrusted | note |\n"
+                   "|---|---:|---:|---:|---:|---|\n");
+    cJSON_ArrayForEach(b, backends) {
+        const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(b, "counts");
+        fprintf(r->md, "| %s | %d | %d | %d | %d | %s |\n", cnb_json_str(b, "name", "?"),
+                (int)cnb_json_num(cnt, "PASSED", 0), (int)cnb_json_num(cnt, "FAILED", 0),
+                (int)cnb_json_num(cnt, "SKIPPED", 0), (int)cnb_json_num(cnt, "MISTRUSTED", 0),
+                cnb_json_str(b, "reason", ""));
+    }
+    fprintf(r->md, "\n");
+    const cJSON *c, *checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
+    int failed = 0;
+    cJSON_ArrayForEach(c, checks) {
+        if (strcmp(cnb_json_str(c, "status", ""), "FAILED") != 0) continue;
+        if (!failed++) fprintf(r->md, "Failed checks:\n\n");
+        fprintf(r->md, "- %s %s %s (%s): relL2 %.3g; reproduce with `%s`\n",
+                cnb_json_str(c, "backend", "?"), cnb_json_str(c, "family", "?"),
+                cnb_json_str(c, "label", "?"), cnb_json_str(c, "mode", "?"),
+                cnb_json_num(c, "rel_l2", NAN), cnb_json_str(c, "reproduce", ""));
+    }
+    if (failed) fprintf(r->md, "\n");
+}
+
+int cnb_cmd_report(int argc, char **argv) {
+    enum { O_OUT = 256, O_HELP };
+    static const struct option opts[] = {{"out", required_argument, 0, O_OUT},
+                                         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    rp r = {.out = "cnnbench-report"};
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", opts, NULL);
+        if (c == -1) break;
+        if (c == O_OUT) r.out = optarg;
+        else if (c == O_HELP || c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cnnbench report: unknown option or missing value: '%s'\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "cnnbench report: needs at least one results JSON file\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (mkdir(r.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cnnbench report: %s: cannot create the directory: %s\n", r.out,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    snprintf(r.tmpdir, sizeof r.tmpdir, "/tmp/cnnbench-report.XXXXXX");
+    if (!mkdtemp(r.tmpdir)) {
+        fprintf(stderr, "cnnbench report: cannot create a temporary directory: %s\n", strerror(errno));
+        return EXIT_USAGE;
+    }
+    char md_path[4096], md_tmp[4200];
+    snprintf(md_path, sizeof md_path, "%s/report.md", r.out);
+    snprintf(md_tmp, sizeof md_tmp, "%s/report.md", r.tmpdir);
+    r.md = fopen(md_tmp, "w");
+    int rc = 0;
+    if (!r.md) {
+        fprintf(stderr, "cnnbench report: %s: %s\n", md_tmp, strerror(errno));
+        rc = EXIT_USAGE;
+        goto cleanup;
+    }
+    fprintf(r.md, "# cnnbench report\n\n");
+    for (int i = optind; i < argc; i++) {
+        char err[CNB_ERR_LEN], stem[256];
+        cJSON *root = cnb_read_json(argv[i], err, sizeof err);
+        if (!root) {
+            fprintf(stderr, "cnnbench report: %s\n", err);
+            rc = 1;
+            continue;
+        }
+        /* chart names: the input's file name without .json */
+        snprintf(stem, sizeof stem, "%s", base_name(argv[i]));
+        char *dot = strstr(stem, ".json");
+        if (dot) *dot = '\0';
+        const char *kind = cnb_json_str(root, "kind", NULL);
+        if (kind && strcmp(kind, "bench") == 0) report_bench(&r, root, argv[i], stem);
+        else if (kind && strcmp(kind, "check") == 0) report_check(&r, root, argv[i]);
+        else if (cJSON_GetObjectItemCaseSensitive(root, "epochs")) report_training(&r, root, argv[i], stem);
+        else {
+            fprintf(stderr, "cnnbench report: %s: not a training, bench or check results file\n",
+                    argv[i]);
+            rc = 1;
+        }
+        cJSON_Delete(root);
+    }
+    fclose(r.md);
+    r.md = NULL;
+    /* the page goes into place whole, like every results file */
+    FILE *in = fopen(md_tmp, "r");
+    if (in) {
+        fseek(in, 0, SEEK_END);
+        long len = ftell(in);
+        fseek(in, 0, SEEK_SET);
+        char *text = malloc((size_t)len + 1);
+        char err[CNB_ERR_LEN];
+        if (text && fread(text, 1, (size_t)len, in) == (size_t)len) {
+            text[len] = '\0';
+            if (cnb_write_file_atomic(md_path, text, err, sizeof err) != 0) {
+                fprintf(stderr, "cnnbench report: %s\n", err);
+                rc = 1;
+            }
+        }
+        free(text);
+        fclose(in);
+    }
+    if (r.failures) rc = 1;
+    printf("report: %s (%d chart%s)\n", md_path, r.charts, r.charts == 1 ? "" : "s");
+cleanup:
+    for (int i = 0; i < r.tmp_seq; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/data%d.dat", r.tmpdir, i);
+        unlink(p);
+    }
+    unlink(md_tmp);
+    rmdir(r.tmpdir);
+    return rc;
+}

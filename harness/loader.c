@@ -79,6 +79,47 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
     return 0;
 }
 
+/* Code from a file that someone else can replace is someone else's code: refuse a library that
+ * others can write, or that sits in a directory others can write without the sticky bit (they
+ * could rename another file over it), or that belongs to another ordinary user. Checked on the
+ * resolved path, so a symlink cannot point the check elsewhere. */
+int cnb_check_backend_file(const char *path, char *err, size_t err_len) {
+    char real[PATH_MAX];
+    struct stat st, dst;
+    if (!realpath(path, real))
+        return cnb_errf(err, err_len, "%s: cannot resolve the path: %s", path, strerror(errno));
+    if (stat(real, &st) != 0)
+        return cnb_errf(err, err_len, "%s: cannot open backend: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cnb_errf(err, err_len, "%s: not a regular file", path);
+    if (st.st_mode & S_IWOTH)
+        return cnb_errf(err, err_len,
+                        "%s: refusing to load a backend that any user can write (mode %04o); "
+                        "chmod o-w it", path, (unsigned)(st.st_mode & 07777));
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        return cnb_errf(err, err_len,
+                        "%s: refusing to load a backend owned by another user (uid %u)", path,
+                        (unsigned)st.st_uid);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", real);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    if (stat(dir, &dst) != 0)
+        return cnb_errf(err, err_len, "%s: cannot check its directory %s: %s", path, dir,
+                        strerror(errno));
+    if ((dst.st_mode & S_IWOTH) && !(dst.st_mode & S_ISVTX))
+        return cnb_errf(err, err_len,
+                        "%s: refusing to load a backend from %s, a directory any user can write "
+                        "(mode %04o, no sticky bit): anyone could replace the library", path, dir,
+                        (unsigned)(dst.st_mode & 07777));
+    if (dst.st_uid != 0 && dst.st_uid != geteuid() && (dst.st_mode & (S_IWGRP | S_IWOTH)))
+        return cnb_errf(err, err_len,
+                        "%s: refusing to load a backend from %s, a directory owned by another "
+                        "user (uid %u) that others can write", path, dir, (unsigned)dst.st_uid);
+    return 0;
+}
+
 int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *err,
                      size_t err_len) {
     memset(out, 0, sizeof *out);
@@ -107,6 +148,7 @@ int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *er
     }
     if (!S_ISREG(st.st_mode))
         return cnb_errf(err, err_len, "%s: not a regular file", out->path);
+    if (cnb_check_backend_file(out->path, err, err_len) != 0) return -1;
 
     dlerror();
     out->handle = dlopen(out->path, RTLD_NOW | RTLD_LOCAL);

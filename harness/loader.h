@@ -25,6 +25,11 @@ const char *cnb_backend_dir(void);
 int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *err, size_t err_len);
 void cnb_unload_backend(cnb_loaded_backend *b);
 
+/* The safety checks cnb_load_backend applies before dlopen (a regular file that only its owner,
+ * root or this user, can write, in a directory others cannot write unless it is sticky).
+ * 0 or -1 with the reason. */
+int cnb_check_backend_file(const char *path, char *err, size_t err_len);
+
 /* Load + create a context with cfg (NULL: defaults) in one step; on failure unloads again. */
 int cnb_open_backend(const char *name_or_path, const cnb_config *cfg, cnb_loaded_backend *out,
                      cnb_context **ctx, char *err, size_t err_len);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "commands.h"
 #include "data.h"
 #include "loader.h"
@@ -30,6 +31,9 @@ enum { EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 130 };
 
 typedef struct cli {
     const char *backend, *model, *dataset, *data, *out;
+    const char *save, *load, *resume, *checkpoint, *dump_logits;
+    long checkpoint_every;
+    int eval_only;
     int epochs, batch, eval_batch, threads, train_limit, test_limit;
     long steps;
     double lr;
@@ -57,6 +61,15 @@ static void usage(FILE *f) {
             "  --test-limit N        use only the first N test images\n"
             "  --steps N             stop after N training steps\n"
             "  --out FILE            results JSON (default cnnbench-MODEL-BACKEND.json)\n"
+            "  --save FILE           write the final parameters and optimizer state (safetensors,\n"
+            "                        PyTorch state_dict names and layouts)\n"
+            "  --load FILE           start from the parameters in FILE (and its optimizer state)\n"
+            "  --resume FILE         continue a checkpointed run from the step it reached\n"
+            "  --checkpoint FILE     where periodic and on-signal checkpoints go (default: the\n"
+            "                        --save file, else cnnbench-MODEL-BACKEND.ckpt.safetensors)\n"
+            "  --checkpoint-every N  write a checkpoint every N steps\n"
+            "  --dump-logits FILE    write the test images and their logits (safetensors) at the end\n"
+            "  --eval-only           no training: evaluate the starting (or --load) parameters\n"
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
             "  --no-progress         no progress line on stderr\n"
@@ -207,6 +220,52 @@ static void print_confusion(const cnb_run_result *r, FILE *f) {
 
 static void on_signal(int sig) { cnb_request_stop(sig); }
 
+typedef struct ckpt_ctx {
+    const char *path;
+    const cnb_model *m;
+    const cnb_run_settings *s;
+} ckpt_ctx;
+
+static int periodic_checkpoint(void *user, cnb_trainer *t, char *err, size_t err_len) {
+    const ckpt_ctx *k = user;
+    return cnb_checkpoint_save_trainer(k->path, t, k->m, k->s->optimizer, k->s->seed, err,
+                                       err_len);
+}
+
+/* Logits of the first n test images (and the inputs they came from) into a safetensors file;
+ * also counts the correct predictions. */
+static int dump_logits(const char *path, cnb_trainer *t, const cnb_model *m,
+                       const cnb_dataset *test, long *correct, char *err, size_t err_len) {
+    int n = test->count;
+    size_t in = (size_t)m->in_c * m->in_h * m->in_w;
+    float *logits = malloc((size_t)n * m->classes * sizeof(float));
+    float *inputs = path ? malloc((size_t)n * in * sizeof(float)) : NULL;
+    int rc = -1;
+    if (!logits || (path && !inputs)) {
+        cnb_errf(err, err_len, "out of host memory for %d logits", n);
+    } else if (cnb_trainer_test_logits(t, 0, n, logits, inputs, err, err_len) == 0) {
+        *correct = 0;
+        for (int i = 0; i < n; i++) {
+            const float *row = logits + (size_t)i * m->classes;
+            int best = 0;
+            for (int j = 1; j < m->classes; j++)
+                if (row[j] > row[best]) best = j;
+            *correct += best == test->labels[i];
+        }
+        rc = 0;
+        if (path) {
+            const char *names[] = {"inputs", "logits"};
+            int ranks[] = {4, 2};
+            const int64_t shapes[2][4] = {{n, m->in_c, m->in_h, m->in_w}, {n, m->classes}};
+            const float *data[] = {inputs, logits};
+            rc = cnb_safetensors_write_f32(path, 2, names, ranks, shapes, data, err, err_len);
+        }
+    }
+    free(logits);
+    free(inputs);
+    return rc;
+}
+
 static int train_command(const cli *c, int argc, char **argv) {
     int rc = 1;
     char err[CNB_ERR_LEN];
@@ -235,6 +294,14 @@ static int train_command(const cli *c, int argc, char **argv) {
     s.max_steps = c->steps;
     s.progress = c->progress && isatty(STDERR_FILENO);
     s.log = log;
+    char ckpt_default[512];
+    snprintf(ckpt_default, sizeof ckpt_default, "cnnbench-%s-%s.ckpt.safetensors", m->name,
+             c->backend && !strchr(c->backend, '/') ? c->backend : "custom");
+    const char *ckpt_path = c->checkpoint ? c->checkpoint : c->save ? c->save : ckpt_default;
+    ckpt_ctx kctx = {.path = ckpt_path, .m = m, .s = &s};
+    s.checkpoint_every = c->checkpoint_every;
+    s.checkpoint = periodic_checkpoint;
+    s.checkpoint_user = &kctx;
 
     cnb_machine mc;
     cnb_machine_probe(&mc);
@@ -273,6 +340,34 @@ static int train_command(const cli *c, int argc, char **argv) {
         fprintf(stderr, "cnnbench: %s\n", err);
         goto done;
     }
+    const char *from = c->resume ? c->resume : c->load;
+    if (from) {
+        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL, err,
+                                        sizeof err) != 0) {
+            fprintf(stderr, "cnnbench: %s: %s\n", c->resume ? "--resume" : "--load", err);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        if (log) {
+            cnb_train_state st;
+            cnb_trainer_get_state(t, &st);
+            fprintf(log, "%s %s: starting at epoch %d step %ld (%ld steps done)\n",
+                    c->resume ? "resumed from" : "loaded", from, st.epoch, st.step_in_epoch + 1,
+                    st.global_step);
+        }
+    }
+    if (c->eval_only) {
+        long correct = 0;
+        if (dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err) != 0) {
+            fprintf(stderr, "cnnbench: --dump-logits: %s\n", err);
+            goto done;
+        }
+        printf("result: %s on %s: test accuracy %.2f%% on %d images (no training)\n", m->name,
+               lib.api->name, 100.0 * correct / test.count, test.count);
+        if (c->dump_logits) printf("logits: %s\n", c->dump_logits);
+        rc = 0;
+        goto done;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int run_rc = cnb_trainer_run(t, r);
@@ -303,17 +398,43 @@ static int train_command(const cli *c, int argc, char **argv) {
            "train %.0f img/s, infer %.0f img/s (medians over %d epoch(s)); %.1f s\n",
            m->name, lib.api->name, 100 * r->final_test_accuracy, r->final_test_loss,
            r->epochs_done, r->total_steps, ts.median, is.median, n_ips, r->wall_seconds);
+    cnb_train_state pos;
+    cnb_trainer_get_state(t, &pos);
     if (write_rc == 0) printf("results: %s\n", out);
-    else fprintf(stderr, "cnnbench: results not saved: %s\n", err);
+    else fprintf(stderr, "cnnbench: results not saved after %ld steps: %s\n", pos.global_step, err);
+
+    /* Parameters worth keeping: a finished run's (--save) and an interrupted one's (always, so
+     * it can be resumed). A diverged or failed run's parameters are NaN or half-updated. */
+    int save_rc = 0;
+    const char *save_path = NULL;
+    if (r->status == CNB_RUN_INTERRUPTED) save_path = ckpt_path;
+    else if ((r->status == CNB_RUN_OK || r->status == CNB_RUN_CHECKPOINT_ERROR) && c->save)
+        save_path = c->save;
+    char save_err[CNB_ERR_LEN] = "";
+    if (save_path) {
+        save_rc = cnb_checkpoint_save_trainer(save_path, t, m, s.optimizer, s.seed, save_err,
+                                              sizeof save_err);
+        if (save_rc == 0) printf("checkpoint: %s (after %ld steps)\n", save_path, pos.global_step);
+        else fprintf(stderr, "cnnbench: checkpoint not saved: %s\n", save_err);
+    }
+    int dump_rc = 0;
+    if (c->dump_logits && (r->status == CNB_RUN_OK || r->status == CNB_RUN_INTERRUPTED)) {
+        long correct;
+        dump_rc = dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err);
+        if (dump_rc != 0) fprintf(stderr, "cnnbench: --dump-logits: %s\n", err);
+    }
 
     if (run_rc != 0) {
-        fprintf(stderr, "cnnbench: stopped: %s%s%s\n", r->message,
-                write_rc == 0 ? "; results so far are in " : "", write_rc == 0 ? out : "");
+        fprintf(stderr, "cnnbench: stopped: %s%s%s%s%s\n", r->message,
+                write_rc == 0 ? "; results so far are in " : "; results could not be saved",
+                write_rc == 0 ? out : "",
+                save_path && save_rc == 0 ? "; checkpoint in " : "",
+                save_path && save_rc == 0 ? save_path : "");
         rc = r->status == CNB_RUN_DIVERGED      ? EXIT_DIVERGED
              : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED
                                                 : 1;
     } else {
-        rc = write_rc == 0 ? 0 : 1;
+        rc = write_rc == 0 && save_rc == 0 && dump_rc == 0 ? 0 : 1;
     }
 done:
     cnb_trainer_destroy(t);
@@ -339,7 +460,9 @@ int main(int argc, char **argv) {
     }
     enum { O_EPOCHS = 256, O_BATCH, O_EVAL_BATCH, O_LR, O_SEED, O_THREADS, O_DATASET, O_DATA,
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
-           O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION };
+           O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
+           O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
+           O_EVAL_ONLY };
     static const struct option opts[] = {
         {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -355,6 +478,12 @@ int main(int argc, char **argv) {
         {"no-progress", no_argument, 0, O_NO_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
         {"deterministic", no_argument, 0, O_DETERMINISTIC}, {"tf32", no_argument, 0, O_TF32},
         {"version", no_argument, 0, O_VERSION}, {"help", no_argument, 0, 'h'},
+        {"save", required_argument, 0, O_SAVE}, {"load", required_argument, 0, O_LOAD},
+        {"resume", required_argument, 0, O_RESUME},
+        {"checkpoint", required_argument, 0, O_CHECKPOINT},
+        {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
+        {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
+        {"eval-only", no_argument, 0, O_EVAL_ONLY},
         {0, 0, 0, 0}};
     cli c = {.backend = "blas", .model = "simplecnn", .progress = 1};
     int action = 0;
@@ -400,6 +529,15 @@ int main(int argc, char **argv) {
             break;
         case O_DATA: c.data = optarg; break;
         case O_OUT: c.out = optarg; break;
+        case O_SAVE: c.save = optarg; break;
+        case O_LOAD: c.load = optarg; break;
+        case O_RESUME: c.resume = optarg; break;
+        case O_CHECKPOINT: c.checkpoint = optarg; break;
+        case O_CHECKPOINT_EVERY:
+            bad = parse_long("--checkpoint-every", optarg, 1, LONG_MAX, &c.checkpoint_every);
+            break;
+        case O_DUMP_LOGITS: c.dump_logits = optarg; break;
+        case O_EVAL_ONLY: c.eval_only = 1; break;
         case O_LIST_BACKENDS: action = O_LIST_BACKENDS; break;
         case O_LIST_MODELS: action = O_LIST_MODELS; break;
         case O_SHOW_MODEL: action = O_SHOW_MODEL; show = optarg; break;
@@ -421,6 +559,15 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) {
         fprintf(stderr, "cnnbench: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (c.load && c.resume) {
+        fprintf(stderr, "cnnbench: --load and --resume exclude each other (--resume FILE also "
+                        "loads the parameters)\n");
+        return EXIT_USAGE;
+    }
+    if (c.eval_only && c.resume) {
+        fprintf(stderr, "cnnbench: --eval-only takes --load, not --resume\n");
         return EXIT_USAGE;
     }
     if (action == O_LIST_BACKENDS) return list_backends(c.threads);

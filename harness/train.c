@@ -39,6 +39,12 @@ struct cnb_trainer {
     float *dbuf[2];         /* ping-pong gradient buffers, max activation size each */
     long adam_step;
     cnb_rng rng;            /* after initialization: drives shuffling */
+    cnb_rng shuffle_start;  /* rng as it was at the start of epoch 1 (saved in checkpoints) */
+    /* Position: the next step to run, and the epoch whose shuffle t->order already holds. */
+    long global_step;
+    int pos_epoch;
+    long pos_step;
+    int shuffled_epoch;
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -264,6 +270,8 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
         return cnb_errf(err, err_len, "out of host memory");
     }
     cnb_init_params(m, &t->rng, host);
+    t->shuffle_start = t->rng;
+    t->pos_epoch = 1;
     cnb_status st = api->upload(ctx, t->params, host, np * sizeof(float));
     memset(host, 0, np * sizeof(float));
     if (st == CNB_OK) st = api->upload(ctx, t->opt_m, host, np * sizeof(float));
@@ -496,16 +504,21 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
     r->status = CNB_RUN_OK;
     stop_requested = 0;
 
-    for (int e = 1; e <= t->s.epochs && rc == 0; e++) {
+    for (int e = t->pos_epoch; e <= t->s.epochs && rc == 0; e++) {
         cnb_epoch_metrics *em = &r->epoch[r->epochs_done];
         memset(em, 0, sizeof *em);
         em->epoch = e;
-        cnb_shuffle(&t->rng, t->order, d->count);
+        /* A resumed run has already rebuilt this epoch's permutation (cnb_trainer_set_state). */
+        if (t->shuffled_epoch != e) cnb_shuffle(&t->rng, t->order, d->count);
+        t->shuffled_epoch = e;
+        long first_step = e == t->pos_epoch ? t->pos_step : 0;
+        t->pos_epoch = e;
         double loss_sum = 0.0, progress_at = 0.0;
         long correct = 0;
         double start = cnb_now();
-        for (long s = 0; s < steps_per_epoch; s++) {
-            if (t->s.max_steps && r->total_steps >= t->s.max_steps) break;
+        for (long s = first_step; s < steps_per_epoch; s++) {
+            t->pos_step = s;
+            if (t->s.max_steps && t->global_step >= t->s.max_steps) break;
             if (stop_requested) {
                 r->status = CNB_RUN_INTERRUPTED;
                 snprintf(r->message, sizeof r->message,
@@ -525,7 +538,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                     snprintf(err, err_len, "%s: softmax_ce_backward failed: %s", t->api->name,
                              t->api->last_error(t->ctx));
                 r->status = CNB_RUN_BACKEND_ERROR;
-                snprintf(r->message, sizeof r->message, "epoch %d step %ld: %s", e, s + 1, err);
+                snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
+                         e, s + 1, t->global_step + 1, err);
                 rc = -1;
                 break;
             }
@@ -540,7 +554,19 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                 snprintf(r->message, sizeof r->message,
                          "training diverged: loss became %s at epoch %d step %ld (step %ld "
                          "overall); try a smaller --lr",
-                         isnan(loss) ? "NaN" : "infinite", e, s + 1, r->total_steps);
+                         isnan(loss) ? "NaN" : "infinite", e, s + 1, t->global_step + 1);
+                rc = -1;
+                break;
+            }
+            t->global_step++;
+            t->pos_step = s + 1;
+            if (t->s.checkpoint_every > 0 && t->s.checkpoint &&
+                t->global_step % t->s.checkpoint_every == 0 &&
+                t->s.checkpoint(t->s.checkpoint_user, t, err, err_len) != 0) {
+                r->status = CNB_RUN_CHECKPOINT_ERROR;
+                snprintf(r->message, sizeof r->message,
+                         "checkpoint after epoch %d step %ld (step %ld overall) failed: %s", e,
+                         s + 1, t->global_step, err);
                 rc = -1;
                 break;
             }
@@ -593,7 +619,11 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                 fprintf(t->s.log, "epoch %2d  stopped after %ld steps, not evaluated: %s\n", e,
                         em->steps, r->message);
         }
-        if (t->s.max_steps && r->total_steps >= t->s.max_steps) break;
+        if (t->pos_step >= steps_per_epoch) {
+            t->pos_epoch = e + 1;
+            t->pos_step = 0;
+        }
+        if (t->s.max_steps && t->global_step >= t->s.max_steps) break;
     }
     r->wall_seconds = cnb_now() - run_start;
     return rc;
@@ -610,3 +640,112 @@ void cnb_run_result_free(cnb_run_result *r) {
     r->step_losses = NULL;
     r->step_losses_cap = 0;
 }
+
+void cnb_trainer_get_state(const cnb_trainer *t, cnb_train_state *st) {
+    int batch = t->s.batch < t->train->count ? t->s.batch : t->train->count;
+    long steps_per_epoch = (t->train->count + batch - 1) / batch;
+    memset(st, 0, sizeof *st);
+    st->global_step = t->global_step;
+    st->epoch = t->pos_epoch;
+    st->step_in_epoch = t->pos_step;
+    if (st->step_in_epoch >= steps_per_epoch) { /* a finished epoch: the next one's start */
+        st->epoch++;
+        st->step_in_epoch = 0;
+    }
+    st->adam_step = t->adam_step;
+    st->shuffle_state = t->shuffle_start.state;
+    st->shuffle_inc = t->shuffle_start.inc;
+    st->train_count = t->train->count;
+    st->batch = batch;
+}
+
+int cnb_trainer_set_state(cnb_trainer *t, const cnb_train_state *st, char *err, size_t err_len) {
+    int batch = t->s.batch < t->train->count ? t->s.batch : t->train->count;
+    long steps_per_epoch = (t->train->count + batch - 1) / batch;
+    if (st->train_count != t->train->count)
+        return cnb_errf(err, err_len,
+                        "the checkpoint was taken on %d training images but this run has %d "
+                        "(use the same --train-limit and data set to resume)",
+                        st->train_count, t->train->count);
+    if (st->batch != batch)
+        return cnb_errf(err, err_len,
+                        "the checkpoint was taken with batch %d but this run uses batch %d",
+                        st->batch, batch);
+    if (st->epoch < 1 || st->epoch > CNB_MAX_EPOCHS + 1 || st->step_in_epoch < 0 ||
+        st->step_in_epoch >= steps_per_epoch || st->global_step < 0 || st->adam_step < 0 ||
+        st->adam_step > st->global_step || (st->shuffle_inc & 1u) == 0)
+        return cnb_errf(err, err_len,
+                        "inconsistent position (epoch %d, step %ld of %ld, %ld steps done, "
+                        "adam step %ld)",
+                        st->epoch, st->step_in_epoch, steps_per_epoch, st->global_step,
+                        st->adam_step);
+    if ((long)(st->epoch - 1) * steps_per_epoch + st->step_in_epoch != st->global_step)
+        return cnb_errf(err, err_len,
+                        "position (epoch %d, step %ld) does not match %ld steps done at %ld "
+                        "steps per epoch",
+                        st->epoch, st->step_in_epoch, st->global_step, steps_per_epoch);
+    t->shuffle_start.state = st->shuffle_state;
+    t->shuffle_start.inc = st->shuffle_inc;
+    t->rng = t->shuffle_start;
+    for (int i = 0; i < t->train->count; i++) t->order[i] = i;
+    /* Epochs 1..epoch each shuffled the previous permutation in place: replay them. */
+    for (int e = 1; e <= st->epoch && e <= t->s.epochs; e++) cnb_shuffle(&t->rng, t->order, t->train->count);
+    t->shuffled_epoch = st->epoch <= t->s.epochs ? st->epoch : 0;
+    t->global_step = st->global_step;
+    t->pos_epoch = st->epoch;
+    t->pos_step = st->step_in_epoch;
+    t->adam_step = st->adam_step;
+    return 0;
+}
+
+int cnb_trainer_get_tensors(cnb_trainer *t, float *params, float *opt_m, float *opt_v, char *err,
+                            size_t err_len) {
+    size_t bytes = t->m->n_params * sizeof(float);
+    if (params) KCHECK(t, t->api->download(t->ctx, params, t->params, bytes), "download (parameters)");
+    if (opt_m) KCHECK(t, t->api->download(t->ctx, opt_m, t->opt_m, bytes), "download (optimizer state)");
+    if (opt_v) KCHECK(t, t->api->download(t->ctx, opt_v, t->opt_v, bytes), "download (optimizer state)");
+    return 0;
+}
+
+int cnb_trainer_set_tensors(cnb_trainer *t, const float *params, const float *opt_m,
+                            const float *opt_v, char *err, size_t err_len) {
+    size_t np = t->m->n_params, bytes = np * sizeof(float);
+    float *zeros = NULL;
+    if (!opt_m || !opt_v) {
+        zeros = calloc(np ? np : 1, sizeof(float));
+        if (!zeros) return cnb_errf(err, err_len, "out of host memory");
+    }
+    cnb_status st = t->api->upload(t->ctx, t->params, params, bytes);
+    if (st == CNB_OK) st = t->api->upload(t->ctx, t->opt_m, opt_m ? opt_m : zeros, bytes);
+    if (st == CNB_OK) st = t->api->upload(t->ctx, t->opt_v, opt_v ? opt_v : zeros, bytes);
+    free(zeros);
+    if (st != CNB_OK)
+        return cnb_errf(err, err_len, "%s: upload (parameters) failed (%s): %s", t->api->name,
+                        cnb_status_str(st), t->api->last_error(t->ctx));
+    return 0;
+}
+
+int cnb_trainer_test_logits(cnb_trainer *t, int first, int n, float *logits, float *inputs,
+                            char *err, size_t err_len) {
+    int eb = t->s.eval_batch < t->max_batch ? t->s.eval_batch : t->max_batch;
+    if (first < 0 || n < 0 || first > t->test->count - n)
+        return cnb_errf(err, err_len, "test images [%d, %d) are outside the %d test images", first,
+                        first + n, t->test->count);
+    int classes = t->m->classes;
+    for (int done = 0; done < n; done += eb) {
+        int k = n - done < eb ? n - done : eb;
+        if (upload_batch(t, t->test_x, t->test->labels, NULL, first + done, k, err, err_len) != 0 ||
+            forward(t, k, err, err_len) != 0)
+            return -1;
+        KCHECK(t, t->api->download(t->ctx, logits + (size_t)done * classes,
+                                   t->act[t->m->n_layers - 1],
+                                   (size_t)k * classes * sizeof(float)),
+               "download (logits)");
+        if (inputs)
+            memcpy(inputs + (size_t)done * t->in_size, t->stage_x,
+                   (size_t)k * t->in_size * sizeof(float));
+    }
+    return 0;
+}
+
+void cnb_trainer_set_adam_step(cnb_trainer *t, long step) { t->adam_step = step; }

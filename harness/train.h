@@ -14,6 +14,8 @@
 #define CNB_MAX_EPOCHS 1000
 #define CNB_MAX_CLASSES 64
 
+struct cnb_trainer;
+
 /* Settings of one run: the model file's values after command-line overrides. */
 typedef struct cnb_run_settings {
     int epochs, batch, eval_batch;
@@ -23,6 +25,12 @@ typedef struct cnb_run_settings {
     long max_steps;          /* stop after this many training steps in total; 0 = no limit */
     int progress;            /* 1: a progress line on stderr */
     FILE *log;               /* per-epoch lines go here (NULL: silent) */
+    /* Every checkpoint_every steps (counted over the whole run, resumed steps included) the loop
+     * calls checkpoint(checkpoint_user, trainer, ...) after the optimizer step; a non-zero return
+     * stops the run with CNB_RUN_CHECKPOINT_ERROR and the callback's message. 0 / NULL: never. */
+    long checkpoint_every;
+    int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
+    void *checkpoint_user;
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
@@ -39,7 +47,8 @@ typedef enum cnb_run_status {
     CNB_RUN_OK = 0,
     CNB_RUN_DIVERGED,        /* loss became NaN or infinite */
     CNB_RUN_INTERRUPTED,     /* SIGINT / SIGTERM */
-    CNB_RUN_BACKEND_ERROR    /* a kernel returned an error */
+    CNB_RUN_BACKEND_ERROR,   /* a kernel returned an error */
+    CNB_RUN_CHECKPOINT_ERROR /* the periodic checkpoint could not be written */
 } cnb_run_status;
 
 typedef struct cnb_run_result {
@@ -80,6 +89,40 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *result);
 /* Copy the current parameters to host memory (m->n_params floats). */
 int cnb_trainer_get_params(cnb_trainer *t, float *host, char *err, size_t err_len);
 void cnb_trainer_destroy(cnb_trainer *t);
+
+/* ---- checkpoints and resuming ---- */
+
+/* Where a run stands: the next step to run and what the data order and optimizer need to go on
+ * exactly as an uninterrupted run would. The shuffle generator is stored as it was at the start
+ * of epoch 1; a resumed trainer replays the earlier epochs' shuffles to rebuild the permutation
+ * (each epoch shuffles the previous one in place). */
+typedef struct cnb_train_state {
+    long global_step;        /* steps done so far over the whole run */
+    int epoch;               /* 1-based epoch of the next step */
+    long step_in_epoch;      /* 0-based index of the next step within that epoch */
+    long adam_step;          /* Adam's t (0 for SGD) */
+    uint64_t shuffle_state, shuffle_inc; /* the shuffle generator at the start of epoch 1 */
+    int train_count;         /* training images the permutation covers */
+    int batch;               /* training batch size */
+} cnb_train_state;
+
+void cnb_trainer_get_state(const cnb_trainer *t, cnb_train_state *st);
+/* Continue from st: checks that the data set size and batch match this trainer, then replays
+ * the shuffles. Call before cnb_trainer_run. 0 or -1. */
+int cnb_trainer_set_state(cnb_trainer *t, const cnb_train_state *st, char *err, size_t err_len);
+/* Adam's step count t, for a run that starts from loaded Adam state without resuming. */
+void cnb_trainer_set_adam_step(cnb_trainer *t, long step);
+/* Parameters (m->n_params floats) and the optimizer's buffers (momentum / Adam m, Adam v; the
+ * same length). Get: any pointer may be NULL to skip it. Set: params required; NULL optimizer
+ * buffers are zeroed (a fresh optimizer). */
+int cnb_trainer_get_tensors(cnb_trainer *t, float *params, float *opt_m, float *opt_v, char *err,
+                            size_t err_len);
+int cnb_trainer_set_tensors(cnb_trainer *t, const float *params, const float *opt_m,
+                            const float *opt_v, char *err, size_t err_len);
+/* Run the current parameters forward on test images [first, first + n) and download their
+ * logits (n, classes) and, when inputs is not NULL, the normalized inputs (n, c, h, w) they saw. */
+int cnb_trainer_test_logits(cnb_trainer *t, int first, int n, float *logits, float *inputs,
+                            char *err, size_t err_len);
 
 void cnb_run_result_free(cnb_run_result *r);
 

@@ -1,5 +1,6 @@
 /* test_loader.c — the loader refuses every broken backend with a message naming the file and
  * the problem, and accepts a well-formed one. */
+#define _POSIX_C_SOURCE 200809L /* symlink, chmod in the appended tests */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,4 +118,72 @@ Test(loader, loads_built_backends_by_name) {
         cr_expect_str_eq(b.api->name, names[i]);
         cnb_close_backend(&b, ctx);
     }
+}
+
+/* ---- appended by the robustness work: refusing libraries others could have replaced ---- */
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* A copy of the naive backend at dir/libcnb_copy.so with the given modes. */
+static void planted_copy(char *path, size_t len, const char *dir_name, mode_t dir_mode,
+                         mode_t file_mode) {
+    char dir[2048], cmd[16384], *out;
+    snprintf(dir, sizeof dir, "%s/%s", CNB_TEST_TMP_DIR, dir_name);
+    snprintf(path, len, "%s/libcnb_copy.so", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/libcnb_naive.so' '%s'", dir,
+             cnb_backend_dir(), path);
+    cr_assert_eq(tu_run(cmd, &out), 0, "%s: %s", cmd, out);
+    free(out);
+    cr_assert_eq(chmod(path, file_mode), 0);
+    cr_assert_eq(chmod(dir, dir_mode), 0);
+}
+
+Test(loader, refuses_a_backend_in_a_world_writable_directory) {
+    char path[4096], err[CNB_ERR_LEN];
+    planted_copy(path, sizeof path, "loader_ww", 0777, 0755);
+    cnb_loaded_backend b;
+    cr_expect_eq(cnb_load_backend(path, &b, err, sizeof err), -1, "loaded %s", path);
+    cr_expect(strstr(err, path) && strstr(err, "any user can write") && strstr(err, "0777"), "%s",
+              err);
+    cr_expect_null(b.handle);
+}
+
+Test(loader, accepts_a_sticky_world_writable_directory) {
+    char path[4096], err[CNB_ERR_LEN];
+    planted_copy(path, sizeof path, "loader_sticky", 01777, 0755);
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(b.api->name, "naive");
+    cnb_unload_backend(&b);
+}
+
+Test(loader, refuses_a_world_writable_library) {
+    char path[4096], err[CNB_ERR_LEN];
+    planted_copy(path, sizeof path, "loader_wfile", 0755, 0666);
+    cnb_loaded_backend b;
+    cr_expect_eq(cnb_load_backend(path, &b, err, sizeof err), -1, "loaded %s", path);
+    cr_expect(strstr(err, path) && strstr(err, "any user can write") && strstr(err, "0666"), "%s",
+              err);
+}
+
+Test(loader, refuses_a_library_reached_through_a_symlink_into_an_unsafe_directory) {
+    char path[4096], link[4096], err[CNB_ERR_LEN];
+    planted_copy(path, sizeof path, "loader_ww2", 0777, 0755);
+    snprintf(link, sizeof link, "%s/loader_link.so", CNB_TEST_TMP_DIR);
+    unlink(link);
+    cr_assert_eq(symlink(path, link), 0);
+    cnb_loaded_backend b;
+    cr_expect_eq(cnb_load_backend(link, &b, err, sizeof err), -1, "loaded %s", link);
+    cr_expect(strstr(err, "any user can write"), "%s", err);
+}
+
+Test(loader, refuses_a_directory_as_a_library) {
+    char err[CNB_ERR_LEN];
+    cnb_loaded_backend b;
+    cr_expect_eq(cnb_load_backend(CNB_TEST_TMP_DIR "/", &b, err, sizeof err), -1);
+    cr_expect(strstr(err, "not a regular file"), "%s", err);
 }

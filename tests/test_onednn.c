@@ -291,6 +291,18 @@ Test(onednn, conv_forward_without_bias) {
     tu_close(&od);
 }
 
+/* Every linear layer of the five models: (batch, in, out). */
+typedef struct linear_case {
+    const char *name;
+    int batch, in, out;
+} linear_case;
+static const linear_case model_linears[] = {
+    {"simplecnn.fc1", 64, 3136, 128}, {"simplecnn.fc2", 64, 128, 10}, {"cnn.fc", 64, 1568, 10},
+    {"network.fc1", 100, 192, 120},   {"network.fc2", 100, 120, 60},  {"network.fc3", 100, 60, 10},
+    {"network3.fc1", 40, 96, 120},    {"network3.fc2", 40, 120, 60},  {"network3.fc3", 40, 60, 10},
+    {"lenet5.fc1", 256, 400, 120},    {"lenet5.fc2", 256, 120, 84},   {"lenet5.fc3", 256, 84, 10},
+};
+
 /* ---- bias ------------------------------------------------------------------------------------ */
 
 Test(onednn, bias_forward_backward) {
@@ -299,11 +311,26 @@ Test(onednn, bias_forward_backward) {
     tu_open(&nv, "naive", 1);
     cnb_rng rng;
     cnb_rng_seed(&rng, 7);
-    /* (n, c, hw): conv outputs of the models, linear layers (hw = 1), odd and tiny ones. */
-    const int shapes[][3] = {{64, 32, 784}, {64, 64, 196}, {256, 6, 784}, {256, 16, 100},
-                             {64, 128, 1},  {256, 120, 1}, {100, 60, 1},  {1, 3, 5},
-                             {7, 5000, 1},  {3, 7, 13},    {1, 1, 1}};
-    for (size_t t = 0; t < NCASES(shapes); t++) {
+    /* (n, c, hw): every bias of the five models — the convolutions' (n, k, p*q) and the
+     * linear layers' (batch, out, 1) — then odd and tiny ones. */
+    int shapes[64][3];
+    size_t nshapes = 0;
+    for (size_t t = 0; t < NCASES(model_convs); t++) {
+        cnb_conv_desc d = conv_desc(&model_convs[t]);
+        shapes[nshapes][0] = d.n, shapes[nshapes][1] = d.k, shapes[nshapes][2] = d.p * d.q;
+        nshapes++;
+    }
+    for (size_t t = 0; t < NCASES(model_linears); t++) {
+        shapes[nshapes][0] = model_linears[t].batch, shapes[nshapes][1] = model_linears[t].out;
+        shapes[nshapes][2] = 1;
+        nshapes++;
+    }
+    const int misc[][3] = {{1, 3, 5}, {7, 5000, 1}, {3, 7, 13}, {1, 1, 1}, {2, 4097, 3}};
+    for (size_t t = 0; t < NCASES(misc); t++) {
+        memcpy(shapes[nshapes], misc[t], sizeof misc[t]);
+        nshapes++;
+    }
+    for (size_t t = 0; t < nshapes; t++) {
         int n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2];
         size_t ny = (size_t)n * c * hw;
         float *y0 = inputs(&rng, ny, 0), *bias = inputs(&rng, c, 0), *dy = inputs(&rng, ny, 0);
@@ -546,10 +573,15 @@ Test(onednn, activations) {
     tu_open(&nv, "naive", 1);
     cnb_rng rng;
     cnb_rng_seed(&rng, 606);
-    /* Model tensor sizes (simplecnn relu1/relu2/fc, lenet5 prelu/tanh) and odd counts around
-     * the 16-wide view PReLU runs on. */
-    const size_t counts[] = {64 * 32 * 28 * 28, 64 * 64 * 14 * 14, 64 * 128, 256 * 6 * 28 * 28,
-                             256 * 16 * 10 * 10, 1, 15, 16, 17, 1000, 4097};
+    /* Every activation tensor of the five models (each activation is checked at all of them,
+     * not only where its model uses it) and odd counts around the 16-wide view PReLU runs on. */
+    const size_t counts[] = {
+        64 * 32 * 28 * 28, 64 * 64 * 14 * 14, 64 * 128,                 /* simplecnn */
+        64 * 16 * 28 * 28, 64 * 32 * 14 * 14,                           /* cnn */
+        100 * 6 * 24 * 24, 100 * 12 * 8 * 8, 100 * 120, 100 * 60,       /* network */
+        40 * 6 * 24 * 24, 40 * 12 * 8 * 8, 40 * 24 * 5 * 5, 40 * 120, 40 * 60, /* network3 */
+        256 * 6 * 28 * 28, 256 * 16 * 10 * 10, 256 * 120, 256 * 84,     /* lenet5 */
+        1, 15, 16, 17, 1000, 4097};
     const float slopes[] = {0.25f, -0.1f};
     for (int act = 0; act < 4; act++) {
         for (size_t t = 0; t < NCASES(counts); t++) {
@@ -696,8 +728,9 @@ Test(onednn, sgd_and_adam) {
     tu_open(&nv, "naive", 1);
     cnb_rng rng;
     cnb_rng_seed(&rng, 808);
-    /* simplecnn's parameter count (one flat block), a small and a single one. */
-    const size_t counts[] = {421642, 1000, 1};
+    /* The parameter blocks of simplecnn, lenet5 (slope included) and cnn, a small and a single
+     * value (the loops go parallel above 65536 values). */
+    const size_t counts[] = {421642, 61707, 28938, 1000, 1};
     const cnb_sgd_desc sgds[] = {{0.01f, 0.9f, 0.0f}, {0.1f, 0.0f, 0.0f}, {0.05f, 0.9f, 1e-4f}};
     const cnb_adam_desc adams[] = {{0.001f, 0.9f, 0.999f, 1e-8f, 0.0f, 0},
                                    {0.01f, 0.8f, 0.99f, 1e-6f, 1e-3f, 0}};

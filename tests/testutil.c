@@ -1,4 +1,5 @@
 /* testutil.c — see testutil.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
 #include <criterion/criterion.h>
@@ -6,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "compare.h"
 
@@ -105,4 +109,31 @@ void tu_expect_equal(const char *what, const float *got, const float *ref, size_
         }
     }
     cr_expect_eq(bad, 0, "%s: %zu of %zu values differ bit-wise", what, bad, count);
+}
+
+/* ---- appended by the robustness work ---- */
+
+int tu_run(const char *cmd, char **out) {
+    static int counter;
+    char path[512], full[16384];
+    mkdir(CNB_TEST_TMP_DIR, 0755);
+    snprintf(path, sizeof path, "%s/tu_run_%d_%d.txt", CNB_TEST_TMP_DIR, (int)getpid(),
+             counter++);
+    snprintf(full, sizeof full, "( %s ) > '%s' 2>&1 < /dev/null", cmd, path);
+    int status = system(full);
+    FILE *f = fopen(path, "r");
+    *out = NULL;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+        if (*out && n > 0 && fread(*out, 1, (size_t)n, f) != (size_t)n) (*out)[0] = '\0';
+        fclose(f);
+        remove(path);
+    }
+    if (!*out) *out = calloc(1, 1);
+    if (status == -1) return -1;
+    /* sh reports a child killed by a signal as 128 + signal. */
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

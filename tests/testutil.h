@@ -41,4 +41,10 @@ double tu_expect_close(const char *what, const float *got, const float *ref, siz
 /* Bit-for-bit comparison for exact mode. */
 void tu_expect_equal(const char *what, const float *got, const float *ref, size_t count);
 
+/* ---- appended by the robustness work ---- */
+
+/* Run `sh -c cmd` with stdin from /dev/null, capturing stdout and stderr together into *out
+ * (malloc'd, NUL-terminated). Returns the exit code, or 128 + the signal that killed it. */
+int tu_run(const char *cmd, char **out);
+
 #endif

@@ -18,8 +18,8 @@ enum blas_scratch_slot {
     BLAS_SCRATCH_COUNT
 };
 
-/* How convolutions arrange their sgemms (conv.c): chosen per shape, or forced for testing and
- * measuring with the environment variable CNB_BLAS_CONV=batched|per-image|auto. */
+/* How convolutions arrange their sgemms (conv.c). AUTO is per image; the environment variable
+ * CNB_BLAS_CONV=batched|per-image|auto, read by create(), forces one for testing and measuring. */
 enum blas_conv_algo {
     BLAS_CONV_AUTO = 0,
     BLAS_CONV_BATCHED = 1,   /* one sgemm per chunk of images, reordered to / from NCHW */
@@ -78,9 +78,10 @@ cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *
                        int kh, int kw);
 
 /* im2col.c: one image's columns. col is (c*r*s, p*q) with row stride ld (>= p*q), x is
- * (c, h, w); out-of-image taps are 0. col2im adds each column entry back to its input pixel. */
+ * (c, h, w); out-of-image taps are 0. col2im adds each column entry back to its input pixel
+ * (and may clobber col, which is always scratch). */
 void blas_im2col(float *col, size_t ld, const float *x, const cnb_conv_desc *d);
-void blas_col2im(float *dx, const float *col, size_t ld, const cnb_conv_desc *d);
+void blas_col2im(float *dx, float *col, size_t ld, const cnb_conv_desc *d);
 
 /* conv.c */
 cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,

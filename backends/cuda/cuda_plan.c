@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static cnb_status fail(cnb_status st, char *err, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -201,6 +202,7 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
     if (m <= 0 || n <= 0 || k <= 0)
         return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "plan_gemm: sizes (%d, %d, %d) must be positive", m, n, k);
+    memset(p, 0, sizeof *p);
     p->m = m;
     p->n = n;
     p->k = k;
@@ -215,13 +217,14 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
     p->partial_floats = 0;
     p->reduce_blocks = 0;
 
-    /* Split only when the tiles cannot fill the device and each slice keeps at least four
-     * k-steps of work; aim at two blocks per SM. */
+    /* Split only when the tiles leave SMs idle and each slice keeps at least four k-steps of
+     * work; then aim at two blocks per SM. A layer with an SM's worth of tiles or more is left
+     * alone: the partials would cost more memory traffic than the idle SMs are worth. */
     long long tiles = (long long)p->grid_x * p->grid_y;
-    long long target = 2LL * (sm_count > 0 ? sm_count : 1);
+    long long sms = sm_count > 0 ? sm_count : 1;
     int k_steps = ceil_div(k, CNB_TILE_K);
-    if (tiles < target && k_steps >= 8) {
-        long long want = (target + tiles - 1) / tiles;
+    if (tiles < sms && k_steps >= 8) {
+        long long want = (2 * sms + tiles - 1) / tiles;
         long long most = k_steps / 4;
         if (want > most) want = most;
         if (want > CNB_MAX_SPLITS) want = CNB_MAX_SPLITS;

@@ -68,8 +68,8 @@ cnb_status odn_conv_check(cnb_context *ctx, const char *fn, const cnb_conv_desc 
  *  - backward-filter: blocked wins everywhere, 2x to 8x (simplecnn conv1 0.70 / 0.33, conv2
  *    1.80 / 1.18; cnn conv2 1.85 / 0.72).
  *  - backward-data: blocked wins 2x for C > 1 (simplecnn conv2 2.00 / 1.13) but is 3x to 9x
- *    slower for C = 1 (n64 c1 28x28 k32 3x3: 0.38 / 2.18): oneDNN has no blocked kernel for a
- *    one-channel diff_src.
+ *    slower for C = 1 (n64 c1 28x28 k32 3x3: 0.38 / 2.18): the blocked kernel pads the one
+ *    diff_src channel to 16 (aBcd16b), sixteen times the work and the memory.
  *  - forward: blocked wins for C > 1 (simplecnn conv2 1.74 / 1.12, cnn conv2 1.76 / 0.67) and
  *    for C = 1 with few output channels (cnn conv1 k16 5x5: 0.35 / 0.22, lenet5 conv1 k6 at
  *    n256: 0.96 / 0.59). For C = 1 with 32 or more output channels the work per output value

@@ -111,7 +111,11 @@ struct dim3 {
 #define __shared__ static
 /* The asm clobber stops the compiler from keeping shared values in registers across the
  * barrier, which is where other fibers change them. */
-#define __syncthreads() (cnb_emu_syncthreads(), __asm__ __volatile__("" ::: "memory"))
+static inline void cnb_emu_barrier() {
+    cnb_emu_syncthreads();
+    __asm__ __volatile__("" ::: "memory");
+}
+#define __syncthreads() cnb_emu_barrier()
 /* Correctly rounded single operations, as the device intrinsics are (no contraction here). */
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }

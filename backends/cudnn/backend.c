@@ -1,0 +1,378 @@
+/* backend.c — the cudnn backend: cuDNN 9 for convolution, pooling, activations and softmax,
+ * cuBLAS for GEMM, and the cuda backend's kernels for what those lack (PReLU, the
+ * cross-entropy loss and gradient, the optimizers). Lifecycle (driver and device checked before
+ * any library is touched), versions for info(), the library error helpers, and the version-1
+ * function table. Strict fp32 by default: CUDNN_FMA_MATH for convolutions and
+ * CUBLAS_DEFAULT_MATH (no TF32) for GEMM; cfg->allow_tf32 allows tensor-core TF32 in both. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_plan.h"
+#include "cudnn_backend.h"
+
+cnb_status dnn_check(cnb_context *ctx, cudnnStatus_t s, const char *what) {
+    if (s == CUDNN_STATUS_SUCCESS) return CNB_OK;
+    char detail[256] = "";
+    cudnnGetLastErrorString(detail, sizeof detail);
+    cudaGetLastError(); /* a failed library call may leave the runtime's last error set */
+    cnb_status st = CNB_ERR_LIBRARY;
+    int category = CUDNN_STATUS_CATEGORY(s);
+    if (category == CUDNN_STATUS_NOT_SUPPORTED) st = CNB_ERR_UNSUPPORTED;
+    if (s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+        s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED)
+        st = CNB_ERR_OUT_OF_MEMORY;
+    return cnb_gpu_fail(CTX_GPU(ctx), st, "%s: %s (%d)%s%s", what, cudnnGetErrorString(s), (int)s,
+                        detail[0] ? ": " : "", detail);
+}
+
+cnb_status blas_check(cnb_context *ctx, cublasStatus_t s, const char *what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return CNB_OK;
+    cudaGetLastError();
+    cnb_status st = s == CUBLAS_STATUS_ALLOC_FAILED     ? CNB_ERR_OUT_OF_MEMORY
+                    : s == CUBLAS_STATUS_NOT_SUPPORTED ? CNB_ERR_UNSUPPORTED
+                    : s == CUBLAS_STATUS_INVALID_VALUE ? CNB_ERR_INVALID_ARGUMENT
+                                                       : CNB_ERR_LIBRARY;
+    return cnb_gpu_fail(CTX_GPU(ctx), st, "%s: %s: %s", what, cublasGetStatusName(s),
+                        cublasGetStatusString(s));
+}
+
+cnb_status dnn_workspace(cnb_context *ctx, size_t bytes, void **out) {
+    *out = NULL;
+    if (bytes == 0) return CNB_OK;
+    if (bytes > ctx->workspace_bytes) {
+        /* Queued convolutions may still use the old workspace. */
+        cnb_status st = cnb_gpu_check(CTX_GPU(ctx), cudaStreamSynchronize(ctx->gpu.stream),
+                                      "workspace: sync");
+        if (st != CNB_OK) return st;
+        if (ctx->workspace) cudaFree(ctx->workspace);
+        ctx->workspace = NULL;
+        ctx->workspace_bytes = 0;
+        void *p = NULL;
+        cudaError_t e = cudaMalloc(&p, bytes);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY,
+                                "workspace: cannot allocate %zu bytes of device memory (%s)",
+                                bytes, cudaGetErrorName(e));
+        }
+        ctx->workspace = p;
+        ctx->workspace_bytes = bytes;
+    }
+    *out = ctx->workspace;
+    return CNB_OK;
+}
+
+cnb_status dnn_set_tensor(cnb_context *ctx, cudnnTensorDescriptor_t t, int n, int c, int h, int w,
+                          const char *what) {
+    (void)what;
+    return dnn_check(ctx, cudnnSetTensor4dDescriptor(t, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c,
+                                                     h, w),
+                     "cudnnSetTensor4dDescriptor");
+}
+
+static void format_version(long v, char *buf, size_t len) { cnb_format_lib_version(v, buf, len); }
+
+static long cublas_version_loaded(void) {
+    int major = 0, minor = 0, patch = 0;
+    if (cublasGetProperty(MAJOR_VERSION, &major) != CUBLAS_STATUS_SUCCESS ||
+        cublasGetProperty(MINOR_VERSION, &minor) != CUBLAS_STATUS_SUCCESS ||
+        cublasGetProperty(PATCH_LEVEL, &patch) != CUBLAS_STATUS_SUCCESS)
+        return 0;
+    return 10000L * major + 100L * minor + patch;
+}
+
+static void cudnn_destroy(cnb_context *ctx) {
+    if (!ctx) return;
+    if (ctx->gpu.stream) cudaStreamSynchronize(ctx->gpu.stream);
+    cnb_cudnn_cache_free(&ctx->convs, dnn_release_conv_descs);
+    dnn_release_pools(ctx);
+    if (ctx->t_a) cudnnDestroyTensorDescriptor(ctx->t_a);
+    if (ctx->t_b) cudnnDestroyTensorDescriptor(ctx->t_b);
+    if (ctx->act) cudnnDestroyActivationDescriptor(ctx->act);
+    if (ctx->dnn) cudnnDestroy(ctx->dnn);
+    if (ctx->blas) cublasDestroy(ctx->blas);
+    if (ctx->workspace) cudaFree(ctx->workspace);
+    cnb_gpu_base_release(&ctx->gpu);
+    free(ctx);
+}
+
+static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *err,
+                               size_t err_len) {
+    char dummy[8];
+    if (!err || !err_len) {
+        err = dummy;
+        err_len = sizeof dummy;
+    }
+    if (!out) {
+        snprintf(err, err_len, "cudnn: create: out is NULL");
+        return CNB_ERR_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    cnb_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        snprintf(err, err_len, "cudnn: cannot allocate the context");
+        return CNB_ERR_OUT_OF_MEMORY;
+    }
+    /* Driver and device first: on a machine without them this is the one line the user sees. */
+    cnb_status st = cnb_gpu_base_init(&ctx->gpu, "cudnn", cfg, err, err_len);
+    if (st != CNB_OK) {
+        free(ctx);
+        return st;
+    }
+    char compiled[32], loaded[32];
+    ctx->cudnn_loaded = cudnnGetVersion();
+    ctx->cublas_loaded = cublas_version_loaded();
+    format_version(CUDNN_VERSION, compiled, sizeof compiled);
+    format_version((long)ctx->cudnn_loaded, loaded, sizeof loaded);
+    if (cnb_cudnn_version_compat(CUDNN_VERSION, (long)ctx->cudnn_loaded) == 2) {
+        snprintf(err, err_len,
+                 "cudnn: built against cuDNN %s but loaded cuDNN %s: the major versions must "
+                 "match; rebuild, or put the matching libcudnn first in LD_LIBRARY_PATH",
+                 compiled, loaded);
+        cudnn_destroy(ctx);
+        return CNB_ERR_LIBRARY;
+    }
+    const char *step = NULL;
+    cudnnStatus_t ds = cudnnCreate(&ctx->dnn);
+    if (ds != CUDNN_STATUS_SUCCESS) step = "cudnnCreate";
+    if (!step && (ds = cudnnSetStream(ctx->dnn, ctx->gpu.stream)) != CUDNN_STATUS_SUCCESS)
+        step = "cudnnSetStream";
+    if (!step && (ds = cudnnCreateTensorDescriptor(&ctx->t_a)) != CUDNN_STATUS_SUCCESS)
+        step = "cudnnCreateTensorDescriptor";
+    if (!step && (ds = cudnnCreateTensorDescriptor(&ctx->t_b)) != CUDNN_STATUS_SUCCESS)
+        step = "cudnnCreateTensorDescriptor";
+    if (!step && (ds = cudnnCreateActivationDescriptor(&ctx->act)) != CUDNN_STATUS_SUCCESS)
+        step = "cudnnCreateActivationDescriptor";
+    if (step) {
+        char detail[256] = "";
+        cudnnGetLastErrorString(detail, sizeof detail);
+        snprintf(err, err_len, "cudnn: %s failed: %s (%d)%s%s", step, cudnnGetErrorString(ds),
+                 (int)ds, detail[0] ? ": " : "", detail);
+        cudnn_destroy(ctx);
+        return CNB_ERR_LIBRARY;
+    }
+    cublasStatus_t bs = cublasCreate(&ctx->blas);
+    if (bs == CUBLAS_STATUS_SUCCESS) {
+        step = "cublasSetStream";
+        bs = cublasSetStream(ctx->blas, ctx->gpu.stream);
+    }
+    if (bs == CUBLAS_STATUS_SUCCESS) {
+        step = "cublasSetMathMode";
+        /* DEFAULT_MATH keeps fp32 in fp32 (no TF32); TF32_TENSOR_OP_MATH allows it. */
+        bs = cublasSetMathMode(ctx->blas, ctx->gpu.opt.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                  : CUBLAS_DEFAULT_MATH);
+    } else {
+        step = "cublasCreate";
+    }
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err, err_len, "cudnn: %s failed: %s: %s", step, cublasGetStatusName(bs),
+                 cublasGetStatusString(bs));
+        cudnn_destroy(ctx);
+        return CNB_ERR_LIBRARY;
+    }
+    ctx->conv_math = ctx->gpu.opt.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    *out = ctx;
+    return CNB_OK;
+}
+
+static const char *cudnn_last_error(cnb_context *ctx) { return ctx ? ctx->gpu.err : ""; }
+
+static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    GPU_CHECK_PTR(CTX_GPU(ctx), "info", fn);
+    char mismatch[768] = "", compiled[32], loaded[32], buf[256];
+    fn(user, "backend", "cudnn");
+    cnb_gpu_info_device(CTX_GPU(ctx), fn, user, mismatch, sizeof mismatch);
+
+    format_version(CUDNN_VERSION, compiled, sizeof compiled);
+    format_version((long)ctx->cudnn_loaded, loaded, sizeof loaded);
+    fn(user, "cudnn.compiled", compiled);
+    fn(user, "cudnn.loaded", loaded);
+    if (cnb_cudnn_version_compat(CUDNN_VERSION, (long)ctx->cudnn_loaded) != 0) {
+        size_t used = strlen(mismatch);
+        snprintf(mismatch + used, sizeof mismatch - used,
+                 "%scuDNN compiled %s but loaded %s (same major: it runs; rebuild to match)",
+                 used ? "; " : "", compiled, loaded);
+    }
+    format_version(CUBLAS_VERSION, compiled, sizeof compiled);
+    format_version(ctx->cublas_loaded, loaded, sizeof loaded);
+    fn(user, "cublas.compiled", compiled);
+    fn(user, "cublas.loaded", loaded);
+    if (cnb_cudnn_version_compat(CUBLAS_VERSION, ctx->cublas_loaded) != 0) {
+        size_t used = strlen(mismatch);
+        snprintf(mismatch + used, sizeof mismatch - used,
+                 "%scuBLAS compiled %s but loaded %s: rebuild, or put the matching libcublas "
+                 "first in LD_LIBRARY_PATH",
+                 used ? "; " : "", compiled, loaded);
+    }
+    fn(user, "math",
+       ctx->gpu.opt.allow_tf32
+           ? "TF32 allowed: convolutions CUDNN_TENSOR_OP_MATH, GEMM CUBLAS_TF32_TENSOR_OP_MATH "
+             "(looser tolerance)"
+           : "strict fp32: convolutions CUDNN_FMA_MATH (algorithms reporting other math "
+             "refused), GEMM CUBLAS_DEFAULT_MATH (no TF32)");
+    const char *tf32_env = getenv("NVIDIA_TF32_OVERRIDE");
+    if (tf32_env) fn(user, "env.NVIDIA_TF32_OVERRIDE", tf32_env);
+    fn(user, "deterministic",
+       ctx->gpu.opt.deterministic
+           ? "yes: cudnnFind results restricted to CUDNN_DETERMINISTIC, max pooling "
+             "CUDNN_POOLING_MAX_DETERMINISTIC, bias gradient by a fixed-order kernel"
+           : "no: fastest cudnnFind algorithm (some use atomics; see cudnn.conv[...])");
+    fn(user, "conv.algorithm", "cudnnFind*Algorithm once per shape and direction (heuristics "
+                               "*_v7 as fallback), grow-only workspace");
+    fn(user, "custom_kernels",
+       "PReLU, cross-entropy loss/argmax and gradient, SGD, Adam (backends/cuda kernels)");
+    snprintf(buf, sizeof buf, "%zu", ctx->workspace_bytes);
+    fn(user, "cudnn.workspace_bytes", buf);
+    dnn_info_convs(ctx, fn, user);
+    if (mismatch[0]) fn(user, "version_mismatch", mismatch);
+    return CNB_OK;
+}
+
+/* ---- the slots: context check, then the shared GPU code or the library code ---- */
+#define REQUIRE_CTX(ctx) \
+    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
+
+static cnb_status cudnn_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_alloc(CTX_GPU(ctx), ptr, bytes);
+}
+static cnb_status cudnn_free(cnb_context *ctx, void *ptr) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_free(CTX_GPU(ctx), ptr);
+}
+static cnb_status cudnn_upload(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_upload(CTX_GPU(ctx), dst, src, bytes);
+}
+static cnb_status cudnn_download(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_download(CTX_GPU(ctx), dst, src, bytes);
+}
+static cnb_status cudnn_synchronize(cnb_context *ctx) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_synchronize(CTX_GPU(ctx));
+}
+static cnb_status cudnn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h,
+                               int w, int kh, int kw) {
+    REQUIRE_CTX(ctx);
+    return dnn_corr2d(ctx, y, x, k, h, w, kh, kw);
+}
+static cnb_status cudnn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
+                                     const float *x, const float *weight, const float *bias) {
+    REQUIRE_CTX(ctx);
+    return dnn_conv_forward(ctx, d, y, x, weight, bias);
+}
+static cnb_status cudnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                           const float *dy, const float *weight) {
+    REQUIRE_CTX(ctx);
+    return dnn_conv_backward_data(ctx, d, dx, dy, weight);
+}
+static cnb_status cudnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d,
+                                             float *dweight, const float *dy, const float *x) {
+    REQUIRE_CTX(ctx);
+    return dnn_conv_backward_filter(ctx, d, dweight, dy, x);
+}
+static cnb_status cudnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c,
+                                     int hw) {
+    REQUIRE_CTX(ctx);
+    return dnn_bias_forward(ctx, y, bias, n, c, hw);
+}
+static cnb_status cudnn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n,
+                                      int c, int hw) {
+    REQUIRE_CTX(ctx);
+    return dnn_bias_backward(ctx, dbias, dy, n, c, hw);
+}
+static cnb_status cudnn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d,
+                                            size_t *bytes) {
+    REQUIRE_CTX(ctx);
+    return dnn_pool_workspace_size(ctx, d, bytes);
+}
+static cnb_status cudnn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
+                                     const float *x, void *workspace) {
+    REQUIRE_CTX(ctx);
+    return dnn_pool_forward(ctx, d, y, x, workspace);
+}
+static cnb_status cudnn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                                      const float *dy, const float *x, const float *y,
+                                      const void *workspace) {
+    REQUIRE_CTX(ctx);
+    return dnn_pool_backward(ctx, d, dx, dy, x, y, workspace);
+}
+static cnb_status cudnn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                             float alpha, const float *a, int lda, const float *b, int ldb,
+                             float beta, float *c, int ldc) {
+    REQUIRE_CTX(ctx);
+    return dnn_gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static cnb_status cudnn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
+                                           const float *x, const float *slope) {
+    REQUIRE_CTX(ctx);
+    return dnn_activation_forward(ctx, act, count, y, x, slope);
+}
+static cnb_status cudnn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
+                                            float *dslope, const float *dy, const float *x,
+                                            const float *y, const float *slope) {
+    REQUIRE_CTX(ctx);
+    return dnn_activation_backward(ctx, act, count, dx, dslope, dy, x, y, slope);
+}
+static cnb_status cudnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
+                                           float *loss, int32_t *pred, const float *logits,
+                                           const int32_t *labels) {
+    REQUIRE_CTX(ctx);
+    return dnn_softmax_ce_forward(ctx, n, classes, probs, loss, pred, logits, labels);
+}
+static cnb_status cudnn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
+                                            const float *probs, const int32_t *labels) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_softmax_ce_backward(CTX_GPU(ctx), n, classes, dlogits, probs, labels);
+}
+static cnb_status cudnn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count,
+                                 float *param, float *velocity, const float *grad) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_sgd_step(CTX_GPU(ctx), d, count, param, velocity, grad);
+}
+static cnb_status cudnn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,
+                                  float *param, float *m, float *v, const float *grad) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_adam_step(CTX_GPU(ctx), d, count, param, m, v, grad);
+}
+
+static const cnb_backend cudnn_table = {
+    .abi_version = 1,
+    .struct_size = sizeof(cnb_backend),
+    .name = "cudnn",
+    .description = "cuDNN 9 (convolution, pooling, activations, softmax) + cuBLAS (GEMM)",
+    .create = cudnn_create,
+    .destroy = cudnn_destroy,
+    .last_error = cudnn_last_error,
+    .info = cudnn_info,
+    .alloc = cudnn_alloc,
+    .free = cudnn_free,
+    .upload = cudnn_upload,
+    .download = cudnn_download,
+    .synchronize = cudnn_synchronize,
+    .corr2d = cudnn_corr2d,
+    .conv_forward = cudnn_conv_forward,
+    .conv_backward_data = cudnn_conv_backward_data,
+    .conv_backward_filter = cudnn_conv_backward_filter,
+    .bias_forward = cudnn_bias_forward,
+    .bias_backward = cudnn_bias_backward,
+    .pool_workspace_size = cudnn_pool_workspace_size,
+    .pool_forward = cudnn_pool_forward,
+    .pool_backward = cudnn_pool_backward,
+    .gemm = cudnn_gemm,
+    .activation_forward = cudnn_activation_forward,
+    .activation_backward = cudnn_activation_backward,
+    .softmax_ce_forward = cudnn_softmax_ce_forward,
+    .softmax_ce_backward = cudnn_softmax_ce_backward,
+    .sgd_step = cudnn_sgd_step,
+    .adam_step = cudnn_adam_step,
+};
+
+/* Serves any harness that speaks version 1 or later with the version-1 table. */
+CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
+    if (harness_abi_version < 1) return NULL;
+    return &cudnn_table;
+}

@@ -1,0 +1,328 @@
+/* conv.c — convolution forward, backward-data and backward-filter, the bias pair and corr2d with
+ * cuDNN. Each layer shape gets its descriptors once and, per direction, one algorithm chosen by
+ * cudnnFind*Algorithm on first use (the heuristics *_v7 when Find offers nothing acceptable),
+ * filtered by cnb_cudnn_pick: FMA math only unless TF32 is allowed, deterministic only when
+ * asked. The choices are cached with the descriptors and reported by info(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_kernels.h"
+#include "cuda_plan.h"
+#include "cudnn_backend.h"
+
+/* Largest workspace an algorithm may ask for; faster algorithms wanting more are skipped. */
+#define MAX_WORKSPACE ((size_t)1 << 30)
+
+typedef struct conv_descs {
+    cudnnTensorDescriptor_t x, y, bias;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+} conv_descs;
+
+void dnn_release_conv_descs(void *p) {
+    conv_descs *d = p;
+    if (!d) return;
+    if (d->x) cudnnDestroyTensorDescriptor(d->x);
+    if (d->y) cudnnDestroyTensorDescriptor(d->y);
+    if (d->bias) cudnnDestroyTensorDescriptor(d->bias);
+    if (d->w) cudnnDestroyFilterDescriptor(d->w);
+    if (d->conv) cudnnDestroyConvolutionDescriptor(d->conv);
+    free(d);
+}
+
+#define DNN_TRY(call, what)                                                                  \
+    do {                                                                                     \
+        cnb_status st_ = dnn_check(ctx, (call), (what));                                     \
+        if (st_ != CNB_OK) {                                                                 \
+            st = st_;                                                                        \
+            goto fail;                                                                       \
+        }                                                                                    \
+    } while (0)
+
+static cnb_status make_descs(cnb_context *ctx, const cnb_conv_desc *d, const char *fn,
+                             conv_descs **out) {
+    cnb_cudnn_conv_params p;
+    cnb_cudnn_conv_params_from(d, &p);
+    conv_descs *cd = calloc(1, sizeof *cd);
+    if (!cd) return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    cnb_status st = CNB_ERR_LIBRARY;
+    int on, oc, oh, ow;
+    DNN_TRY(cudnnCreateTensorDescriptor(&cd->x), "cudnnCreateTensorDescriptor");
+    DNN_TRY(cudnnCreateTensorDescriptor(&cd->y), "cudnnCreateTensorDescriptor");
+    DNN_TRY(cudnnCreateTensorDescriptor(&cd->bias), "cudnnCreateTensorDescriptor");
+    DNN_TRY(cudnnCreateFilterDescriptor(&cd->w), "cudnnCreateFilterDescriptor");
+    DNN_TRY(cudnnCreateConvolutionDescriptor(&cd->conv), "cudnnCreateConvolutionDescriptor");
+    DNN_TRY(cudnnSetTensor4dDescriptor(cd->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.x[0], p.x[1],
+                                       p.x[2], p.x[3]),
+            "cudnnSetTensor4dDescriptor (x)");
+    DNN_TRY(cudnnSetTensor4dDescriptor(cd->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.y[0], p.y[1],
+                                       p.y[2], p.y[3]),
+            "cudnnSetTensor4dDescriptor (y)");
+    DNN_TRY(cudnnSetTensor4dDescriptor(cd->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.bias[0],
+                                       p.bias[1], p.bias[2], p.bias[3]),
+            "cudnnSetTensor4dDescriptor (bias)");
+    DNN_TRY(cudnnSetFilter4dDescriptor(cd->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, p.w[0], p.w[1],
+                                       p.w[2], p.w[3]),
+            "cudnnSetFilter4dDescriptor");
+    DNN_TRY(cudnnSetConvolution2dDescriptor(cd->conv, p.pad[0], p.pad[1], p.stride[0],
+                                            p.stride[1], p.dilation[0], p.dilation[1],
+                                            CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+            "cudnnSetConvolution2dDescriptor");
+    DNN_TRY(cudnnSetConvolutionMathType(cd->conv, ctx->conv_math), "cudnnSetConvolutionMathType");
+    /* cuDNN's own idea of the output shape must be the harness's. */
+    DNN_TRY(cudnnGetConvolution2dForwardOutputDim(cd->conv, cd->x, cd->w, &on, &oc, &oh, &ow),
+            "cudnnGetConvolution2dForwardOutputDim");
+    if (on != p.y[0] || oc != p.y[1] || oh != p.y[2] || ow != p.y[3]) {
+        st = cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INTERNAL,
+                          "%s: cuDNN computes output (%d, %d, %d, %d), the descriptor says "
+                          "(%d, %d, %d, %d)",
+                          fn, on, oc, oh, ow, p.y[0], p.y[1], p.y[2], p.y[3]);
+        goto fail;
+    }
+    *out = cd;
+    return CNB_OK;
+fail:
+    dnn_release_conv_descs(cd);
+    return st;
+}
+
+/* The cached entry of shape d (validated), creating its descriptors on first use. */
+static cnb_status get_entry(cnb_context *ctx, const cnb_conv_desc *d, const char *fn,
+                            cnb_cudnn_conv_entry **out) {
+    cnb_status st = cnb_gpu_check_conv(fn, d, ctx->gpu.err, sizeof ctx->gpu.err);
+    if (st != CNB_OK) return st;
+    cnb_cudnn_conv_entry *e = cnb_cudnn_cache_find(&ctx->convs, d);
+    if (!e) {
+        conv_descs *cd = NULL;
+        if ((st = make_descs(ctx, d, fn, &cd)) != CNB_OK) return st;
+        e = cnb_cudnn_cache_add(&ctx->convs, d);
+        if (!e) {
+            dnn_release_conv_descs(cd);
+            return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+        }
+        e->descs = cd;
+    }
+    *out = e;
+    return CNB_OK;
+}
+
+/* Copies cuDNN's perf results (any of the three structs: same leading fields) into the
+ * library-free form the choice rule takes. */
+#define TO_PERF(src, n, dst)                                                                 \
+    do {                                                                                     \
+        for (int i_ = 0; i_ < (n); i_++) {                                                   \
+            (dst)[i_].algo = (int)(src)[i_].algo;                                            \
+            (dst)[i_].ok = (src)[i_].status == CUDNN_STATUS_SUCCESS;                         \
+            (dst)[i_].time_ms = (src)[i_].time;                                              \
+            (dst)[i_].memory = (src)[i_].memory;                                             \
+            (dst)[i_].deterministic = (src)[i_].determinism == CUDNN_DETERMINISTIC;          \
+            (dst)[i_].fma_math = (src)[i_].mathType == CUDNN_FMA_MATH;                       \
+        }                                                                                    \
+    } while (0)
+
+#define MAX_ALGOS 16
+static const char *const dir_fn[3] = {"conv_forward", "conv_backward_data",
+                                      "conv_backward_filter"};
+
+/* Runs cudnnFind (then the heuristics) for one direction; fills e->choice[dir]. */
+static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
+    conv_descs *cd = e->descs;
+    cnb_cudnn_perf perf[MAX_ALGOS];
+    int n = 0, pick = -1;
+    const int det = ctx->gpu.opt.deterministic, tf32 = ctx->gpu.opt.allow_tf32;
+    cnb_status st;
+    for (int heuristic = 0; heuristic < 2 && pick < 0; heuristic++) {
+        n = 0;
+        if (dir == CNB_CUDNN_FWD) {
+            cudnnConvolutionFwdAlgoPerf_t r[MAX_ALGOS];
+            st = dnn_check(ctx,
+                           heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
+                                           ctx->dnn, cd->x, cd->w, cd->conv, cd->y, MAX_ALGOS,
+                                           &n, r)
+                                     : cudnnFindConvolutionForwardAlgorithm(
+                                           ctx->dnn, cd->x, cd->w, cd->conv, cd->y, MAX_ALGOS,
+                                           &n, r),
+                           heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
+                                     : "cudnnFindConvolutionForwardAlgorithm");
+            if (st != CNB_OK) return st;
+            TO_PERF(r, n, perf);
+        } else if (dir == CNB_CUDNN_BWD_DATA) {
+            cudnnConvolutionBwdDataAlgoPerf_t r[MAX_ALGOS];
+            st = dnn_check(ctx,
+                           heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                                           ctx->dnn, cd->w, cd->y, cd->conv, cd->x, MAX_ALGOS,
+                                           &n, r)
+                                     : cudnnFindConvolutionBackwardDataAlgorithm(
+                                           ctx->dnn, cd->w, cd->y, cd->conv, cd->x, MAX_ALGOS,
+                                           &n, r),
+                           heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
+                                     : "cudnnFindConvolutionBackwardDataAlgorithm");
+            if (st != CNB_OK) return st;
+            TO_PERF(r, n, perf);
+        } else {
+            cudnnConvolutionBwdFilterAlgoPerf_t r[MAX_ALGOS];
+            st = dnn_check(ctx,
+                           heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                           ctx->dnn, cd->x, cd->y, cd->conv, cd->w, MAX_ALGOS,
+                                           &n, r)
+                                     : cudnnFindConvolutionBackwardFilterAlgorithm(
+                                           ctx->dnn, cd->x, cd->y, cd->conv, cd->w, MAX_ALGOS,
+                                           &n, r),
+                           heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
+                                     : "cudnnFindConvolutionBackwardFilterAlgorithm");
+            if (st != CNB_OK) return st;
+            TO_PERF(r, n, perf);
+        }
+        pick = cnb_cudnn_pick(perf, n, det, tf32, MAX_WORKSPACE);
+        if (pick >= 0) {
+            cnb_cudnn_choice *c = &e->choice[dir];
+            c->algo = perf[pick].algo;
+            c->workspace = perf[pick].memory;
+            c->deterministic = perf[pick].deterministic;
+            c->fma_math = perf[pick].fma_math;
+            c->time_ms = heuristic ? -1.0f : perf[pick].time_ms;
+            c->from_heuristic = heuristic;
+        }
+    }
+    if (pick < 0) {
+        char key[96];
+        cnb_cudnn_conv_key_format(&e->key, key, sizeof key);
+        return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_UNSUPPORTED,
+                            "%s: cuDNN offers no algorithm for %s that is %s%s and needs at "
+                            "most %zu bytes of workspace (%d candidates)",
+                            dir_fn[dir], key, tf32 ? "any math" : "plain fp32 (CUDNN_FMA_MATH)",
+                            det ? ", deterministic" : "", MAX_WORKSPACE, n);
+    }
+    return CNB_OK;
+}
+
+/* Entry, algorithm and workspace for one call in direction dir. */
+static cnb_status prepare(cnb_context *ctx, const cnb_conv_desc *d, int dir,
+                          conv_descs **cd, cnb_cudnn_choice *choice, void **ws) {
+    cnb_cudnn_conv_entry *e = NULL;
+    cnb_status st = get_entry(ctx, d, dir_fn[dir], &e);
+    if (st != CNB_OK) return st;
+    if (e->choice[dir].algo < 0 && (st = choose(ctx, e, dir)) != CNB_OK) return st;
+    *cd = e->descs;
+    *choice = e->choice[dir];
+    return dnn_workspace(ctx, choice->workspace, ws);
+}
+
+static const float one = 1.0f, zero = 0.0f;
+
+cnb_status dnn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
+                            const float *weight, const float *bias) {
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", y);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", x);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", weight);
+    conv_descs *cd;
+    cnb_cudnn_choice c;
+    void *ws;
+    cnb_status st = prepare(ctx, d, CNB_CUDNN_FWD, &cd, &c, &ws);
+    if (st != CNB_OK) return st;
+    st = dnn_check(ctx,
+                   cudnnConvolutionForward(ctx->dnn, &one, cd->x, x, cd->w, weight, cd->conv,
+                                           (cudnnConvolutionFwdAlgo_t)c.algo, ws, c.workspace,
+                                           &zero, cd->y, y),
+                   "cudnnConvolutionForward");
+    if (st != CNB_OK || !bias) return st;
+    return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, cd->bias, bias, &one, cd->y, y),
+                     "cudnnAddTensor (bias)");
+}
+
+cnb_status dnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                  const float *dy, const float *weight) {
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dx);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dy);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", weight);
+    conv_descs *cd;
+    cnb_cudnn_choice c;
+    void *ws;
+    cnb_status st = prepare(ctx, d, CNB_CUDNN_BWD_DATA, &cd, &c, &ws);
+    if (st != CNB_OK) return st;
+    return dnn_check(ctx,
+                     cudnnConvolutionBackwardData(ctx->dnn, &one, cd->w, weight, cd->y, dy,
+                                                  cd->conv,
+                                                  (cudnnConvolutionBwdDataAlgo_t)c.algo, ws,
+                                                  c.workspace, &zero, cd->x, dx),
+                     "cudnnConvolutionBackwardData");
+}
+
+cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                    const float *dy, const float *x) {
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dweight);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dy);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", x);
+    conv_descs *cd;
+    cnb_cudnn_choice c;
+    void *ws;
+    cnb_status st = prepare(ctx, d, CNB_CUDNN_BWD_FILTER, &cd, &c, &ws);
+    if (st != CNB_OK) return st;
+    return dnn_check(ctx,
+                     cudnnConvolutionBackwardFilter(ctx->dnn, &one, cd->x, x, cd->y, dy,
+                                                    cd->conv,
+                                                    (cudnnConvolutionBwdFilterAlgo_t)c.algo, ws,
+                                                    c.workspace, &zero, cd->w, dweight),
+                     "cudnnConvolutionBackwardFilter");
+}
+
+cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
+    cnb_status st = cnb_gpu_check_nchw("bias_forward", n, c, hw, ctx->gpu.err,
+                                       sizeof ctx->gpu.err);
+    if (st != CNB_OK) return st;
+    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", y);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", bias);
+    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_forward")) != CNB_OK ||
+        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_forward")) != CNB_OK)
+        return st;
+    return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, ctx->t_b, bias, &one, ctx->t_a, y),
+                     "cudnnAddTensor");
+}
+
+cnb_status dnn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
+                             int hw) {
+    /* cuDNN does not document this reduction's order; the deterministic option uses the cuda
+     * backend's fixed-order kernel instead. */
+    if (ctx->gpu.opt.deterministic) return cnb_gpu_bias_backward(CTX_GPU(ctx), dbias, dy, n, c, hw);
+    cnb_status st = cnb_gpu_check_nchw("bias_backward", n, c, hw, ctx->gpu.err,
+                                       sizeof ctx->gpu.err);
+    if (st != CNB_OK) return st;
+    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dbias);
+    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dy);
+    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_backward")) != CNB_OK ||
+        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_backward")) != CNB_OK)
+        return st;
+    return dnn_check(ctx,
+                     cudnnConvolutionBackwardBias(ctx->dnn, &one, ctx->t_a, dy, &zero, ctx->t_b,
+                                                  dbias),
+                     "cudnnConvolutionBackwardBias");
+}
+
+/* corr2d is a convolution with one image, one channel and one filter. */
+cnb_status dnn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
+                      int kh, int kw) {
+    cnb_status st = cnb_gpu_check_corr2d(h, w, kh, kw, ctx->gpu.err, sizeof ctx->gpu.err);
+    if (st != CNB_OK) return st;
+    cnb_conv_desc d = {.n = 1, .c = 1, .h = h, .w = w, .k = 1, .r = kh, .s = kw, .stride_h = 1,
+                       .stride_w = 1, .pad_h = 0, .pad_w = 0, .p = h - kh + 1, .q = w - kw + 1};
+    return dnn_conv_forward(ctx, &d, y, x, k, NULL);
+}
+
+void dnn_info_convs(cnb_context *ctx, cnb_info_fn fn, void *user) {
+    static const char *const dir_word[3] = {"fwd", "bwd_data", "bwd_filter"};
+    for (int i = 0; i < ctx->convs.count; i++) {
+        const cnb_cudnn_conv_entry *e = &ctx->convs.entries[i];
+        char key[160], shape[96], value[600], part[180];
+        cnb_cudnn_conv_key_format(&e->key, shape, sizeof shape);
+        snprintf(key, sizeof key, "cudnn.conv[%s]", shape);
+        value[0] = '\0';
+        for (int dir = 0; dir < 3; dir++) {
+            cnb_cudnn_choice_format(dir, &e->choice[dir], part, sizeof part);
+            size_t used = strlen(value);
+            snprintf(value + used, sizeof value - used, "%s%s=%s", dir ? "; " : "", dir_word[dir],
+                     part);
+        }
+        fn(user, key, value);
+    }
+}

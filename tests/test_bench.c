@@ -1,0 +1,245 @@
+/* test_bench.c — the profiling proxy and `cnnbench bench`: the proxy forwards every call and
+ * accounts kernel time per family, splitting training steps from the evaluation that follows;
+ * a quick bench writes results JSON (schema, context, per-run samples, breakdown, ratios), the
+ * CSV and the github-action-benchmark export, and reports an unusable backend as SKIPPED. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "data.h"
+#include "model.h"
+#include "profiler.h"
+#include "runctx.h"
+#include "testutil.h"
+#include "train.h"
+
+static int run_cmd(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    size_t cap = 1 << 16, len = 0, got;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+        cr_assert_not_null(buf);
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static cJSON *read_json(const char *path) {
+    char err[CNB_ERR_LEN];
+    cJSON *j = cnb_read_json(path, err, sizeof err);
+    cr_assert_not_null(j, "%s", err);
+    return j;
+}
+
+Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout = 60) {
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    cnb_dataset train = {0}, test = {0};
+    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 300, 50, &train, &test, err, sizeof err),
+                 0, "%s", err);
+    tu_backend b;
+    tu_open(&b, "naive", 1);
+    cnb_profiler *p = malloc(sizeof *p);
+    cnb_profiler_init(p, b.api, b.ctx, 1);
+    cr_expect_str_eq(cnb_profiler_api(p)->name, "naive");
+    cnb_run_settings s;
+    cnb_settings_from_model(m, &s);
+    s.epochs = 1;
+    s.max_steps = 3;
+    s.eval_batch = 50;
+    cnb_trainer *t;
+    cr_assert_eq(cnb_trainer_create(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test,
+                                    &s, &t, err, sizeof err), 0, "%s", err);
+    cnb_profiler_reset(p);
+    cnb_run_result *r = calloc(1, sizeof *r);
+    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cr_assert_eq(r->total_steps, 3);
+    /* network has 2 convolutions and 3 linear layers: per step 2 conv forwards, 2 filter
+     * gradients, 1 data gradient (the first layer needs none), 3 forward products, 6 gradient
+     * products, and one optimizer call over the flat parameter block */
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_FWD], 2 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_BWD_FILTER], 2 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_BWD_DATA], 1 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_GEMM_FWD], 3 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_GEMM_BWD], (3 + 3) * 3); /* weight and input gradients */
+    cr_expect_eq(p->train.calls[CNB_KF_OPTIMIZER], 3);
+    cr_expect_gt(p->train.seconds[CNB_KF_CONV_FWD], 0.0);
+    cr_expect_gt(p->train.seconds[CNB_KF_CONV_BWD_FILTER], 0.0);
+    /* what followed the last optimizer step is the evaluation: forward kernels only */
+    cr_expect_eq(p->pending.calls[CNB_KF_CONV_FWD], 2, "one evaluation batch of 50");
+    cr_expect_eq(p->pending.calls[CNB_KF_OPTIMIZER], 0);
+    cr_expect_eq(p->pending.calls[CNB_KF_CONV_BWD_FILTER], 0);
+    cr_expect_gt(p->pending.calls[CNB_KF_SOFTMAX_FWD], 0);
+    double kern = 0;
+    for (int f = 0; f < CNB_KF_COUNT; f++) kern += p->train.seconds[f];
+    cr_expect_leq(kern, r->epoch[0].train_seconds * 1.001 + 1e-4,
+                  "kernel time %g exceeds the step time %g", kern, r->epoch[0].train_seconds);
+    cnb_trainer_destroy(t);
+    cnb_run_result_free(r);
+    free(r);
+    free(p);
+    tu_close(&b);
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    free(m);
+}
+
+Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
+    const char *json = CNB_TEST_TMP_DIR "/bench-quick.json", *csv = CNB_TEST_TMP_DIR "/bench-quick.csv",
+               *gab = CNB_TEST_TMP_DIR "/bench-quick.gab.json";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s bench --backends naive,blas,cuda --model network --quick --min-runs 3 "
+             "--max-runs 3 --min-time 0 --steps-per-run 3 --infer-images 100 --out %s --csv %s "
+             "--gab %s 2>&1",
+             CNB_TEST_CNNBENCH, json, csv, gab);
+    char *out;
+    int rc = run_cmd(cmd, &out);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "per-kernel breakdown"), "%s", out);
+    cr_expect_not_null(strstr(out, "vs naive"), "%s", out);
+    cJSON *root = read_json(json);
+    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 1);
+    cr_expect_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "bench");
+    const char *ctx_keys[] = {"machine", "environment", "pinning", "threads", "seed", "build_type",
+                              "settings", "backends"};
+    for (size_t i = 0; i < sizeof ctx_keys / sizeof ctx_keys[0]; i++)
+        cr_expect_not_null(cJSON_GetObjectItem(root, ctx_keys[i]), "missing %s", ctx_keys[i]);
+    const cJSON *c, *cells = cJSON_GetObjectItem(root, "cells");
+    int ok = 0, skipped = 0;
+    cJSON_ArrayForEach(c, cells) {
+        const char *be = cJSON_GetObjectItem(c, "backend")->valuestring;
+        const char *st = cJSON_GetObjectItem(c, "status")->valuestring;
+        if (strcmp(be, "cuda") == 0) {
+            cr_expect_str_eq(st, "skipped");
+            cr_expect_not_null(cJSON_GetObjectItem(c, "reason"));
+            skipped++;
+            continue;
+        }
+        if (strcmp(be, "blas") == 0 && strcmp(st, "ok") != 0) continue; /* blas not built */
+        cr_assert_str_eq(st, "ok", "%s: %s", be, cJSON_GetObjectItem(c, "reason")
+                                                      ? cJSON_GetObjectItem(c, "reason")->valuestring
+                                                      : "");
+        ok++;
+        cr_expect_eq(cJSON_GetObjectItem(c, "runs")->valueint, 3);
+        const cJSON *tr = cJSON_GetObjectItem(c, "train_images_per_s");
+        cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(tr, "values")), 3);
+        double mn = cJSON_GetObjectItem(tr, "min")->valuedouble,
+               md = cJSON_GetObjectItem(tr, "median")->valuedouble,
+               mx = cJSON_GetObjectItem(tr, "max")->valuedouble;
+        cr_expect(mn > 0 && mn <= md && md <= mx, "%s: min %g median %g max %g", be, mn, md, mx);
+        cr_expect_not_null(cJSON_GetObjectItem(tr, "outliers"));
+        const cJSON *bd = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "train");
+        cr_assert_not_null(bd, "%s has no breakdown", be);
+        const cJSON *fam = cJSON_GetObjectItem(bd, "families");
+        cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_fwd"));
+        cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_bwd_filter"));
+        double step = cJSON_GetObjectItem(bd, "step_ms")->valuedouble;
+        double kern = cJSON_GetObjectItem(bd, "kernel_ms")->valuedouble;
+        double ovh = cJSON_GetObjectItem(bd, "overhead_ms")->valuedouble;
+        cr_expect(step > 0 && kern > 0 && kern <= step * 1.01, "step %g kernel %g", step, kern);
+        cr_expect(ovh > -0.01 * step && ovh < step, "overhead %g of a %g ms step", ovh, step);
+    }
+    cr_expect_geq(ok, 1);
+    cr_expect_eq(skipped, 1);
+    if (ok == 2) {
+        const cJSON *rr = cJSON_GetObjectItem(root, "ratios");
+        int vs_naive = 0;
+        cJSON_ArrayForEach(c, rr) {
+            if (strcmp(cJSON_GetObjectItem(c, "kind")->valuestring, "vs_naive") != 0) continue;
+            vs_naive++;
+            cr_expect_str_eq(cJSON_GetObjectItem(c, "backend")->valuestring, "blas");
+            double med = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "train"), "median")->valuedouble;
+            cr_expect_gt(med, 0.0);
+        }
+        cr_expect_eq(vs_naive, 1);
+    }
+    /* CSV: a header and one row per cell */
+    FILE *f = fopen(csv, "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    int rows = 0;
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    cr_expect_eq(strncmp(line, "backend,model,batch,status,runs,train_ips_median", 48), 0, "%s", line);
+    while (fgets(line, sizeof line, f)) rows++;
+    fclose(f);
+    cr_expect_eq(rows, 3);
+    /* github-action-benchmark: [{name, unit, value, range}] */
+    cJSON *g = read_json(gab);
+    cr_assert(cJSON_IsArray(g));
+    cr_expect_geq(cJSON_GetArraySize(g), 2);
+    cJSON_ArrayForEach(c, g) {
+        cr_expect(cJSON_IsString(cJSON_GetObjectItem(c, "name")));
+        cr_expect(cJSON_IsString(cJSON_GetObjectItem(c, "unit")));
+        cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(c, "value")));
+        cr_expect(cJSON_IsString(cJSON_GetObjectItem(c, "range")));
+    }
+    cJSON_Delete(g);
+    cJSON_Delete(root);
+    free(out);
+}
+
+Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120) {
+    char cmd[4096], *out;
+    const char *train = CNB_TEST_TMP_DIR "/report-train.json";
+    snprintf(cmd, sizeof cmd,
+             "%s --backend naive --model network --epochs 2 --train-limit 200 --test-limit 100 "
+             "--no-progress --quiet --out %s 2>&1", CNB_TEST_CNNBENCH, train);
+    int rc = run_cmd(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    const char *bench = CNB_TEST_TMP_DIR "/report-bench.json";
+    snprintf(cmd, sizeof cmd,
+             "%s bench --backends naive --model network --quick --min-runs 2 --max-runs 2 "
+             "--min-time 0 --steps-per-run 2 --infer-images 50 --out %s --quiet 2>&1",
+             CNB_TEST_CNNBENCH, bench);
+    rc = run_cmd(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
+        printf("gnuplot not installed: report charts not checked\n");
+        cr_skip_test("gnuplot not installed");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s/report && %s report %s %s --out %s/report 2>&1",
+             CNB_TEST_TMP_DIR, CNB_TEST_CNNBENCH, train, bench, CNB_TEST_TMP_DIR);
+    rc = run_cmd(cmd, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    const char *pngs[] = {"report-train-loss.png", "report-train-accuracy.png",
+                          "report-train-confusion.png", "report-bench-throughput.png",
+                          "report-bench-breakdown.png"};
+    char md[8192] = "";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/report/report.md", CNB_TEST_TMP_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "no %s", path);
+    size_t n = fread(md, 1, sizeof md - 1, f);
+    md[n] = '\0';
+    fclose(f);
+    for (size_t i = 0; i < sizeof pngs / sizeof pngs[0]; i++) {
+        snprintf(path, sizeof path, "%s/report/%s", CNB_TEST_TMP_DIR, pngs[i]);
+        FILE *p = fopen(path, "rb");
+        cr_expect_not_null(p, "missing chart %s", path);
+        if (p) {
+            unsigned char sig[8] = {0};
+            cr_expect_eq(fread(sig, 1, 8, p), 8u);
+            cr_expect(sig[0] == 0x89 && sig[1] == 'P' && sig[2] == 'N' && sig[3] == 'G',
+                      "%s is not a PNG", path);
+            fclose(p);
+        }
+        cr_expect_not_null(strstr(md, pngs[i]), "report.md does not embed %s", pngs[i]);
+    }
+    free(out);
+}

@@ -1,0 +1,174 @@
+/* test_compare_cmd.c — `cnnbench compare`, the regression gate: on hand-made results it flags a
+ * within-run speed-up drop beyond threshold and noise, lets a drop inside the noise or below the
+ * threshold pass, gates absolute images/s only when asked, and fails on a lost agreement in
+ * check results; end to end, a planted 2x slowdown of blas's convolutions (through the profiling
+ * proxy's CNB_TEST_SLOWDOWN_CONV) is reported as a regression and exits non-zero. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static int run_cmd(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    size_t cap = 1 << 16, len = 0, got;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+        cr_assert_not_null(buf);
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A bench results file with one blas cell and one blas/naive ratio. */
+static void bench_file(const char *path, double ratio, double ratio_mad, double ips,
+                       double ips_mad) {
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"schema_version\": 1, \"kind\": \"bench\", \"created\": \"x\","
+             " \"machine\": {\"cpu_model\": \"test cpu\"},"
+             " \"cells\": [{\"backend\": \"blas\", \"model\": \"network\", \"batch\": 100,"
+             "   \"status\": \"ok\", \"train_images_per_s\": {\"median\": %g, \"mad\": %g},"
+             "   \"infer_images_per_s\": {\"median\": %g, \"mad\": %g}}],"
+             " \"ratios\": [{\"kind\": \"vs_naive\", \"model\": \"network\", \"batch\": 100,"
+             "   \"backend\": \"blas\", \"baseline\": \"naive\","
+             "   \"train\": {\"median\": %g, \"mad\": %g}, \"infer\": {\"median\": %g, \"mad\": %g}}]}",
+             ips, ips_mad, 3 * ips, ips_mad, ratio, ratio_mad, ratio, ratio_mad);
+    write_file(path, text);
+}
+
+static int compare(const char *base, const char *now, const char *extra, char **out) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s compare %s %s %s 2>&1", CNB_TEST_CNNBENCH, base, now,
+             extra ? extra : "");
+    return run_cmd(cmd, out);
+}
+
+#define TMP(name) CNB_TEST_TMP_DIR "/" name
+
+Test(compare_cmd, ratio_drop_beyond_threshold_and_noise_is_a_regression) {
+    bench_file(TMP("cmp-base.json"), 4.0, 0.05, 10000, 200);
+    bench_file(TMP("cmp-slow.json"), 2.0, 0.05, 10000, 200);
+    char *out;
+    int rc = compare(TMP("cmp-base.json"), TMP("cmp-slow.json"), NULL, &out);
+    cr_expect_eq(rc, 1, "exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "REGRESSION"), "%s", out);
+    cr_expect_not_null(strstr(out, "-50.0%"), "the change is printed: %s", out);
+    cr_expect_not_null(strstr(out, "within one run"), "says what it gates on: %s", out);
+    free(out);
+}
+
+Test(compare_cmd, changes_inside_noise_or_threshold_pass) {
+    bench_file(TMP("cmp-base2.json"), 4.0, 0.05, 10000, 200);
+    /* 5% drop, tiny noise: below the 10% threshold */
+    bench_file(TMP("cmp-small.json"), 3.8, 0.01, 10000, 200);
+    char *out;
+    int rc = compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "5%% drop must pass at 10%%:\n%s", out);
+    free(out);
+    /* 20% drop but a spread of 0.5 on each side: 0.8 < 3 * 0.71, inside the noise */
+    bench_file(TMP("cmp-noisy-base.json"), 4.0, 0.5, 10000, 200);
+    bench_file(TMP("cmp-noisy.json"), 3.2, 0.5, 10000, 200);
+    rc = compare(TMP("cmp-noisy-base.json"), TMP("cmp-noisy.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "a drop inside 3 x combined MAD must pass:\n%s", out);
+    free(out);
+    /* the same 5% drop fails when the threshold is 2% */
+    rc = compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), "--threshold 2", &out);
+    cr_expect_eq(rc, 1, "5%% drop must fail at 2%%:\n%s", out);
+    free(out);
+}
+
+Test(compare_cmd, absolute_figures_are_gated_only_when_asked) {
+    bench_file(TMP("cmp-abs-base.json"), 4.0, 0.05, 10000, 100);
+    bench_file(TMP("cmp-abs-new.json"), 4.0, 0.05, 6000, 100); /* machine got slower */
+    char *out;
+    int rc = compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "absolute drop is not gated by default:\n%s", out);
+    cr_expect_not_null(strstr(out, "not gated"), "%s", out);
+    free(out);
+    rc = compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), "--gate absolute", &out);
+    cr_expect_eq(rc, 1, "--gate absolute fails on it:\n%s", out);
+    free(out);
+}
+
+Test(compare_cmd, lost_agreement_fails_and_mismatched_kinds_are_refused) {
+    const char *base = "{\"schema_version\": 1, \"kind\": \"check\", \"checks\": ["
+                       "{\"backend\": \"blas\", \"family\": \"conv_fwd\", \"label\": \"a\","
+                       " \"mode\": \"random\", \"status\": \"PASSED\"},"
+                       "{\"backend\": \"blas\", \"family\": \"gemm\", \"label\": \"b\","
+                       " \"mode\": \"exact\", \"status\": \"PASSED\"}]}";
+    const char *lost = "{\"schema_version\": 1, \"kind\": \"check\", \"checks\": ["
+                       "{\"backend\": \"blas\", \"family\": \"conv_fwd\", \"label\": \"a\","
+                       " \"mode\": \"random\", \"status\": \"PASSED\"},"
+                       "{\"backend\": \"blas\", \"family\": \"gemm\", \"label\": \"b\","
+                       " \"mode\": \"exact\", \"status\": \"FAILED\", \"reproduce\": \"cnnbench check x\"}]}";
+    write_file(TMP("cmp-check-base.json"), base);
+    write_file(TMP("cmp-check-lost.json"), lost);
+    char *out;
+    int rc = compare(TMP("cmp-check-base.json"), TMP("cmp-check-lost.json"), NULL, &out);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "LOST AGREEMENT blas gemm b exact"), "%s", out);
+    free(out);
+    rc = compare(TMP("cmp-check-base.json"), TMP("cmp-check-base.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    free(out);
+    bench_file(TMP("cmp-kind.json"), 4.0, 0.05, 10000, 100);
+    rc = compare(TMP("cmp-check-base.json"), TMP("cmp-kind.json"), NULL, &out);
+    cr_expect_eq(rc, 2, "a check file against a bench file is a usage error:\n%s", out);
+    free(out);
+    rc = compare(TMP("cmp-check-base.json"), TMP("does-not-exist.json"), NULL, &out);
+    cr_expect_eq(rc, 2, "%s", out);
+    cr_expect_not_null(strstr(out, "does-not-exist.json"), "names the file: %s", out);
+    free(out);
+}
+
+Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 180) {
+    tu_backend b;
+    char why[CNB_ERR_LEN];
+    if (tu_try_open(&b, "blas", 1, why, sizeof why) != 0) {
+        printf("[SKIP-ALL] blas backend not usable here: %s\n", why);
+        cr_skip_test("blas not usable");
+    }
+    tu_close(&b);
+    const char *flags = "--backends naive,blas --model network --quick --no-breakdown --quiet";
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd, "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
+             TMP("e2e-base.json"));
+    int rc = run_cmd(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
+             CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
+    rc = run_cmd(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = compare(TMP("e2e-base.json"), TMP("e2e-slow.json"), NULL, &out);
+    cr_expect_eq(rc, 1, "a 2x slower blas convolution must fail the gate:\n%s", out);
+    cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
+    free(out);
+    /* and the slowed run says it was made with a test fault */
+    FILE *f = fopen(TMP("e2e-slow.json"), "r");
+    cr_assert_not_null(f);
+    char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cr_expect_not_null(strstr(text, "CNB_TEST_SLOWDOWN_CONV"), "fault recorded in the results");
+}

@@ -1,0 +1,155 @@
+/* test_faults.c — runs that meet a fault end with a message naming what happened, the step, and
+ * where the partial results are: a NaN loss, a device allocation failure and kernel errors
+ * mid-run (through the "fault" proxy backend of tests/fixtures, CNB_FAULT=slot:N), a host
+ * allocation failure (an address-space limit), a disk that is full (/dev/full) for the results or
+ * the checkpoint, and a checkpoint directory that does not exist. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define TMP CNB_TEST_TMP_DIR
+#define FAULT_SO CNB_FIXTURE_DIR "/libfixture_fault.so"
+#define SMALL "--model network --batch 16 --train-limit 64 --test-limit 16 --no-progress --quiet"
+
+static int run(const char *env, const char *args, char **out) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s timeout 120 %s %s", env ? env : "", CNB_TEST_CNNBENCH, args);
+    return tu_run(cmd, out);
+}
+
+static void expect_all(const char *out, const char *const *phrases) {
+    for (int i = 0; phrases[i]; i++)
+        cr_expect(strstr(out, phrases[i]) != NULL, "output lacks '%s':\n%s", phrases[i], out);
+}
+
+static char *results_status(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return strdup("(no file)");
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *root = cJSON_Parse(buf);
+    cJSON *s = cJSON_GetObjectItem(root, "status");
+    char *v = strdup(cJSON_IsString(s) ? s->valuestring : "(no status)");
+    cJSON_Delete(root);
+    return v;
+}
+
+/* A kernel fails at a chosen call mid-run: exit 1, the kernel and the step named, results kept. */
+static void kernel_fault(const char *spec, const char *kernel, const char *step) {
+    char env[256], args[2048], json[512], *out;
+    snprintf(env, sizeof env, "CNB_FAULT=%s", spec);
+    snprintf(json, sizeof json, TMP "/fault_%s.json", kernel);
+    unlink(json);
+    snprintf(args, sizeof args, "--backend " FAULT_SO " " SMALL " --steps 8 --out %s", json);
+    int rc = run(env, args, &out);
+    cr_expect_eq(rc, 1, "CNB_FAULT=%s: exit %d\n%s", spec, rc, out);
+    const char *want[] = {"stopped", kernel, step, "injected fault", "results so far are in",
+                          json, NULL};
+    expect_all(out, want);
+    char *status = results_status(json);
+    cr_expect_str_eq(status, "backend_error", "%s holds status %s", json, status);
+    free(status);
+    free(out);
+}
+
+Test(faults, conv_backward_data_fails_at_step_5) {
+    kernel_fault("conv_backward_data:5", "conv_backward_data", "step 5");
+}
+Test(faults, optimizer_fails_at_step_3) { kernel_fault("sgd_step:3", "sgd_step", "step 3"); }
+Test(faults, upload_fails_mid_run) { kernel_fault("upload:7", "upload", "step 2"); }
+
+Test(faults, device_allocation_failure_is_named) {
+    char *out;
+    int rc = run("CNB_FAULT=alloc:3", "--backend " FAULT_SO " " SMALL " --steps 2 --out " TMP
+                 "/fault_alloc.json", &out);
+    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
+    const char *want[] = {"alloc", "out of memory", "call 3 of alloc", NULL};
+    expect_all(out, want);
+    free(out);
+}
+
+Test(faults, evaluation_failure_after_training_is_named) {
+    /* network has 2 convolutions: 4 training steps make 8 conv_forward calls, so call 9 is the
+     * first of the evaluation that follows. */
+    char *out;
+    int rc = run("CNB_FAULT=conv_forward:9", "--backend " FAULT_SO " " SMALL " --steps 4 --out "
+                 TMP "/fault_eval.json", &out);
+    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
+    const char *want[] = {"evaluation after epoch 1", "conv_forward", "results so far are in",
+                          NULL};
+    expect_all(out, want);
+    free(out);
+}
+
+Test(faults, nan_loss_names_the_step) {
+    char *out;
+    int rc = run(NULL, "--backend blas --model " CNB_TEST_DATA_DIR "/diverge.cfg --train-limit 2560 "
+                 "--test-limit 100 --no-progress --quiet --out " TMP "/fault_nan.json", &out);
+    cr_expect_eq(rc, 3, "exit %d\n%s", rc, out);
+    const char *want[] = {"diverged", "step", "results so far are in", "fault_nan.json", NULL};
+    expect_all(out, want);
+    char *status = results_status(TMP "/fault_nan.json");
+    cr_expect_str_eq(status, "diverged");
+    free(status);
+    free(out);
+}
+
+Test(faults, full_disk_for_results_is_named_and_the_device_survives) {
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --out /dev/full", &out);
+    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
+    const char *want[] = {"results not saved after 3 steps", "/dev/full", "No space left", NULL};
+    expect_all(out, want);
+    struct stat st;
+    cr_expect(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode),
+              "/dev/full is no longer a character device");
+    free(out);
+}
+
+Test(faults, full_disk_for_the_checkpoint_is_named) {
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --out " TMP "/fault_full.json --save "
+                 "/dev/full", &out);
+    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
+    const char *want[] = {"checkpoint not saved", "/dev/full", "No space left", NULL};
+    expect_all(out, want);
+    free(out);
+}
+
+Test(faults, periodic_checkpoint_failure_stops_the_run) {
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 6 --checkpoint-every 2 --checkpoint "
+                 "/nonexistent-dir/ck.safetensors --out " TMP "/fault_ck.json", &out);
+    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
+    const char *want[] = {"checkpoint after epoch 1 step 2", "/nonexistent-dir/ck.safetensors",
+                          "results so far are in", NULL};
+    expect_all(out, want);
+    char *status = results_status(TMP "/fault_ck.json");
+    cr_expect_str_eq(status, "checkpoint_error");
+    free(status);
+    free(out);
+}
+
+Test(faults, host_allocation_failure_is_named) {
+    /* An address-space limit that holds the compressed data but not its float copy. Sanitizer
+     * builds reserve terabytes of shadow memory and cannot run under such a limit. */
+    if (getenv("CNB_SANITIZED")) cr_skip_test("address-space limits do not work under ASan");
+    char *out;
+    int rc = run("ulimit -v 200000;", "--backend naive --model network --train-limit 60000 "
+                 "--test-limit 100 --steps 1 --no-progress --quiet --out " TMP "/fault_host.json",
+                 &out);
+    cr_expect(rc != 0 && rc < 124, "exit %d\n%s", rc, out);
+    cr_expect(strstr(out, "out of host memory") || strstr(out, "Cannot allocate memory") ||
+                  strstr(out, "out of memory"),
+              "%s", out);
+    free(out);
+}

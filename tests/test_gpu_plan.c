@@ -1,0 +1,438 @@
+/* test_gpu_plan.c — the host-side logic of the GPU backends, which runs without a device:
+ * argument validation, the tiled SGEMM's grid and split-K plan, the implicit-GEMM index maps of
+ * the three convolutions (run here as plain GEMMs against direct convolution loops written in
+ * this file), the pooling cover ranges, version formatting; and the cudnn backend's descriptor
+ * parameters, algorithm rule, per-shape cache and version rules. The plan sources are compiled
+ * into this test directly (they are plain C with no CUDA header). */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backends/cuda/cuda_plan.c"
+#include "../backends/cudnn/cudnn_plan.c"
+#include "testutil.h"
+
+static cnb_conv_desc conv(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
+                          int pw) {
+    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
+                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
+    d.p = (h + 2 * ph - r) / sh + 1;
+    d.q = (w + 2 * pw - s) / sw + 1;
+    return d;
+}
+
+/* ---- validation ---- */
+
+Test(gpu_plan, conv_validation) {
+    char err[256];
+    cnb_conv_desc d = conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
+    cr_expect_eq(cnb_gpu_check_conv("conv_forward", &d, err, sizeof err), CNB_OK, "%s", err);
+    cnb_conv_desc bad = d;
+    bad.p = 27;
+    cr_expect_eq(cnb_gpu_check_conv("conv_forward", &bad, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err, "conv_forward") == err && strstr(err, "28x28"), "message: %s", err);
+    bad = d;
+    bad.pad_w = -1;
+    cr_expect_eq(cnb_gpu_check_conv("f", &bad, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    bad = d;
+    bad.stride_h = 0;
+    cr_expect_eq(cnb_gpu_check_conv("f", &bad, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err, "stride_h=0"), "message: %s", err);
+    bad = conv(1, 1, 2, 2, 1, 5, 5, 1, 1, 0, 0); /* filter larger than the padded input */
+    bad.p = bad.q = 1;
+    cr_expect_eq(cnb_gpu_check_conv("f", &bad, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_conv("f", NULL, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    /* 2^31 elements: valid, but past the kernels' 32-bit indexing */
+    cnb_conv_desc big = conv(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
+    cr_expect_eq(cnb_gpu_check_conv("f", &big, err, sizeof err), CNB_ERR_UNSUPPORTED, "%s", err);
+}
+
+Test(gpu_plan, pool_gemm_misc_validation) {
+    char err[256];
+    cnb_pool_desc p = {.mode = CNB_POOL_MAX, .n = 2, .c = 3, .h = 9, .w = 7, .kh = 3, .kw = 3,
+                       .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 5, .q = 4};
+    cr_expect_eq(cnb_gpu_check_pool("pool_forward", &p, err, sizeof err), CNB_OK, "%s", err);
+    cnb_pool_desc bad = p;
+    bad.pad_h = 3; /* max pooling: padding must be smaller than the window */
+    bad.p = (9 + 6 - 3) / 2 + 1;
+    cr_expect_eq(cnb_gpu_check_pool("pool_forward", &bad, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    bad.mode = CNB_POOL_AVG; /* the same padding is fine for an average */
+    cr_expect_eq(cnb_gpu_check_pool("pool_forward", &bad, err, sizeof err), CNB_OK, "%s", err);
+    bad = p;
+    bad.mode = 7;
+    cr_expect_eq(cnb_gpu_check_pool("pool_forward", &bad, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    bad = p;
+    bad.q = 3;
+    cr_expect_eq(cnb_gpu_check_pool("pool_forward", &bad, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+
+    cr_expect_eq(cnb_gpu_check_gemm(0, 1, 64, 128, 3136, 3136, 3136, 128, err, sizeof err), CNB_OK,
+                 "%s", err);
+    cr_expect_eq(cnb_gpu_check_gemm(1, 0, 128, 3136, 64, 128, 3136, 3136, err, sizeof err), CNB_OK,
+                 "%s", err);
+    cr_expect_eq(cnb_gpu_check_gemm(0, 0, 4, 4, 4, 3, 4, 4, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err, "lda=3"), "message: %s", err);
+    cr_expect_eq(cnb_gpu_check_gemm(1, 0, 5, 4, 4, 4, 4, 4, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT, "transposed A stored (k, m): lda must be >= m");
+    cr_expect_eq(cnb_gpu_check_gemm(0, 1, 4, 6, 4, 4, 3, 6, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT, "transposed B stored (n, k): ldb must be >= k");
+    cr_expect_eq(cnb_gpu_check_gemm(2, 0, 4, 4, 4, 4, 4, 4, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_gemm(0, 0, 65536, 65536, 4, 4, 65536, 65536, err, sizeof err),
+                 CNB_ERR_UNSUPPORTED, "C of 2^32 elements");
+    cr_expect_eq(cnb_gpu_check_corr2d(4, 4, 3, 3, err, sizeof err), CNB_OK);
+    cr_expect_eq(cnb_gpu_check_corr2d(4, 4, 5, 3, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_activation("a", CNB_ACT_PRELU, 1, err, sizeof err), CNB_OK);
+    cr_expect_eq(cnb_gpu_check_activation("a", 4, 1, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_activation("a", CNB_ACT_RELU, 0, err, sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_nchw("b", 64, 32, 784, err, sizeof err), CNB_OK);
+    cr_expect_eq(cnb_gpu_check_nchw("b", 64, 0, 784, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(cnb_gpu_check_softmax("s", 64, 10, err, sizeof err), CNB_OK);
+    cr_expect_eq(cnb_gpu_check_softmax("s", 0, 10, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
+}
+
+/* ---- SGEMM tiling ---- */
+
+/* Invariants of any plan: tiles cover the output exactly, slices cover k exactly with none
+ * empty, slice length a multiple of the k-step, grid within CUDA's limits, scratch sized. */
+static void plan_invariants(const cnb_gemm_plan *p, int m, int n, int k) {
+    cr_expect_eq(p->grid_x, (n + CNB_TILE_N - 1) / CNB_TILE_N, "grid_x for n=%d", n);
+    cr_expect_eq(p->grid_y, (m + CNB_TILE_M - 1) / CNB_TILE_M, "grid_y for m=%d", m);
+    cr_expect(p->splits >= 1 && p->splits <= CNB_MAX_SPLITS, "splits %d", p->splits);
+    cr_expect_eq(p->k_per_split % CNB_TILE_K, 0, "k_per_split %d", p->k_per_split);
+    cr_expect((long long)p->splits * p->k_per_split >= k, "slices %d x %d miss k=%d", p->splits,
+              p->k_per_split, k);
+    cr_expect((long long)(p->splits - 1) * p->k_per_split < k, "an empty last slice: %d x %d, k=%d",
+              p->splits, p->k_per_split, k);
+    cr_expect(p->grid_y <= CNB_GRID_YZ_MAX && p->splits <= CNB_GRID_YZ_MAX);
+    if (p->splits > 1) {
+        cr_expect_eq(p->partial_floats, (size_t)p->splits * m * n);
+        cr_expect(p->reduce_blocks >= 1);
+    } else {
+        cr_expect_eq(p->partial_floats, 0);
+    }
+}
+
+Test(gpu_plan, gemm_plan_tiles_and_split_k) {
+    char err[256];
+    cnb_gemm_plan p;
+    /* simplecnn fc1 forward: (64, 128) from k = 3136 — two tiles, so split k on 132 SMs */
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 128, 3136, 132, err, sizeof err), CNB_OK, "%s", err);
+    plan_invariants(&p, 64, 128, 3136);
+    cr_expect_gt(p.splits, 1, "few tiles and long k should split (got %d)", p.splits);
+    /* at least four k-steps per slice */
+    cr_expect_geq(p.k_per_split, 4 * CNB_TILE_K);
+    /* the weight gradient of simplecnn.conv1: (32, 9) from k = 64*784 */
+    cr_assert_eq(cnb_plan_gemm(&p, 32, 9, 64 * 784, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 32, 9, 64 * 784);
+    cr_expect_eq(p.splits, CNB_MAX_SPLITS, "one tile, k=50176: all %d slices", CNB_MAX_SPLITS);
+    /* conv forward of simplecnn.conv2: (64, 64*196) — 196 tiles fill 132 SMs, no split */
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 64 * 196, 288, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 64, 64 * 196, 288);
+    cr_expect_eq(p.splits, 1);
+    /* short k never splits, whatever the tiles */
+    cr_assert_eq(cnb_plan_gemm(&p, 10, 10, 100, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 10, 10, 100);
+    cr_expect_eq(p.splits, 1);
+    /* odd sizes and one SM */
+    const int sizes[][3] = {{1, 1, 1}, {65, 63, 17}, {1, 1, 100000}, {3, 70, 129}, {200, 1, 4096}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int sms = 1; sms <= 200; sms *= 7) {
+            cr_assert_eq(cnb_plan_gemm(&p, sizes[i][0], sizes[i][1], sizes[i][2], sms, err,
+                                       sizeof err),
+                         CNB_OK, "%s", err);
+            plan_invariants(&p, sizes[i][0], sizes[i][1], sizes[i][2]);
+        }
+    /* rows beyond a grid's y limit are refused, not silently wrapped */
+    cr_expect_eq(cnb_plan_gemm(&p, 65536 * 64 + 1, 1, 1, 132, err, sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    /* the plan is a function of its inputs (determinism of the split order) */
+    cnb_gemm_plan a, b;
+    cnb_plan_gemm(&a, 64, 128, 3136, 132, err, sizeof err);
+    cnb_plan_gemm(&b, 64, 128, 3136, 132, err, sizeof err);
+    cr_expect(memcmp(&a, &b, sizeof a) == 0);
+}
+
+Test(gpu_plan, block_counts) {
+    cr_expect_eq(cnb_plan_blocks(0, 256, 100), 1);
+    cr_expect_eq(cnb_plan_blocks(256, 256, 100), 1);
+    cr_expect_eq(cnb_plan_blocks(257, 256, 100), 2);
+    cr_expect_eq(cnb_plan_blocks((size_t)1 << 40, 256, 100), 100);
+    cr_expect_eq(cnb_plan_reduce_blocks(1), 1);
+    cr_expect_eq(cnb_plan_reduce_blocks((size_t)1 << 30), CNB_REDUCE_MAX_BLOCKS);
+    cr_expect_eq(cnb_plan_reduce_blocks(100000), (100000 + 2047) / 2048);
+    cr_expect_eq(cnb_plan_reduce_blocks(256 * 6 * 784), CNB_REDUCE_MAX_BLOCKS);
+}
+
+/* ---- implicit-GEMM index maps, run as plain GEMMs on the CPU ---- */
+
+/* Direct convolution loops, written here independently of the maps. */
+static void ref_forward(const cnb_conv_desc *d, double *y, const float *x, const float *w) {
+    for (int b = 0; b < d->n; b++)
+        for (int o = 0; o < d->k; o++)
+            for (int oh = 0; oh < d->p; oh++)
+                for (int ow = 0; ow < d->q; ow++) {
+                    double s = 0;
+                    for (int ci = 0; ci < d->c; ci++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int ih = oh * d->stride_h - d->pad_h + i;
+                                int iw = ow * d->stride_w - d->pad_w + j;
+                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                                s += (double)x[((b * d->c + ci) * d->h + ih) * d->w + iw] *
+                                     w[((o * d->c + ci) * d->r + i) * d->s + j];
+                            }
+                    y[((b * d->k + o) * d->p + oh) * d->q + ow] = s;
+                }
+}
+
+/* dx by scattering each dy through the forward's connections; dw likewise. */
+static void ref_backward(const cnb_conv_desc *d, double *dx, double *dw, const float *dy,
+                         const float *x, const float *w) {
+    memset(dx, 0, sizeof(double) * d->n * d->c * d->h * d->w);
+    memset(dw, 0, sizeof(double) * d->k * d->c * d->r * d->s);
+    for (int b = 0; b < d->n; b++)
+        for (int o = 0; o < d->k; o++)
+            for (int oh = 0; oh < d->p; oh++)
+                for (int ow = 0; ow < d->q; ow++) {
+                    double g = dy[((b * d->k + o) * d->p + oh) * d->q + ow];
+                    for (int ci = 0; ci < d->c; ci++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int ih = oh * d->stride_h - d->pad_h + i;
+                                int iw = ow * d->stride_w - d->pad_w + j;
+                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                                int xi = ((b * d->c + ci) * d->h + ih) * d->w + iw;
+                                int wi = ((o * d->c + ci) * d->r + i) * d->s + j;
+                                dx[xi] += g * w[wi];
+                                dw[wi] += g * x[xi];
+                            }
+                }
+}
+
+static float *ints(cnb_rng *rng, size_t n) { return tu_small_ints(rng, n, -3, 3, 0.1); }
+
+Test(gpu_plan, conv_index_maps_equal_direct_convolution) {
+    const cnb_conv_desc cases[] = {
+        conv(2, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),  conv(2, 6, 12, 12, 12, 5, 5, 1, 1, 0, 0),
+        conv(3, 12, 4, 4, 24, 2, 2, 1, 1, 1, 1),   conv(1, 3, 11, 9, 5, 3, 2, 2, 2, 1, 0),
+        conv(2, 3, 17, 12, 5, 3, 5, 2, 1, 1, 2),   conv(3, 2, 10, 11, 4, 4, 3, 3, 2, 0, 1),
+        conv(2, 2, 5, 6, 3, 3, 3, 1, 1, 2, 2),     conv(4, 8, 9, 9, 16, 1, 1, 1, 1, 0, 0),
+        conv(1, 2, 7, 7, 3, 7, 7, 3, 3, 3, 3)};
+    cnb_rng rng;
+    cnb_rng_seed(&rng, 5);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const cnb_conv_desc *d = &cases[t];
+        char err[256];
+        cr_assert_eq(cnb_gpu_check_conv("t", d, err, sizeof err), CNB_OK, "case %zu: %s", t, err);
+        cnb_conv_geom g;
+        cnb_conv_geom_init(&g, d);
+        size_t nx = (size_t)d->n * d->c * d->h * d->w, nw = (size_t)d->k * d->c * d->r * d->s,
+               ny = (size_t)d->n * d->k * d->p * d->q;
+        float *x = ints(&rng, nx), *w = ints(&rng, nw), *dy = ints(&rng, ny);
+        double *ry = calloc(ny, sizeof(double)), *rdx = calloc(nx, sizeof(double)),
+               *rdw = calloc(nw, sizeof(double));
+        double *gy = calloc(ny, sizeof(double)), *gdx = calloc(nx, sizeof(double)),
+               *gdw = calloc(nw, sizeof(double));
+        int *hits_y = calloc(ny, sizeof(int)), *hits_dx = calloc(nx, sizeof(int)),
+            *hits_dw = calloc(nw, sizeof(int));
+        ref_forward(d, ry, x, w);
+        ref_backward(d, rdx, rdw, dy, x, w);
+        int m, n, k;
+        /* forward: y = A B with the maps, each output index written exactly once */
+        cnb_conv_forward_mnk(&g, &m, &n, &k);
+        for (int row = 0; row < m; row++)
+            for (int col = 0; col < n; col++) {
+                double s = 0;
+                for (int kk = 0; kk < k; kk++)
+                    s += (double)cnb_conv_forward_a(&g, w, row, kk) * cnb_conv_forward_b(&g, x, kk, col);
+                int yi = cnb_conv_forward_y_index(&g, row, col);
+                cr_assert(yi >= 0 && (size_t)yi < ny, "case %zu: y index %d out of range", t, yi);
+                gy[yi] = s;
+                hits_y[yi]++;
+            }
+        cnb_conv_backward_data_mnk(&g, &m, &n, &k);
+        for (int row = 0; row < m; row++)
+            for (int col = 0; col < n; col++) {
+                double s = 0;
+                for (int kk = 0; kk < k; kk++)
+                    s += (double)cnb_conv_backward_data_a(&g, w, row, kk) *
+                         cnb_conv_backward_data_b(&g, dy, kk, col);
+                int xi = cnb_conv_backward_data_dx_index(&g, row, col);
+                cr_assert(xi >= 0 && (size_t)xi < nx, "case %zu: dx index %d out of range", t, xi);
+                gdx[xi] = s;
+                hits_dx[xi]++;
+            }
+        cnb_conv_backward_filter_mnk(&g, &m, &n, &k);
+        for (int row = 0; row < m; row++)
+            for (int col = 0; col < n; col++) {
+                double s = 0;
+                for (int kk = 0; kk < k; kk++)
+                    s += (double)cnb_conv_backward_filter_a(&g, dy, row, kk) *
+                         cnb_conv_backward_filter_b(&g, x, kk, col);
+                int wi = cnb_conv_backward_filter_dw_index(&g, row, col);
+                cr_assert(wi >= 0 && (size_t)wi < nw, "case %zu: dw index %d out of range", t, wi);
+                gdw[wi] = s;
+                hits_dw[wi]++;
+            }
+        size_t bad = 0;
+        for (size_t i = 0; i < ny; i++) bad += gy[i] != ry[i] || hits_y[i] != 1;
+        cr_expect_eq(bad, 0, "case %zu: forward map differs at %zu of %zu outputs", t, bad, ny);
+        bad = 0;
+        for (size_t i = 0; i < nx; i++) bad += gdx[i] != rdx[i] || hits_dx[i] != 1;
+        cr_expect_eq(bad, 0, "case %zu: backward-data map differs at %zu of %zu", t, bad, nx);
+        bad = 0;
+        for (size_t i = 0; i < nw; i++) bad += gdw[i] != rdw[i] || hits_dw[i] != 1;
+        cr_expect_eq(bad, 0, "case %zu: backward-filter map differs at %zu of %zu", t, bad, nw);
+        free(x), free(w), free(dy), free(ry), free(rdx), free(rdw), free(gy), free(gdx), free(gdw);
+        free(hits_y), free(hits_dx), free(hits_dw);
+    }
+}
+
+Test(gpu_plan, pool_covering_matches_definition) {
+    /* input i is covered by output o iff o*stride - pad <= i < o*stride - pad + win */
+    for (int win = 1; win <= 4; win++)
+        for (int stride = 1; stride <= 3; stride++)
+            for (int pad = 0; pad < win; pad++)
+                for (int in = win; in <= 9; in++) {
+                    int out = (in + 2 * pad - win) / stride + 1;
+                    for (int i = 0; i < in; i++) {
+                        int lo, hi;
+                        cnb_pool_covering(i, pad, win, stride, out, &lo, &hi);
+                        for (int o = 0; o < out; o++) {
+                            int covers = o * stride - pad <= i && i < o * stride - pad + win;
+                            int in_range = o >= lo && o <= hi;
+                            cr_assert_eq(covers, in_range,
+                                         "win %d stride %d pad %d in %d: input %d output %d: "
+                                         "covers %d, range [%d, %d]",
+                                         win, stride, pad, in, i, o, covers, lo, hi);
+                        }
+                    }
+                }
+}
+
+Test(gpu_plan, version_formats) {
+    char buf[32];
+    cnb_format_cuda_version(13000, buf, sizeof buf);
+    cr_expect_str_eq(buf, "13.0");
+    cnb_format_cuda_version(12040, buf, sizeof buf);
+    cr_expect_str_eq(buf, "12.4");
+    cnb_format_lib_version(91900, buf, sizeof buf);
+    cr_expect_str_eq(buf, "9.19.0");
+    cnb_format_lib_version(130100, buf, sizeof buf);
+    cr_expect_str_eq(buf, "13.1.0");
+    cr_expect_eq(cnb_cudnn_version_compat(91900, 91900), 0);
+    cr_expect_eq(cnb_cudnn_version_compat(91900, 90100), 1, "same major: runs, reported");
+    cr_expect_eq(cnb_cudnn_version_compat(91900, 80907), 2, "cuDNN 8 under a cuDNN 9 build");
+    cr_expect_eq(cnb_cudnn_version_compat(130100, 120304), 2);
+}
+
+/* ---- cudnn backend: descriptors, algorithm rule, cache ---- */
+
+Test(gpu_plan, cudnn_descriptor_params) {
+    cnb_conv_desc d = conv(64, 32, 14, 14, 64, 3, 3, 1, 2, 1, 0);
+    cnb_cudnn_conv_params p;
+    cnb_cudnn_conv_params_from(&d, &p);
+    int x[4] = {64, 32, 14, 14}, w[4] = {64, 32, 3, 3}, y[4] = {64, 64, d.p, d.q},
+        b[4] = {1, 64, 1, 1};
+    cr_expect(memcmp(p.x, x, sizeof x) == 0 && memcmp(p.w, w, sizeof w) == 0 &&
+              memcmp(p.y, y, sizeof y) == 0 && memcmp(p.bias, b, sizeof b) == 0);
+    cr_expect(p.pad[0] == 1 && p.pad[1] == 0 && p.stride[0] == 1 && p.stride[1] == 2 &&
+              p.dilation[0] == 1 && p.dilation[1] == 1);
+    cnb_pool_desc pd = {.mode = CNB_POOL_MAX, .n = 2, .c = 3, .h = 9, .w = 7, .kh = 3, .kw = 2,
+                        .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 0, .p = 5, .q = 6};
+    cnb_cudnn_pool_params pp;
+    cnb_cudnn_pool_params_from(&pd, 0, &pp);
+    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_MAX);
+    cr_expect(pp.window[0] == 3 && pp.window[1] == 2 && pp.pad[0] == 1 && pp.stride[0] == 2 &&
+              pp.stride[1] == 1 && pp.y[2] == 5 && pp.y[3] == 6 && pp.x[1] == 3);
+    cnb_cudnn_pool_params_from(&pd, 1, &pp);
+    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_MAX_DETERMINISTIC);
+    pd.mode = CNB_POOL_AVG;
+    cnb_cudnn_pool_params_from(&pd, 1, &pp);
+    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_AVG_INCLUDE_PAD, "average counts the padding");
+}
+
+Test(gpu_plan, cudnn_pick_rule) {
+    /* cuDNN lists results fastest first */
+    cnb_cudnn_perf perf[] = {
+        {.algo = 6, .ok = 1, .time_ms = 0.1f, .memory = 1000, .deterministic = 1, .fma_math = 0},
+        {.algo = 4, .ok = 0, .time_ms = 0.2f, .memory = 0, .deterministic = 1, .fma_math = 1},
+        {.algo = 0, .ok = 1, .time_ms = 0.3f, .memory = 0, .deterministic = 0, .fma_math = 1},
+        {.algo = 1, .ok = 1, .time_ms = 0.4f, .memory = 1 << 20, .deterministic = 1, .fma_math = 1},
+    };
+    cr_expect_eq(cnb_cudnn_pick(perf, 4, 0, 1, SIZE_MAX), 0, "TF32 allowed: the fastest");
+    cr_expect_eq(cnb_cudnn_pick(perf, 4, 0, 0, SIZE_MAX), 2, "strict: FMA math only, skip failed");
+    cr_expect_eq(cnb_cudnn_pick(perf, 4, 1, 0, SIZE_MAX), 3, "strict + deterministic");
+    cr_expect_eq(cnb_cudnn_pick(perf, 4, 1, 0, 1000), -1, "workspace limit leaves nothing");
+    cr_expect_eq(cnb_cudnn_pick(perf, 0, 0, 1, SIZE_MAX), -1);
+    cr_expect_str_eq(cnb_cudnn_algo_name(CNB_CUDNN_FWD, 1), "IMPLICIT_PRECOMP_GEMM");
+    cr_expect_str_eq(cnb_cudnn_algo_name(CNB_CUDNN_BWD_FILTER, 3), "ALGO_3");
+    cr_expect_str_eq(cnb_cudnn_algo_name(CNB_CUDNN_BWD_DATA, 5), "WINOGRAD_NONFUSED");
+    cr_expect_str_eq(cnb_cudnn_algo_name(CNB_CUDNN_FWD, 99), "?");
+    cr_expect_str_eq(cnb_cudnn_algo_name(CNB_CUDNN_FWD, -1), "?");
+    cr_expect(cnb_cudnn_algo_sums_products(CNB_CUDNN_FWD, 3) &&
+              !cnb_cudnn_algo_sums_products(CNB_CUDNN_FWD, 6) &&
+              cnb_cudnn_algo_sums_products(CNB_CUDNN_BWD_FILTER, 3) &&
+              !cnb_cudnn_algo_sums_products(CNB_CUDNN_BWD_DATA, 2));
+}
+
+static int released;
+static void count_release(void *p) {
+    released++;
+    free(p);
+}
+
+Test(gpu_plan, cudnn_cache_keys) {
+    cnb_cudnn_conv_cache c = {0};
+    cnb_conv_desc a = conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
+    cnb_conv_desc b = a;
+    b.n = 32; /* another batch is another shape: descriptors carry n */
+    cnb_conv_desc s = a;
+    s.stride_w = 2;
+    s.q = (28 + 2 - 3) / 2 + 1;
+    cr_expect_null(cnb_cudnn_cache_find(&c, &a));
+    cnb_cudnn_conv_entry *e = cnb_cudnn_cache_add(&c, &a);
+    cr_assert_not_null(e);
+    for (int i = 0; i < 3; i++) cr_expect_eq(e->choice[i].algo, -1, "nothing chosen yet");
+    e->descs = malloc(8);
+    e->choice[CNB_CUDNN_FWD].algo = 1;
+    cr_expect_eq(cnb_cudnn_cache_find(&c, &a), e);
+    cr_expect_null(cnb_cudnn_cache_find(&c, &b));
+    cr_expect_null(cnb_cudnn_cache_find(&c, &s));
+    /* growing past the first capacity keeps every entry findable */
+    for (int i = 0; i < 40; i++) {
+        cnb_conv_desc d = conv(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
+        cr_assert_not_null(cnb_cudnn_cache_add(&c, &d));
+    }
+    for (int i = 0; i < 40; i++) {
+        cnb_conv_desc d = conv(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
+        cnb_cudnn_conv_entry *f = cnb_cudnn_cache_find(&c, &d);
+        cr_assert_not_null(f, "entry %d lost after growth", i);
+        cr_expect_eq(f->key.n, 1 + i);
+    }
+    cr_expect_eq(cnb_cudnn_cache_find(&c, &a)->choice[CNB_CUDNN_FWD].algo, 1);
+    char key[96], value[200];
+    cnb_cudnn_conv_key_format(&a, key, sizeof key);
+    cr_expect_str_eq(key, "n64 c1 28x28 k32 3x3 s1x1 p1x1");
+    cnb_cudnn_choice ch = {.algo = 1, .workspace = 4096, .deterministic = 1, .fma_math = 1,
+                           .time_ms = 0.25f};
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &ch, value, sizeof value);
+    cr_expect(strstr(value, "IMPLICIT_PRECOMP_GEMM") == value && strstr(value, "fma") &&
+                  strstr(value, "deterministic") && !strstr(value, "non-deterministic"),
+              "%s", value);
+    ch.algo = -1;
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &ch, value, sizeof value);
+    cr_expect_str_eq(value, "not used yet");
+    released = 0;
+    cnb_cudnn_cache_free(&c, count_release);
+    cr_expect_eq(released, 1, "only the entry with descriptors is released");
+    cr_expect_eq(c.count, 0);
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# pytorch_race.sh — cnnbench's CPU backends against PyTorch on this machine, in one run, model by
+# model (issue 3, item 5). For each model, one after the other:
+#   cnnbench blas, cnnbench onednn            run as a user would: plain environment, --threads 2
+#   Debian's PyTorch (/usr/bin/python3)       "as installed" (plain environment) and "at its best"
+#   newest PyTorch from PyPI (venv)           "as installed" and "at its best"
+# "At its best" is the plain environment plus BEST_ENV below: OpenBLAS single-threaded (so its
+# pthread pool does not fight PyTorch's OpenMP pool for the two cores) and glibc malloc told to
+# keep freed memory (so PyTorch's per-step buffers do not page-fault afresh every step: ~10 us per
+# 4 KiB page in this VM). cnnbench gets neither; it is run plain.
+# Every contender trains the same network with the model file's batch, optimizer, lr and
+# normalization on the same Fashion-MNIST images and evaluates on the test set at batch 1000 after
+# each epoch; the figures are medians over the epochs (train) and over the evaluation passes
+# (infer). Writes $OUT_DIR/$STAMP.md (the tables) and $OUT_DIR/$STAMP/ (raw JSONs, logs, load).
+#
+# Usage: tools/pytorch_race.sh                      the full race (~10-15 min on 2 cores)
+#        EPOCHS=1 TRAIN_LIMIT=500 TEST_LIMIT=1000 OUT_DIR=/tmp/race tools/pytorch_race.sh  (dry run)
+# Settings (environment): EPOCHS (3), TRAIN_LIMIT (20000), TEST_LIMIT (0 = all 10,000),
+#   THREADS (2), QUIET_WAIT (20: the most seconds to wait for an idle machine before each run),
+#   MODELS, CNNBENCH, PY_DEBIAN, PY_NEW, OUT_DIR (results/pytorch-race), STAMP (date).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+EPOCHS=${EPOCHS:-3}
+TRAIN_LIMIT=${TRAIN_LIMIT:-20000}
+TEST_LIMIT=${TEST_LIMIT:-0}
+THREADS=${THREADS:-2}
+QUIET_WAIT=${QUIET_WAIT:-20}
+MODELS=${MODELS:-"simplecnn cnn network network3 lenet5"}
+CNNBENCH=${CNNBENCH:-/work/main/build-lead/harness/cnnbench}
+PY_DEBIAN=${PY_DEBIAN:-/usr/bin/python3}
+PY_NEW=${PY_NEW:-/work/venv-torch-new/bin/python}
+OUT_DIR=${OUT_DIR:-results/pytorch-race}
+STAMP=${STAMP:-$(date +%Y-%m-%d)}
+BEST_ENV=(OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=1073741824
+          MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456)
+
+RUN_DIR=$OUT_DIR/$STAMP
+mkdir -p "$RUN_DIR" || exit 1
+LOAD_TSV=$RUN_DIR/load.tsv
+printf 'run\twaited_s\telapsed_s\trun_cpu_s\tother_cpu_cores\tsteal_cores\tloadavg_before\tloadavg_after\trc\n' \
+    > "$LOAD_TSV"
+
+limits=(--epochs "$EPOCHS" --threads "$THREADS")
+[ "$TRAIN_LIMIT" -gt 0 ] && limits+=(--train-limit "$TRAIN_LIMIT")
+[ "$TEST_LIMIT" -gt 0 ] && limits+=(--test-limit "$TEST_LIMIT")
+
+if [ ! -x "$CNNBENCH" ]; then
+    echo "pytorch_race: no cnnbench at $CNNBENCH (set CNNBENCH=...)" >&2
+    exit 1
+fi
+have_new=1
+if [ ! -x "$PY_NEW" ] || ! "$PY_NEW" -c 'import torch' 2>/dev/null; then
+    echo "pytorch_race: no usable PyTorch at $PY_NEW; its columns will be empty" >&2
+    have_new=0
+fi
+
+# Busy jiffies (everything but idle and iowait) and steal jiffies, from the first line of /proc/stat.
+read_cpu() {
+    local _cpu user nice system idle iowait irq softirq steal _rest
+    read -r _cpu user nice system idle iowait irq softirq steal _rest < /proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)) $steal"
+}
+
+# Waits (at most QUIET_WAIT seconds) until the machine has been idle for one second — less than
+# 0.15 cores busy — so a run starts on a quiet machine when other work allows; prints the wait.
+wait_quiet() {
+    local hz t0=$SECONDS b a
+    hz=$(getconf CLK_TCK)
+    while :; do
+        b=$(read_cpu); sleep 1; a=$(read_cpu)
+        [ $(( (${a% *} - ${b% *}) * 100 / hz )) -lt 15 ] && break
+        [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ] && break
+    done
+    echo $((SECONDS - t0))
+}
+
+# run NAME CMD... — runs one contender with its output in NAME.log, and records how much CPU
+# the rest of the machine used meanwhile (busy cores minus this run's own CPU time), so a run
+# disturbed by other work can be told from a slow one.
+run() {
+    local name=$1; shift
+    local hz before after load_before rc waited
+    hz=$(getconf CLK_TCK)
+    waited=$(wait_quiet)
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    before=$(read_cpu)
+    echo "  $name" >&2
+    /usr/bin/time -f '%e %U %S' -o "$RUN_DIR/$name.time" "$@" > "$RUN_DIR/$name.log" 2>&1
+    rc=$?
+    after=$(read_cpu)
+    read -r e u s < "$RUN_DIR/$name.time" 2> /dev/null || { e=0; u=0; s=0; }
+    # /usr/bin/time writes "Command exited with non-zero status N" first on failure.
+    [ "$rc" -ne 0 ] && read -r e u s <<< "$(tail -1 "$RUN_DIR/$name.time")"
+    rm -f "$RUN_DIR/$name.time"
+    awk -v n="$name" -v b="${before% *}" -v a="${after% *}" -v sb="${before#* }" \
+        -v sa="${after#* }" -v hz="$hz" -v e="$e" -v u="$u" -v s="$s" -v lb="$load_before" \
+        -v la="$(cut -d' ' -f1-3 /proc/loadavg)" -v rc="$rc" -v w="$waited" 'BEGIN {
+            other = e > 0 ? ((a - b) / hz - u - s) / e : 0; if (other < 0) other = 0;
+            steal = e > 0 ? (sa - sb) / hz / e : 0;
+            printf "%s\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t%s\t%d\n", n, w, e, u + s, other, steal, lb, la, rc
+        }' >> "$LOAD_TSV"
+    [ "$rc" -ne 0 ] && echo "  $name FAILED (exit $rc), see $RUN_DIR/$name.log" >&2
+    return 0
+}
+
+echo "pytorch_race: $MODELS; $EPOCHS epochs of ${TRAIN_LIMIT/#0/all} training images," \
+     "test ${TEST_LIMIT/#0/all 10000} images, $THREADS threads -> $RUN_DIR" >&2
+echo "load before: $(uptime)" >&2
+uptime > "$RUN_DIR/uptime-start.txt"
+start_s=$SECONDS
+for m in $MODELS; do
+    echo "$m" >&2
+    for b in blas onednn; do
+        run "$m-cnnbench-$b" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
+            --no-progress --out "$RUN_DIR/$m-cnnbench-$b.json"
+    done
+    pyrun=(tools/pytorch_compare.py --model "$m" "${limits[@]}")
+    run "$m-torch-debian-plain" "$PY_DEBIAN" "${pyrun[@]}" --label "torch-debian-plain" \
+        --json "$RUN_DIR/$m-torch-debian-plain.json"
+    run "$m-torch-debian-best" env "${BEST_ENV[@]}" "$PY_DEBIAN" "${pyrun[@]}" \
+        --label "torch-debian-best" --json "$RUN_DIR/$m-torch-debian-best.json"
+    if [ "$have_new" = 1 ]; then
+        run "$m-torch-new-plain" "$PY_NEW" "${pyrun[@]}" --label "torch-new-plain" \
+            --json "$RUN_DIR/$m-torch-new-plain.json"
+        run "$m-torch-new-best" env "${BEST_ENV[@]}" "$PY_NEW" "${pyrun[@]}" \
+            --label "torch-new-best" --json "$RUN_DIR/$m-torch-new-best.json"
+    fi
+done
+uptime > "$RUN_DIR/uptime-end.txt"
+echo "load after: $(uptime); race took $((SECONDS - start_s)) s" >&2
+
+# The report: machine, versions, settings, the two tables and the bars of issue 3.
+new_version=$([ "$have_new" = 1 ] && "$PY_NEW" -c 'import torch; print(torch.__version__)')
+deb_torch=$("$PY_DEBIAN" -c 'import torch; print(torch.__version__)')
+RACE_SECONDS=$((SECONDS - start_s)) RUN_DIR=$RUN_DIR STAMP=$STAMP MODELS=$MODELS EPOCHS=$EPOCHS \
+TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT THREADS=$THREADS QUIET_WAIT=$QUIET_WAIT CNNBENCH=$CNNBENCH \
+PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW NEW_VERSION=${new_version:-none} DEB_TORCH=$deb_torch BEST_ENV="${BEST_ENV[*]}" \
+DEB_VERSION="$(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null)" \
+CPU_MODEL="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" \
+"$PY_DEBIAN" - > "$OUT_DIR/$STAMP.md" <<'EOF'
+import csv, json, os, statistics
+
+E = os.environ
+run_dir, models = E["RUN_DIR"], E["MODELS"].split()
+COLS = [("cnnbench-blas", "cnnbench blas"), ("cnnbench-onednn", "cnnbench onednn"),
+        ("torch-debian-plain", "torch %s as installed" % E["DEB_TORCH"]),
+        ("torch-debian-best", "torch %s at its best" % E["DEB_TORCH"]),
+        ("torch-new-plain", "torch %s as installed" % E["NEW_VERSION"]),
+        ("torch-new-best", "torch %s at its best" % E["NEW_VERSION"])]
+CNB = [c for c, _ in COLS if c.startswith("cnnbench")]
+TORCH = [c for c, _ in COLS if c.startswith("torch")]
+
+
+def load(model, col):
+    try:
+        with open(os.path.join(run_dir, f"{model}-{col}.json")) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return None
+    tp = d.get("throughput", {})
+    if "train_images_per_s" not in tp or not d.get("epochs"):
+        return None
+    return {"train": tp["train_images_per_s"]["median"],
+            "infer": tp["infer_images_per_s"]["median"],
+            "acc": d["epochs"][-1].get("test_accuracy"), "raw": d}
+
+
+res = {m: {c: load(m, c) for c, _ in COLS} for m in models}
+loads = {}
+with open(os.path.join(run_dir, "load.tsv")) as f:
+    for row in csv.DictReader(f, delimiter="\t"):
+        loads[row["run"]] = row
+
+# Machine and versions from the raw results themselves.
+cnb_meta = next((r["raw"] for m in models for c in CNB if (r := res[m][c])), {})
+t_deb = next((r["raw"]["torch"] for m in models if (r := res[m]["torch-debian-plain"])), {})
+t_new = next((r["raw"]["torch"] for m in models if (r := res[m]["torch-new-plain"])), {})
+
+
+def fmt(v):
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def best(model, cols, key):
+    vals = [(res[model][c][key], c) for c in cols if res[model][c]]
+    return max(vals) if vals else (None, None)
+
+
+out = []
+p = out.append
+p(f"# cnnbench vs PyTorch on CPU — {E['STAMP']}\n")
+p("Made by `tools/pytorch_race.sh` (issue 3, item 5). Images per second, higher is better; "
+  "ratios are best cnnbench backend / best PyTorch contender measured in the same run.\n")
+p("## Setup\n")
+p(f"* Machine: {E['CPU_MODEL']} (lscpu), {os.cpu_count()} cores, KVM guest.")
+p(f"* Work: {E['EPOCHS']} epochs of the first {E['TRAIN_LIMIT'] if E['TRAIN_LIMIT'] != '0' else 'all'}"
+  f" Fashion-MNIST training images, evaluation on "
+  f"{E['TEST_LIMIT'] if E['TEST_LIMIT'] != '0' else 'all 10,000'} test images at batch 1000 "
+  "after every epoch. Batch, optimizer, lr and normalization from `models/<model>.cfg`. "
+  "Train img/s = median over the epochs (whole training steps: batch gather, forward, loss, "
+  "backward, update; data in memory); infer img/s = median over the evaluation passes.")
+p(f"* Threads: 2 for everyone (`cnnbench --threads {E['THREADS']}`, "
+  f"`torch.set_num_threads({E['THREADS']})`).")
+p(f"* cnnbench: `{E['CNNBENCH']}` ({cnb_meta.get('tool', '?')}, {cnb_meta.get('build_type', '?')} build), "
+  "run as a user would, in the plain environment (no malloc or OpenBLAS variables added).")
+p(f"* PyTorch (Debian): `{E['PY_DEBIAN']}`, torch {t_deb.get('version', '?')} "
+  f"(package python3-torch {E['DEB_VERSION']}; OpenMP, BLAS = system OpenBLAS, oneDNN 2.6.3).")
+p(f"* PyTorch (PyPI): `{E['PY_NEW']}`, torch {t_new.get('version', 'not available')} "
+  "(OpenMP, MKL, oneDNN 3.x; the CUDA build, run on CPU).")
+p("* \"as installed\": the plain environment. \"at its best\": plus "
+  f"`{E['BEST_ENV']}`.")
+env_plain = next((r["raw"].get("environment", {}) for m in models
+                  if (r := res[m]["torch-debian-plain"])), {})
+p(f"* Plain environment here has: "
+  f"{', '.join(f'`{k}={v}`' for k, v in env_plain.items()) or 'nothing of note'} "
+  "(OPENBLAS_CORETYPE=Haswell holds OpenBLAS — cnnbench blas and Debian's torch — to AVX2 "
+  "kernels on this AVX-512 CPU).")
+p(f"* The race took {E['RACE_SECONDS']} s.\n")
+
+for key, title in (("train", "Training"), ("infer", "Inference")):
+    p(f"## {title} images/s\n")
+    p("| model | " + " | ".join(n for _, n in COLS) + " | best cnnbench / best PyTorch |")
+    p("|---|" + "---:|" * (len(COLS) + 1))
+    for m in models:
+        bc, cc = best(m, CNB, key)
+        bt, ct = best(m, TORCH, key)
+        ratio = f"**{bc / bt:.2f}×** ({cc.split('-')[1]} / {ct[6:]})" if bc and bt else "—"
+        p(f"| {m} | " + " | ".join(fmt(res[m][c][key] if res[m][c] else None)
+                                    for c, _ in COLS) + f" | {ratio} |")
+    p("")
+
+p("## Bars from issue 3\n")
+p("Best cnnbench CPU backend ≥ 1.5× PyTorch at its best for simplecnn training; ≥ 1.2× for "
+  "every model, training and inference. \"Best PyTorch\" is the fastest of the four PyTorch "
+  "columns.\n")
+p("| model | train ratio | bar | met | infer ratio | bar | met |")
+p("|---|---:|---:|---|---:|---:|---|")
+for m in models:
+    cells = []
+    for key in ("train", "infer"):
+        bc, _ = best(m, CNB, key)
+        bt, _ = best(m, TORCH, key)
+        bar = 1.5 if (m == "simplecnn" and key == "train") else 1.2
+        if bc and bt:
+            r = bc / bt
+            cells += [f"{r:.2f}×", f"{bar}×", "yes" if r >= bar else "**no**"]
+        else:
+            cells += ["—", f"{bar}×", "—"]
+    p(f"| {m} | " + " | ".join(cells) + " |")
+p("")
+
+p("## Sanity: test accuracy after the last epoch\n")
+p("Different initial weights (cnnbench draws its own), same data and settings: these should be "
+  "close, not equal.\n")
+p("| model | " + " | ".join(n for _, n in COLS) + " |")
+p("|---|" + "---:|" * len(COLS))
+for m in models:
+    p(f"| {m} | " + " | ".join(f"{100 * res[m][c]['acc']:.2f}%" if res[m][c] and
+                               res[m][c]["acc"] is not None else "—" for c, _ in COLS) + " |")
+p("")
+
+p("## Load on the machine during each run\n")
+p("`other cores` = CPU the rest of the machine used while the run ran (busy cores from "
+  "/proc/stat minus the run's own CPU time), averaged over the run; on 2 cores anything above "
+  "~0.1 distorts the timing. `steal` = time the hypervisor gave elsewhere. `waited` = seconds "
+  f"spent before the run waiting for an idle machine (at most {E['QUIET_WAIT']}).\n")
+with open(os.path.join(run_dir, "uptime-start.txt")) as f:
+    up0 = f.read().strip()
+with open(os.path.join(run_dir, "uptime-end.txt")) as f:
+    up1 = f.read().strip()
+p(f"uptime at start: `{up0}`  \nuptime at end: `{up1}`\n")
+failed = [r["run"] for r in loads.values() if r["rc"] != "0"]
+if failed:
+    p(f"**Failed runs (no figures, see their .log): {', '.join(failed)}.**\n")
+busy = [r for r in loads.values() if float(r["other_cpu_cores"]) > 0.1]
+if busy:
+    p(f"**Warning: {len(busy)} of {len(loads)} runs shared the machine with other work "
+      f"(other cores > 0.1): {', '.join(r['run'] for r in busy)}. Their figures are low by "
+      "roughly that share; ratios between runs at different loads are unreliable.**\n")
+else:
+    p("No run shared the machine with noticeable other work.\n")
+p("| run | waited s | wall s | own CPU s | other cores | steal | loadavg before | exit |")
+p("|---|---:|---:|---:|---:|---:|---|---:|")
+for name, r in loads.items():
+    p(f"| {name} | {r['waited_s']} | {r['elapsed_s']} | {r['run_cpu_s']} | {r['other_cpu_cores']} | "
+      f"{r['steal_cores']} | {r['loadavg_before']} | {r['rc']} |")
+p("")
+p(f"Raw results (cnnbench JSON, pytorch_compare JSON, logs): `{run_dir}/`.")
+print("\n".join(out))
+EOF
+echo "pytorch_race: wrote $OUT_DIR/$STAMP.md" >&2
