@@ -44,9 +44,8 @@ else()
   endif()
   check_language(CUDA)
   if(NOT CMAKE_CUDA_COMPILER)
-    set(CNB_CUDA_REASON "no CUDA compiler (nvcc) found; install the CUDA toolkit or set "
-                        "-DCMAKE_CUDA_COMPILER=/path/to/nvcc")
-    string(CONCAT CNB_CUDA_REASON ${CNB_CUDA_REASON})
+    string(CONCAT CNB_CUDA_REASON "no CUDA compiler (nvcc) found: install the CUDA toolkit "
+                  "or set -DCMAKE_CUDA_COMPILER=/path/to/nvcc")
   else()
     enable_language(CUDA)
     find_package(CUDAToolkit)
@@ -110,9 +109,8 @@ endif()
 if(NOT CNB_HAVE_CUDA)
   set(CNB_CUDNN_REASON "${CNB_CUDA_REASON}")
 elseif(NOT TARGET CUDA::cublas)
-  set(CNB_CUDNN_REASON "cuBLAS not found (neither in the CUDA toolkit nor in a Python "
-                       "package nvidia/cublas)")
-  string(CONCAT CNB_CUDNN_REASON ${CNB_CUDNN_REASON})
+  string(CONCAT CNB_CUDNN_REASON "cuBLAS not found (neither in the CUDA toolkit nor in a "
+                "Python package nvidia/cublas)")
 else()
   set(_cnb_hints ${CUDNN_ROOT} $ENV{CUDNN_ROOT} $ENV{CUDNN_PATH} ${CUDAToolkit_LIBRARY_ROOT}
                  ${CUDAToolkit_TARGET_DIR})
@@ -125,9 +123,9 @@ else()
   find_library(CNB_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
                HINTS ${_cnb_hints} ${CUDAToolkit_LIBRARY_DIR} PATH_SUFFIXES lib lib64)
   if(NOT CNB_CUDNN_INCLUDE_DIR OR NOT CNB_CUDNN_LIBRARY)
-    set(CNB_CUDNN_REASON "cuDNN not found (looked for cudnn.h and libcudnn in the CUDA toolkit, "
-                         "CUDNN_ROOT and Python packages nvidia/cudnn); set -DCUDNN_ROOT=<dir>")
-    string(CONCAT CNB_CUDNN_REASON ${CNB_CUDNN_REASON})
+    string(CONCAT CNB_CUDNN_REASON "cuDNN not found (looked for cudnn.h and libcudnn in the "
+                  "CUDA toolkit, CUDNN_ROOT and Python packages nvidia/cudnn): set "
+                  "-DCUDNN_ROOT=<dir>")
   else()
     file(STRINGS "${CNB_CUDNN_INCLUDE_DIR}/cudnn_version.h" _cnb_v
          REGEX "^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) +[0-9]+")
@@ -135,9 +133,8 @@ else()
     string(REGEX REPLACE ".*CUDNN_MINOR +([0-9]+).*" "\\1" CNB_CUDNN_MINOR "${_cnb_v}")
     string(REGEX REPLACE ".*CUDNN_PATCHLEVEL +([0-9]+).*" "\\1" CNB_CUDNN_PATCH "${_cnb_v}")
     if(NOT CNB_CUDNN_MAJOR MATCHES "^[0-9]+$" OR CNB_CUDNN_MAJOR LESS 9)
-      set(CNB_CUDNN_REASON "cuDNN ${CNB_CUDNN_MAJOR} at ${CNB_CUDNN_INCLUDE_DIR} is too old: "
-                           "the cudnn backend needs cuDNN 9")
-      string(CONCAT CNB_CUDNN_REASON ${CNB_CUDNN_REASON})
+      string(CONCAT CNB_CUDNN_REASON "cuDNN ${CNB_CUDNN_MAJOR} at ${CNB_CUDNN_INCLUDE_DIR} is "
+                    "too old: the cudnn backend needs cuDNN 9")
     else()
       set(CNB_HAVE_CUDNN ON)
       add_library(cnb_cudnn_lib UNKNOWN IMPORTED)

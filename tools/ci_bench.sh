@@ -24,7 +24,7 @@ baseline=results/ci-baseline.json
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 new=${CNB_CI_OUT:-$work/ci-bench.json}
-"$exe" bench --backends naive,blas --model network --quick --out "$new"
+"$exe" bench --backends naive,blas --model network --quick --infer-images 1000 --out "$new"
 if [ "$update" = 1 ]; then
   cp "$new" "$baseline"
   echo "ci_bench: baseline written to $baseline"

@@ -118,6 +118,7 @@ static cnb_status get_entry(cnb_context *ctx, const cnb_conv_desc *d, const char
             (dst)[i_].memory = (src)[i_].memory;                                             \
             (dst)[i_].deterministic = (src)[i_].determinism == CUDNN_DETERMINISTIC;          \
             (dst)[i_].fma_math = (src)[i_].mathType == CUDNN_FMA_MATH;                       \
+            (dst)[i_].math_type = (int)(src)[i_].mathType;                                   \
         }                                                                                    \
     } while (0)
 
@@ -131,7 +132,11 @@ static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
     cnb_cudnn_perf perf[MAX_ALGOS];
     int n = 0, pick = -1;
     const int det = ctx->gpu.opt.deterministic, tf32 = ctx->gpu.opt.allow_tf32;
-    cnb_status st;
+    /* Search under the context's math (an earlier call may have left its own on the
+     * descriptor). */
+    cnb_status st = dnn_check(ctx, cudnnSetConvolutionMathType(cd->conv, ctx->conv_math),
+                              "cudnnSetConvolutionMathType");
+    if (st != CNB_OK) return st;
     for (int heuristic = 0; heuristic < 2 && pick < 0; heuristic++) {
         n = 0;
         if (dir == CNB_CUDNN_FWD) {
@@ -181,6 +186,7 @@ static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
             c->workspace = perf[pick].memory;
             c->deterministic = perf[pick].deterministic;
             c->fma_math = perf[pick].fma_math;
+            c->math_type = perf[pick].math_type;
             c->time_ms = heuristic ? -1.0f : perf[pick].time_ms;
             c->from_heuristic = heuristic;
         }
@@ -206,6 +212,11 @@ static cnb_status prepare(cnb_context *ctx, const cnb_conv_desc *d, int dir,
     if (e->choice[dir].algo < 0 && (st = choose(ctx, e, dir)) != CNB_OK) return st;
     *cd = e->descs;
     *choice = e->choice[dir];
+    /* The three directions share one descriptor; each runs with the math its result reported
+     * (always CUDNN_FMA_MATH in strict fp32, where nothing else is accepted). */
+    st = dnn_check(ctx, cudnnSetConvolutionMathType((*cd)->conv, (cudnnMathType_t)choice->math_type),
+                   "cudnnSetConvolutionMathType");
+    if (st != CNB_OK) return st;
     return dnn_workspace(ctx, choice->workspace, ws);
 }
 

@@ -56,6 +56,7 @@ typedef struct cnb_cudnn_perf {
     size_t memory;      /* workspace bytes */
     int deterministic;  /* determinism == CUDNN_DETERMINISTIC */
     int fma_math;       /* mathType == CUDNN_FMA_MATH: plain fp32 FMA, no tensor-core TF32 */
+    int math_type;      /* the library's mathType value, set on the descriptor when used */
 } cnb_cudnn_perf;
 
 /* The first acceptable result, in cuDNN's order (fastest first): ok, within max_workspace,
@@ -75,6 +76,7 @@ typedef struct cnb_cudnn_choice {
     int algo;           /* -1 until chosen */
     size_t workspace;
     int deterministic, fma_math;
+    int math_type;      /* cudnnMathType_t to set on the convolution descriptor for this call */
     float time_ms;
     int from_heuristic; /* 1 when cudnnFind gave nothing acceptable and *_v7 was used */
 } cnb_cudnn_choice;

@@ -1,0 +1,89 @@
+/* common.h — what the dev/cuda kernel benches share, in the llm.c dev/cuda manner: an error
+ * check that names file and line, random inputs, validation of a GPU result against the CPU
+ * reference (printing the first mismatches), and a cudaEvent timer. Each bench is one .cu file:
+ * a CPU reference, numbered kernel versions chosen on the command line, a check, a timing. */
+#ifndef CNB_DEV_COMMON_H
+#define CNB_DEV_COMMON_H
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define cudaCheck(call) cuda_check_((call), #call, __FILE__, __LINE__)
+static inline void cuda_check_(cudaError_t e, const char *what, const char *file, int line) {
+    if (e != cudaSuccess) {
+        fprintf(stderr, "%s:%d: %s: %s (%s)\n", file, line, what, cudaGetErrorString(e),
+                cudaGetErrorName(e));
+        exit(EXIT_FAILURE);
+    }
+}
+
+static inline int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+/* Uniform in [-1, 1) from a fixed xorshift stream, so every run sees the same data. */
+static inline float *make_random(size_t n, uint32_t seed) {
+    float *p = (float *)malloc(n * sizeof(float));
+    uint32_t s = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        p[i] = (float)(s >> 8) / (float)(1u << 23) - 1.0f;
+    }
+    return p;
+}
+
+static inline float *to_device(const float *host, size_t n) {
+    float *d = NULL;
+    cudaCheck(cudaMalloc(&d, n * sizeof(float)));
+    if (host) cudaCheck(cudaMemcpy(d, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    return d;
+}
+
+/* Compares the device result with the reference; prints the first mismatches and the relative
+ * L2 error; returns 1 when it is within tol. */
+static inline int validate_result(const float *device, const double *ref, size_t n,
+                                  const char *name, double tol) {
+    float *got = (float *)malloc(n * sizeof(float));
+    cudaCheck(cudaMemcpy(got, device, n * sizeof(float), cudaMemcpyDeviceToHost));
+    double num = 0, den = 0;
+    int shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+        if (fabs(d) > 1e-4 * fmax(1.0, fabs(ref[i])) && shown < 5) {
+            printf("  %s[%zu]: expected %.7g got %.7g\n", name, i, ref[i], (double)got[i]);
+            shown++;
+        }
+    }
+    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    printf("%s: relative L2 error %.3g (tolerance %.1g) %s\n", name, rel, tol,
+           rel <= tol ? "OK" : "FAILED");
+    free(got);
+    return rel <= tol;
+}
+
+/* Milliseconds per call of launch(), averaged over repeats after a warm-up, with cudaEvents. */
+template <class F>
+static float benchmark_kernel(int repeats, F launch) {
+    launch(); /* warm-up: module load, caches */
+    cudaCheck(cudaGetLastError());
+    cudaEvent_t start, stop;
+    cudaCheck(cudaEventCreate(&start));
+    cudaCheck(cudaEventCreate(&stop));
+    cudaCheck(cudaEventRecord(start));
+    for (int i = 0; i < repeats; i++) launch();
+    cudaCheck(cudaEventRecord(stop));
+    cudaCheck(cudaEventSynchronize(stop));
+    cudaCheck(cudaGetLastError());
+    float ms = 0;
+    cudaCheck(cudaEventElapsedTime(&ms, start, stop));
+    cudaCheck(cudaEventDestroy(start));
+    cudaCheck(cudaEventDestroy(stop));
+    return ms / repeats;
+}
+
+#endif /* CNB_DEV_COMMON_H */
