@@ -46,6 +46,7 @@ limits=(--epochs "$EPOCHS" --threads "$THREADS")
 [ "$TRAIN_LIMIT" -gt 0 ] && limits+=(--train-limit "$TRAIN_LIMIT")
 [ "$TEST_LIMIT" -gt 0 ] && limits+=(--test-limit "$TEST_LIMIT")
 
+CNNBENCH=$(readlink -f "$CNNBENCH")
 if [ ! -x "$CNNBENCH" ]; then
     echo "pytorch_race: no cnnbench at $CNNBENCH (set CNNBENCH=...)" >&2
     exit 1
@@ -109,6 +110,10 @@ echo "pytorch_race: $MODELS; $EPOCHS epochs of ${TRAIN_LIMIT/#0/all} training im
      "test ${TEST_LIMIT/#0/all 10000} images, $THREADS threads -> $RUN_DIR" >&2
 echo "load before: $(uptime)" >&2
 uptime > "$RUN_DIR/uptime-start.txt"
+# Which sources the cnnbench binary was built from (as far as the tree can say).
+src_state="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+src_dirty="$(git -C "$ROOT" status --short --untracked-files=no -- harness backends 2>/dev/null |
+             awk '{print $2}' | paste -sd' ')"
 start_s=$SECONDS
 for m in $MODELS; do
     echo "$m" >&2
@@ -137,6 +142,7 @@ deb_torch=$("$PY_DEBIAN" -c 'import torch; print(torch.__version__)')
 RACE_SECONDS=$((SECONDS - start_s)) RUN_DIR=$RUN_DIR STAMP=$STAMP MODELS=$MODELS EPOCHS=$EPOCHS \
 TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT THREADS=$THREADS QUIET_WAIT=$QUIET_WAIT CNNBENCH=$CNNBENCH \
 PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW NEW_VERSION=${new_version:-none} DEB_TORCH=$deb_torch BEST_ENV="${BEST_ENV[*]}" \
+SRC_STATE="$src_state" SRC_DIRTY="$src_dirty" \
 DEB_VERSION="$(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null)" \
 CPU_MODEL="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" \
 "$PY_DEBIAN" - > "$OUT_DIR/$STAMP.md" <<'EOF'
@@ -204,7 +210,10 @@ p(f"* Work: {E['EPOCHS']} epochs of the first {E['TRAIN_LIMIT'] if E['TRAIN_LIMI
 p(f"* Threads: 2 for everyone (`cnnbench --threads {E['THREADS']}`, "
   f"`torch.set_num_threads({E['THREADS']})`).")
 p(f"* cnnbench: `{E['CNNBENCH']}` ({cnb_meta.get('tool', '?')}, {cnb_meta.get('build_type', '?')} build), "
-  "run as a user would, in the plain environment (no malloc or OpenBLAS variables added).")
+  "run as a user would, in the plain environment (no malloc or OpenBLAS variables added). "
+  f"Source tree at the race: `{E['SRC_STATE']}`"
+  + (f", with uncommitted changes in {', '.join(f'`{f}`' for f in E['SRC_DIRTY'].split())}"
+     if E["SRC_DIRTY"] else "") + " (the binary was built from the tree before the race).")
 p(f"* PyTorch (Debian): `{E['PY_DEBIAN']}`, torch {t_deb.get('version', '?')} "
   f"(package python3-torch {E['DEB_VERSION']}; OpenMP, BLAS = system OpenBLAS, oneDNN 2.6.3).")
 p(f"* PyTorch (PyPI): `{E['PY_NEW']}`, torch {t_new.get('version', 'not available')} "

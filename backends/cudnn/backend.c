@@ -171,6 +171,12 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
         cudnn_destroy(ctx);
         return CNB_ERR_LIBRARY;
     }
+    /* cublasGetProperty gave the loaded version in parts; cublasGetVersion (same encoding as
+     * CUBLAS_VERSION) is the fallback. */
+    int blas_version = 0;
+    if (ctx->cublas_loaded == 0 &&
+        cublasGetVersion(ctx->blas, &blas_version) == CUBLAS_STATUS_SUCCESS)
+        ctx->cublas_loaded = blas_version;
     ctx->conv_math = ctx->gpu.opt.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
     *out = ctx;
     return CNB_OK;

@@ -48,7 +48,6 @@ static cnb_status act_check(cnb_context *ctx, const char *fn, int act, size_t co
     return CNB_OK;
 }
 
-
 /* The eltwise op for (act, count): forward, or backward with its forward hint. */
 static cnb_status eltwise_op(cnb_context *ctx, int backward, int act, size_t count, odn_op **out) {
     act_key key;

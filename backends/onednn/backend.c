@@ -158,6 +158,10 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "onednn.softmax_ce", "softmax_v2 primitive for probs; loss as log-sum-exp in "
                                   "double (2.6's log-softmax is ~1.4e-6 off absolute)");
     fn(user, "onednn.scratchpad", "user mode, one buffer shared by all primitives");
+    /* oneDNN's CPU primitives and the loops here split work statically and reduce in a fixed
+     * order, so `deterministic` needs no different choice; it holds for one thread count. */
+    fn(user, "onednn.deterministic", "yes (fixed work split and reduction order for a given "
+                                     "thread count; no atomics)");
     return CNB_OK;
 }
 
