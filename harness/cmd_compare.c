@@ -189,14 +189,14 @@ static const cJSON *find_by_key(const cJSON *arr, const char *key,
 
 static void cell_key(const cJSON *c, char *buf, size_t len) {
     snprintf(buf, len, "%s/%s/batch%d", cnb_json_str(c, "model", "?"),
-             cnb_json_str(c, "backend", "?"), (int)cnb_json_num(c, "batch", 0));
+             cnb_json_str(c, "backend", "?"), cnb_json_int(c, "batch", 0));
 }
 
 static void ratio_key(const cJSON *c, char *buf, size_t len) {
     const char *kind = cnb_json_str(c, "kind", "?");
     const char *base = cnb_json_str(c, "baseline", "?");
     snprintf(buf, len, "%s/batch%d %s/%s%s", cnb_json_str(c, "model", "?"),
-             (int)cnb_json_num(c, "batch", 0), cnb_json_str(c, "backend", "?"),
+             cnb_json_int(c, "batch", 0), cnb_json_str(c, "backend", "?"),
              strcmp(kind, "vs_best_cpu") == 0 ? "best-cpu:" : "", base);
 }
 

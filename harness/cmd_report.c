@@ -94,8 +94,8 @@ static void context_md(rp *r, const cJSON *root, const char *path) {
     fprintf(r->md, "Source: `%s`, created %s, %s.  \n", path, cnb_json_str(root, "created", "?"),
             cnb_json_str(root, "tool", "cnnbench"));
     fprintf(r->md, "Machine: %s, %d cores / %d threads; build %s.\n\n",
-            cnb_json_str(m, "cpu_model", "?"), (int)cnb_json_num(m, "cores", 0),
-            (int)cnb_json_num(m, "pus", 0), cnb_json_str(root, "build_type", "?"));
+            cnb_json_str(m, "cpu_model", "?"), cnb_json_int(m, "cores", 0),
+            cnb_json_int(m, "pus", 0), cnb_json_str(root, "build_type", "?"));
 }
 
 /* ---- training results ---- */
@@ -111,7 +111,7 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
     double acc = cnb_json_num(fin, "test_accuracy", NAN);
     if (!isnan(acc))
         fprintf(r->md, "Final test accuracy **%.2f%%**, test loss %.4f after %d epoch(s).\n\n",
-                100 * acc, cnb_json_num(fin, "test_loss", NAN), (int)cnb_json_num(fin, "epochs_done", 0));
+                100 * acc, cnb_json_num(fin, "test_loss", NAN), cnb_json_int(fin, "epochs_done", 0));
     char dat[256], png[1024], script[4096], title[256], q[512];
     snprintf(title, sizeof title, "%s on %s", mname, bname);
     gp_quote(q, sizeof q, title);
@@ -121,7 +121,7 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
         if (!f) return;
         const cJSON *e;
         cJSON_ArrayForEach(e, epochs)
-            fprintf(f, "%d %.8g %.8g %.8g %.8g\n", (int)cnb_json_num(e, "epoch", 0),
+            fprintf(f, "%d %.8g %.8g %.8g %.8g\n", cnb_json_int(e, "epoch", 0),
                     cnb_json_num(e, "train_loss", NAN), cnb_json_num(e, "test_loss", NAN),
                     100 * cnb_json_num(e, "train_accuracy", NAN),
                     100 * cnb_json_num(e, "test_accuracy", NAN));
@@ -148,7 +148,7 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
                        "|---:|---:|---:|---:|---:|---:|---:|\n");
         cJSON_ArrayForEach(e, epochs)
             fprintf(r->md, "| %d | %.4f | %.2f%% | %.4f | %.2f%% | %.0f | %.0f |\n",
-                    (int)cnb_json_num(e, "epoch", 0), cnb_json_num(e, "train_loss", NAN),
+                    cnb_json_int(e, "epoch", 0), cnb_json_num(e, "train_loss", NAN),
                     100 * cnb_json_num(e, "train_accuracy", NAN), cnb_json_num(e, "test_loss", NAN),
                     100 * cnb_json_num(e, "test_accuracy", NAN),
                     cnb_json_num(e, "train_images_per_s", NAN),
@@ -210,9 +210,9 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "settings");
     fprintf(r->md, "%d training steps + %d inference images per run; at least %g s and %d runs per "
                    "cell; %d threads.\n\n",
-            (int)cnb_json_num(set, "steps_per_run", 0), (int)cnb_json_num(set, "infer_images", 0),
-            cnb_json_num(set, "min_time_s", 0), (int)cnb_json_num(set, "min_runs", 0),
-            (int)cnb_json_num(root, "threads", 0));
+            cnb_json_int(set, "steps_per_run", 0), cnb_json_int(set, "infer_images", 0),
+            cnb_json_num(set, "min_time_s", 0), cnb_json_int(set, "min_runs", 0),
+            cnb_json_int(root, "threads", 0));
     char dat[256], png[1024], script[8192];
     FILE *f = data_file(r, dat, sizeof dat);
     if (!f) return;
@@ -224,19 +224,19 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         const char *status = cnb_json_str(c, "status", "?");
         if (strcmp(status, "ok") != 0) {
             fprintf(r->md, "| %s | %d | %s | - | %s: %s | |\n", cnb_json_str(c, "model", "?"),
-                    (int)cnb_json_num(c, "batch", 0), cnb_json_str(c, "backend", "?"), status,
+                    cnb_json_int(c, "batch", 0), cnb_json_str(c, "backend", "?"), status,
                     cnb_json_str(c, "reason", ""));
             continue;
         }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "train_images_per_s");
         const cJSON *i = cJSON_GetObjectItemCaseSensitive(c, "infer_images_per_s");
         fprintf(f, "\"%s\\n%s b%d\" %.6g %.6g %.6g %.6g %.6g %.6g\n", cnb_json_str(c, "backend", "?"),
-                cnb_json_str(c, "model", "?"), (int)cnb_json_num(c, "batch", 0),
+                cnb_json_str(c, "model", "?"), cnb_json_int(c, "batch", 0),
                 cnb_json_num(t, "median", 0), cnb_json_num(t, "min", 0), cnb_json_num(t, "max", 0),
                 cnb_json_num(i, "median", 0), cnb_json_num(i, "min", 0), cnb_json_num(i, "max", 0));
         fprintf(r->md, "| %s | %d | %s | %d | %.0f (%.0f..%.0f, ±%.0f) | %.0f (%.0f..%.0f, ±%.0f) |\n",
-                cnb_json_str(c, "model", "?"), (int)cnb_json_num(c, "batch", 0),
-                cnb_json_str(c, "backend", "?"), (int)cnb_json_num(c, "runs", 0),
+                cnb_json_str(c, "model", "?"), cnb_json_int(c, "batch", 0),
+                cnb_json_str(c, "backend", "?"), cnb_json_int(c, "runs", 0),
                 cnb_json_num(t, "median", 0), cnb_json_num(t, "min", 0), cnb_json_num(t, "max", 0),
                 cnb_json_num(t, "mad", 0), cnb_json_num(i, "median", 0), cnb_json_num(i, "min", 0),
                 cnb_json_num(i, "max", 0), cnb_json_num(i, "mad", 0));
@@ -267,7 +267,7 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         const cJSON *e;
         cJSON_ArrayForEach(e, ratios)
             fprintf(r->md, "| %s | %d | %s | %s%s | %.2fx | %.2fx |\n", cnb_json_str(e, "model", "?"),
-                    (int)cnb_json_num(e, "batch", 0), cnb_json_str(e, "backend", "?"),
+                    cnb_json_int(e, "batch", 0), cnb_json_str(e, "backend", "?"),
                     strcmp(cnb_json_str(e, "kind", ""), "vs_best_cpu") == 0 ? "best CPU: " : "",
                     cnb_json_str(e, "baseline", "?"),
                     cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "train"), "median", 0),
@@ -288,7 +288,7 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         if (!tr) continue;
         const cJSON *fam = cJSON_GetObjectItemCaseSensitive(tr, "families");
         fprintf(f, "\"%s\\n%s b%d\"", cnb_json_str(c, "backend", "?"), cnb_json_str(c, "model", "?"),
-                (int)cnb_json_num(c, "batch", 0));
+                cnb_json_int(c, "batch", 0));
         for (int k = 0; k < CNB_KF_COUNT; k++) {
             double ms = cnb_json_num(cJSON_GetObjectItemCaseSensitive(fam, cnb_kfamily_name(k)), "ms", 0);
             col_total[k] += ms;
@@ -335,7 +335,7 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
             if (!tr) continue;
             fprintf(r->md, "| %s %s b%d | %.3f | %.3f | %.3f (%.1f%%) |\n",
                     cnb_json_str(c, "backend", "?"), cnb_json_str(c, "model", "?"),
-                    (int)cnb_json_num(c, "batch", 0), cnb_json_num(tr, "step_ms", 0),
+                    cnb_json_int(c, "batch", 0), cnb_json_num(tr, "step_ms", 0),
                     cnb_json_num(tr, "kernel_ms", 0), cnb_json_num(tr, "overhead_ms", 0),
                     100 * cnb_json_num(tr, "overhead_share", 0));
         }
@@ -354,8 +354,8 @@ static void report_check(rp *r, const cJSON *root, const char *path) {
     cJSON_ArrayForEach(b, backends) {
         const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(b, "counts");
         fprintf(r->md, "| %s | %d | %d | %d | %d | %s |\n", cnb_json_str(b, "name", "?"),
-                (int)cnb_json_num(cnt, "PASSED", 0), (int)cnb_json_num(cnt, "FAILED", 0),
-                (int)cnb_json_num(cnt, "SKIPPED", 0), (int)cnb_json_num(cnt, "MISTRUSTED", 0),
+                cnb_json_int(cnt, "PASSED", 0), cnb_json_int(cnt, "FAILED", 0),
+                cnb_json_int(cnt, "SKIPPED", 0), cnb_json_int(cnt, "MISTRUSTED", 0),
                 cnb_json_str(b, "reason", ""));
     }
     fprintf(r->md, "\n");

@@ -1,5 +1,7 @@
 /* runctx.c — shared context and helpers for the check / bench / compare / report verbs. */
 #define _GNU_SOURCE
+#include <math.h>
+#include <limits.h>
 #include "runctx.h"
 
 #include <dirent.h>
@@ -208,6 +210,12 @@ int cnb_write_json(const char *path, const cJSON *root, char *err, size_t err_le
 double cnb_json_num(const cJSON *o, const char *key, double dflt) {
     const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+int cnb_json_int(const cJSON *o, const char *key, int dflt) {
+    double v = cnb_json_num(o, key, NAN);
+    if (!(v >= INT_MIN && v <= INT_MAX)) return dflt; /* also false for NaN */
+    return (int)v;
 }
 
 const char *cnb_json_str(const cJSON *o, const char *key, const char *dflt) {

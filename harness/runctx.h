@@ -47,6 +47,9 @@ int cnb_write_json(const char *path, const cJSON *root, char *err, size_t err_le
 
 /* cJSON helpers that tolerate missing members. */
 double cnb_json_num(const cJSON *o, const char *key, double dflt);
+/* An integer field: dflt when missing, not a number, or outside int's range (results files come
+ * from anywhere, and casting an out-of-range double to int is undefined behaviour). */
+int cnb_json_int(const cJSON *o, const char *key, int dflt);
 const char *cnb_json_str(const cJSON *o, const char *key, const char *dflt);
 
 #endif
