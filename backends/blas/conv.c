@@ -13,6 +13,7 @@
  * (CNB_BLAS_CONV=batched, see backend.c) for machines where one big sgemm scales better; the
  * tests run both. A 1x1 stride-1 unpadded filter reads x as its own columns (no im2col). */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas_backend.h"
@@ -70,7 +71,8 @@ static int is_pointwise(const cnb_conv_desc *d) {
 static int chunk_images(const cnb_conv_desc *d) {
     size_t pq = (size_t)d->p * d->q, crs = (size_t)d->c * d->r * d->s;
     size_t rows = crs > (size_t)d->k ? crs : (size_t)d->k;
-    size_t nb = BLAS_CHUNK_FLOATS / (rows * pq);
+    size_t chunk = getenv("CNB_DEV_CHUNK") ? (size_t)atol(getenv("CNB_DEV_CHUNK")) : BLAS_CHUNK_FLOATS;
+    size_t nb = chunk / (rows * pq);
     if (nb < 1) nb = 1;
     if (nb > (size_t)d->n) nb = (size_t)d->n;
     return (int)nb;
