@@ -34,8 +34,11 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 for t in $targets; do
   # Regressions first: each saved input replayed once.
   reg="$src/tests/fuzz/regressions/$t"
-  if [ -d "$reg" ] && [ -n "$(ls -A "$reg" 2>/dev/null)" ]; then
-    "$build/fuzz_$t" -close_fd_mask=3 "$reg"/* || { echo "fuzz.sh: $t: a regression input fails again"; status=1; }
+  # (.gitkeep and other dot files only keep the folder in git; they are not inputs)
+  inputs=$(find "$reg" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | sort)
+  if [ -n "$inputs" ]; then
+    # shellcheck disable=SC2086
+    "$build/fuzz_$t" -close_fd_mask=3 $inputs || { echo "fuzz.sh: $t: a regression input fails again"; status=1; }
   fi
   work="$build/corpus/$t"
   mkdir -p "$work" "$build/crashes/$t"
