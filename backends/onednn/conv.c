@@ -335,6 +335,10 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
 
 /* ---- bias ----------------------------------------------------------------------------------- */
 
+/* Plain OpenMP loops, measured against oneDNN: the reduction primitive (sum over n and hw)
+ * only has its reference implementation for (n, c, hw) -> (1, c, 1) in 2.6 — 15.5 ms against
+ * the loop's 0.09 ms for simplecnn conv1's (64, 32, 784) on 2 threads. */
+
 /* Below this many values the fork/join of the OpenMP team costs more than the loop. */
 #define ODN_PAR_MIN 32768
 
