@@ -117,7 +117,9 @@ cnb_status blas_activation_backward(cnb_context *ctx, int act, size_t count, flo
         }
         break;
     case CNB_ACT_TANH:
-        for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        /* (1 - y)(1 + y), not 1 - y*y: near |y| = 1 the rounding of y*y would cancel into a
+         * large relative error, while 1 - y is exact there (Sterbenz). */
+        for (size_t i = 0; i < count; i++) dx[i] = dy[i] * ((1.0f - y[i]) * (1.0f + y[i]));
         break;
     case CNB_ACT_SIGMOID:
         for (size_t i = 0; i < count; i++) dx[i] = dy[i] * (y[i] * (1.0f - y[i]));

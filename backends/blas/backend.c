@@ -161,7 +161,9 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "conv.algorithm",
        ctx->conv_algo == BLAS_CONV_BATCHED     ? "im2col + sgemm, batched (forced by CNB_BLAS_CONV)"
        : ctx->conv_algo == BLAS_CONV_PER_IMAGE ? "im2col + sgemm, per image (forced by CNB_BLAS_CONV)"
-                                               : "im2col + sgemm, per image");
+                                               : "im2col + sgemm: forward and backward-data "
+                                                 "batched in ~2 MB chunks, backward-filter per "
+                                                 "image");
 #ifdef __VERSION__
     fn(user, "compiler", __VERSION__);
 #endif

@@ -18,7 +18,7 @@ enum blas_scratch_slot {
     BLAS_SCRATCH_COUNT
 };
 
-/* How convolutions arrange their sgemms (conv.c). AUTO is per image; the environment variable
+/* How convolutions arrange their sgemms (conv.c). AUTO picks per pass; the environment variable
  * CNB_BLAS_CONV=batched|per-image|auto, read by create(), forces one for testing and measuring. */
 enum blas_conv_algo {
     BLAS_CONV_AUTO = 0,
