@@ -6,7 +6,8 @@ and inference images/s, so cnnbench's figures have a reference measured on the s
 What is timed, to match cnnbench's training loop (harness/train.c):
   * train: per epoch, the whole loop over the steps — gather the shuffled batch from the in-memory
     tensor, forward, cross-entropy loss, zero_grad, backward, optimizer step, read the loss and the
-    correct count back. The shuffle (torch.randperm) happens before the clock starts, as in cnnbench.
+    correct count back. The shuffle (torch.randperm) happens before the clock starts, as in
+    cnnbench.
     Images/s per epoch; the median over the epochs is the figure quoted.
   * infer: after each epoch, one pass over the test set at eval batch 1000 under torch.no_grad()
     (forward, loss, predictions); images/s per pass, median over the passes. --infer-repeats adds

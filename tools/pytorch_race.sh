@@ -17,6 +17,7 @@
 #        EPOCHS=1 TRAIN_LIMIT=500 TEST_LIMIT=1000 OUT_DIR=/tmp/race tools/pytorch_race.sh  (dry run)
 # Settings (environment): EPOCHS (3), TRAIN_LIMIT (20000), TEST_LIMIT (0 = all 10,000),
 #   THREADS (2), QUIET_WAIT (20: the most seconds to wait for an idle machine before each run),
+#   RETRIES (1: reruns of a run that other work disturbed),
 #   MODELS, CNNBENCH, PY_DEBIAN, PY_NEW, OUT_DIR (results/pytorch-race), STAMP (date).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ TRAIN_LIMIT=${TRAIN_LIMIT:-20000}
 TEST_LIMIT=${TEST_LIMIT:-0}
 THREADS=${THREADS:-2}
 QUIET_WAIT=${QUIET_WAIT:-20}
+RETRIES=${RETRIES:-1}
 MODELS=${MODELS:-"simplecnn cnn network network3 lenet5"}
 CNNBENCH=${CNNBENCH:-/work/main/build-lead/harness/cnnbench}
 PY_DEBIAN=${PY_DEBIAN:-/usr/bin/python3}
@@ -39,8 +41,9 @@ BEST_ENV=(OPENBLAS_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=1073741824
 RUN_DIR=$OUT_DIR/$STAMP
 mkdir -p "$RUN_DIR" || exit 1
 LOAD_TSV=$RUN_DIR/load.tsv
-printf 'run\twaited_s\telapsed_s\trun_cpu_s\tother_cpu_cores\tsteal_cores\tloadavg_before\tloadavg_after\trc\n' \
-    > "$LOAD_TSV"
+printf '%s\t' run attempt waited_s elapsed_s run_cpu_s other_cpu_cores steal_cores \
+    loadavg_before loadavg_after > "$LOAD_TSV"
+printf 'rc\n' >> "$LOAD_TSV"
 
 limits=(--epochs "$EPOCHS" --threads "$THREADS")
 [ "$TRAIN_LIMIT" -gt 0 ] && limits+=(--train-limit "$TRAIN_LIMIT")
@@ -57,7 +60,7 @@ if [ ! -x "$PY_NEW" ] || ! "$PY_NEW" -c 'import torch' 2>/dev/null; then
     have_new=0
 fi
 
-# Busy jiffies (everything but idle and iowait) and steal jiffies, from the first line of /proc/stat.
+# Busy jiffies (all but idle and iowait) and steal jiffies, from the first line of /proc/stat.
 read_cpu() {
     local _cpu user nice system idle iowait irq softirq steal _rest
     read -r _cpu user nice system idle iowait irq softirq steal _rest < /proc/stat
@@ -77,11 +80,11 @@ wait_quiet() {
     echo $((SECONDS - t0))
 }
 
-# run NAME CMD... — runs one contender with its output in NAME.log, and records how much CPU
-# the rest of the machine used meanwhile (busy cores minus this run's own CPU time), so a run
-# disturbed by other work can be told from a slow one.
-run() {
-    local name=$1; shift
+# run_once NAME ATTEMPT CMD... — runs one contender with its output in NAME.log, and records how
+# much CPU the rest of the machine used meanwhile (busy cores minus this run's own CPU time), so a
+# run disturbed by other work can be told from a slow one. Sets LAST_OTHER (cores, x100).
+run_once() {
+    local name=$1 attempt=$2; shift 2
     local hz before after load_before rc waited
     hz=$(getconf CLK_TCK)
     waited=$(wait_quiet)
@@ -97,13 +100,33 @@ run() {
     rm -f "$RUN_DIR/$name.time"
     awk -v n="$name" -v b="${before% *}" -v a="${after% *}" -v sb="${before#* }" \
         -v sa="${after#* }" -v hz="$hz" -v e="$e" -v u="$u" -v s="$s" -v lb="$load_before" \
-        -v la="$(cut -d' ' -f1-3 /proc/loadavg)" -v rc="$rc" -v w="$waited" 'BEGIN {
+        -v la="$(cut -d' ' -f1-3 /proc/loadavg)" -v rc="$rc" -v w="$waited" -v t="$attempt" \
+        'BEGIN {
             other = e > 0 ? ((a - b) / hz - u - s) / e : 0; if (other < 0) other = 0;
             steal = e > 0 ? (sa - sb) / hz / e : 0;
-            printf "%s\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t%s\t%d\n", n, w, e, u + s, other, steal, lb, la, rc
+            printf "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t%s\t%d\n", n, t, w, e, u + s, other,
+                   steal, lb, la, rc
         }' >> "$LOAD_TSV"
+    LAST_OTHER=$(tail -1 "$LOAD_TSV" | awk -F'\t' '{printf "%d", $6 * 100}')
     [ "$rc" -ne 0 ] && echo "  $name FAILED (exit $rc), see $RUN_DIR/$name.log" >&2
     return 0
+}
+
+# run NAME CMD... — run_once, repeated (up to RETRIES more times) while other work used more than
+# 0.1 core during the run: on two cores one busy core stalls every two-thread OpenMP barrier, which
+# costs PyTorch up to 10x, so a disturbed figure is not worth keeping. The last attempt counts;
+# earlier ones keep their logs as NAME.tryN.log and their rows in load.tsv.
+run() {
+    local name=$1; shift
+    local attempt=1
+    while :; do
+        run_once "$name" "$attempt" "$@"
+        [ "$LAST_OTHER" -le 10 ] || [ "$attempt" -gt "$RETRIES" ] && break
+        echo "    disturbed (other work used $(awk -v o="$LAST_OTHER" \
+              'BEGIN { printf "%.2f", o / 100 }') cores), again" >&2
+        mv "$RUN_DIR/$name.log" "$RUN_DIR/$name.try$attempt.log"
+        attempt=$((attempt + 1))
+    done
 }
 
 echo "pytorch_race: $MODELS; $EPOCHS epochs of ${TRAIN_LIMIT/#0/all} training images," \
@@ -140,8 +163,9 @@ echo "load after: $(uptime); race took $((SECONDS - start_s)) s" >&2
 new_version=$([ "$have_new" = 1 ] && "$PY_NEW" -c 'import torch; print(torch.__version__)')
 deb_torch=$("$PY_DEBIAN" -c 'import torch; print(torch.__version__)')
 RACE_SECONDS=$((SECONDS - start_s)) RUN_DIR=$RUN_DIR STAMP=$STAMP MODELS=$MODELS EPOCHS=$EPOCHS \
-TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT THREADS=$THREADS QUIET_WAIT=$QUIET_WAIT CNNBENCH=$CNNBENCH \
-PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW NEW_VERSION=${new_version:-none} DEB_TORCH=$deb_torch BEST_ENV="${BEST_ENV[*]}" \
+TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT THREADS=$THREADS QUIET_WAIT=$QUIET_WAIT \
+RETRIES=$RETRIES CNNBENCH=$CNNBENCH PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW \
+NEW_VERSION=${new_version:-none} DEB_TORCH=$deb_torch BEST_ENV="${BEST_ENV[*]}" \
 SRC_STATE="$src_state" SRC_DIRTY="$src_dirty" \
 DEB_VERSION="$(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null)" \
 CPU_MODEL="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" \
@@ -174,10 +198,11 @@ def load(model, col):
 
 
 res = {m: {c: load(m, c) for c, _ in COLS} for m in models}
-loads = {}
+loads, attempts = {}, []  # loads: the last attempt of each run, the one whose figures count
 with open(os.path.join(run_dir, "load.tsv")) as f:
     for row in csv.DictReader(f, delimiter="\t"):
         loads[row["run"]] = row
+        attempts.append(row)
 
 # Machine and versions from the raw results themselves.
 cnb_meta = next((r["raw"] for m in models for c in CNB if (r := res[m][c])), {})
@@ -201,7 +226,8 @@ p("Made by `tools/pytorch_race.sh` (issue 3, item 5). Images per second, higher 
   "ratios are best cnnbench backend / best PyTorch contender measured in the same run.\n")
 p("## Setup\n")
 p(f"* Machine: {E['CPU_MODEL']} (lscpu), {os.cpu_count()} cores, KVM guest.")
-p(f"* Work: {E['EPOCHS']} epochs of the first {E['TRAIN_LIMIT'] if E['TRAIN_LIMIT'] != '0' else 'all'}"
+train_n = E["TRAIN_LIMIT"] if E["TRAIN_LIMIT"] != "0" else "all"
+p(f"* Work: {E['EPOCHS']} epochs of the first {train_n}"
   f" Fashion-MNIST training images, evaluation on "
   f"{E['TEST_LIMIT'] if E['TEST_LIMIT'] != '0' else 'all 10,000'} test images at batch 1000 "
   "after every epoch. Batch, optimizer, lr and normalization from `models/<model>.cfg`. "
@@ -209,7 +235,8 @@ p(f"* Work: {E['EPOCHS']} epochs of the first {E['TRAIN_LIMIT'] if E['TRAIN_LIMI
   "backward, update; data in memory); infer img/s = median over the evaluation passes.")
 p(f"* Threads: 2 for everyone (`cnnbench --threads {E['THREADS']}`, "
   f"`torch.set_num_threads({E['THREADS']})`).")
-p(f"* cnnbench: `{E['CNNBENCH']}` ({cnb_meta.get('tool', '?')}, {cnb_meta.get('build_type', '?')} build), "
+p(f"* cnnbench: `{E['CNNBENCH']}` "
+  f"({cnb_meta.get('tool', '?')}, {cnb_meta.get('build_type', '?')} build), "
   "run as a user would, in the plain environment (no malloc or OpenBLAS variables added). "
   f"Source tree at the race: `{E['SRC_STATE']}`"
   + (f", with uncommitted changes in {', '.join(f'`{f}`' for f in E['SRC_DIRTY'].split())}"
@@ -273,8 +300,10 @@ p("")
 p("## Load on the machine during each run\n")
 p("`other cores` = CPU the rest of the machine used while the run ran (busy cores from "
   "/proc/stat minus the run's own CPU time), averaged over the run; on 2 cores anything above "
-  "~0.1 distorts the timing. `steal` = time the hypervisor gave elsewhere. `waited` = seconds "
-  f"spent before the run waiting for an idle machine (at most {E['QUIET_WAIT']}).\n")
+  f"~0.1 distorts the timing (a run above that is repeated up to {E['RETRIES']} times; the last "
+  "attempt's figures are the ones in the tables). `steal` = time the hypervisor gave elsewhere. "
+  "`waited` = seconds spent before the run waiting for an idle machine "
+  f"(at most {E['QUIET_WAIT']}).\n")
 with open(os.path.join(run_dir, "uptime-start.txt")) as f:
     up0 = f.read().strip()
 with open(os.path.join(run_dir, "uptime-end.txt")) as f:
@@ -286,14 +315,16 @@ if failed:
 busy = [r for r in loads.values() if float(r["other_cpu_cores"]) > 0.1]
 if busy:
     p(f"**Warning: {len(busy)} of {len(loads)} runs shared the machine with other work "
-      f"(other cores > 0.1): {', '.join(r['run'] for r in busy)}. Their figures are low by "
-      "roughly that share; ratios between runs at different loads are unreliable.**\n")
+      f"(other cores > 0.1) even after retries: {', '.join(r['run'] for r in busy)}. Their "
+      "figures can be several times too low (with one core taken, every two-thread barrier "
+      "waits for the descheduled thread); ratios involving them are unreliable.**\n")
 else:
     p("No run shared the machine with noticeable other work.\n")
-p("| run | waited s | wall s | own CPU s | other cores | steal | loadavg before | exit |")
-p("|---|---:|---:|---:|---:|---:|---|---:|")
-for name, r in loads.items():
-    p(f"| {name} | {r['waited_s']} | {r['elapsed_s']} | {r['run_cpu_s']} | {r['other_cpu_cores']} | "
+p("| run | attempt | waited s | wall s | own CPU s | other cores | steal | loadavg before | exit |")
+p("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+for r in attempts:
+    p(f"| {r['run']} | {r['attempt']} | {r['waited_s']} | {r['elapsed_s']} | "
+      f"{r['run_cpu_s']} | {r['other_cpu_cores']} | "
       f"{r['steal_cores']} | {r['loadavg_before']} | {r['rc']} |")
 p("")
 p(f"Raw results (cnnbench JSON, pytorch_compare JSON, logs): `{run_dir}/`.")
