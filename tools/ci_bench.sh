@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ci_bench.sh — CI regression timing: a short, bounded bench (naive and blas on model network,
-# --quick: well under a minute) compared with the committed baseline results/ci-baseline.json.
+# --quick with at least 3 s and 10 runs per cell: about 15 s) compared with the committed baseline results/ci-baseline.json.
 # The gate is on the within-run speed-up blas/naive, not on absolute images/s: absolute times on
 # a shared machine swing by tens of percent between runs, the ratio of two backends measured
 # side by side (round-robin) much less.
@@ -24,7 +24,7 @@ baseline=results/ci-baseline.json
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 new=${CNB_CI_OUT:-$work/ci-bench.json}
-"$exe" bench --backends naive,blas --model network --quick --infer-images 1000 --out "$new"
+"$exe" bench --backends naive,blas --model network --quick --min-time 3 --min-runs 10 --infer-images 5000 --out "$new"
 if [ "$update" = 1 ]; then
   cp "$new" "$baseline"
   echo "ci_bench: baseline written to $baseline"
