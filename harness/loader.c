@@ -151,7 +151,9 @@ int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *er
     if (cnb_check_backend_file(out->path, err, err_len) != 0) return -1;
 
     dlerror();
-    out->handle = dlopen(out->path, RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: a backend's C++ runtime (oneDNN, CUDA) keeps static allocations that would
+     * otherwise be unmapped, unreachable, on dlclose; keeping the code mapped costs nothing. */
+    out->handle = dlopen(out->path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!out->handle) {
         const char *why = dlerror();
         return cnb_errf(err, err_len, "%s: cannot load backend: %s", out->path,
