@@ -108,16 +108,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_long_opt(const char *flag, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "cnnbench bench: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s,
-                lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cnb_parse_long_flag("cnnbench bench", flag, s, lo, hi, out);
 }
 
 static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {

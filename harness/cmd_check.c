@@ -125,16 +125,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_int_opt(const char *flag, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "cnnbench check: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s,
-                lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cnb_parse_long_flag("cnnbench check", flag, s, lo, hi, out);
 }
 
 static int is_gpu_name(const char *name) {

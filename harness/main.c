@@ -81,17 +81,8 @@ static void usage(FILE *f) {
             cnb_models_dir());
 }
 
-/* Parse a whole-string integer in [lo, hi]; prints an error naming the flag. */
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "cnnbench: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cnb_parse_long_flag("cnnbench", flag, s, lo, hi, out);
 }
 
 static int parse_int(const char *flag, const char *s, int lo, int hi, int *out) {

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,19 @@ int cnb_errf(char *err, size_t err_len, const char *fmt, ...) {
         va_end(ap);
     }
     return -1;
+}
+
+int cnb_parse_long_flag(const char *prog, const char *flag, const char *s, long lo, long hi,
+                        long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s: '%s' is not an integer in [%ld, %ld]\n", prog, flag, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 double cnb_now(void) {

@@ -12,6 +12,11 @@
 int cnb_errf(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Parse a command-line integer: the whole string, in [lo, hi]. On failure prints
+ * "<prog>: <flag>: '<s>' is not an integer in [lo, hi]" to stderr and returns -1. */
+int cnb_parse_long_flag(const char *prog, const char *flag, const char *s, long lo, long hi,
+                        long *out);
+
 /* Monotonic wall clock in seconds. */
 double cnb_now(void);
 
