@@ -59,6 +59,9 @@ typedef struct bn_cell {
     long profiled_steps;
     int profiled_runs;
     double profiled_train_seconds, profiled_infer_seconds;
+    /* other work on the machine while the group's timed runs ran (cnb_load_probe) */
+    int load_known;
+    double other_cores, steal_cores;
 } bn_cell;
 
 typedef struct bn_opts {
@@ -432,6 +435,31 @@ static double median_of(const double *x, int n) {
 
 /* ---- printing ---- */
 
+static int cell_disturbed(const bn_cell *c) {
+    return c->load_known && (c->other_cores > CNB_LOAD_DISTURBED_CORES ||
+                             c->steal_cores > CNB_LOAD_DISTURBED_CORES);
+}
+
+/* One line on the machine's other work during the group's timed runs; a warning when it was
+ * enough to move the figures. */
+static void print_load(const bn_cell *cells, int n, FILE *f) {
+    const bn_cell *c = NULL;
+    for (int i = 0; i < n && !c; i++)
+        if (!cells[i].status) c = &cells[i];
+    if (!c) return;
+    if (!c->load_known) {
+        fprintf(f, "  machine load during the timed runs: unknown (/proc/stat unreadable)\n");
+        return;
+    }
+    fprintf(f, "  machine load during the timed runs: other work %.2f cores, steal %.2f cores\n",
+            c->other_cores, c->steal_cores);
+    if (cell_disturbed(c))
+        fprintf(f, "  WARNING: the machine was busy (more than %.1f core of other work or steal): "
+                   "speed-ups between backends with different thread counts shift under such "
+                   "load; rerun on a quiet machine before trusting them\n",
+                CNB_LOAD_DISTURBED_CORES);
+}
+
 static void print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) {
     const bn_cell *c0 = &cells[0];
     fprintf(f, "\n%s, batch %d: %d training steps + %d inference images per run\n", c0->m->name,
@@ -461,6 +489,7 @@ static void print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) 
                         OUTLIER_MADS);
         fprintf(f, "\n");
     }
+    print_load(cells, n, f);
     if (!o->breakdown) return;
     fprintf(f, "  per-kernel breakdown of a training step, ms (share of the step), profiled pass:\n");
     fprintf(f, "  %-16s %-9s", "family", "pass");
@@ -694,6 +723,13 @@ static cJSON *cell_json(const bn_cell *c) {
     cJSON_AddItemToObject(o, "train_images_per_s", summary_json(c->train_ips, c->runs));
     cJSON_AddItemToObject(o, "infer_images_per_s", summary_json(c->infer_ips, c->runs));
     cJSON_AddItemToObject(o, "step_ms", summary_json(c->step_ms, c->runs));
+    if (c->load_known) {
+        cJSON *l = cJSON_AddObjectToObject(o, "machine_load");
+        cJSON_AddNumberToObject(l, "other_cores", c->other_cores);
+        cJSON_AddNumberToObject(l, "steal_cores", c->steal_cores);
+        cJSON_AddNumberToObject(l, "disturbed_above_cores", CNB_LOAD_DISTURBED_CORES);
+        cJSON_AddBoolToObject(l, "disturbed", cell_disturbed(c));
+    }
     if (c->profiled_steps) {
         cJSON *b = cJSON_AddObjectToObject(o, "breakdown");
         double steps = (double)c->profiled_steps, runs = c->profiled_runs;
@@ -864,6 +900,8 @@ int cnb_cmd_bench(int argc, char **argv) {
                 printf(", timing");
                 fflush(stdout);
             }
+            cnb_load_probe load;
+            cnb_load_probe_start(&load);
             for (int left = 1; left;) {
                 left = 0;
                 for (int k = 0; k < nb; k++) {
@@ -885,7 +923,12 @@ int cnb_cmd_bench(int argc, char **argv) {
                     fflush(stdout);
                 }
             }
+            double other, steal;
+            int known = cnb_load_probe_stop(&load, &other, &steal) == 0;
             for (int k = 0; k < nb; k++) {
+                g[k].load_known = known;
+                g[k].other_cores = other;
+                g[k].steal_cores = steal;
                 cnb_trainer_destroy(g[k].t);
                 g[k].t = NULL;
             }

@@ -37,6 +37,7 @@ typedef struct cmp_opts {
 
 typedef struct verdict {
     int regressions, improvements, unchanged, missing, failures;
+    int disturbed; /* bench cells, in either file, timed while other work used the machine */
     cJSON *rows;
 } verdict;
 
@@ -200,6 +201,33 @@ static void ratio_key(const cJSON *c, char *buf, size_t len) {
              strcmp(kind, "vs_best_cpu") == 0 ? "best-cpu:" : "", base);
 }
 
+/* Says how busy the machine was while one file's cells were timed (their "machine_load", written
+ * by bench); counts the disturbed cells. Figures from a busy machine are still compared, but the
+ * reader is told which ones to distrust. */
+static void report_load(const char *which, const cJSON *cells, verdict *v) {
+    const cJSON *c;
+    double most = -1;
+    int busy = 0;
+    cJSON_ArrayForEach(c, cells) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(c, "machine_load");
+        if (!l) continue;
+        double other = cnb_json_num(l, "other_cores", 0), steal = cnb_json_num(l, "steal_cores", 0);
+        if (other > most) most = other;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "disturbed"))) {
+            char key[512];
+            cell_key(c, key, sizeof key);
+            printf("  %-4s BUSY  %-44s other work %.2f cores, steal %.2f cores: its figures are "
+                   "suspect\n", which, key, other, steal);
+            busy++;
+        }
+    }
+    if (most < 0)
+        printf("  %-4s not recorded (bench results from before machine_load)\n", which);
+    else if (!busy)
+        printf("  %-4s quiet: at most %.2f cores of other work while timing\n", which, most);
+    v->disturbed += busy;
+}
+
 static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now, verdict *v) {
     const cJSON *br = cJSON_GetObjectItemCaseSensitive(base, "ratios");
     const cJSON *nr = cJSON_GetObjectItemCaseSensitive(now, "ratios");
@@ -213,6 +241,9 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
     printf("gated on: %s%s%s\n", gate_r ? "speed-ups measured within one run (preferred: they "
                                           "cancel the machine's run-to-run swings)" : "",
            gate_r && gate_a ? " and " : "", gate_a ? "absolute images/s" : "");
+    printf("machine load while timing:\n");
+    report_load("BASE", bc, v);
+    report_load("NEW", nc, v);
     printf("within-run speed-ups:\n");
     const cJSON *e;
     int n_ratio = 0;
@@ -432,6 +463,7 @@ int cnb_cmd_compare(int argc, char **argv) {
         cJSON_AddNumberToObject(out, "k", o.k);
         cJSON_AddNumberToObject(out, "regressions", v.regressions);
         cJSON_AddNumberToObject(out, "failures", v.failures);
+        cJSON_AddNumberToObject(out, "disturbed_cells", v.disturbed);
         cJSON_AddItemToObject(out, "rows", v.rows);
         v.rows = NULL;
         if (cnb_write_json(o.json_out, out, err, sizeof err) != 0) {

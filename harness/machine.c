@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -73,4 +74,43 @@ void cnb_machine_env(void (*fn)(void *user, const char *key, const char *value),
             break;
         }
     }
+}
+
+/* Machine-wide busy and steal CPU seconds from the first line of /proc/stat. */
+static int read_proc_stat(double *busy, double *steal) {
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, st;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+                   &iowait, &irq, &softirq, &st);
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (n != 8 || hz <= 0) return -1;
+    *busy = (double)(user + nice + sys + irq + softirq) / (double)hz;
+    *steal = (double)st / (double)hz;
+    return 0;
+}
+
+static double clock_seconds(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cnb_load_probe_start(cnb_load_probe *p) {
+    p->ok = read_proc_stat(&p->busy, &p->steal) == 0;
+    p->own = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    p->wall = clock_seconds(CLOCK_MONOTONIC);
+}
+
+int cnb_load_probe_stop(const cnb_load_probe *p, double *other_cores, double *steal_cores) {
+    double busy, steal, wall = clock_seconds(CLOCK_MONOTONIC) - p->wall;
+    double own = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - p->own;
+    *other_cores = *steal_cores = 0.0;
+    if (!p->ok || read_proc_stat(&busy, &steal) != 0 || wall <= 0) return -1;
+    double other = (busy - p->busy - own) / wall;
+    /* /proc/stat counts in clock ticks: a short window can come out slightly negative. */
+    *other_cores = other > 0 ? other : 0.0;
+    *steal_cores = (steal - p->steal) / wall;
+    return 0;
 }

@@ -8,9 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "data.h"
+#include "machine.h"
 #include "model.h"
 #include "profiler.h"
 #include "runctx.h"
@@ -142,6 +146,10 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
                mx = cJSON_GetObjectItem(tr, "max")->valuedouble;
         cr_expect(mn > 0 && mn <= md && md <= mx, "%s: min %g median %g max %g", be, mn, md, mx);
         cr_expect_not_null(cJSON_GetObjectItem(tr, "outliers"));
+        const cJSON *load = cJSON_GetObjectItem(c, "machine_load");
+        cr_assert_not_null(load, "%s: no machine_load", be);
+        cr_expect_geq(cJSON_GetObjectItem(load, "other_cores")->valuedouble, 0.0);
+        cr_expect(cJSON_IsBool(cJSON_GetObjectItem(load, "disturbed")));
         const cJSON *bd = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "train");
         cr_assert_not_null(bd, "%s has no breakdown", be);
         const cJSON *fam = cJSON_GetObjectItem(bd, "families");
@@ -242,4 +250,30 @@ Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120)
         cr_expect_not_null(strstr(md, pngs[i]), "report.md does not embed %s", pngs[i]);
     }
     free(out);
+}
+
+/* The load probe counts another process's CPU as other work and this process's own CPU not. A
+ * child spins for 0.6 s while the parent sleeps: at least half a core of other work must show
+ * (other processes on the machine can only add to it). */
+Test(bench, load_probe_sees_another_process_spinning, .timeout = 30) {
+    cnb_load_probe p;
+    cnb_load_probe_start(&p);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        volatile unsigned long spin = 0;
+        do {
+            for (int i = 0; i < 100000; i++) spin++;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < 0.6);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    double other, steal;
+    cr_assert_eq(cnb_load_probe_stop(&p, &other, &steal), 0);
+    cr_expect_geq(other, 0.5, "a spinning child showed as only %.2f cores of other work", other);
+    cr_expect_geq(steal, 0.0);
 }
