@@ -1,13 +1,13 @@
 /* backend.c — the OpenBLAS backend's lifecycle (create, destroy, last_error, info), its error and
  * scratch helpers, and the version-1 function table behind the one exported entry symbol. */
 #include <cblas.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blas_backend.h"
+#include "cnb_abi_check.h"
 
 /* openblas_config.h (pulled in by cblas.h) names the version this file is compiled against. */
 #ifndef OPENBLAS_VERSION
@@ -48,19 +48,7 @@ void blas_apply_threads(cnb_context *ctx) {
 
 int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a, int64_t b,
                   int64_t c, int64_t d) {
-    /* Each factor is below 2^31, so every partial product checked here stays below 2^62. */
-    int64_t f[4] = {a, b, c, d}, prod = 1;
-    for (int i = 0; i < 4; i++) {
-        prod *= f[i];
-        if (prod > INT_MAX) {
-            blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                      "%s: %s = %lld x %lld x %lld x %lld elements is more than this backend "
-                      "indexes (%d)",
-                      fn, what, (long long)a, (long long)b, (long long)c, (long long)d, INT_MAX);
-            return 0;
-        }
-    }
-    return 1;
+    return cnb_check_fits_int(fn, what, a, b, c, d, ctx->err, sizeof ctx->err);
 }
 
 /* cfg->threads > 0 sets OpenBLAS's pool size; 0 keeps OpenBLAS's own choice (OPENBLAS_NUM_THREADS

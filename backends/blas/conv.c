@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "blas_backend.h"
+#include "cnb_abi_check.h"
 
 /* Chunks of the batched layout keep both the columns and the (k, nb*p*q) result at or below
  * this many floats (2 MB each) unless one image alone needs more: measured faster than whole-
@@ -31,38 +32,12 @@
  * batch. */
 #define BLAS_CHUNK_FLOATS ((size_t)1 << 19)
 
-/* Shared shape check: every field sane, p and q equal to the formula in cnb_abi.h, and every
- * tensor and one image's columns indexable with an int. */
+/* The ABI's shape rules (cnb_abi_check.h), then this backend's limit: every tensor and one
+ * image's columns indexable with an int. */
 static cnb_status check_conv_desc(cnb_context *ctx, const char *fn, const cnb_conv_desc *d) {
-    if (!d) return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->n);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->c);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->h);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->w);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->k);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->r);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->s);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
-                         d->pad_h, d->pad_w);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->r;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->s;
-    if (span_h < 0 || span_w < 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: filter %dx%d is larger than the padded input %lldx%lld", fn, d->r,
-                         d->s, (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: p=%d does not match (h+2*pad_h-r)/stride_h+1=%lld", fn, d->p, p);
-    if (d->q != q)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: q=%d does not match (w+2*pad_w-s)/stride_w+1=%lld", fn, d->q, q);
-    if (!blas_dims_fit(ctx, fn, "x", d->n, d->c, d->h, d->w) ||
-        !blas_dims_fit(ctx, fn, "y", d->n, d->k, d->p, d->q) ||
-        !blas_dims_fit(ctx, fn, "weight", d->k, d->c, d->r, d->s) ||
+    cnb_status st = cnb_check_conv_desc(fn, d, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    if (!cnb_check_conv_fits_int(fn, d, ctx->err, sizeof ctx->err) ||
         !blas_dims_fit(ctx, fn, "one image's im2col columns", (int64_t)d->c * d->r, d->s, d->p,
                        d->q))
         return CNB_ERR_INVALID_ARGUMENT;

@@ -7,47 +7,15 @@
 #include <string.h>
 
 #include "blas_backend.h"
+#include "cnb_abi_check.h"
 
+/* The ABI's shape rules (cnb_abi_check.h), then this backend's limit: x and y indexable with an
+ * int. */
 static cnb_status check_pool_desc(cnb_context *ctx, const char *fn, const cnb_pool_desc *d) {
-    if (!d) return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
-    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: mode=%d is neither max (%d) nor avg (%d)", fn, d->mode,
-                         CNB_POOL_MAX, CNB_POOL_AVG);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->n);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->c);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->h);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->w);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->kh);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->kw);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    BLAS_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
-                         d->pad_h, d->pad_w);
-    /* With pad < window every window holds at least one real value; a max over padding alone
-     * has no answer. (The naive oracle draws the same line.) */
-    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: max pooling padding (%d, %d) must be smaller than the window %dx%d",
-                         fn, d->pad_h, d->pad_w, d->kh, d->kw);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->kh;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->kw;
-    if (span_h < 0 || span_w < 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: window %dx%d is larger than the padded input %lldx%lld", fn, d->kh,
-                         d->kw, (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: p=%d does not match (h+2*pad_h-kh)/stride_h+1=%lld", fn, d->p, p);
-    if (d->q != q)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: q=%d does not match (w+2*pad_w-kw)/stride_w+1=%lld", fn, d->q, q);
-    if (!blas_dims_fit(ctx, fn, "x", d->n, d->c, d->h, d->w) ||
-        !blas_dims_fit(ctx, fn, "y", d->n, d->c, d->p, d->q))
-        return CNB_ERR_INVALID_ARGUMENT;
-    return CNB_OK;
+    cnb_status st = cnb_check_pool_desc(fn, d, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK && !cnb_check_pool_fits_int(fn, d, ctx->err, sizeof ctx->err))
+        st = CNB_ERR_INVALID_ARGUMENT;
+    return st;
 }
 
 static int is_2x2_s2(const cnb_pool_desc *d) {

@@ -1,6 +1,7 @@
 /* cuda_plan.c — validation and launch geometry for the GPU backends (see cuda_plan.h). Plain
  * C with no CUDA header, so tests/test_gpu_plan.c compiles it and runs it anywhere. */
 #include "cuda_plan.h"
+#include "cnb_abi_check.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -29,87 +30,19 @@ static int fits_int(long long v) { return v >= 0 && v <= (long long)INT_MAX; }
                         name, (int)(v));                                                     \
     } while (0)
 
+/* The ABI's rules (cnb_abi_check.h), then the kernels' limit: x, y and the weight under 2^31
+ * elements, which also bounds every implicit-GEMM dimension (n*h*w <= x, n*p*q <= y,
+ * k*r*s <= weight). A valid descriptor past that is CNB_ERR_UNSUPPORTED. cudnn calls these too. */
 cnb_status cnb_gpu_check_conv(const char *fn, const cnb_conv_desc *d, char *err, size_t len) {
-    if (!d) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: descriptor is NULL", fn);
-    REQUIRE_POSITIVE(fn, "n", d->n);
-    REQUIRE_POSITIVE(fn, "c", d->c);
-    REQUIRE_POSITIVE(fn, "h", d->h);
-    REQUIRE_POSITIVE(fn, "w", d->w);
-    REQUIRE_POSITIVE(fn, "k", d->k);
-    REQUIRE_POSITIVE(fn, "r", d->r);
-    REQUIRE_POSITIVE(fn, "s", d->s);
-    REQUIRE_POSITIVE(fn, "stride_h", d->stride_h);
-    REQUIRE_POSITIVE(fn, "stride_w", d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: padding (%d, %d) is negative", fn,
-                    d->pad_h, d->pad_w);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->r;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->s;
-    if (span_h < 0 || span_w < 0)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: filter %dx%d is larger than the padded input %lldx%lld", fn, d->r, d->s,
-                    (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p || d->q != q)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: output %dx%d does not match the formula's %lldx%lld "
-                    "((h+2*pad-r)/stride+1)",
-                    fn, d->p, d->q, p, q);
-    long long x = (long long)d->n * d->c * d->h * d->w;
-    long long y = (long long)d->n * d->k * d->p * d->q;
-    long long wt = (long long)d->k * d->c * d->r * d->s;
-    long long col = (long long)d->n * d->h * d->w; /* widest GEMM dimension (backward data) */
-    if (!fits_int(x) || !fits_int(y) || !fits_int(wt) || !fits_int(col) ||
-        !fits_int((long long)d->n * d->p * d->q) || !fits_int((long long)d->k * d->r * d->s))
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
-                    "%s: a tensor of this convolution has 2^31 or more elements (x %lld, y %lld, "
-                    "weight %lld); the kernels index with 32-bit integers",
-                    fn, x, y, wt);
-    return CNB_OK;
+    cnb_status st = cnb_check_conv_desc(fn, d, err, len);
+    if (st == CNB_OK && !cnb_check_conv_fits_int(fn, d, err, len)) st = CNB_ERR_UNSUPPORTED;
+    return st;
 }
 
 cnb_status cnb_gpu_check_pool(const char *fn, const cnb_pool_desc *d, char *err, size_t len) {
-    if (!d) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: descriptor is NULL", fn);
-    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: mode=%d is neither max (%d) nor avg (%d)", fn, d->mode, CNB_POOL_MAX,
-                    CNB_POOL_AVG);
-    REQUIRE_POSITIVE(fn, "n", d->n);
-    REQUIRE_POSITIVE(fn, "c", d->c);
-    REQUIRE_POSITIVE(fn, "h", d->h);
-    REQUIRE_POSITIVE(fn, "w", d->w);
-    REQUIRE_POSITIVE(fn, "kh", d->kh);
-    REQUIRE_POSITIVE(fn, "kw", d->kw);
-    REQUIRE_POSITIVE(fn, "stride_h", d->stride_h);
-    REQUIRE_POSITIVE(fn, "stride_w", d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: padding (%d, %d) is negative", fn,
-                    d->pad_h, d->pad_w);
-    /* A max over padding alone has no answer; pad < window guarantees a real value. */
-    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: max pooling padding (%d, %d) must be smaller than the window %dx%d", fn,
-                    d->pad_h, d->pad_w, d->kh, d->kw);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->kh;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->kw;
-    if (span_h < 0 || span_w < 0)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: window %dx%d is larger than the padded input %lldx%lld", fn, d->kh,
-                    d->kw, (long long)d->h + 2LL * d->pad_h, (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p || d->q != q)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
-                    "%s: output %dx%d does not match the formula's %lldx%lld "
-                    "((h+2*pad-k)/stride+1)",
-                    fn, d->p, d->q, p, q);
-    long long x = (long long)d->n * d->c * d->h * d->w;
-    long long y = (long long)d->n * d->c * p * q;
-    if (!fits_int(x) || !fits_int(y))
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
-                    "%s: input (%lld elements) or output (%lld) reaches 2^31 elements; the "
-                    "kernels index with 32-bit integers",
-                    fn, x, y);
-    return CNB_OK;
+    cnb_status st = cnb_check_pool_desc(fn, d, err, len);
+    if (st == CNB_OK && !cnb_check_pool_fits_int(fn, d, err, len)) st = CNB_ERR_UNSUPPORTED;
+    return st;
 }
 
 cnb_status cnb_gpu_check_gemm(int trans_a, int trans_b, int m, int n, int k, int lda, int ldb,

@@ -23,10 +23,12 @@ extern "C" {
 
 /* ---- validation: each returns CNB_OK, or writes one line that starts with fn into err ---- */
 
-/* Every field positive (padding >= 0), p and q equal to the formula in cnb_abi.h, and every
- * tensor under 2^31 elements (the kernels index with int; CNB_ERR_UNSUPPORTED beyond). */
+/* The ABI's rules (cnb_check_conv_desc in cnb_abi_check.h: every field positive, padding >= 0,
+ * p and q equal to the formula in cnb_abi.h), and every tensor under 2^31 elements (the kernels
+ * index with int; CNB_ERR_UNSUPPORTED beyond). */
 cnb_status cnb_gpu_check_conv(const char *fn, const cnb_conv_desc *d, char *err, size_t len);
-/* As above for pooling; max pooling also needs padding smaller than the window. */
+/* As above for pooling (cnb_check_pool_desc); max pooling also needs padding smaller than the
+ * window. */
 cnb_status cnb_gpu_check_pool(const char *fn, const cnb_pool_desc *d, char *err, size_t len);
 /* trans in {0,1}, sizes positive, leading dimensions at least the stored row lengths, and the
  * last element of each matrix under 2^31. */

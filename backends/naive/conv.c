@@ -5,39 +5,8 @@
  * Loop order is chosen so the innermost loop runs over output columns with a unit (or constant)
  * stride into a row of doubles, which gcc -O3 vectorizes; the reductions are spread over that
  * row instead of a single scalar chain. */
+#include "cnb_abi_check.h"
 #include "naive.h"
-
-/* Shared shape check: every field sane, and p, q equal to the formula in cnb_abi.h. */
-static cnb_status check_conv_desc(cnb_context *ctx, const char *fn, const cnb_conv_desc *d) {
-    if (!d) return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->n);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->c);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->h);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->w);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->k);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->r);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->s);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
-                          d->pad_h, d->pad_w);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->r;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->s;
-    if (span_h < 0 || span_w < 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: filter %dx%d is larger than the padded input %lldx%lld", fn, d->r,
-                          d->s, (long long)d->h + 2LL * d->pad_h,
-                          (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: p=%d does not match (h+2*pad_h-r)/stride_h+1=%lld", fn, d->p, p);
-    if (d->q != q)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: q=%d does not match (w+2*pad_w-s)/stride_w+1=%lld", fn, d->q, q);
-    return CNB_OK;
-}
 
 /* The outputs o in [*lo, *hi) of a dimension of size out whose input index
  * o*stride - pad + off falls inside [0, in): the rest would read zero padding. */
@@ -58,7 +27,7 @@ static void valid_outputs(int in, int pad, int off, int stride, int out, int *lo
 cnb_status naive_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                               const float *weight, const float *bias) {
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_conv_desc(ctx, "conv_forward", d);
+    cnb_status st = cnb_check_conv_desc("conv_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "conv_forward", y);
     NAIVE_CHECK_PTR(ctx, "conv_forward", x);
@@ -103,7 +72,7 @@ cnb_status naive_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y
 cnb_status naive_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
                                     const float *dy, const float *weight) {
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_conv_desc(ctx, "conv_backward_data", d);
+    cnb_status st = cnb_check_conv_desc("conv_backward_data", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "conv_backward_data", dx);
     NAIVE_CHECK_PTR(ctx, "conv_backward_data", dy);
@@ -149,7 +118,7 @@ cnb_status naive_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, fl
 cnb_status naive_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                       const float *dy, const float *x) {
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_conv_desc(ctx, "conv_backward_filter", d);
+    cnb_status st = cnb_check_conv_desc("conv_backward_filter", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "conv_backward_filter", dweight);
     NAIVE_CHECK_PTR(ctx, "conv_backward_filter", dy);

@@ -4,51 +4,11 @@
  * padding included (PyTorch's count_include_pad=True). */
 #include <math.h>
 
+#include "cnb_abi_check.h"
 #include "naive.h"
 
-static cnb_status check_pool_desc(cnb_context *ctx, const char *fn, const cnb_pool_desc *d) {
-    if (!d) return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: descriptor is NULL", fn);
-    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: mode=%d is neither max (%d) nor avg (%d)", fn, d->mode,
-                          CNB_POOL_MAX, CNB_POOL_AVG);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->n);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->c);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->h);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->w);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->kh);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->kw);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    NAIVE_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
-                          d->pad_h, d->pad_w);
-    /* With pad < window every window holds at least one real value; a max over padding alone
-     * has no answer (PyTorch goes further and demands pad <= window/2). */
-    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: max pooling padding (%d, %d) must be smaller than the window "
-                          "%dx%d",
-                          fn, d->pad_h, d->pad_w, d->kh, d->kw);
-    long long span_h = (long long)d->h + 2LL * d->pad_h - d->kh;
-    long long span_w = (long long)d->w + 2LL * d->pad_w - d->kw;
-    if (span_h < 0 || span_w < 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: window %dx%d is larger than the padded input %lldx%lld", fn,
-                          d->kh, d->kw, (long long)d->h + 2LL * d->pad_h,
-                          (long long)d->w + 2LL * d->pad_w);
-    long long p = span_h / d->stride_h + 1, q = span_w / d->stride_w + 1;
-    if (d->p != p)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: p=%d does not match (h+2*pad_h-kh)/stride_h+1=%lld", fn, d->p, p);
-    if (d->q != q)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "%s: q=%d does not match (w+2*pad_w-kw)/stride_w+1=%lld", fn, d->q, q);
-    return CNB_OK;
-}
-
 /* Index into the (h, w) plane of the window maximum at output (oh, ow): the first maximum in
- * row-major window order, padding skipped. check_pool_desc guarantees a real value exists. */
+ * row-major window order, padding skipped. cnb_check_pool_desc guarantees a real value exists. */
 static size_t window_argmax(const cnb_pool_desc *d, const float *plane, int oh, int ow) {
     size_t best = 0;
     float best_v = -INFINITY;
@@ -87,7 +47,7 @@ static double window_sum(const cnb_pool_desc *d, const float *plane, int oh, int
 
 cnb_status naive_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_workspace_size", d);
+    cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "pool_workspace_size", bytes);
     *bytes = 0; /* max pooling recomputes its argmax in the backward pass */
@@ -99,7 +59,7 @@ cnb_status naive_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y
                               void *workspace) {
     (void)workspace;
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_forward", d);
+    cnb_status st = cnb_check_pool_desc("pool_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "pool_forward", y);
     NAIVE_CHECK_PTR(ctx, "pool_forward", x);
@@ -128,7 +88,7 @@ cnb_status naive_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *
     (void)y;
     (void)workspace;
     NAIVE_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_backward", d);
+    cnb_status st = cnb_check_pool_desc("pool_backward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     NAIVE_CHECK_PTR(ctx, "pool_backward", dx);
     NAIVE_CHECK_PTR(ctx, "pool_backward", dy);

@@ -14,6 +14,7 @@
 
 #include <omp.h>
 
+#include "cnb_abi_check.h"
 #include "onednn.h"
 
 /* Slots of a convolution op. */
@@ -31,35 +32,6 @@ typedef struct conv_key {
     int has_bias;
     int blocked;
 } conv_key;
-
-cnb_status odn_conv_check(cnb_context *ctx, const char *fn, const cnb_conv_desc *d) {
-    ODN_CHECK_PTR(ctx, fn, d);
-    ODN_CHECK_POSITIVE(ctx, fn, d->n);
-    ODN_CHECK_POSITIVE(ctx, fn, d->c);
-    ODN_CHECK_POSITIVE(ctx, fn, d->h);
-    ODN_CHECK_POSITIVE(ctx, fn, d->w);
-    ODN_CHECK_POSITIVE(ctx, fn, d->k);
-    ODN_CHECK_POSITIVE(ctx, fn, d->r);
-    ODN_CHECK_POSITIVE(ctx, fn, d->s);
-    ODN_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    ODN_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) must be >= 0", fn,
-                        d->pad_h, d->pad_w);
-    long long eh = (long long)d->h + 2LL * d->pad_h, ew = (long long)d->w + 2LL * d->pad_w;
-    if (eh < d->r || ew < d->s)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: kernel %dx%d larger than padded input %lldx%lld", fn, d->r, d->s,
-                        eh, ew);
-    long long p = (eh - d->r) / d->stride_h + 1, q = (ew - d->s) / d->stride_w + 1;
-    if (d->p != p || d->q != q)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: output %dx%d does not match input %dx%d, kernel %dx%d, stride "
-                        "(%d, %d), pad (%d, %d): expected %lldx%lld",
-                        fn, d->p, d->q, d->h, d->w, d->r, d->s, d->stride_h, d->stride_w,
-                        d->pad_h, d->pad_w, p, q);
-    return CNB_OK;
-}
 
 /* Whether a convolution of this kind (ODN_CONV_*) goes through blocked layouts.
  *
@@ -178,7 +150,7 @@ fail:
 cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                             const float *weight, const float *bias) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = odn_conv_check(ctx, "conv_forward", d);
+    cnb_status st = cnb_check_conv_desc("conv_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     ODN_CHECK_PTR(ctx, "conv_forward", y);
     ODN_CHECK_PTR(ctx, "conv_forward", x);
@@ -248,7 +220,7 @@ fail:
 cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
                                   const float *dy, const float *weight) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = odn_conv_check(ctx, "conv_backward_data", d);
+    cnb_status st = cnb_check_conv_desc("conv_backward_data", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     ODN_CHECK_PTR(ctx, "conv_backward_data", dx);
     ODN_CHECK_PTR(ctx, "conv_backward_data", dy);
@@ -308,7 +280,7 @@ fail:
 cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                     const float *dy, const float *x) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = odn_conv_check(ctx, "conv_backward_filter", d);
+    cnb_status st = cnb_check_conv_desc("conv_backward_filter", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     ODN_CHECK_PTR(ctx, "conv_backward_filter", dweight);
     ODN_CHECK_PTR(ctx, "conv_backward_filter", dy);

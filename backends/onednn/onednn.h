@@ -155,8 +155,6 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
                                     const float *dy, const float *x);
 cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
 cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c, int hw);
-/* CNB_OK if d is a descriptor the ABI allows (p and q included), else why not. */
-cnb_status odn_conv_check(cnb_context *ctx, const char *fn, const cnb_conv_desc *d);
 
 /* pool.c */
 cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);

@@ -4,46 +4,10 @@
  * scatters through it; average pooling divides by kh*kw (dnnl_pooling_avg_include_padding). */
 #include <string.h>
 
+#include "cnb_abi_check.h"
 #include "onednn.h"
 
 enum { P_FWD = 0, P_BWD = 1 };
-
-static cnb_status pool_check(cnb_context *ctx, const char *fn, const cnb_pool_desc *d) {
-    ODN_CHECK_PTR(ctx, fn, d);
-    if (d->mode != CNB_POOL_MAX && d->mode != CNB_POOL_AVG)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: unknown pooling mode %d", fn, d->mode);
-    ODN_CHECK_POSITIVE(ctx, fn, d->n);
-    ODN_CHECK_POSITIVE(ctx, fn, d->c);
-    ODN_CHECK_POSITIVE(ctx, fn, d->h);
-    ODN_CHECK_POSITIVE(ctx, fn, d->w);
-    ODN_CHECK_POSITIVE(ctx, fn, d->kh);
-    ODN_CHECK_POSITIVE(ctx, fn, d->kw);
-    ODN_CHECK_POSITIVE(ctx, fn, d->stride_h);
-    ODN_CHECK_POSITIVE(ctx, fn, d->stride_w);
-    if (d->pad_h < 0 || d->pad_w < 0)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: padding (%d, %d) is negative", fn,
-                        d->pad_h, d->pad_w);
-    /* With pad < window every max window holds at least one real value; a max over padding
-     * alone has no answer. (PyTorch demands pad <= window/2; the naive oracle and oneDNN accept
-     * up to window-1, and so does this backend.) */
-    if (d->mode == CNB_POOL_MAX && (d->pad_h >= d->kh || d->pad_w >= d->kw))
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: max pooling padding (%d, %d) must be smaller than the %dx%d window",
-                        fn, d->pad_h, d->pad_w, d->kh, d->kw);
-    long long eh = (long long)d->h + 2LL * d->pad_h, ew = (long long)d->w + 2LL * d->pad_w;
-    if (eh < d->kh || ew < d->kw)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: window %dx%d larger than padded input %lldx%lld", fn, d->kh, d->kw,
-                        eh, ew);
-    long long p = (eh - d->kh) / d->stride_h + 1, q = (ew - d->kw) / d->stride_w + 1;
-    if (d->p != p || d->q != q)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: output %dx%d does not match input %dx%d, window %dx%d, stride "
-                        "(%d, %d), pad (%d, %d): expected %lldx%lld",
-                        fn, d->p, d->q, d->h, d->w, d->kh, d->kw, d->stride_h, d->stride_w,
-                        d->pad_h, d->pad_w, p, q);
-    return CNB_OK;
-}
 
 typedef struct pool_mds {
     dnnl_memory_desc_t src, dst;
@@ -101,7 +65,7 @@ cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, siz
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     ODN_CHECK_PTR(ctx, "pool_workspace_size", bytes);
     *bytes = 0;
-    cnb_status st = pool_check(ctx, "pool_workspace_size", d);
+    cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     odn_enter(ctx);
     odn_op *op;
@@ -113,7 +77,7 @@ cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, siz
 cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
                             void *workspace) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = pool_check(ctx, "pool_forward", d);
+    cnb_status st = cnb_check_pool_desc("pool_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     ODN_CHECK_PTR(ctx, "pool_forward", y);
     ODN_CHECK_PTR(ctx, "pool_forward", x);
@@ -132,7 +96,7 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
 cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
                              const float *x, const float *y, const void *workspace) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = pool_check(ctx, "pool_backward", d);
+    cnb_status st = cnb_check_pool_desc("pool_backward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     ODN_CHECK_PTR(ctx, "pool_backward", dx);
     ODN_CHECK_PTR(ctx, "pool_backward", dy);

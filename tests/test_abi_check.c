@@ -1,0 +1,232 @@
+/* test_abi_check.c — the shared descriptor validator (harness/abi/cnb_abi_check.h) driven
+ * directly: good descriptors pass and leave err alone; each bad one returns
+ * CNB_ERR_INVALID_ARGUMENT with a message that starts with the function's name and names the
+ * bad field; the fits-int limits refuse tensors of 2^31 elements. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cnb_abi_check.h"
+
+static cnb_conv_desc conv(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
+                          int pw) {
+    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
+                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
+    d.p = (h + 2 * ph - r) / sh + 1;
+    d.q = (w + 2 * pw - s) / sw + 1;
+    return d;
+}
+
+static cnb_pool_desc pool(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                          int ph, int pw) {
+    cnb_pool_desc d = {.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
+                       .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw};
+    d.p = (h + 2 * ph - kh) / sh + 1;
+    d.q = (w + 2 * pw - kw) / sw + 1;
+    return d;
+}
+
+/* The check of d must fail with invalid argument and a message "fn: ..." containing every
+ * needle (up to three; NULL ends the list early). */
+#define EXPECT_BAD(call, err, n1, n2, n3)                                                       \
+    do {                                                                                        \
+        const char *needles_[3] = {n1, n2, n3};                                                 \
+        (err)[0] = '\0';                                                                        \
+        cnb_status st_ = (call);                                                                \
+        cr_expect_eq(st_, CNB_ERR_INVALID_ARGUMENT, "%s: status %d (%s)", #call, st_,           \
+                     cnb_status_str(st_));                                                      \
+        cr_expect(strncmp((err), "fn: ", 4) == 0, "%s: message does not start with fn: '%s'",   \
+                  #call, (err));                                                                \
+        for (int i_ = 0; i_ < 3 && needles_[i_]; i_++)                                          \
+            cr_expect(strstr((err), needles_[i_]) != NULL, "%s: message '%s' lacks '%s'",       \
+                      #call, (err), needles_[i_]);                                              \
+    } while (0)
+
+Test(abi_check, good_conv_descriptors_pass_and_leave_err_alone) {
+    const cnb_conv_desc good[] = {
+        conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1), /* simplecnn conv1 */
+        conv(2, 3, 9, 7, 4, 3, 2, 2, 3, 0, 1),     /* uneven strides, one-sided padding */
+        conv(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     /* the smallest */
+        conv(1, 1, 2, 2, 1, 4, 4, 1, 1, 1, 1),     /* filter as large as the padded input */
+        conv(1, 1, 5, 5, 1, 2, 2, 3, 3, 0, 0),     /* stride skips the last column (floor) */
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char err[128] = "untouched";
+        cr_expect_eq(cnb_check_conv_desc("fn", &good[i], err, sizeof err), CNB_OK, "case %zu: %s",
+                     i, err);
+        cr_expect_str_eq(err, "untouched", "case %zu wrote err", i);
+        cr_expect(cnb_check_conv_fits_int("fn", &good[i], err, sizeof err), "case %zu: %s", i,
+                  err);
+    }
+}
+
+Test(abi_check, bad_conv_descriptors_name_the_field) {
+    char err[256];
+    const cnb_conv_desc d = conv(1, 2, 14, 14, 2, 3, 3, 1, 1, 1, 1); /* 14x14 -> 14x14 */
+    cnb_conv_desc b;
+
+    EXPECT_BAD(cnb_check_conv_desc("fn", NULL, err, sizeof err), err, "descriptor is NULL", NULL,
+               NULL);
+
+    /* Each positive field, zero and negative. */
+    static const char *const names[] = {"n", "c", "h", "w", "k", "r", "s", "stride_h",
+                                        "stride_w"};
+    for (int f = 0; f < 9; f++) {
+        for (int v = 0; v >= -1; v--) {
+            b = d;
+            int *fields[] = {&b.n, &b.c, &b.h, &b.w, &b.k, &b.r, &b.s, &b.stride_h, &b.stride_w};
+            *fields[f] = v;
+            char want[32];
+            snprintf(want, sizeof want, ": %s=%d must be positive", names[f], v);
+            EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, want, NULL, NULL);
+        }
+    }
+
+    b = d;
+    b.pad_h = -1;
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "pad_h=-1", "is negative",
+               "padding");
+    b = d;
+    b.pad_w = -2;
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "pad_w=-2", "is negative",
+               NULL);
+
+    b = d;
+    b.r = 17; /* 14 + 2*1 = 16 < 17 */
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "r=17",
+               "larger than the padded input", "=16");
+    b = d;
+    b.s = 20;
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "s=20",
+               "larger than the padded input", NULL);
+
+    b = d;
+    b.p = 13;
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "p=13",
+               "(h+2*pad_h-r)/stride_h+1=14", "expected 14x14");
+    b = d;
+    b.q = 15;
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "q=15",
+               "(w+2*pad_w-s)/stride_w+1=14", "expected 14x14");
+
+    /* err may be NULL or empty: the status alone comes back. */
+    cr_expect_eq(cnb_check_conv_desc("fn", &b, NULL, 0), CNB_ERR_INVALID_ARGUMENT);
+    char one[1] = {'x'};
+    cr_expect_eq(cnb_check_conv_desc("fn", &b, one, 0), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(one[0], 'x', "err_len 0 must leave err alone");
+    /* A short buffer is cut, still terminated. */
+    char small[8];
+    cr_expect_eq(cnb_check_conv_desc("fn", &b, small, sizeof small), CNB_ERR_INVALID_ARGUMENT);
+    cr_expect_str_eq(small, "fn: q=1");
+}
+
+Test(abi_check, padding_near_int_max_does_not_overflow) {
+    char err[256];
+    cnb_conv_desc b = conv(1, 1, 4, 4, 1, 3, 3, 1, 1, 0, 0);
+    b.pad_h = 2147483647; /* 4 + 2*pad overflows int; the check works in long long */
+    EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "p=2", "does not match",
+               "=4294967296");
+}
+
+Test(abi_check, good_pool_descriptors_pass) {
+    const cnb_pool_desc good[] = {
+        pool(CNB_POOL_MAX, 64, 32, 28, 28, 2, 2, 2, 2, 0, 0),
+        pool(CNB_POOL_MAX, 2, 3, 9, 7, 3, 3, 2, 2, 1, 1),
+        pool(CNB_POOL_AVG, 2, 3, 9, 7, 3, 3, 2, 2, 2, 2), /* avg may pad a whole window */
+        pool(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0),
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char err[128] = "untouched";
+        cr_expect_eq(cnb_check_pool_desc("fn", &good[i], err, sizeof err), CNB_OK, "case %zu: %s",
+                     i, err);
+        cr_expect_str_eq(err, "untouched", "case %zu wrote err", i);
+        cr_expect(cnb_check_pool_fits_int("fn", &good[i], err, sizeof err), "case %zu: %s", i,
+                  err);
+    }
+}
+
+Test(abi_check, bad_pool_descriptors_name_the_field) {
+    char err[256];
+    const cnb_pool_desc d = pool(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 0, 0); /* 7x7 -> 3x3 */
+    cnb_pool_desc b;
+
+    EXPECT_BAD(cnb_check_pool_desc("fn", NULL, err, sizeof err), err, "descriptor is NULL", NULL,
+               NULL);
+    b = d;
+    b.mode = 7;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "mode=7", NULL, NULL);
+    b = d;
+    b.mode = -1;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "mode=-1", NULL, NULL);
+
+    static const char *const names[] = {"n", "c", "h", "w", "kh", "kw", "stride_h", "stride_w"};
+    for (int f = 0; f < 8; f++) {
+        b = d;
+        int *fields[] = {&b.n, &b.c, &b.h, &b.w, &b.kh, &b.kw, &b.stride_h, &b.stride_w};
+        *fields[f] = 0;
+        char want[32];
+        snprintf(want, sizeof want, ": %s=0 must be positive", names[f]);
+        EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, want, NULL, NULL);
+    }
+
+    b = d;
+    b.pad_w = -1;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "pad_w=-1", "is negative",
+               NULL);
+
+    /* Max pooling: padding must be smaller than the window; average pooling may pad more. */
+    b = pool(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 2, 0);
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "pad_h=2",
+               "smaller than the window", "2x2");
+    b = pool(CNB_POOL_MAX, 1, 1, 7, 7, 3, 2, 2, 2, 1, 2);
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "pad_w=2",
+               "smaller than the window", "3x2");
+    b.mode = CNB_POOL_AVG;
+    cr_expect_eq(cnb_check_pool_desc("fn", &b, err, sizeof err), CNB_OK, "%s", err);
+
+    b = d;
+    b.kh = 8;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "kh=8",
+               "larger than the padded input", NULL);
+    b = d;
+    b.kw = 9;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "kw=9",
+               "larger than the padded input", NULL);
+
+    b = d;
+    b.p = 4;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "p=4",
+               "(h+2*pad_h-kh)/stride_h+1=3", "expected 3x3");
+    b = d;
+    b.q = 2;
+    EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "q=2",
+               "(w+2*pad_w-kw)/stride_w+1=3", "expected 3x3");
+}
+
+Test(abi_check, fits_int_names_the_tensor) {
+    char err[256];
+    /* x = 65536 * 1 * 256 * 128 = 2^31 elements: a valid descriptor past an int index. */
+    cnb_conv_desc big = conv(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
+    cr_expect_eq(cnb_check_conv_desc("fn", &big, err, sizeof err), CNB_OK, "%s", err);
+    cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
+    cr_expect(strncmp(err, "fn: x = ", 8) == 0 && strstr(err, "65536 x 1 x 256 x 128"), "%s",
+              err);
+    /* x fits, y does not (k = 2). */
+    big = conv(32768, 1, 256, 128, 2, 1, 1, 1, 1, 0, 0);
+    cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
+    cr_expect(strstr(err, "fn: y = "), "%s", err);
+    /* Only the weight is large. */
+    big = conv(1, 32768, 4, 4, 32768, 2, 2, 1, 1, 0, 0);
+    cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
+    cr_expect(strstr(err, "fn: weight = "), "%s", err);
+
+    cnb_pool_desc p = pool(CNB_POOL_AVG, 65536, 1, 256, 128, 1, 1, 1, 1, 0, 0);
+    cr_expect_not(cnb_check_pool_fits_int("fn", &p, err, sizeof err));
+    cr_expect(strstr(err, "fn: x = "), "%s", err);
+
+    /* One element under the limit passes; the largest factors do not overflow the product. */
+    cr_expect(cnb_check_fits_int("fn", "t", 2147483647, 1, 1, 1, err, sizeof err));
+    cr_expect_not(cnb_check_fits_int("fn", "t", 2147483647, 2147483647, 2147483647, 2147483647,
+                                     err, sizeof err));
+    cr_expect(strstr(err, "fn: t = 2147483647 x"), "%s", err);
+}
