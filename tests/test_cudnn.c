@@ -1,10 +1,11 @@
 /* test_cudnn.c — the cudnn backend (cuDNN 9 + cuBLAS) against the naive oracle on a GPU: every
  * kernel at every layer shape of the five models and at odd shapes in strict fp32 (relative
  * L2 < 1e-5), exact integers bit-identical where the chosen algorithm adds the products itself
- * (GEMM-based and direct convolutions, cuBLAS, max pooling), determinism with
- * deterministic = 1 (gpu_checks.inc, shared with test_cuda.c); then what only this backend
- * has: the per-shape algorithm cache and its report, the strict-fp32 and deterministic
- * filters, and TF32 when allowed. Without a built backend, a driver or a device, every test
+ * (GEMM-based and direct convolutions, cuBLAS, max pooling forward and backward: max pooling
+ * runs on the argmax kernels, ties to the first maximum), determinism with deterministic = 1
+ * (gpu_checks.inc, shared with test_cuda.c); then what only this backend has: the per-shape
+ * algorithm cache and its report, the strict-fp32 and deterministic filters (deterministic:
+ * heuristics, never cudnnFind), the max-pool workspace, and TF32 when allowed. Without a built backend, a driver or a device, every test
  * prints "[SKIP-ALL] cudnn: <reason>" and is skipped; test_gpu_device.c asserts that reason. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
@@ -64,14 +65,15 @@ static int cudnn_conv_exact(tu_backend *b, const cnb_conv_desc *d, int dir) {
 #define GPU_SUITE cudnn
 #define GPU_LABEL "cudnn"
 #define GPU_BATCH_CAP 1000000
-/* cuDNN's max-pool backward finds the maximum again and may route a tie, or add overlapping
- * windows, in its own order. */
-#define GPU_TIES_EXACT 0
+/* Max pooling runs on backends/cuda's argmax kernels (cuDNN documents no tie rule and its
+ * backward finds the maximum again), so ties follow the ABI: the first maximum wins. */
+#define GPU_TIES_EXACT 1
 #define GPU_CONV_EXACT(b, d, dir) cudnn_conv_exact((b), (d), (dir))
 #define GPU_INFO_KEYS                                                                        \
     {"backend", "device.name", "device.compute_capability", "cuda.driver",                  \
      "cuda.runtime.compiled", "cuda.runtime.loaded", "cudnn.compiled", "cudnn.loaded",      \
-     "cublas.compiled", "cublas.loaded", "math", "deterministic", "conv.algorithm", NULL}
+     "cudnn.version", "cudnn.cudart", "cublas.compiled", "cublas.loaded", "math",          \
+     "deterministic", "conv.algorithm", "pooling", NULL}
 
 static void gpu_backend_path(char *buf, size_t len) { snprintf(buf, len, "cudnn"); }
 
@@ -83,7 +85,8 @@ typedef struct conv_report {
     int entries;
     int nondeterministic; /* choices reported "non-deterministic" */
     int non_fma;          /* choices reported with tensor ops allowed */
-    char math[256], det[256];
+    int from_find;        /* choices made by cudnnFind (no "from heuristics") */
+    char math[256], det[256], pooling[256];
 } conv_report;
 
 static void report_collect(void *user, const char *key, const char *value) {
@@ -92,9 +95,11 @@ static void report_collect(void *user, const char *key, const char *value) {
         r->entries++;
         for (const char *p = value; (p = strstr(p, "non-deterministic")); p++) r->nondeterministic++;
         for (const char *p = value; (p = strstr(p, "tensor ops allowed")); p++) r->non_fma++;
+        for (const char *p = value; (p = strstr(p, " ms)")); p++) r->from_find++;
     }
     if (strcmp(key, "math") == 0) snprintf(r->math, sizeof r->math, "%s", value);
     if (strcmp(key, "deterministic") == 0) snprintf(r->det, sizeof r->det, "%s", value);
+    if (strcmp(key, "pooling") == 0) snprintf(r->pooling, sizeof r->pooling, "%s", value);
 }
 
 /* Runs the three convolutions of shape cc once on b. */
@@ -125,7 +130,8 @@ Test(cudnn, algorithm_cache_one_entry_per_shape_strict_fp32) {
     check(&g, g.api->info(g.ctx, report_collect, &r), "info");
     cr_expect_eq(r.entries, 2, "two shapes: %d cache entries reported", r.entries);
     cr_expect_eq(r.non_fma, 0, "strict fp32, yet %d choices allow tensor ops", r.non_fma);
-    cr_expect(strncmp(r.math, "strict fp32", 11) == 0, "math: %s", r.math);
+    cr_expect(strncmp(r.math, "strict fp32", 11) == 0 && strstr(r.math, "CUBLAS_PEDANTIC_MATH"),
+              "math: %s", r.math);
     tu_close(&g);
 }
 
@@ -140,6 +146,28 @@ Test(cudnn, deterministic_option_restricts_algorithms) {
     cr_expect_eq(r.nondeterministic, 0, "deterministic = 1, yet %d choices are not",
                  r.nondeterministic);
     cr_expect(strncmp(r.det, "yes", 3) == 0, "deterministic: %s", r.det);
+    /* cudnnFind ranks by measured time: deterministic mode takes the heuristics' order. */
+    cr_expect_eq(r.from_find, 0, "deterministic = 1, yet %d choices came from cudnnFind",
+                 r.from_find);
+    tu_close(&g);
+}
+
+/* Max pooling runs on the argmax kernels: the workspace query reports n*c*p*q int32 indices,
+ * average pooling (cuDNN) none; info says why. */
+Test(cudnn, max_pool_workspace_is_the_argmax) {
+    tu_backend g;
+    open_gpu(&g);
+    cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 2, .c = 3, .h = 8, .w = 8, .kh = 2, .kw = 2,
+                       .stride_h = 2, .stride_w = 2, .p = 4, .q = 4};
+    size_t ws = 0;
+    check(&g, g.api->pool_workspace_size(g.ctx, &d, &ws), "pool_workspace_size (max)");
+    cr_expect_eq(ws, (size_t)2 * 3 * 4 * 4 * sizeof(int32_t), "max pool workspace %zu", ws);
+    d.mode = CNB_POOL_AVG;
+    check(&g, g.api->pool_workspace_size(g.ctx, &d, &ws), "pool_workspace_size (avg)");
+    cr_expect_eq(ws, 0, "average pool workspace %zu", ws);
+    conv_report r = {0};
+    check(&g, g.api->info(g.ctx, report_collect, &r), "info");
+    cr_expect(strstr(r.pooling, "first maximum") != NULL, "pooling: %s", r.pooling);
     tu_close(&g);
 }
 
@@ -153,7 +181,8 @@ Test(cudnn, tf32_allowed_looser_tolerance) {
     tu_open(&nv, "naive", 1);
     conv_report r = {0};
     check(&g, g.api->info(g.ctx, report_collect, &r), "info");
-    cr_expect(strstr(r.math, "TF32") != NULL, "math with allow_tf32: %s", r.math);
+    cr_expect(strstr(r.math, "TF32") != NULL && strstr(r.math, "CUDNN_DEFAULT_MATH") != NULL,
+              "math with allow_tf32: %s", r.math);
     const conv_case *cc = &conv_cases[1];
     cnb_conv_desc d = conv_desc(cc);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,

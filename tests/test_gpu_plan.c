@@ -328,10 +328,64 @@ Test(gpu_plan, version_formats) {
     cr_expect_str_eq(buf, "9.19.0");
     cnb_format_lib_version(130100, buf, sizeof buf);
     cr_expect_str_eq(buf, "13.1.0");
-    cr_expect_eq(cnb_cudnn_version_compat(91900, 91900), 0);
-    cr_expect_eq(cnb_cudnn_version_compat(91900, 90100), 1, "same major: runs, reported");
-    cr_expect_eq(cnb_cudnn_version_compat(91900, 80907), 2, "cuDNN 8 under a cuDNN 9 build");
-    cr_expect_eq(cnb_cudnn_version_compat(130100, 120304), 2);
+}
+
+/* NVIDIA's rule: built against x.z, an older x.y (y < z) is not guaranteed to work (refused);
+ * a newer minor or another patch level is fine; another major never. One rule for both
+ * libraries (10000*major + 100*minor + patch). */
+Test(gpu_plan, cudnn_cublas_version_rule) {
+    struct {
+        long compiled, loaded;
+        int want;
+        const char *why;
+    } cases[] = {
+        /* cuDNN */
+        {91900, 91900, CNB_VERSION_EQUAL, "cuDNN same"},
+        {91900, 90100, CNB_VERSION_REFUSE, "cuDNN older minor (9.1 under a 9.19 build)"},
+        {91900, 91800, CNB_VERSION_REFUSE, "cuDNN one minor older"},
+        {91900, 91805, CNB_VERSION_REFUSE, "cuDNN older minor, higher patch"},
+        {91900, 92000, CNB_VERSION_COMPAT, "cuDNN newer minor"},
+        {91900, 92003, CNB_VERSION_COMPAT, "cuDNN newer minor and patch"},
+        {91901, 91900, CNB_VERSION_COMPAT, "cuDNN older patch only"},
+        {91900, 91902, CNB_VERSION_COMPAT, "cuDNN newer patch only"},
+        {91900, 80907, CNB_VERSION_REFUSE, "cuDNN 8 under a cuDNN 9 build"},
+        {91900, 100000, CNB_VERSION_REFUSE, "cuDNN 10 under a cuDNN 9 build"},
+        /* cuBLAS */
+        {130100, 130100, CNB_VERSION_EQUAL, "cuBLAS same"},
+        {130100, 130000, CNB_VERSION_REFUSE, "cuBLAS older minor"},
+        {130100, 130200, CNB_VERSION_COMPAT, "cuBLAS newer minor"},
+        {130100, 130104, CNB_VERSION_COMPAT, "cuBLAS patch only"},
+        {130103, 130100, CNB_VERSION_COMPAT, "cuBLAS older patch only"},
+        {130100, 120304, CNB_VERSION_REFUSE, "cuBLAS 12 under a 13 build"},
+        {120304, 130100, CNB_VERSION_REFUSE, "cuBLAS 13 under a 12 build"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(cnb_cudnn_version_compat(cases[i].compiled, cases[i].loaded), cases[i].want,
+                     "%s: compiled %ld loaded %ld", cases[i].why, cases[i].compiled,
+                     cases[i].loaded);
+
+    char buf[400];
+    cnb_cudnn_version_explain("cuDNN", 91900, 90100, buf, sizeof buf);
+    cr_expect(strstr(buf, "9.19.0") && strstr(buf, "9.1.0") && strstr(buf, "older") &&
+                  strstr(buf, "not guaranteed"),
+              "older minor names both versions and why: %s", buf);
+    cnb_cudnn_version_explain("cuBLAS", 130100, 120304, buf, sizeof buf);
+    cr_expect(strstr(buf, "cuBLAS") && strstr(buf, "13.1.0") && strstr(buf, "12.3.4") &&
+                  strstr(buf, "major"),
+              "other major: %s", buf);
+    cnb_cudnn_version_explain("cuDNN", 91900, 92001, buf, sizeof buf);
+    cr_expect(strstr(buf, "9.20.1") && strstr(buf, "newer minor") && strstr(buf, "supported"),
+              "newer minor: %s", buf);
+    cnb_cudnn_version_explain("cuBLAS", 130100, 130102, buf, sizeof buf);
+    cr_expect(strstr(buf, "patch") && strstr(buf, "supported"), "patch only: %s", buf);
+    cnb_cudnn_version_explain("cuDNN", 91900, 91900, buf, sizeof buf);
+    cr_expect_str_eq(buf, "cuDNN 9.19.0 (compiled and loaded)");
+
+    /* The CUDA runtime cuDNN was built with (1000*major + 10*minor): majors must agree. */
+    cr_expect(cnb_cudnn_cudart_compat(13000, 13020));
+    cr_expect(cnb_cudnn_cudart_compat(12080, 12040));
+    cr_expect(!cnb_cudnn_cudart_compat(13000, 12090), "cuDNN for CUDA 12 under a CUDA 13 build");
+    cr_expect(!cnb_cudnn_cudart_compat(12040, 13000));
 }
 
 /* ---- cudnn backend: descriptors, algorithm rule, cache ---- */
@@ -349,15 +403,14 @@ Test(gpu_plan, cudnn_descriptor_params) {
     cnb_pool_desc pd = {.mode = CNB_POOL_MAX, .n = 2, .c = 3, .h = 9, .w = 7, .kh = 3, .kw = 2,
                         .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 0, .p = 5, .q = 6};
     cnb_cudnn_pool_params pp;
-    cnb_cudnn_pool_params_from(&pd, 0, &pp);
-    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_MAX);
+    pd.mode = CNB_POOL_AVG;
+    cnb_cudnn_pool_params_from(&pd, &pp);
     cr_expect(pp.window[0] == 3 && pp.window[1] == 2 && pp.pad[0] == 1 && pp.stride[0] == 2 &&
               pp.stride[1] == 1 && pp.y[2] == 5 && pp.y[3] == 6 && pp.x[1] == 3);
-    cnb_cudnn_pool_params_from(&pd, 1, &pp);
-    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_MAX_DETERMINISTIC);
-    pd.mode = CNB_POOL_AVG;
-    cnb_cudnn_pool_params_from(&pd, 1, &pp);
-    cr_expect_eq(pp.kind, CNB_CUDNN_POOL_AVG_INCLUDE_PAD, "average counts the padding");
+    /* Max pooling goes to the argmax kernels (the ABI's first-maximum tie rule), average to
+     * cuDNN. */
+    cr_expect(cnb_cudnn_pool_uses_cudnn(CNB_POOL_AVG));
+    cr_expect(!cnb_cudnn_pool_uses_cudnn(CNB_POOL_MAX));
 }
 
 Test(gpu_plan, cudnn_pick_rule) {
@@ -382,6 +435,129 @@ Test(gpu_plan, cudnn_pick_rule) {
               !cnb_cudnn_algo_sums_products(CNB_CUDNN_FWD, 6) &&
               cnb_cudnn_algo_sums_products(CNB_CUDNN_BWD_FILTER, 3) &&
               !cnb_cudnn_algo_sums_products(CNB_CUDNN_BWD_DATA, 2));
+}
+
+/* A scripted cudnnFind (heuristic 0) and *_v7 (heuristic 1) for cnb_cudnn_choose. */
+typedef struct fake_query {
+    cnb_status status[2];
+    const cnb_cudnn_perf *perf[2];
+    int count[2];
+    int calls[2];
+} fake_query;
+
+static cnb_status fake_query_fn(void *user, int heuristic, cnb_cudnn_perf *perf, int max,
+                                int *count, char *err, size_t err_len) {
+    fake_query *f = user;
+    f->calls[heuristic]++;
+    *count = 0;
+    if (f->status[heuristic] != CNB_OK) {
+        snprintf(err, err_len, "%s: CUDNN_STATUS_SCRIPTED (%d)",
+                 heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
+                           : "cudnnFindConvolutionForwardAlgorithm",
+                 (int)f->status[heuristic]);
+        return f->status[heuristic];
+    }
+    int n = f->count[heuristic] < max ? f->count[heuristic] : max;
+    for (int i = 0; i < n; i++) perf[i] = f->perf[heuristic][i];
+    *count = n;
+    return CNB_OK;
+}
+
+Test(gpu_plan, cudnn_choose_find_heuristics_and_cached_failure) {
+    /* Find's measured order (fastest first) and the heuristics' order differ on purpose. */
+    const cnb_cudnn_perf find[] = {
+        {.algo = 0, .ok = 1, .time_ms = 0.1f, .deterministic = 0, .fma_math = 1, .math_type = 3},
+        {.algo = 1, .ok = 1, .time_ms = 0.2f, .deterministic = 1, .fma_math = 1, .math_type = 3},
+    };
+    const cnb_cudnn_perf heur[] = {
+        {.algo = 2, .ok = 1, .time_ms = -1, .deterministic = 0, .fma_math = 1, .math_type = 3},
+        {.algo = 6, .ok = 1, .time_ms = -1, .memory = 64, .deterministic = 1, .fma_math = 0,
+         .math_type = 0},
+        {.algo = 7, .ok = 1, .time_ms = -1, .memory = 128, .deterministic = 1, .fma_math = 1,
+         .math_type = 3},
+    };
+    char err[512], value[200];
+    cnb_cudnn_choice c;
+
+    /* not deterministic: Find's fastest acceptable, the heuristics never asked */
+    fake_query f = {.perf = {find, heur}, .count = {2, 3}};
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 0, 0, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect(c.algo == 0 && c.source == CNB_CUDNN_FROM_FIND && c.time_ms == 0.1f && !c.failed);
+    cr_expect(f.calls[0] == 1 && f.calls[1] == 0);
+
+    /* deterministic: no Find at all; the first deterministic acceptable heuristic entry (the
+     * FMA one in strict fp32, skipping the TF32 one) */
+    f = (fake_query){.perf = {find, heur}, .count = {2, 3}};
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 1, 0, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect_eq(f.calls[0], 0, "deterministic mode must not run cudnnFind");
+    cr_expect(c.algo == 7 && c.deterministic && c.fma_math && c.workspace == 128 &&
+              c.source == CNB_CUDNN_FROM_HEURISTIC_DET && c.time_ms == -1.0f);
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &c, value, sizeof value);
+    cr_expect(strstr(value, "WINOGRAD_NONFUSED") == value && strstr(value, "heuristics") &&
+                  strstr(value, "deterministic: no cudnnFind"),
+              "%s", value);
+    /* deterministic with TF32 allowed: the first deterministic entry, whatever its math */
+    f = (fake_query){.perf = {find, heur}, .count = {2, 3}};
+    cr_expect_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 1, 1, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK);
+    cr_expect(c.algo == 6 && c.math_type == 0 && !c.fma_math);
+
+    /* a Find error falls through to the heuristics instead of failing the call */
+    f = (fake_query){.status = {CNB_ERR_LIBRARY, CNB_OK}, .perf = {find, heur}, .count = {2, 3}};
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 0, 0, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect(f.calls[0] == 1 && f.calls[1] == 1);
+    cr_expect(c.algo == 2 && c.source == CNB_CUDNN_FROM_HEURISTIC_ERROR && c.time_ms == -1.0f);
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &c, value, sizeof value);
+    cr_expect(strstr(value, "cudnnFind failed") != NULL, "%s", value);
+
+    /* Find offers nothing acceptable (workspace): the heuristics */
+    const cnb_cudnn_perf big[] = {{.algo = 1, .ok = 1, .memory = 4096, .fma_math = 1}};
+    f = (fake_query){.perf = {big, heur}, .count = {1, 3}};
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 0, 0, 1000, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect(c.algo == 2 && c.source == CNB_CUDNN_FROM_HEURISTIC_NONE);
+
+    /* Find fails and the heuristics offer nothing acceptable: a cached failure that says why */
+    f = (fake_query){.status = {CNB_ERR_LIBRARY, CNB_OK}, .perf = {find, big}, .count = {2, 1}};
+    cr_expect_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 0, 0, 1000, "conv_forward (n1 c1)", err,
+                                  sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    cr_expect(c.failed && c.algo == -1);
+    cr_expect(strstr(c.failure, "conv_forward (n1 c1)") == c.failure &&
+                  strstr(c.failure, "CUDNN_STATUS_SCRIPTED") && strstr(c.failure, "1000 bytes") &&
+                  strstr(c.failure, "heuristics: 1 candidates"),
+              "%s", c.failure);
+    cr_expect_str_eq(err, c.failure);
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &c, value, sizeof value);
+    cr_expect(strstr(value, "cached") != NULL, "%s", value);
+
+    /* deterministic and no deterministic entry: cached failure, Find still not run */
+    const cnb_cudnn_perf nondet[] = {{.algo = 0, .ok = 1, .fma_math = 1}};
+    f = (fake_query){.perf = {find, nondet}, .count = {2, 1}};
+    cr_expect_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 1, 0, SIZE_MAX, "bwd", err, sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    cr_expect(c.failed && f.calls[0] == 0 && strstr(c.failure, "deterministic"), "%s",
+              c.failure);
+
+    /* heuristics answer "not supported": cached failure too */
+    f = (fake_query){.status = {CNB_OK, CNB_ERR_UNSUPPORTED}, .perf = {big, heur},
+                     .count = {1, 3}};
+    cr_expect_eq(cnb_cudnn_choose(&c, fake_query_fn, &f, 0, 0, 1000, "fwd", err, sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    cr_expect(c.failed && strstr(c.failure, "cudnnFind: 1 candidates"), "%s", c.failure);
+
+    /* any other heuristics error is returned as is and not cached (it may be transient) */
+    cnb_cudnn_choice untouched = {.algo = -1};
+    f = (fake_query){.status = {CNB_ERR_LIBRARY, CNB_ERR_OUT_OF_MEMORY}, .perf = {find, heur},
+                     .count = {2, 3}};
+    cr_expect_eq(cnb_cudnn_choose(&untouched, fake_query_fn, &f, 0, 0, SIZE_MAX, "fwd", err,
+                                  sizeof err),
+                 CNB_ERR_OUT_OF_MEMORY);
+    cr_expect(untouched.algo == -1 && !untouched.failed);
+    cr_expect(strstr(err, "fwd: ") == err && strstr(err, "_v7"), "%s", err);
 }
 
 static int released;

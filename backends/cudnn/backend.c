@@ -1,15 +1,21 @@
-/* backend.c — the cudnn backend: cuDNN 9 for convolution, pooling, activations and softmax,
- * cuBLAS for GEMM, and the cuda backend's kernels for what those lack (PReLU, the
- * cross-entropy loss and gradient, the optimizers). Lifecycle (driver and device checked before
- * any library is touched), versions for info(), the library error helpers, and the version-1
- * function table. Strict fp32 by default: CUDNN_FMA_MATH for convolutions and
- * CUBLAS_DEFAULT_MATH (no TF32) for GEMM; cfg->allow_tf32 allows tensor-core TF32 in both. */
+/* backend.c — the cudnn backend: cuDNN 9 for convolution, average pooling, activations and
+ * softmax, cuBLAS for GEMM, and the cuda backend's kernels for max pooling (the ABI's
+ * first-maximum tie rule, which cuDNN does not document) and for what the libraries lack (PReLU,
+ * the cross-entropy loss and gradient, the optimizers). Lifecycle (driver and device checked
+ * before any library is touched, then the library versions: an older minor than the build, or
+ * another major, is refused before any handle is made), versions for info(), the library error
+ * helpers, and the version-1 function table. Strict fp32 by default: CUDNN_FMA_MATH for
+ * convolutions and CUBLAS_PEDANTIC_MATH (standard fp32 arithmetic, no TF32) for GEMM;
+ * cfg->allow_tf32 allows TF32: CUDNN_DEFAULT_MATH (cuDNN's mode permitting TF32 for fp32) and
+ * CUBLAS_TF32_TENSOR_OP_MATH. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda_plan.h"
 #include "cudnn_backend.h"
+
+extern char **environ; /* POSIX; not declared by the C11 headers */
 
 cnb_status dnn_check(cnb_context *ctx, cudnnStatus_t s, const char *what) {
     if (s == CUDNN_STATUS_SUCCESS) return CNB_OK;
@@ -97,6 +103,70 @@ static void cudnn_destroy(cnb_context *ctx) {
     free(ctx);
 }
 
+/* CNB_OK, or the create error "cudnn: <sentence>" when the loaded library may not work with
+ * this build (cnb_cudnn_version_compat). */
+static cnb_status check_lib_version(const char *lib, long compiled, long loaded, char *err,
+                                    size_t err_len) {
+    if (cnb_cudnn_version_compat(compiled, loaded) != CNB_VERSION_REFUSE) return CNB_OK;
+    char why[400];
+    cnb_cudnn_version_explain(lib, compiled, loaded, why, sizeof why);
+    snprintf(err, err_len, "cudnn: %s", why);
+    return CNB_ERR_LIBRARY;
+}
+
+/* CNB_OK, or the create error for a cuDNN sub-library's cross-library version check (each
+ * sub-library checks its own version against those of its dependencies). */
+static cnb_status check_sublibrary(cudnnStatus_t s, const char *call, const char *lib,
+                                   char *err, size_t err_len) {
+    if (s == CUDNN_STATUS_SUCCESS) return CNB_OK;
+    char detail[256] = "";
+    cudnnGetLastErrorString(detail, sizeof detail);
+    snprintf(err, err_len,
+             "cudnn: %s failed: %s (%d)%s%s: %s does not match the cuDNN sub-libraries it "
+             "depends on (a mixed or partial installation; this backend was built against "
+             "cuDNN %d.%d.%d); put one complete cuDNN release first in LD_LIBRARY_PATH",
+             call, cudnnGetErrorString(s), (int)s, detail[0] ? ": " : "", detail, lib,
+             CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL);
+    return CNB_ERR_LIBRARY;
+}
+
+/* The library checks of create, before any handle is made: cuDNN's version (the rule of
+ * cnb_cudnn_version_compat), its sub-libraries' own checks, the major of the CUDA runtime cuDNN
+ * was built with against this build's, and cuBLAS's version when cublasGetProperty gives it. */
+static cnb_status check_libraries(cnb_context *ctx, char *err, size_t err_len) {
+    ctx->cudnn_loaded = cudnnGetVersion();
+    cnb_status st = check_lib_version("cuDNN", CUDNN_VERSION, (long)ctx->cudnn_loaded, err,
+                                      err_len);
+    if (st != CNB_OK) return st;
+    if ((st = check_sublibrary(cudnnGraphVersionCheck(), "cudnnGraphVersionCheck",
+                               "libcudnn_graph", err, err_len)) != CNB_OK ||
+        (st = check_sublibrary(cudnnOpsVersionCheck(), "cudnnOpsVersionCheck", "libcudnn_ops",
+                               err, err_len)) != CNB_OK ||
+        (st = check_sublibrary(cudnnCnnVersionCheck(), "cudnnCnnVersionCheck", "libcudnn_cnn",
+                               err, err_len)) != CNB_OK)
+        return st;
+    ctx->cudnn_cudart = (long)cudnnGetCudartVersion();
+    if (!cnb_cudnn_cudart_compat(CUDART_VERSION, ctx->cudnn_cudart)) {
+        char compiled[32], theirs[32], dnn[32];
+        cnb_format_cuda_version(CUDART_VERSION, compiled, sizeof compiled);
+        cnb_format_cuda_version((int)ctx->cudnn_cudart, theirs, sizeof theirs);
+        format_version((long)ctx->cudnn_loaded, dnn, sizeof dnn);
+        snprintf(err, err_len,
+                 "cudnn: the loaded cuDNN %s was built with CUDA runtime %s "
+                 "(cudnnGetCudartVersion) but this backend with CUDA %s: the CUDA major versions "
+                 "must match; install the cuDNN build for CUDA %d (e.g. nvidia-cudnn-cu%d) or "
+                 "rebuild",
+                 dnn, theirs, compiled, CUDART_VERSION / 1000, CUDART_VERSION / 1000);
+        return CNB_ERR_LIBRARY;
+    }
+    ctx->cublas_loaded = cublas_version_loaded();
+    if (ctx->cublas_loaded > 0 &&
+        (st = check_lib_version("cuBLAS", CUBLAS_VERSION, ctx->cublas_loaded, err, err_len)) !=
+            CNB_OK)
+        return st;
+    return CNB_OK;
+}
+
 static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *err,
                                size_t err_len) {
     char dummy[8];
@@ -120,18 +190,9 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
         free(ctx);
         return st;
     }
-    char compiled[32], loaded[32];
-    ctx->cudnn_loaded = cudnnGetVersion();
-    ctx->cublas_loaded = cublas_version_loaded();
-    format_version(CUDNN_VERSION, compiled, sizeof compiled);
-    format_version((long)ctx->cudnn_loaded, loaded, sizeof loaded);
-    if (cnb_cudnn_version_compat(CUDNN_VERSION, (long)ctx->cudnn_loaded) == 2) {
-        snprintf(err, err_len,
-                 "cudnn: built against cuDNN %s but loaded cuDNN %s: the major versions must "
-                 "match; rebuild, or put the matching libcudnn first in LD_LIBRARY_PATH",
-                 compiled, loaded);
+    if ((st = check_libraries(ctx, err, err_len)) != CNB_OK) {
         cudnn_destroy(ctx);
-        return CNB_ERR_LIBRARY;
+        return st;
     }
     const char *step = NULL;
     cudnnStatus_t ds = cudnnCreate(&ctx->dnn);
@@ -159,9 +220,11 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
     }
     if (bs == CUBLAS_STATUS_SUCCESS) {
         step = "cublasSetMathMode";
-        /* DEFAULT_MATH keeps fp32 in fp32 (no TF32); TF32_TENSOR_OP_MATH allows it. */
+        /* cublas_api.h: only the _PEDANTIC modes ensure standard arithmetic; DEFAULT_MATH
+         * promises at least fp32 precision, not fp32 arithmetic. TF32_TENSOR_OP_MATH allows
+         * TF32 tensor cores. */
         bs = cublasSetMathMode(ctx->blas, ctx->gpu.opt.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                  : CUBLAS_DEFAULT_MATH);
+                                                                  : CUBLAS_PEDANTIC_MATH);
     } else {
         step = "cublasCreate";
     }
@@ -171,13 +234,22 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
         cudnn_destroy(ctx);
         return CNB_ERR_LIBRARY;
     }
-    /* cublasGetProperty gave the loaded version in parts; cublasGetVersion (same encoding as
-     * CUBLAS_VERSION) is the fallback. */
+    /* cublasGetProperty did not give the loaded version: cublasGetVersion (same encoding as
+     * CUBLAS_VERSION) needs the handle; the same rule applies. */
     int blas_version = 0;
     if (ctx->cublas_loaded == 0 &&
-        cublasGetVersion(ctx->blas, &blas_version) == CUBLAS_STATUS_SUCCESS)
+        cublasGetVersion(ctx->blas, &blas_version) == CUBLAS_STATUS_SUCCESS) {
         ctx->cublas_loaded = blas_version;
-    ctx->conv_math = ctx->gpu.opt.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+        if (ctx->cublas_loaded > 0 &&
+            (st = check_lib_version("cuBLAS", CUBLAS_VERSION, ctx->cublas_loaded, err,
+                                    err_len)) != CNB_OK) {
+            cudnn_destroy(ctx);
+            return st;
+        }
+    }
+    /* cuDNN documents CUDNN_DEFAULT_MATH as the mode that permits TF32 for fp32 data (and
+     * CUDNN_FMA_MATH as the one that excludes tensor-core math). */
+    ctx->conv_math = ctx->gpu.opt.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     *out = ctx;
     return CNB_OK;
 }
@@ -187,48 +259,68 @@ static const char *cudnn_last_error(cnb_context *ctx) { return ctx ? ctx->gpu.er
 static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     GPU_CHECK_PTR(CTX_GPU(ctx), "info", fn);
-    char mismatch[768] = "", compiled[32], loaded[32], buf[256];
+    char mismatch[768] = "", compiled[32], loaded[32], buf[400];
     fn(user, "backend", "cudnn");
     cnb_gpu_info_device(CTX_GPU(ctx), fn, user, mismatch, sizeof mismatch);
 
+    /* Versions: create refused an older minor or another major, so what is left here is the
+     * same version, a newer minor or a patch difference, all supported; "*.version" says
+     * which. */
     format_version(CUDNN_VERSION, compiled, sizeof compiled);
     format_version((long)ctx->cudnn_loaded, loaded, sizeof loaded);
     fn(user, "cudnn.compiled", compiled);
     fn(user, "cudnn.loaded", loaded);
-    if (cnb_cudnn_version_compat(CUDNN_VERSION, (long)ctx->cudnn_loaded) != 0) {
-        size_t used = strlen(mismatch);
-        snprintf(mismatch + used, sizeof mismatch - used,
-                 "%scuDNN compiled %s but loaded %s (same major: it runs; rebuild to match)",
-                 used ? "; " : "", compiled, loaded);
-    }
+    cnb_cudnn_version_explain("cuDNN", CUDNN_VERSION, (long)ctx->cudnn_loaded, buf, sizeof buf);
+    fn(user, "cudnn.version", buf);
+    cnb_format_cuda_version((int)ctx->cudnn_cudart, loaded, sizeof loaded);
+    fn(user, "cudnn.cudart", loaded); /* the CUDA runtime cuDNN was built with */
     format_version(CUBLAS_VERSION, compiled, sizeof compiled);
-    format_version(ctx->cublas_loaded, loaded, sizeof loaded);
     fn(user, "cublas.compiled", compiled);
-    fn(user, "cublas.loaded", loaded);
-    if (cnb_cudnn_version_compat(CUBLAS_VERSION, ctx->cublas_loaded) != 0) {
-        size_t used = strlen(mismatch);
-        snprintf(mismatch + used, sizeof mismatch - used,
-                 "%scuBLAS compiled %s but loaded %s: rebuild, or put the matching libcublas "
-                 "first in LD_LIBRARY_PATH",
-                 used ? "; " : "", compiled, loaded);
+    if (ctx->cublas_loaded > 0) {
+        format_version(ctx->cublas_loaded, loaded, sizeof loaded);
+        fn(user, "cublas.loaded", loaded);
+        cnb_cudnn_version_explain("cuBLAS", CUBLAS_VERSION, ctx->cublas_loaded, buf, sizeof buf);
+        fn(user, "cublas.version", buf);
+    } else {
+        fn(user, "cublas.loaded", "unknown (cublasGetProperty and cublasGetVersion failed)");
     }
     fn(user, "math",
        ctx->gpu.opt.allow_tf32
-           ? "TF32 allowed: convolutions CUDNN_TENSOR_OP_MATH, GEMM CUBLAS_TF32_TENSOR_OP_MATH "
-             "(looser tolerance)"
+           ? "TF32 allowed: convolutions CUDNN_DEFAULT_MATH (cuDNN's mode permitting TF32 for "
+             "fp32), GEMM CUBLAS_TF32_TENSOR_OP_MATH (looser tolerance)"
            : "strict fp32: convolutions CUDNN_FMA_MATH (algorithms reporting other math "
-             "refused), GEMM CUBLAS_DEFAULT_MATH (no TF32)");
-    const char *tf32_env = getenv("NVIDIA_TF32_OVERRIDE");
-    if (tf32_env) fn(user, "env.NVIDIA_TF32_OVERRIDE", tf32_env);
+             "refused), GEMM CUBLAS_PEDANTIC_MATH (standard fp32 arithmetic, no TF32)");
+    /* Environment variables that change cuBLAS/cuDNN math behind the math modes above. */
+    for (char **env = environ; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        if (!eq) continue;
+        size_t name_len = (size_t)(eq - *env);
+        int emul = strncmp(*env, "CUBLAS_EMULAT", 13) == 0;
+        int tf32 = name_len == 20 && strncmp(*env, "NVIDIA_TF32_OVERRIDE", 20) == 0;
+        if (!emul && !tf32) continue;
+        char key[128];
+        snprintf(key, sizeof key, "env.%.*s", (int)(name_len < 100 ? name_len : 100), *env);
+        fn(user, key, eq + 1);
+    }
     fn(user, "deterministic",
        ctx->gpu.opt.deterministic
-           ? "yes: cudnnFind results restricted to CUDNN_DETERMINISTIC, max pooling "
-             "CUDNN_POOLING_MAX_DETERMINISTIC, bias gradient by a fixed-order kernel"
+           ? "yes: convolution algorithms from the *_v7 heuristics (no cudnnFind: its timing "
+             "ranking could change the pick between runs), first CUDNN_DETERMINISTIC entry; max "
+             "pooling by the argmax kernels; bias gradient by a fixed-order kernel"
            : "no: fastest cudnnFind algorithm (some use atomics; see cudnn.conv[...])");
-    fn(user, "conv.algorithm", "cudnnFind*Algorithm once per shape and direction (heuristics "
-                               "*_v7 as fallback), grow-only workspace");
+    fn(user, "conv.algorithm",
+       ctx->gpu.opt.deterministic
+           ? "cudnnGet*Algorithm_v7 heuristics once per shape and direction (deterministic: "
+             "cudnnFind not used), failures cached, grow-only workspace"
+           : "cudnnFind*Algorithm once per shape and direction (heuristics *_v7 when Find fails "
+             "or offers nothing acceptable), failures cached, grow-only workspace");
+    fn(user, "pooling",
+       "max: backends/cuda kernels with an argmax workspace (the ABI's tie rule, first maximum "
+       "in row-major window order, which cuDNN does not document); average: cuDNN "
+       "CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING");
     fn(user, "custom_kernels",
-       "PReLU, cross-entropy loss/argmax and gradient, SGD, Adam (backends/cuda kernels)");
+       "max pooling, PReLU, cross-entropy loss/argmax and gradient, SGD, Adam (backends/cuda "
+       "kernels)");
     snprintf(buf, sizeof buf, "%zu", ctx->workspace_bytes);
     fn(user, "cudnn.workspace_bytes", buf);
     dnn_info_convs(ctx, fn, user);
@@ -349,7 +441,9 @@ static const cnb_backend cudnn_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
     .name = "cudnn",
-    .description = "cuDNN 9 (convolution, pooling, activations, softmax) + cuBLAS (GEMM)",
+    .description = "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
+                   "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "
+                   "which cuDNN does not document)",
     .create = cudnn_create,
     .destroy = cudnn_destroy,
     .last_error = cudnn_last_error,

@@ -1,8 +1,10 @@
 /* conv.c — convolution forward, backward-data and backward-filter, the bias pair and corr2d with
- * cuDNN. Each layer shape gets its descriptors once and, per direction, one algorithm chosen by
- * cudnnFind*Algorithm on first use (the heuristics *_v7 when Find offers nothing acceptable),
- * filtered by cnb_cudnn_pick: FMA math only unless TF32 is allowed, deterministic only when
- * asked. The choices are cached with the descriptors and reported by info(). */
+ * cuDNN. Each layer shape gets its descriptors once and, per direction, one algorithm chosen on
+ * first use by cnb_cudnn_choose: cudnnFind*Algorithm, with the *_v7 heuristics when Find fails
+ * or offers nothing acceptable, and the heuristics alone in deterministic mode; filtered by
+ * cnb_cudnn_pick: FMA math only unless TF32 is allowed, deterministic only when asked. The
+ * choices, and a shape's failure to find any, are cached with the descriptors and reported by
+ * info(). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,85 +124,90 @@ static cnb_status get_entry(cnb_context *ctx, const cnb_conv_desc *d, const char
         }                                                                                    \
     } while (0)
 
-#define MAX_ALGOS 16
 static const char *const dir_fn[3] = {"conv_forward", "conv_backward_data",
                                       "conv_backward_filter"};
 
-/* Runs cudnnFind (then the heuristics) for one direction; fills e->choice[dir]. */
+/* One query of cnb_cudnn_choose: cudnnFind*Algorithm (heuristic 0) or cudnnGet*Algorithm_v7
+ * (heuristic 1) for one direction of one shape. */
+typedef struct query_ctx {
+    cnb_context *ctx;
+    conv_descs *cd;
+    int dir;
+} query_ctx;
+
+static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, int max,
+                              int *count, char *err, size_t err_len) {
+    query_ctx *q = user;
+    cnb_context *ctx = q->ctx;
+    conv_descs *cd = q->cd;
+    if (max > CNB_CUDNN_MAX_ALGOS) max = CNB_CUDNN_MAX_ALGOS;
+    int n = 0;
+    cnb_status st;
+    if (q->dir == CNB_CUDNN_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
+        st = dnn_check(ctx,
+                       heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
+                                       ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r)
+                                 : cudnnFindConvolutionForwardAlgorithm(
+                                       ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r),
+                       heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
+                                 : "cudnnFindConvolutionForwardAlgorithm");
+        if (st == CNB_OK) TO_PERF(r, n, perf);
+    } else if (q->dir == CNB_CUDNN_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
+        st = dnn_check(ctx,
+                       heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                                       ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r)
+                                 : cudnnFindConvolutionBackwardDataAlgorithm(
+                                       ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r),
+                       heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
+                                 : "cudnnFindConvolutionBackwardDataAlgorithm");
+        if (st == CNB_OK) TO_PERF(r, n, perf);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
+        st = dnn_check(ctx,
+                       heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                       ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r)
+                                 : cudnnFindConvolutionBackwardFilterAlgorithm(
+                                       ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r),
+                       heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
+                                 : "cudnnFindConvolutionBackwardFilterAlgorithm");
+        if (st == CNB_OK) TO_PERF(r, n, perf);
+    }
+    if (st != CNB_OK) {
+        /* dnn_check kept the library's message (and cleared the runtime's last error). */
+        snprintf(err, err_len, "%s", ctx->gpu.err);
+        *count = 0;
+        return st;
+    }
+    *count = n;
+    return CNB_OK;
+}
+
+/* Chooses direction dir's algorithm for e and caches it (cnb_cudnn_choose has the rule):
+ *  - deterministic mode skips cudnnFind and takes the first acceptable deterministic entry of
+ *    the *_v7 heuristics. cudnnFind ranks by measured time, so run-to-run timing noise could
+ *    pick a different deterministic algorithm, and with it different bits, from one run to the
+ *    next; the heuristics rank without running anything, so no timing enters their order;
+ *  - otherwise cudnnFind, then the heuristics when Find fails or offers nothing acceptable;
+ *  - when nothing is acceptable the failure is cached too, so an unsupported shape fails at
+ *    once on later calls instead of rerunning cudnnFind. */
 static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
     conv_descs *cd = e->descs;
-    cnb_cudnn_perf perf[MAX_ALGOS];
-    int n = 0, pick = -1;
-    const int det = ctx->gpu.opt.deterministic, tf32 = ctx->gpu.opt.allow_tf32;
     /* Search under the context's math (an earlier call may have left its own on the
      * descriptor). */
     cnb_status st = dnn_check(ctx, cudnnSetConvolutionMathType(cd->conv, ctx->conv_math),
                               "cudnnSetConvolutionMathType");
     if (st != CNB_OK) return st;
-    for (int heuristic = 0; heuristic < 2 && pick < 0; heuristic++) {
-        n = 0;
-        if (dir == CNB_CUDNN_FWD) {
-            cudnnConvolutionFwdAlgoPerf_t r[MAX_ALGOS];
-            st = dnn_check(ctx,
-                           heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
-                                           ctx->dnn, cd->x, cd->w, cd->conv, cd->y, MAX_ALGOS,
-                                           &n, r)
-                                     : cudnnFindConvolutionForwardAlgorithm(
-                                           ctx->dnn, cd->x, cd->w, cd->conv, cd->y, MAX_ALGOS,
-                                           &n, r),
-                           heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
-                                     : "cudnnFindConvolutionForwardAlgorithm");
-            if (st != CNB_OK) return st;
-            TO_PERF(r, n, perf);
-        } else if (dir == CNB_CUDNN_BWD_DATA) {
-            cudnnConvolutionBwdDataAlgoPerf_t r[MAX_ALGOS];
-            st = dnn_check(ctx,
-                           heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                                           ctx->dnn, cd->w, cd->y, cd->conv, cd->x, MAX_ALGOS,
-                                           &n, r)
-                                     : cudnnFindConvolutionBackwardDataAlgorithm(
-                                           ctx->dnn, cd->w, cd->y, cd->conv, cd->x, MAX_ALGOS,
-                                           &n, r),
-                           heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
-                                     : "cudnnFindConvolutionBackwardDataAlgorithm");
-            if (st != CNB_OK) return st;
-            TO_PERF(r, n, perf);
-        } else {
-            cudnnConvolutionBwdFilterAlgoPerf_t r[MAX_ALGOS];
-            st = dnn_check(ctx,
-                           heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                                           ctx->dnn, cd->x, cd->y, cd->conv, cd->w, MAX_ALGOS,
-                                           &n, r)
-                                     : cudnnFindConvolutionBackwardFilterAlgorithm(
-                                           ctx->dnn, cd->x, cd->y, cd->conv, cd->w, MAX_ALGOS,
-                                           &n, r),
-                           heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
-                                     : "cudnnFindConvolutionBackwardFilterAlgorithm");
-            if (st != CNB_OK) return st;
-            TO_PERF(r, n, perf);
-        }
-        pick = cnb_cudnn_pick(perf, n, det, tf32, MAX_WORKSPACE);
-        if (pick >= 0) {
-            cnb_cudnn_choice *c = &e->choice[dir];
-            c->algo = perf[pick].algo;
-            c->workspace = perf[pick].memory;
-            c->deterministic = perf[pick].deterministic;
-            c->fma_math = perf[pick].fma_math;
-            c->math_type = perf[pick].math_type;
-            c->time_ms = heuristic ? -1.0f : perf[pick].time_ms;
-            c->from_heuristic = heuristic;
-        }
-    }
-    if (pick < 0) {
-        char key[96];
-        cnb_cudnn_conv_key_format(&e->key, key, sizeof key);
-        return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_UNSUPPORTED,
-                            "%s: cuDNN offers no algorithm for %s that is %s%s and needs at "
-                            "most %zu bytes of workspace (%d candidates)",
-                            dir_fn[dir], key, tf32 ? "any math" : "plain fp32 (CUDNN_FMA_MATH)",
-                            det ? ", deterministic" : "", MAX_WORKSPACE, n);
-    }
-    return CNB_OK;
+    char key[96], what[160];
+    cnb_cudnn_conv_key_format(&e->key, key, sizeof key);
+    snprintf(what, sizeof what, "%s (%s)", dir_fn[dir], key);
+    query_ctx q = {.ctx = ctx, .cd = cd, .dir = dir};
+    char msg[sizeof ctx->gpu.err];
+    st = cnb_cudnn_choose(&e->choice[dir], query_algos, &q, ctx->gpu.opt.deterministic,
+                          ctx->gpu.opt.allow_tf32, MAX_WORKSPACE, what, msg, sizeof msg);
+    if (st != CNB_OK) cnb_gpu_fail(CTX_GPU(ctx), st, "%s", msg);
+    return st;
 }
 
 /* Entry, algorithm and workspace for one call in direction dir. */
@@ -209,6 +216,10 @@ static cnb_status prepare(cnb_context *ctx, const cnb_conv_desc *d, int dir,
     cnb_cudnn_conv_entry *e = NULL;
     cnb_status st = get_entry(ctx, d, dir_fn[dir], &e);
     if (st != CNB_OK) return st;
+    if (e->choice[dir].failed) { /* cached: this shape has no acceptable algorithm */
+        cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_UNSUPPORTED, "%s", e->choice[dir].failure);
+        return CNB_ERR_UNSUPPORTED;
+    }
     if (e->choice[dir].algo < 0 && (st = choose(ctx, e, dir)) != CNB_OK) return st;
     *cd = e->descs;
     *choice = e->choice[dir];

@@ -11,7 +11,8 @@
 #include "cudnn_plan.h"
 #include "gpu_common.h"
 
-/* One cached pooling shape: its descriptors (created once, reused every step). */
+/* One cached average pooling shape: its descriptors (created once, reused every step). Max
+ * pooling runs on backends/cuda's argmax kernels (ops.c says why). */
 typedef struct pool_entry {
     cnb_pool_desc key;
     cudnnPoolingDescriptor_t pool;
@@ -22,7 +23,7 @@ struct cnb_context {
     cnb_gpu_base gpu; /* first: device, stream, scratch, flags, last error */
     cudnnHandle_t dnn;
     cublasHandle_t blas;
-    cudnnMathType_t conv_math; /* CUDNN_FMA_MATH (strict fp32) or CUDNN_TENSOR_OP_MATH (TF32) */
+    cudnnMathType_t conv_math; /* CUDNN_FMA_MATH (strict fp32) or CUDNN_DEFAULT_MATH (TF32) */
     cnb_cudnn_conv_cache convs;
     pool_entry *pools;
     int pool_count, pool_cap;
@@ -33,6 +34,7 @@ struct cnb_context {
     void *workspace;
     size_t workspace_bytes;
     size_t cudnn_loaded;   /* cudnnGetVersion() */
+    long cudnn_cudart;     /* cudnnGetCudartVersion(): the CUDA runtime cuDNN was built with */
     long cublas_loaded;    /* 10000*major + 100*minor + patch from cublasGetProperty */
 };
 

@@ -22,12 +22,10 @@ void cnb_cudnn_conv_params_from(const cnb_conv_desc *d, cnb_cudnn_conv_params *o
     o->dilation[0] = o->dilation[1] = 1;
 }
 
-void cnb_cudnn_pool_params_from(const cnb_pool_desc *d, int deterministic,
-                                cnb_cudnn_pool_params *o) {
+int cnb_cudnn_pool_uses_cudnn(int mode) { return mode == CNB_POOL_AVG; }
+
+void cnb_cudnn_pool_params_from(const cnb_pool_desc *d, cnb_cudnn_pool_params *o) {
     memset(o, 0, sizeof *o);
-    o->kind = d->mode == CNB_POOL_AVG ? CNB_CUDNN_POOL_AVG_INCLUDE_PAD
-              : deterministic        ? CNB_CUDNN_POOL_MAX_DETERMINISTIC
-                                     : CNB_CUDNN_POOL_MAX;
     o->window[0] = d->kh;
     o->window[1] = d->kw;
     o->pad[0] = d->pad_h;
@@ -123,7 +121,20 @@ void cnb_cudnn_conv_key_format(const cnb_conv_desc *d, char *buf, size_t len) {
              d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w);
 }
 
+static const char *source_words(int source) {
+    switch (source) {
+    case CNB_CUDNN_FROM_HEURISTIC_DET: return ", from heuristics (deterministic: no cudnnFind)";
+    case CNB_CUDNN_FROM_HEURISTIC_NONE: return ", from heuristics (cudnnFind: none acceptable)";
+    case CNB_CUDNN_FROM_HEURISTIC_ERROR: return ", from heuristics (cudnnFind failed)";
+    }
+    return "";
+}
+
 void cnb_cudnn_choice_format(int dir, const cnb_cudnn_choice *c, char *buf, size_t len) {
+    if (c->failed) {
+        snprintf(buf, len, "none acceptable (cached failure)");
+        return;
+    }
     if (c->algo < 0) {
         snprintf(buf, len, "not used yet");
         return;
@@ -131,10 +142,131 @@ void cnb_cudnn_choice_format(int dir, const cnb_cudnn_choice *c, char *buf, size
     snprintf(buf, len, "%s (%s, %s, workspace %zu B, %.3f ms%s)", cnb_cudnn_algo_name(dir, c->algo),
              c->fma_math ? "fma" : "tensor ops allowed",
              c->deterministic ? "deterministic" : "non-deterministic", c->workspace,
-             (double)c->time_ms, c->from_heuristic ? ", from heuristics" : "");
+             (double)c->time_ms, source_words(c->source));
+}
+
+cnb_status cnb_cudnn_choose(cnb_cudnn_choice *c, cnb_cudnn_query_fn query, void *user,
+                            int deterministic, int allow_tf32, size_t max_workspace,
+                            const char *what, char *err, size_t err_len) {
+    cnb_cudnn_perf perf[CNB_CUDNN_MAX_ALGOS];
+    char find_err[256] = "", heur_err[256] = "";
+    int n = 0, pick = -1, find_n = -1, source = CNB_CUDNN_FROM_HEURISTIC_DET;
+    if (!deterministic) {
+        /* cudnnFind first; on an error or nothing acceptable, fall through to the heuristics. */
+        n = 0;
+        if (query(user, 0, perf, CNB_CUDNN_MAX_ALGOS, &n, find_err, sizeof find_err) == CNB_OK) {
+            if (n < 0) n = 0;
+            if (n > CNB_CUDNN_MAX_ALGOS) n = CNB_CUDNN_MAX_ALGOS;
+            find_n = n;
+            pick = cnb_cudnn_pick(perf, n, 0, allow_tf32, max_workspace);
+            source = CNB_CUDNN_FROM_HEURISTIC_NONE;
+        } else {
+            if (!find_err[0]) snprintf(find_err, sizeof find_err, "failed");
+            source = CNB_CUDNN_FROM_HEURISTIC_ERROR;
+        }
+        if (pick >= 0) source = CNB_CUDNN_FROM_FIND;
+    }
+    int heur_n = -1;
+    if (pick < 0) {
+        n = 0;
+        cnb_status st = query(user, 1, perf, CNB_CUDNN_MAX_ALGOS, &n, heur_err, sizeof heur_err);
+        if (st != CNB_OK && st != CNB_ERR_UNSUPPORTED) {
+            /* A failed heuristics query (out of memory, a library error) may not recur: not
+             * cached. */
+            snprintf(err, err_len, "%s: %s", what, heur_err[0] ? heur_err : "heuristics failed");
+            return st;
+        }
+        if (st == CNB_OK) {
+            if (n < 0) n = 0;
+            if (n > CNB_CUDNN_MAX_ALGOS) n = CNB_CUDNN_MAX_ALGOS;
+            heur_n = n;
+            pick = cnb_cudnn_pick(perf, n, deterministic, allow_tf32, max_workspace);
+        }
+    }
+    if (pick < 0) {
+        char find_part[300], heur_part[300];
+        if (deterministic)
+            snprintf(find_part, sizeof find_part, "cudnnFind not used (deterministic)");
+        else if (find_n >= 0)
+            snprintf(find_part, sizeof find_part, "cudnnFind: %d candidates", find_n);
+        else
+            snprintf(find_part, sizeof find_part, "cudnnFind: %s", find_err);
+        if (heur_n >= 0)
+            snprintf(heur_part, sizeof heur_part, "heuristics: %d candidates", heur_n);
+        else
+            snprintf(heur_part, sizeof heur_part, "heuristics: %s",
+                     heur_err[0] ? heur_err : "not supported");
+        memset(c, 0, sizeof *c);
+        c->algo = -1;
+        c->failed = 1;
+        snprintf(c->failure, sizeof c->failure,
+                 "%.100s: cuDNN offers no algorithm that is %s%s and needs at most %zu bytes of "
+                 "workspace (%.120s; %.120s)",
+                 what, allow_tf32 ? "any math" : "plain fp32 (CUDNN_FMA_MATH)",
+                 deterministic ? ", deterministic" : "", max_workspace, find_part, heur_part);
+        snprintf(err, err_len, "%s", c->failure);
+        return CNB_ERR_UNSUPPORTED;
+    }
+    memset(c, 0, sizeof *c);
+    c->algo = perf[pick].algo;
+    c->workspace = perf[pick].memory;
+    c->deterministic = perf[pick].deterministic;
+    c->fma_math = perf[pick].fma_math;
+    c->math_type = perf[pick].math_type;
+    c->source = source;
+    c->time_ms = source == CNB_CUDNN_FROM_FIND ? perf[pick].time_ms : -1.0f;
+    return CNB_OK;
+}
+
+static void split(long v, long *major, long *minor, long *patch) {
+    *major = v / 10000;
+    *minor = (v % 10000) / 100;
+    *patch = v % 100;
 }
 
 int cnb_cudnn_version_compat(long compiled, long loaded) {
-    if (compiled == loaded) return 0;
-    return compiled / 10000 == loaded / 10000 ? 1 : 2;
+    if (compiled == loaded) return CNB_VERSION_EQUAL;
+    long cmaj, cmin, cpat, lmaj, lmin, lpat;
+    split(compiled, &cmaj, &cmin, &cpat);
+    split(loaded, &lmaj, &lmin, &lpat);
+    (void)cpat;
+    (void)lpat;
+    if (cmaj != lmaj || lmin < cmin) return CNB_VERSION_REFUSE;
+    return CNB_VERSION_COMPAT;
+}
+
+void cnb_cudnn_version_explain(const char *lib, long compiled, long loaded, char *buf,
+                               size_t len) {
+    long cmaj, cmin, cpat, lmaj, lmin, lpat;
+    split(compiled, &cmaj, &cmin, &cpat);
+    split(loaded, &lmaj, &lmin, &lpat);
+    char cv[32], lv[32];
+    snprintf(cv, sizeof cv, "%ld.%ld.%ld", cmaj, cmin, cpat);
+    snprintf(lv, sizeof lv, "%ld.%ld.%ld", lmaj, lmin, lpat);
+    if (compiled == loaded)
+        snprintf(buf, len, "%s %s (compiled and loaded)", lib, cv);
+    else if (cmaj != lmaj)
+        snprintf(buf, len,
+                 "built against %s %s but loaded %s %s: the major versions differ, which cannot "
+                 "work; rebuild against %s %ld, or put a %s %ld.%ld or newer %ld.x library first "
+                 "in LD_LIBRARY_PATH",
+                 lib, cv, lib, lv, lib, lmaj, lib, cmaj, cmin, cmaj);
+    else if (lmin < cmin)
+        snprintf(buf, len,
+                 "built against %s %s but loaded the older %s %s: an application built against "
+                 "%ld.%ld is not guaranteed to work with an older %ld.%ld; put %s %ld.%ld or "
+                 "newer first in LD_LIBRARY_PATH, or rebuild against %ld.%ld",
+                 lib, cv, lib, lv, cmaj, cmin, lmaj, lmin, lib, cmaj, cmin, lmaj, lmin);
+    else if (lmin > cmin)
+        snprintf(buf, len,
+                 "%s compiled %s, loaded %s: a newer minor release of the same major, backward "
+                 "compatible (supported)",
+                 lib, cv, lv);
+    else
+        snprintf(buf, len, "%s compiled %s, loaded %s: only the patch level differs (supported)",
+                 lib, cv, lv);
+}
+
+int cnb_cudnn_cudart_compat(long compiled, long cudnn_cudart) {
+    return compiled / 1000 == cudnn_cudart / 1000;
 }

@@ -1,8 +1,9 @@
 /* cudnn_plan.h — the cudnn backend's host-side decisions in plain C (no cuDNN header), so a test
- * runs them without a device or the library: a layer shape to cuDNN descriptor parameters, the
- * per-shape algorithm cache (one cudnnFind per shape and direction), the rule that picks an
- * algorithm from cudnnFind's results under the strict-fp32 and deterministic options, names for
- * the algorithms, and the version rules for info(). */
+ * runs them without a device or the library: a layer shape to cuDNN descriptor parameters, which
+ * pooling mode goes to cuDNN, the per-shape algorithm cache, the rule that picks an algorithm
+ * (cudnnFind, or the *_v7 heuristics in deterministic mode and when Find fails or offers nothing
+ * acceptable) under the strict-fp32 and deterministic options, names for the algorithms, and
+ * the version rules checked by create and reported by info(). */
 #ifndef CNB_CUDNN_PLAN_H
 #define CNB_CUDNN_PLAN_H
 
@@ -22,19 +23,21 @@ typedef struct cnb_cudnn_conv_params {
 } cnb_cudnn_conv_params;
 void cnb_cudnn_conv_params_from(const cnb_conv_desc *d, cnb_cudnn_conv_params *out);
 
-typedef enum cnb_cudnn_pool_kind {
-    CNB_CUDNN_POOL_MAX = 0,               /* CUDNN_POOLING_MAX */
-    CNB_CUDNN_POOL_MAX_DETERMINISTIC = 1, /* CUDNN_POOLING_MAX_DETERMINISTIC */
-    CNB_CUDNN_POOL_AVG_INCLUDE_PAD = 2    /* CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING */
-} cnb_cudnn_pool_kind;
+/* Pooling routes by mode. Average pooling goes to cuDNN (CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_
+ * PADDING, the ABI's count_include_pad). Max pooling does not: the ABI (cnb_abi.h, CNB_POOL_MAX)
+ * fixes the tie rule "the first maximum in row-major window order wins", cuDNN documents no tie
+ * rule for its max modes, and its backward rebuilds the argmax from x and y. Max pooling runs on
+ * backends/cuda's kernels, which record the first maximum in the argmax workspace in the forward
+ * and read it back in the backward (PyTorch's CUDA max_pool2d likewise uses its own kernels with
+ * indices rather than cuDNN). 1 when mode goes to cuDNN. */
+int cnb_cudnn_pool_uses_cudnn(int mode);
 
+/* cuDNN's parameters of an average pooling shape. */
 typedef struct cnb_cudnn_pool_params {
-    int kind;              /* cnb_cudnn_pool_kind */
     int window[2], pad[2], stride[2];
     int x[4], y[4];
 } cnb_cudnn_pool_params;
-void cnb_cudnn_pool_params_from(const cnb_pool_desc *d, int deterministic,
-                                cnb_cudnn_pool_params *out);
+void cnb_cudnn_pool_params_from(const cnb_pool_desc *d, cnb_cudnn_pool_params *out);
 
 /* An element-wise tensor of count values as the 4-D descriptors cuDNN takes: (1, 1, 1, count)
  * in chunks of at most CNB_CUDNN_CHUNK values (cuDNN dimensions are int). */
@@ -72,14 +75,50 @@ int cnb_cudnn_algo_sums_products(int dir, int algo);
 
 /* ---- the per-shape cache ---- */
 
+/* Where a direction's algorithm came from. */
+typedef enum cnb_cudnn_source {
+    CNB_CUDNN_FROM_FIND = 0,          /* cudnnFind*Algorithm, fastest measured acceptable */
+    CNB_CUDNN_FROM_HEURISTIC_DET = 1, /* deterministic mode: *_v7 only, never cudnnFind */
+    CNB_CUDNN_FROM_HEURISTIC_NONE = 2, /* cudnnFind offered nothing acceptable */
+    CNB_CUDNN_FROM_HEURISTIC_ERROR = 3 /* cudnnFind failed */
+} cnb_cudnn_source;
+
 typedef struct cnb_cudnn_choice {
-    int algo;           /* -1 until chosen */
+    int algo;           /* -1 until chosen (or when failed) */
     size_t workspace;
     int deterministic, fma_math;
     int math_type;      /* cudnnMathType_t to set on the convolution descriptor for this call */
-    float time_ms;
-    int from_heuristic; /* 1 when cudnnFind gave nothing acceptable and *_v7 was used */
+    float time_ms;      /* measured by cudnnFind; -1 from the heuristics */
+    int source;         /* cnb_cudnn_source */
+    /* 1 when neither cudnnFind nor the heuristics offered an acceptable algorithm: cached, so
+     * an unsupported shape fails at once on every later call with failure as the message
+     * (instead of rerunning cudnnFind). */
+    int failed;
+    char failure[512]; /* fits the backend's last-error buffer */
 } cnb_cudnn_choice;
+
+/* One algorithm query for cnb_cudnn_choose: heuristic 0 is cudnnFind*Algorithm, 1 the
+ * cudnnGet*Algorithm_v7 heuristics. Fills at most max results into perf and their number into
+ * *count and returns CNB_OK, or returns the failure's status with a one-line message in err. */
+typedef cnb_status (*cnb_cudnn_query_fn)(void *user, int heuristic, cnb_cudnn_perf *perf,
+                                         int max, int *count, char *err, size_t err_len);
+
+#define CNB_CUDNN_MAX_ALGOS 16
+
+/* The algorithm rule for one shape and direction, filling *c:
+ *  - deterministic: the *_v7 heuristics only, taking the first acceptable (deterministic)
+ *    entry in their fixed order. cudnnFind ranks by measured time, so timing noise from run to
+ *    run could pick a different deterministic algorithm and different bits;
+ *  - otherwise cudnnFind, then the heuristics when Find fails (any error) or offers nothing
+ *    acceptable.
+ * Returns CNB_OK with c chosen; CNB_ERR_UNSUPPORTED with c->failed set and the reason in
+ * c->failure and err when nothing acceptable was offered (the heuristics answered but every
+ * entry was refused, or they answered CNB_ERR_UNSUPPORTED): the caller keeps c so the shape is
+ * not searched again; any other status from the heuristics query as is, with c untouched (not
+ * cached: it may be transient). what names the call and shape in messages. */
+cnb_status cnb_cudnn_choose(cnb_cudnn_choice *c, cnb_cudnn_query_fn query, void *user,
+                            int deterministic, int allow_tf32, size_t max_workspace,
+                            const char *what, char *err, size_t err_len);
 
 /* Key: the convolution descriptor (p and q follow from the rest). */
 typedef struct cnb_cudnn_conv_entry {
@@ -104,13 +143,30 @@ void cnb_cudnn_cache_free(cnb_cudnn_conv_cache *c, void (*release)(void *descs))
 
 /* "n64 c1 28x28 k32 3x3 s1x1 p1x1" */
 void cnb_cudnn_conv_key_format(const cnb_conv_desc *d, char *buf, size_t len);
-/* "IMPLICIT_PRECOMP_GEMM (fma, deterministic, workspace 0 B, 0.012 ms)" or "not used yet". */
+/* "IMPLICIT_PRECOMP_GEMM (fma, deterministic, workspace 0 B, 0.012 ms)", with ", from
+ * heuristics (...)" when *_v7 chose it; "not used yet"; or "none acceptable (cached failure)". */
 void cnb_cudnn_choice_format(int dir, const cnb_cudnn_choice *c, char *buf, size_t len);
 
 /* ---- versions ---- */
 
-/* cuDNN 9 and cuBLAS encode versions as 10000*major + 100*minor + patch. 0: equal;
- * 1: different but the same major (works, report it); 2: different majors (cannot work). */
+/* cuDNN 9 and cuBLAS encode versions as 10000*major + 100*minor + patch. NVIDIA's rule: an
+ * application built against x.z is not guaranteed to work with an older x.y (y < z), while a
+ * newer minor of the same major, or another patch level, is backward compatible. */
+typedef enum cnb_cudnn_version_rule {
+    CNB_VERSION_EQUAL = 0,  /* the same version */
+    CNB_VERSION_COMPAT = 1, /* same major, loaded minor newer or only the patch differs: works */
+    CNB_VERSION_REFUSE = 2  /* different major, or loaded major.minor older than compiled */
+} cnb_cudnn_version_rule;
 int cnb_cudnn_version_compat(long compiled, long loaded);
+/* One sentence for info() or create's error: "cuDNN compiled 9.19.0, loaded 9.20.1: newer
+ * minor release of the same major, backward compatible" and the like; lib names the library
+ * ("cuDNN", "cuBLAS"). For CNB_VERSION_REFUSE it names both versions and the remedy. */
+void cnb_cudnn_version_explain(const char *lib, long compiled, long loaded, char *buf,
+                               size_t len);
+
+/* CUDA runtime versions (1000*major + 10*minor): the runtime cuDNN was built with
+ * (cudnnGetCudartVersion) must have the major of the one this backend was compiled with
+ * (CUDART_VERSION). 1 when the majors agree. */
+int cnb_cudnn_cudart_compat(long compiled, long cudnn_cudart);
 
 #endif /* CNB_CUDNN_PLAN_H */

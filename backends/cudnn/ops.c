@@ -1,6 +1,6 @@
-/* ops.c — pooling, activations and softmax with cuDNN, GEMM with cuBLAS, and the cross-entropy
- * loss on top of cuDNN's log-softmax. PReLU, which cuDNN lacks, goes to the cuda backend's
- * kernels (gpu_ops.c). */
+/* ops.c — average pooling, activations and softmax with cuDNN, GEMM with cuBLAS, and the
+ * cross-entropy loss on top of cuDNN's log-softmax. PReLU, which cuDNN lacks, and max pooling,
+ * whose tie rule cuDNN does not document, go to the cuda backend's kernels (gpu_ops.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +38,7 @@ void dnn_release_pools(cnb_context *ctx) {
         if ((st = dnn_check(ctx, (call), (what))) != CNB_OK) goto fail;                      \
     } while (0)
 
-/* The cached descriptors of pooling shape d (validated), made on first use. */
+/* The cached descriptors of average pooling shape d (validated), made on first use. */
 static cnb_status get_pool(cnb_context *ctx, const cnb_pool_desc *d, const char *fn,
                            pool_entry **out) {
     cnb_status st = cnb_gpu_check_pool(fn, d, ctx->gpu.err, sizeof ctx->gpu.err);
@@ -57,12 +57,9 @@ static cnb_status get_pool(cnb_context *ctx, const cnb_pool_desc *d, const char 
     }
     pool_entry e = {.key = *d};
     cnb_cudnn_pool_params p;
-    cnb_cudnn_pool_params_from(d, ctx->gpu.opt.deterministic, &p);
-    cudnnPoolingMode_t mode = p.kind == CNB_CUDNN_POOL_AVG_INCLUDE_PAD
-                                  ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
-                              : p.kind == CNB_CUDNN_POOL_MAX_DETERMINISTIC
-                                  ? CUDNN_POOLING_MAX_DETERMINISTIC
-                                  : CUDNN_POOLING_MAX;
+    cnb_cudnn_pool_params_from(d, &p);
+    /* The ABI's average divides by kh*kw, padding included (count_include_pad). */
+    const cudnnPoolingMode_t mode = CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING;
     int on, oc, oh, ow;
     POOL_TRY(cudnnCreatePoolingDescriptor(&e.pool), "cudnnCreatePoolingDescriptor");
     POOL_TRY(cudnnCreateTensorDescriptor(&e.x), "cudnnCreateTensorDescriptor");
@@ -94,18 +91,22 @@ fail:
     return st;
 }
 
+/* Max pooling does not go to cuDNN. The ABI (cnb_abi.h, CNB_POOL_MAX) fixes the tie rule "the
+ * first maximum in row-major window order wins"; cuDNN documents no tie rule, and its backward
+ * rebuilds the argmax from x and y, so a tie may route the gradient elsewhere. The cuda backend's
+ * kernels record the first maximum in the argmax workspace during the forward and read it back
+ * in the backward, as backends/cuda does (and PyTorch's CUDA max_pool2d, which uses its own
+ * kernels with indices rather than cuDNN). Average pooling, which has no ties, stays on cuDNN.
+ * The workspace query comes from the same code as the kernels: n*c*p*q int32 indices for max,
+ * 0 for average. */
 cnb_status dnn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
-    cnb_status st = cnb_gpu_check_pool("pool_workspace_size", d, ctx->gpu.err,
-                                       sizeof ctx->gpu.err);
-    if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_workspace_size", bytes);
-    *bytes = 0; /* cuDNN's max-pool backward finds the maximum again from x and y */
-    return CNB_OK;
+    return cnb_gpu_pool_workspace_size(CTX_GPU(ctx), d, bytes);
 }
 
 cnb_status dnn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
                             void *workspace) {
-    (void)workspace;
+    if (d && !cnb_cudnn_pool_uses_cudnn(d->mode))
+        return cnb_gpu_pool_forward(CTX_GPU(ctx), d, y, x, workspace);
     pool_entry *e;
     cnb_status st = get_pool(ctx, d, "pool_forward", &e);
     if (st != CNB_OK) return st;
@@ -118,7 +119,8 @@ cnb_status dnn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
 cnb_status dnn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
                              const float *dy, const float *x, const float *y,
                              const void *workspace) {
-    (void)workspace;
+    if (d && !cnb_cudnn_pool_uses_cudnn(d->mode))
+        return cnb_gpu_pool_backward(CTX_GPU(ctx), d, dx, dy, x, y, workspace);
     pool_entry *e;
     cnb_status st = get_pool(ctx, d, "pool_backward", &e);
     if (st != CNB_OK) return st;
