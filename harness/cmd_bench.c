@@ -1,8 +1,12 @@
 /* cmd_bench.c — `cnnbench bench`: a timing matrix of backends x models (x batch sizes). Each cell
  * is warmed up, then timed in runs of a fixed number of training steps plus one inference pass,
  * until both a minimum time and a minimum count are reached (DESIGN.md §5). The backends of one
- * (model, batch) group are run round-robin, one run each per round, so that a slow drift of the
- * shared machine touches them alike and the within-run ratios (blas / naive) stay comparable.
+ * (model, batch) group are run in time-balanced rounds: in each round every backend runs for
+ * about as long as the slowest backend's single run (a fast backend repeats its run), so that
+ * the shared machine's swings — on this host, phases of tens of seconds in which a 2-thread
+ * backend runs 30% slower while a 1-thread one barely notices — touch every backend of a round
+ * alike, and the within-run ratios (blas / naive), taken per round, stay comparable between runs.
+ * One run each per round would compare a 0.4 s snapshot of blas with 7 s of naive.
  * A separate pass through the profiling proxy gives the per-kernel-family breakdown; throughput
  * is never measured through the proxy, whose synchronizations would distort it. */
 #define _GNU_SOURCE
@@ -52,6 +56,10 @@ typedef struct bn_cell {
     cnb_profiler thin;         /* pass-through used only when a test fault is active */
     double *train_ips, *infer_ips, *step_ms;
     int runs;
+    int *round_end;            /* runs done by the end of each round (samples of round r are
+                                * [round_end[r-1], round_end[r])) */
+    int rounds;
+    double run_estimate;       /* seconds one run takes, from the warm-up and the last round */
     double timed_seconds;
     int done;
     /* breakdown from the profiled pass, seconds per training step / per inference pass */
@@ -394,11 +402,27 @@ static cJSON *summary_json(const double *x, int n) {
     return o;
 }
 
-/* Ratio samples a[i] / b[i] over the rounds both cells ran (they ran side by side). */
+static double median_of(const double *x, int n) {
+    cnb_summary s;
+    cnb_summarize(x, n, &s);
+    return s.median;
+}
+
+/* Median of a cell's samples in round r (0 when it has none there). */
+static double round_median(const bn_cell *c, int r, int infer) {
+    if (r >= c->rounds) return 0.0;
+    int from = r ? c->round_end[r - 1] : 0, n = c->round_end[r] - from;
+    return n > 0 ? median_of((infer ? c->infer_ips : c->train_ips) + from, n) : 0.0;
+}
+
+/* Ratio samples, one per round both cells ran in (side by side): the median of a's runs in the
+ * round over the median of b's. */
 static int ratio_samples(const bn_cell *a, const bn_cell *b, int infer, double *out) {
-    int n = a->runs < b->runs ? a->runs : b->runs;
-    const double *x = infer ? a->infer_ips : a->train_ips, *y = infer ? b->infer_ips : b->train_ips;
-    for (int i = 0; i < n; i++) out[i] = y[i] > 0 ? x[i] / y[i] : 0.0;
+    int rounds = a->rounds < b->rounds ? a->rounds : b->rounds, n = 0;
+    for (int r = 0; r < rounds; r++) {
+        double x = round_median(a, r, infer), y = round_median(b, r, infer);
+        if (x > 0 && y > 0) out[n++] = x / y;
+    }
     return n;
 }
 
@@ -413,9 +437,9 @@ static cJSON *ratio_json(const char *kind, const bn_cell *a, const bn_cell *b, d
     cJSON_AddItemToObject(o, "train", summary_json(buf, n));
     n = ratio_samples(a, b, 1, buf);
     cJSON_AddItemToObject(o, "infer", summary_json(buf, n));
-    /* Best-of-runs ratio: the fastest run of each. Interference on a shared machine only ever
-     * slows a run down, so the fastest run is the least disturbed one; this ratio moves far less
-     * between runs than the medians (measured: 2-7% against 30%) and is what compare gates on. */
+    /* Best-of-runs ratio: the fastest run of each. Shown for reference; compare gates on the
+     * per-round medians (a fast backend's many short runs let its fastest one catch the
+     * machine's brief fast phases, so this ratio is the less steady one here). */
     cnb_summary sa, sb;
     cJSON *best = cJSON_AddObjectToObject(o, "best");
     cnb_summarize(a->train_ips, a->runs, &sa);
@@ -425,12 +449,6 @@ static cJSON *ratio_json(const char *kind, const bn_cell *a, const bn_cell *b, d
     cnb_summarize(b->infer_ips, b->runs, &sb);
     cJSON_AddNumberToObject(best, "infer", sb.max > 0 ? sa.max / sb.max : 0);
     return o;
-}
-
-static double median_of(const double *x, int n) {
-    cnb_summary s;
-    cnb_summarize(x, n, &s);
-    return s.median;
 }
 
 /* ---- printing ---- */
@@ -719,6 +737,7 @@ static cJSON *cell_json(const bn_cell *c) {
         return o;
     }
     cJSON_AddNumberToObject(o, "runs", c->runs);
+    cJSON_AddNumberToObject(o, "rounds", c->rounds);
     cJSON_AddNumberToObject(o, "timed_seconds", c->timed_seconds);
     cJSON_AddItemToObject(o, "train_images_per_s", summary_json(c->train_ips, c->runs));
     cJSON_AddItemToObject(o, "infer_images_per_s", summary_json(c->infer_ips, c->runs));
@@ -848,11 +867,13 @@ int cnb_cmd_bench(int argc, char **argv) {
         cells[i].train_ips = malloc(MAX_RUNS * sizeof(double));
         cells[i].infer_ips = malloc(MAX_RUNS * sizeof(double));
         cells[i].step_ms = malloc(MAX_RUNS * sizeof(double));
-        if (!cells[i].train_ips || !cells[i].infer_ips || !cells[i].step_ms) goto done;
+        cells[i].round_end = malloc(MAX_RUNS * sizeof(int));
+        if (!cells[i].train_ips || !cells[i].infer_ips || !cells[i].step_ms || !cells[i].round_end)
+            goto done;
     }
     if (!o.quiet)
         printf("cnnbench bench: %d threads, min %.2g s and %d runs per cell (at most %d), %d "
-               "warm-up run(s); backends of a group run round-robin\n",
+               "warm-up run(s); backends of a group run in time-balanced rounds\n",
                threads, o.min_time, o.min_runs, o.max_runs, o.warmup);
 
     int any_failed = 0;
@@ -894,30 +915,53 @@ int cnb_cmd_bench(int argc, char **argv) {
             }
             double x1, x2, x3, secs;
             for (int w = 0; w < o.warmup; w++)
-                for (int k = 0; k < nb; k++)
+                for (int k = 0; k < nb; k++) {
                     if (!g[k].status && cell_run(&g[k], r, &x1, &x2, &x3, &secs) != 0) g[k].status = 2;
+                    else g[k].run_estimate = secs;
+                }
             if (!o.quiet) {
                 printf(", timing");
                 fflush(stdout);
             }
             cnb_load_probe load;
             cnb_load_probe_start(&load);
+            /* Rounds go on until every cell is done; every cell below --max-runs runs in every
+             * round, so the ratios have a sample per round. A round lasts about as long as the
+             * slowest cell's run; faster cells repeat, at most max_runs / min_runs times, so
+             * min_runs rounds fit in max_runs. */
+            int reps_cap = o.max_runs / o.min_runs > 1 ? o.max_runs / o.min_runs : 1;
             for (int left = 1; left;) {
-                left = 0;
+                double slowest = 0;
+                for (int k = 0; k < nb; k++)
+                    if (!g[k].status && g[k].run_estimate > slowest) slowest = g[k].run_estimate;
                 for (int k = 0; k < nb; k++) {
                     bn_cell *c = &g[k];
-                    if (c->status || c->done) continue;
-                    int i = c->runs;
-                    if (cell_run(c, r, &c->train_ips[i], &c->infer_ips[i], &c->step_ms[i], &secs) != 0) {
-                        c->status = 2;
-                        continue;
+                    if (c->status || c->runs >= o.max_runs) continue;
+                    long reps = c->run_estimate > 0 ? lround(slowest / c->run_estimate) : 1;
+                    if (reps < 1) reps = 1;
+                    if (reps > reps_cap) reps = reps_cap;
+                    if (reps > o.max_runs - c->runs) reps = o.max_runs - c->runs;
+                    double round_seconds = 0;
+                    for (long rep = 0; rep < reps && !c->status; rep++) {
+                        int i = c->runs;
+                        if (cell_run(c, r, &c->train_ips[i], &c->infer_ips[i], &c->step_ms[i],
+                                     &secs) != 0) {
+                            c->status = 2;
+                            break;
+                        }
+                        c->runs++;
+                        c->timed_seconds += secs;
+                        round_seconds += secs;
                     }
-                    c->runs++;
-                    c->timed_seconds += secs;
+                    if (c->status) continue;
+                    c->round_end[c->rounds++] = c->runs;
+                    c->run_estimate = round_seconds / (double)reps;
                     c->done = c->runs >= o.max_runs ||
-                              (c->runs >= o.min_runs && c->timed_seconds >= o.min_time);
-                    left |= !c->done;
+                              (c->runs >= o.min_runs && c->timed_seconds >= o.min_time &&
+                               c->rounds >= (o.min_runs < 3 ? o.min_runs : 3));
                 }
+                left = 0;
+                for (int k = 0; k < nb; k++) left |= !g[k].status && !g[k].done;
                 if (!o.quiet) {
                     printf(".");
                     fflush(stdout);
@@ -965,7 +1009,10 @@ int cnb_cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(set, "profile_runs", o.breakdown ? o.profile_runs : 0);
     cJSON_AddBoolToObject(set, "quick", o.quick);
     cJSON_AddNumberToObject(set, "outlier_mads", OUTLIER_MADS);
-    cJSON_AddStringToObject(set, "schedule", "round-robin: one run of each backend per round");
+    cJSON_AddStringToObject(set, "schedule",
+                            "time-balanced rounds: in each round every backend runs about as long "
+                            "as the slowest backend's single run (faster ones repeat, at most "
+                            "max_runs / min_runs times); within-run ratios are per-round medians");
     cJSON_AddStringToObject(set, "dataset", kind);
     cJSON *bj = cJSON_AddArrayToObject(root, "backends");
     for (int i = 0; i < nb; i++) {
@@ -1032,6 +1079,7 @@ done:
         free(cells[i].train_ips);
         free(cells[i].infer_ips);
         free(cells[i].step_ms);
+        free(cells[i].round_end);
     }
     free(cells);
     for (int i = 0; i < nb; i++)

@@ -54,6 +54,24 @@ static void bench_file(const char *path, double ratio, double ratio_mad, double 
     write_file(path, text);
 }
 
+/* A time-balanced bench file (per-round median ratio with its spread, and a best-of ratio), or
+ * one from the older one-run-per-round schedule when balanced is 0. */
+static void rounds_file(const char *path, int balanced, double ratio, double ratio_mad,
+                        double best) {
+    char text[4096];
+    snprintf(text, sizeof text,
+             "{\"schema_version\": 1, \"kind\": \"bench\", \"created\": \"x\","
+             " \"settings\": {\"schedule\": \"%s\"},"
+             " \"cells\": [],"
+             " \"ratios\": [{\"kind\": \"vs_naive\", \"model\": \"network\", \"batch\": 100,"
+             "   \"backend\": \"blas\", \"baseline\": \"naive\","
+             "   \"train\": {\"median\": %g, \"mad\": %g}, \"infer\": {\"median\": %g, \"mad\": %g},"
+             "   \"best\": {\"train\": %g, \"infer\": %g}}]}",
+             balanced ? "time-balanced rounds: test" : "round-robin: one run of each backend per round",
+             ratio, ratio_mad, ratio, ratio_mad, best, best);
+    write_file(path, text);
+}
+
 static int compare(const char *base, const char *now, const char *extra, char **out) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s compare %s %s %s 2>&1", CNB_TEST_CNNBENCH, base, now,
@@ -171,4 +189,41 @@ Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 1
     text[n] = '\0';
     fclose(f);
     cr_expect_not_null(strstr(text, "CNB_TEST_SLOWDOWN_CONV"), "fault recorded in the results");
+}
+
+/* Time-balanced files gate on the per-round medians; the best-of ratio only confirms a median
+ * that moved by more than twice the threshold inside a wide spread. Older files gate on best-of. */
+Test(compare_cmd, time_balanced_files_gate_on_medians_confirmed_by_best_of) {
+    char *out;
+    int rc;
+    rounds_file(TMP("tb-base.json"), 1, 20.0, 0.5, 25.0);
+    /* best-of fell 28% (a fast phase missed), the median 4%: no regression */
+    rounds_file(TMP("tb-phase.json"), 1, 19.2, 0.5, 18.0);
+    rc = compare(TMP("tb-base.json"), TMP("tb-phase.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "a best-of swing with a steady median must pass:\n%s", out);
+    free(out);
+    /* median -60% inside a huge spread (a loaded machine), best-of -50%: regression */
+    rounds_file(TMP("tb-wide-base.json"), 1, 8.0, 2.0, 10.0);
+    rounds_file(TMP("tb-wide-slow.json"), 1, 3.2, 2.0, 5.0);
+    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-slow.json"), NULL, &out);
+    cr_expect_eq(rc, 1, "a large drop both estimators see must fail:\n%s", out);
+    cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
+    free(out);
+    /* median -15% inside the spread, best-of -50%: below twice the threshold, passes */
+    rounds_file(TMP("tb-wide-mid.json"), 1, 6.8, 2.0, 5.0);
+    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-mid.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "a -15%% median inside the noise must pass:\n%s", out);
+    free(out);
+    /* median -60% inside the spread, best-of steady: not confirmed, passes */
+    rounds_file(TMP("tb-wide-steady.json"), 1, 3.2, 2.0, 10.0);
+    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-steady.json"), NULL, &out);
+    cr_expect_eq(rc, 0, "an unconfirmed median drop inside the noise must pass:\n%s", out);
+    free(out);
+    /* older files: the best-of ratio is the gate */
+    rounds_file(TMP("rr-base.json"), 0, 20.0, 0.5, 25.0);
+    rounds_file(TMP("rr-slow.json"), 0, 19.2, 0.5, 18.0);
+    rc = compare(TMP("rr-base.json"), TMP("rr-slow.json"), NULL, &out);
+    cr_expect_eq(rc, 1, "one-run-per-round files gate on best-of:\n%s", out);
+    cr_expect_not_null(strstr(out, "predates time-balanced rounds"), "%s", out);
+    free(out);
 }
