@@ -3,7 +3,7 @@
 # --quick with at least 3 s and 10 runs per cell: about 15 s) compared with the committed baseline results/ci-baseline.json.
 # The gate is on the within-run speed-up blas/naive, not on absolute images/s: absolute times on
 # a shared machine swing by tens of percent between runs, the ratio of two backends measured
-# side by side (round-robin) much less.
+# side by side (time-balanced rounds) much less.
 #
 # usage: tools/ci_bench.sh [--update] [BUILD_DIR]          (BUILD_DIR default: build-test)
 #   --update            write the new run as the baseline (after an intended speed change of
