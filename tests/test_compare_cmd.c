@@ -194,36 +194,31 @@ Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 1
 /* Time-balanced files gate on the per-round medians; the best-of ratio only confirms a median
  * that moved by more than twice the threshold inside a wide spread. Older files gate on best-of. */
 Test(compare_cmd, time_balanced_files_gate_on_medians_confirmed_by_best_of) {
-    char *out;
-    int rc;
-    rounds_file(TMP("tb-base.json"), 1, 20.0, 0.5, 25.0);
-    /* best-of fell 28% (a fast phase missed), the median 4%: no regression */
-    rounds_file(TMP("tb-phase.json"), 1, 19.2, 0.5, 18.0);
-    rc = compare(TMP("tb-base.json"), TMP("tb-phase.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "a best-of swing with a steady median must pass:\n%s", out);
-    free(out);
-    /* median -60% inside a huge spread (a loaded machine), best-of -50%: regression */
-    rounds_file(TMP("tb-wide-base.json"), 1, 8.0, 2.0, 10.0);
-    rounds_file(TMP("tb-wide-slow.json"), 1, 3.2, 2.0, 5.0);
-    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-slow.json"), NULL, &out);
-    cr_expect_eq(rc, 1, "a large drop both estimators see must fail:\n%s", out);
-    cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
-    free(out);
-    /* median -15% inside the spread, best-of -50%: below twice the threshold, passes */
-    rounds_file(TMP("tb-wide-mid.json"), 1, 6.8, 2.0, 5.0);
-    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-mid.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "a -15%% median inside the noise must pass:\n%s", out);
-    free(out);
-    /* median -60% inside the spread, best-of steady: not confirmed, passes */
-    rounds_file(TMP("tb-wide-steady.json"), 1, 3.2, 2.0, 10.0);
-    rc = compare(TMP("tb-wide-base.json"), TMP("tb-wide-steady.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "an unconfirmed median drop inside the noise must pass:\n%s", out);
-    free(out);
-    /* older files: the best-of ratio is the gate */
-    rounds_file(TMP("rr-base.json"), 0, 20.0, 0.5, 25.0);
-    rounds_file(TMP("rr-slow.json"), 0, 19.2, 0.5, 18.0);
-    rc = compare(TMP("rr-base.json"), TMP("rr-slow.json"), NULL, &out);
-    cr_expect_eq(rc, 1, "one-run-per-round files gate on best-of:\n%s", out);
-    cr_expect_not_null(strstr(out, "predates time-balanced rounds"), "%s", out);
-    free(out);
+    static const struct {
+        const char *what;
+        int balanced;
+        double base, base_mad, base_best, now, now_mad, now_best;
+        int rc;
+    } cases[] = {
+        {"best-of fell 28% (a fast phase missed), the median 4%", 1, 20, 0.5, 25, 19.2, 0.5, 18, 0},
+        {"median -60% inside a huge spread, best-of -50%", 1, 8, 2, 10, 3.2, 2, 5, 1},
+        {"median -15% inside the spread, best-of -50%", 1, 8, 2, 10, 6.8, 2, 5, 0},
+        {"median -60% inside the spread, best-of steady", 1, 8, 2, 10, 3.2, 2, 10, 0},
+        {"older files: best-of -28% is the gate", 0, 20, 0.5, 25, 19.2, 0.5, 18, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        rounds_file(TMP("tb-base.json"), cases[i].balanced, cases[i].base, cases[i].base_mad,
+                    cases[i].base_best);
+        rounds_file(TMP("tb-new.json"), cases[i].balanced, cases[i].now, cases[i].now_mad,
+                    cases[i].now_best);
+        int rc = compare(TMP("tb-base.json"), TMP("tb-new.json"), NULL, &out);
+        cr_expect_eq(rc, cases[i].rc, "%s: exit %d, expected %d:\n%s", cases[i].what, rc,
+                     cases[i].rc, out);
+        if (cases[i].rc == 1)
+            cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
+        if (!cases[i].balanced)
+            cr_expect_not_null(strstr(out, "predates time-balanced rounds"), "%s", out);
+        free(out);
+    }
 }
