@@ -67,6 +67,7 @@ typedef struct bn_cell {
     long profiled_steps;
     int profiled_runs;
     double profiled_train_seconds, profiled_infer_seconds;
+    const char *timing;        /* how the profiled pass timed kernels (cnb_profiler_timing_method) */
     /* other work on the machine while the group's timed runs ran (cnb_load_probe) */
     int load_known;
     double other_cores, steal_cores;
@@ -327,9 +328,11 @@ static int cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
                            err, sizeof err) != 0) {
         fprintf(stderr, "cnnbench bench: %s on %s: profiled pass: %s\n", c->m->name, c->b->name,
                 err);
+        cnb_profiler_release(p);
         free(p);
         return -1;
     }
+    c->timing = cnb_profiler_timing_method(p);
     memset(&c->train_k, 0, sizeof c->train_k);
     memset(&c->infer_k, 0, sizeof c->infer_k);
     cnb_train_state st0;
@@ -351,6 +354,7 @@ static int cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
             rc = -1;
             break;
         }
+        cnb_profiler_flush(p); /* the evaluation's timer pairs, into pending */
         if (run == 0) continue;
         for (int f = 0; f < CNB_KF_COUNT; f++) {
             c->train_k.seconds[f] += p->train.seconds[f];
@@ -363,8 +367,13 @@ static int cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
         c->profiled_train_seconds += r->epoch[0].train_seconds;
         c->profiled_infer_seconds += r->epoch[0].eval_seconds;
     }
+    if (p->timer_errors)
+        fprintf(stderr, "cnnbench bench: %s on %s: %ld timer calls failed in the profiled pass "
+                "(those kernels counted, not timed): %s\n", c->m->name, c->b->name,
+                p->timer_errors, c->b->lib.api->last_error(c->b->ctx));
     cnb_trainer_destroy(t);
     free(params0);
+    cnb_profiler_release(p);
     free(p);
     return rc;
 }
@@ -509,7 +518,27 @@ static void print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) 
     }
     print_load(cells, n, f);
     if (!o->breakdown) return;
-    fprintf(f, "  per-kernel breakdown of a training step, ms (share of the step), profiled pass:\n");
+    /* Device timers and the host clock measure different things (device time vs wall time with a
+     * synchronize after each call): say which column used which. */
+    fprintf(f, "  per-kernel breakdown of a training step, ms (share of the step), profiled pass");
+    const char *first = NULL;
+    int mixed = 0;
+    for (int i = 0; i < n; i++) {
+        if (cells[i].status || !cells[i].profiled_steps || !cells[i].timing) continue;
+        if (!first) first = cells[i].timing;
+        else mixed |= strcmp(first, cells[i].timing) != 0;
+    }
+    if (first && !mixed) fprintf(f, ", timed by %s", first);
+    if (mixed) {
+        fprintf(f, ", timed by");
+        const char *sep = " ";
+        for (int i = 0; i < n; i++) {
+            if (cells[i].status || !cells[i].profiled_steps || !cells[i].timing) continue;
+            fprintf(f, "%s%s: %s", sep, cells[i].b->name, cells[i].timing);
+            sep = "; ";
+        }
+    }
+    fprintf(f, ":\n");
     fprintf(f, "  %-16s %-9s", "family", "pass");
     for (int i = 0; i < n; i++)
         if (!cells[i].status && cells[i].profiled_steps) fprintf(f, " %18s", cells[i].b->name);
@@ -767,10 +796,17 @@ static cJSON *cell_json(const bn_cell *c) {
         cJSON_AddNumberToObject(in, "kernel_ms", 1000 * ik);
         cJSON_AddNumberToObject(in, "overhead_ms", 1000 * (pass - ik));
         cJSON_AddItemToObject(in, "families", kernels_json(&c->infer_k, runs, pass));
+        int timers = c->timing && strstr(c->timing, "device timers") != NULL;
+        cJSON_AddStringToObject(b, "timing", c->timing ? c->timing : "");
         cJSON_AddStringToObject(b, "note",
-                                "profiled through the proxy (synchronize after every kernel); "
-                                "training: per step, inference: per pass; memory = uploads, "
-                                "downloads; overhead = wall time outside kernels");
+                                timers ? "profiled through the proxy (a device timer pair around "
+                                         "every kernel, read back once per step); training: per "
+                                         "step, inference: per pass; memory = uploads, downloads; "
+                                         "overhead = wall time outside kernels"
+                                       : "profiled through the proxy (synchronize after every "
+                                         "kernel); training: per step, inference: per pass; "
+                                         "memory = uploads, downloads; overhead = wall time "
+                                         "outside kernels");
     }
     return o;
 }

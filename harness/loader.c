@@ -53,6 +53,12 @@ static const struct {
     SLOT(gemm), SLOT(activation_forward), SLOT(activation_backward), SLOT(softmax_ce_forward),
     SLOT(softmax_ce_backward), SLOT(sgd_step), SLOT(adam_step),
 };
+/* The optional timer group: all four or none, and only when struct_size covers it. */
+static const struct {
+    const char *name;
+    size_t offset;
+} timer_slots[] = {SLOT(timer_create), SLOT(timer_record), SLOT(timer_elapsed),
+                   SLOT(timer_destroy)};
 #undef SLOT
 
 static int check_table(const cnb_backend *t, const char *path, char *err, size_t err_len) {
@@ -75,6 +81,23 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
             return cnb_errf(err, err_len,
                             "%s: backend '%s' leaves the required slot '%s' empty (ABI v%u)",
                             path, t->name, required_v1[i].name, t->abi_version);
+    }
+    /* A table that ends before the group (built against an older header) simply has no timers;
+     * a half-filled group would have the profiler record markers it cannot read back. */
+    if (t->struct_size >= CNB_BACKEND_TIMERS_SIZE) {
+        size_t n = sizeof timer_slots / sizeof timer_slots[0], filled = 0;
+        const char *empty = NULL;
+        for (size_t i = 0; i < n; i++) {
+            void *slot;
+            memcpy(&slot, (const char *)t + timer_slots[i].offset, sizeof slot);
+            if (slot) filled++;
+            else if (!empty) empty = timer_slots[i].name;
+        }
+        if (filled && filled < n)
+            return cnb_errf(err, err_len,
+                            "%s: backend '%s' fills only some of the optional timer slots: "
+                            "'%s' is empty (give all four or none)",
+                            path, t->name, empty);
     }
     return 0;
 }

@@ -21,7 +21,8 @@ const char *cnb_backend_dir(void);
 /* Load a backend by name ("naive" → <backend dir>/libcnb_naive.so) or by path (anything with a
  * '/'). Refuses, with a message naming the file: a missing file, a file that is not a shared
  * object, a missing entry symbol, an ABI version outside [CNB_ABI_MIN_VERSION, CNB_ABI_VERSION],
- * a table smaller than that version needs, or an empty required slot. Returns 0 or -1. */
+ * a table smaller than that version needs, an empty required slot, or an optional group filled
+ * only in part (the timer slots). Returns 0 or -1. */
 int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *err, size_t err_len);
 void cnb_unload_backend(cnb_loaded_backend *b);
 

@@ -1,6 +1,8 @@
-/* profiler.c — the profiling proxy (see profiler.h). Each slot forwards to the real backend; with
- * timing on it then synchronizes, so an asynchronous device's kernel time lands in the family
- * that launched it rather than in whichever later call happens to wait. */
+/* profiler.c — the profiling proxy (see profiler.h). Each slot forwards to the real backend. With
+ * timing on, a backend with timers gets a timer pair recorded around the call in its stream, so
+ * each kernel's device time lands in the family that launched it without the proxy waiting;
+ * any other backend is synchronized after the call and timed on the host clock, for the same
+ * reason (otherwise the time would land in whichever later call happens to wait). */
 #define _POSIX_C_SOURCE 200809L
 #include "profiler.h"
 
@@ -65,11 +67,95 @@ void cnb_test_faults_env(const char *backend_name, char *out, size_t out_len) {
 
 #define P(ctx) ((cnb_profiler *)(void *)(ctx))
 
-/* Start / stop around one real call. stop() synchronizes only when timing (or a slowdown, which
- * must know how long the call really took). */
-static double start(const cnb_profiler *p) { return p->timing || p->slowdown_conv > 1.0 ? cnb_now() : 0.0; }
+/* ---- device timers ---- */
 
-static void stop(cnb_profiler *p, int family, double t0, int is_conv) {
+#define TIMER_POOL_FIRST 64    /* pairs made at init: a training step of the models here */
+#define TIMER_POOL_MAX 4096    /* beyond, read the pairs back and reuse them (bounded memory) */
+
+/* Adds pairs up to `want` in all; 0 when at least one new pair exists. */
+static int grow_timers(cnb_profiler *p, int want) {
+    if (want > TIMER_POOL_MAX) want = TIMER_POOL_MAX;
+    if (want <= p->timer_pairs) return -1;
+    cnb_timer **t = realloc(p->timers, (size_t)want * 2 * sizeof *t);
+    if (!t) return -1;
+    p->timers = t;
+    int *f = realloc(p->timer_family, (size_t)want * sizeof *f);
+    if (!f) return -1;
+    p->timer_family = f;
+    int before = p->timer_pairs;
+    while (p->timer_pairs < want) {
+        cnb_timer *a = NULL, *b = NULL;
+        if (p->real->timer_create(p->real_ctx, &a) != CNB_OK ||
+            p->real->timer_create(p->real_ctx, &b) != CNB_OK) {
+            if (a) p->real->timer_destroy(p->real_ctx, a);
+            p->timer_errors++;
+            break;
+        }
+        p->timers[2 * p->timer_pairs] = a;
+        p->timers[2 * p->timer_pairs + 1] = b;
+        p->timer_pairs++;
+    }
+    return p->timer_pairs > before ? 0 : -1;
+}
+
+/* Reads every recorded pair into `pending` (the first read waits for the device) and frees the
+ * pool for reuse. */
+static void resolve_timers(cnb_profiler *p) {
+    for (int i = 0; i < p->timers_used; i++) {
+        double ms = 0.0;
+        int fam = p->timer_family[i];
+        if (p->real->timer_elapsed(p->real_ctx, p->timers[2 * i], p->timers[2 * i + 1], &ms) ==
+            CNB_OK)
+            p->pending.seconds[fam] += ms / 1000.0;
+        else
+            p->timer_errors++;
+        p->pending.calls[fam]++;
+    }
+    p->timers_used = 0;
+}
+
+/* The pair for the next call, its start recorded; -1 when recording failed. */
+static int timer_start(cnb_profiler *p) {
+    if (p->timers_used == p->timer_pairs && grow_timers(p, 2 * p->timer_pairs) != 0)
+        resolve_timers(p);
+    int i = p->timers_used;
+    if (p->real->timer_record(p->real_ctx, p->timers[2 * i]) != CNB_OK) {
+        p->timer_errors++;
+        return -1;
+    }
+    return i;
+}
+
+static void timer_stop(cnb_profiler *p, int family, int pair) {
+    if (pair >= 0 && p->real->timer_record(p->real_ctx, p->timers[2 * pair + 1]) == CNB_OK) {
+        p->timer_family[pair] = family;
+        p->timers_used++;
+        return;
+    }
+    if (pair >= 0) p->timer_errors++;
+    p->pending.calls[family]++; /* counted, not timed */
+}
+
+/* Start / stop around one real call. Timers never wait. Otherwise stop() synchronizes only when
+ * timing (or a slowdown, which must know how long the call really took). */
+typedef struct px_mark {
+    double t0;
+    int pair;
+} px_mark;
+
+static px_mark start(cnb_profiler *p) {
+    px_mark m = {0.0, -1};
+    if (p->use_timers) m.pair = timer_start(p);
+    else if (p->timing || p->slowdown_conv > 1.0) m.t0 = cnb_now();
+    return m;
+}
+
+static void stop(cnb_profiler *p, int family, px_mark m, int is_conv) {
+    if (p->use_timers) {
+        timer_stop(p, family, m.pair);
+        return;
+    }
+    double t0 = m.t0;
     if (!p->timing && !(is_conv && p->slowdown_conv > 1.0)) return;
     p->real->synchronize(p->real_ctx);
     double t1 = cnb_now();
@@ -112,9 +198,9 @@ static cnb_status px_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 #define FORWARD(family, is_conv, call)                                                        \
     do {                                                                                      \
         cnb_profiler *p_ = P(ctx);                                                            \
-        double t0_ = start(p_);                                                               \
+        px_mark m_ = start(p_);                                                               \
         cnb_status st_ = p_->real->call;                                                      \
-        stop(p_, family, t0_, is_conv);                                                       \
+        stop(p_, family, m_, is_conv);                                                        \
         if (st_ != CNB_OK) return st_;                                                        \
     } while (0)
 
@@ -229,8 +315,10 @@ static cnb_status px_softmax_ce_backward(cnb_context *ctx, int n, int classes, f
     return CNB_OK;
 }
 
-/* The optimizer step ends a training step: fold the step's calls into the training totals. */
+/* The optimizer step ends a training step: fold the step's calls into the training totals. With
+ * timers this is where the step's pairs are read back, one wait per step instead of per call. */
 static void end_of_step(cnb_profiler *p) {
+    resolve_timers(p);
     for (int f = 0; f < CNB_KF_COUNT; f++) {
         p->train.seconds[f] += p->pending.seconds[f];
         p->train.calls[f] += p->pending.calls[f];
@@ -252,6 +340,22 @@ static cnb_status px_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t 
     return CNB_OK;
 }
 
+/* The proxy passes the timer slots through untimed, so code handed the proxy sees what the real
+ * backend offers. */
+static cnb_status px_timer_create(cnb_context *ctx, cnb_timer **out) {
+    return P(ctx)->real->timer_create(P(ctx)->real_ctx, out);
+}
+static cnb_status px_timer_record(cnb_context *ctx, cnb_timer *t) {
+    return P(ctx)->real->timer_record(P(ctx)->real_ctx, t);
+}
+static cnb_status px_timer_elapsed(cnb_context *ctx, const cnb_timer *a, const cnb_timer *b,
+                                   double *ms) {
+    return P(ctx)->real->timer_elapsed(P(ctx)->real_ctx, a, b, ms);
+}
+static cnb_status px_timer_destroy(cnb_context *ctx, cnb_timer *t) {
+    return P(ctx)->real->timer_destroy(P(ctx)->real_ctx, t);
+}
+
 void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *real_ctx,
                        int timing) {
     memset(p, 0, sizeof *p);
@@ -259,6 +363,11 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
     p->real_ctx = real_ctx;
     p->timing = timing;
     cnb_test_faults(real->name, &p->slowdown_conv, p->perturb_slot, sizeof p->perturb_slot);
+    /* A planted slowdown is a host busy wait that the device's timers would not see: keep the
+     * host clock then, so it shows in the breakdown on every backend. */
+    int has_timers = cnb_backend_has_timers(real);
+    if (timing && has_timers && p->slowdown_conv <= 1.0)
+        p->use_timers = grow_timers(p, TIMER_POOL_FIRST) == 0;
     p->table = (cnb_backend){
         .abi_version = CNB_ABI_VERSION,
         .struct_size = sizeof(cnb_backend),
@@ -290,9 +399,33 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
         .sgd_step = px_sgd_step,
         .adam_step = px_adam_step,
     };
+    if (has_timers) {
+        p->table.timer_create = px_timer_create;
+        p->table.timer_record = px_timer_record;
+        p->table.timer_elapsed = px_timer_elapsed;
+        p->table.timer_destroy = px_timer_destroy;
+    }
+}
+
+void cnb_profiler_release(cnb_profiler *p) {
+    for (int i = 0; i < 2 * p->timer_pairs; i++)
+        p->real->timer_destroy(p->real_ctx, p->timers[i]);
+    free(p->timers);
+    free(p->timer_family);
+    p->timers = NULL;
+    p->timer_family = NULL;
+    p->timer_pairs = p->timers_used = 0;
+    p->use_timers = 0;
+}
+
+void cnb_profiler_flush(cnb_profiler *p) { resolve_timers(p); }
+
+const char *cnb_profiler_timing_method(const cnb_profiler *p) {
+    return p->use_timers ? "device timers (cnb timer slots)" : "host clock after synchronize";
 }
 
 void cnb_profiler_reset(cnb_profiler *p) {
+    p->timers_used = 0; /* pairs from before the reset are not read back */
     memset(&p->pending, 0, sizeof p->pending);
     memset(&p->train, 0, sizeof p->train);
 }

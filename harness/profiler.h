@@ -1,6 +1,12 @@
-/* profiler.h — a profiling proxy: a cnb_backend table whose slots call a real backend's slot,
- * synchronize, and add the elapsed time to a per-kernel-family accumulator. The trainer is handed
- * the proxy table like any backend, so per-kernel timing needs no hook in the training loop.
+/* profiler.h — a profiling proxy: a cnb_backend table whose slots call a real backend's slot and
+ * add the time it took to a per-kernel-family accumulator. The trainer is handed the proxy table
+ * like any backend, so per-kernel timing needs no hook in the training loop. How a call is
+ * timed depends on the backend:
+ *  - with the optional timer slots (GPU backends): a start/stop timer pair recorded around the
+ *    call in the device's stream, nothing waited for; the pairs are read back at the end of each
+ *    training step (the optimizer call) and at cnb_profiler_flush;
+ *  - without them (CPU backends, whose calls have finished when they return), or while a
+ *    planted slowdown is active: synchronize after the call and read the host clock.
  *
  * The proxy also carries the test faults that prove the checks and the regression gate can fail
  * (never set in normal use; each is announced on stderr and recorded in results):
@@ -50,7 +56,15 @@ typedef struct cnb_profiler {
     cnb_backend table;             /* hand &table to the trainer, with (cnb_context *)this */
     const cnb_backend *real;
     cnb_context *real_ctx;
-    int timing;                    /* 1: synchronize after every call and accumulate time */
+    int timing;                    /* 1: time every call and accumulate */
+    /* Device timers (timing with a backend that has them): pair i is timers[2i] (start) and
+     * timers[2i+1] (stop), created once and grown as needed, the family of its call in
+     * timer_family[i]; timers_used pairs are recorded and not yet read back. */
+    int use_timers;
+    cnb_timer **timers;
+    int *timer_family;
+    int timer_pairs, timers_used;
+    long timer_errors;             /* timer calls that failed: those calls counted, not timed */
     /* Calls since the last optimizer step. At each optimizer step they are folded into `train`,
      * so after a training run followed by an evaluation, `pending` holds the evaluation's calls
      * (every training step ends with an optimizer step; evaluation has none). */
@@ -62,12 +76,23 @@ typedef struct cnb_profiler {
 } cnb_profiler;
 
 /* Build a proxy around (real, real_ctx). timing = 0 gives a pass-through that only applies the
- * test faults. Reads the CNB_TEST_* variables when the backend is the fault backend. */
+ * test faults. Reads the CNB_TEST_* variables when the backend is the fault backend. With timing
+ * and a backend that has timers, creates the timer pool: cnb_profiler_release frees it. */
 void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *real_ctx,
                        int timing);
+/* Destroys the timers (before the real context goes); the proxy is unusable after. */
+void cnb_profiler_release(cnb_profiler *p);
+/* Reads back the timer pairs recorded since the last optimizer step into `pending` (waiting for
+ * the device); call before reading `pending` after a run (the evaluation's calls). A no-op with
+ * the host clock, which fills `pending` as it goes. */
+void cnb_profiler_flush(cnb_profiler *p);
+/* How the breakdown is timed: "device timers (cnb timer slots)" or "host clock after
+ * synchronize". */
+const char *cnb_profiler_timing_method(const cnb_profiler *p);
 /* The table and context to hand to code that wants a backend. */
 static inline const cnb_backend *cnb_profiler_api(cnb_profiler *p) { return &p->table; }
 static inline cnb_context *cnb_profiler_ctx(cnb_profiler *p) { return (cnb_context *)(void *)p; }
+/* Zeroes pending and train, dropping timer pairs not yet read back. */
 void cnb_profiler_reset(cnb_profiler *p);
 /* 1 when a test fault is active for this proxy. */
 int cnb_profiler_has_fault(const cnb_profiler *p);

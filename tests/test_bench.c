@@ -59,6 +59,7 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     cnb_profiler *p = malloc(sizeof *p);
     cnb_profiler_init(p, b.api, b.ctx, 1);
     cr_expect_str_eq(cnb_profiler_api(p)->name, "naive");
+    cr_expect_eq(p->use_timers, 0, "naive has no timer slots");
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     s.epochs = 1;
@@ -94,6 +95,7 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     cnb_trainer_destroy(t);
     cnb_run_result_free(r);
     free(r);
+    cnb_profiler_release(p);
     free(p);
     tu_close(&b);
     cnb_dataset_free(&train);
@@ -152,6 +154,11 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
         cr_expect(cJSON_IsBool(cJSON_GetObjectItem(load, "disturbed")));
         const cJSON *bd = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "train");
         cr_assert_not_null(bd, "%s has no breakdown", be);
+        /* CPU backends have no timer slots: the breakdown says it used the host clock */
+        const cJSON *how = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "timing");
+        cr_expect(cJSON_IsString(how) &&
+                      strcmp(how->valuestring, "host clock after synchronize") == 0,
+                  "%s: breakdown timing %s", be, cJSON_IsString(how) ? how->valuestring : "?");
         const cJSON *fam = cJSON_GetObjectItem(bd, "families");
         cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_fwd"));
         cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_bwd_filter"));

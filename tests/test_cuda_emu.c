@@ -10,7 +10,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 
+#include "data.h"
 #include "loader.h"
+#include "model.h"
+#include "profiler.h"
+#include "train.h"
 
 #define GPU_SUITE cuda_emu
 #define GPU_LABEL "cuda_emu"
@@ -92,4 +96,102 @@ Test(cuda_emu, fiber_order_does_not_change_results) {
         free(x), free(w), free(dy), free(bias);
         for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(dw[i]);
     }
+}
+
+/* The profiler on a backend with timers, end to end: every call of a short training run and its
+ * evaluation timed by a device timer pair (no synchronize per call), read back per step and at
+ * the flush, with the same call counts the host clock gives (test_bench) and a kernel total
+ * inside the step time. */
+Test(cuda_emu, profiler_times_kernels_with_the_device_timers, .timeout = 300) {
+    tu_backend g;
+    open_gpu(&g);
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    cnb_dataset train = {0}, test = {0};
+    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 16, 8, &train, &test, err, sizeof err),
+                 0, "%s", err);
+    cnb_profiler *p = malloc(sizeof *p);
+    cnb_profiler_init(p, g.api, g.ctx, 1);
+    cr_assert(p->use_timers, "the profiler does not use the backend's timers");
+    cr_expect_str_eq(cnb_profiler_timing_method(p), "device timers (cnb timer slots)");
+    cr_expect(cnb_backend_has_timers(cnb_profiler_api(p)), "the proxy hides the timer slots");
+    cnb_run_settings s;
+    cnb_settings_from_model(m, &s);
+    s.epochs = 1;
+    s.batch = GPU_BATCH_CAP;
+    s.eval_batch = GPU_BATCH_CAP;
+    s.max_steps = 3;
+    cnb_trainer *t;
+    cr_assert_eq(cnb_trainer_create(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test,
+                                    &s, &t, err, sizeof err), 0, "%s", err);
+    cnb_profiler_reset(p);
+    cnb_run_result *r = calloc(1, sizeof *r);
+    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cr_assert_eq(r->total_steps, 3);
+    /* the last optimizer step read its pairs back; the evaluation's wait for the flush */
+    cr_expect_gt(p->timers_used, 0, "the evaluation's pairs are read back only at the flush");
+    cnb_profiler_flush(p);
+    cr_expect_eq(p->timers_used, 0);
+    cr_expect_eq(p->timer_errors, 0, "timer calls failed: %s", g.api->last_error(g.ctx));
+    /* network: per step 2 conv forwards, 2 filter gradients, 1 data gradient, 3 forward
+     * products, 6 gradient products, one optimizer call (as in test_bench on naive) */
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_FWD], 2 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_BWD_FILTER], 2 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_CONV_BWD_DATA], 1 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_GEMM_FWD], 3 * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_GEMM_BWD], (3 + 3) * 3);
+    cr_expect_eq(p->train.calls[CNB_KF_OPTIMIZER], 3);
+    cr_expect_eq(p->pending.calls[CNB_KF_CONV_FWD], 2 * 2, "two evaluation batches of 4");
+    cr_expect_eq(p->pending.calls[CNB_KF_OPTIMIZER], 0);
+    cr_expect_eq(p->pending.calls[CNB_KF_CONV_BWD_FILTER], 0);
+    double kern = 0;
+    for (int f = 0; f < CNB_KF_COUNT; f++) {
+        const cnb_kernel_times *k[2] = {&p->train, &p->pending};
+        for (int i = 0; i < 2; i++) {
+            cr_expect_geq(k[i]->seconds[f], 0.0, "%s: %g s", cnb_kfamily_name(f),
+                          k[i]->seconds[f]);
+            if (k[i]->calls[f] == 0)
+                cr_expect_eq(k[i]->seconds[f], 0.0, "%s: time without calls",
+                             cnb_kfamily_name(f));
+        }
+        kern += p->train.seconds[f];
+    }
+    /* the emulator runs kernels as they are called: the convolutions take measurable time */
+    cr_expect_gt(p->train.seconds[CNB_KF_CONV_FWD], 0.0);
+    cr_expect_gt(p->train.seconds[CNB_KF_CONV_BWD_FILTER], 0.0);
+    cr_expect_leq(kern, r->epoch[0].train_seconds * 1.001 + 1e-4,
+                  "kernel time %g exceeds the step time %g", kern, r->epoch[0].train_seconds);
+    cnb_trainer_destroy(t);
+    cnb_run_result_free(r);
+    free(r);
+    cnb_profiler_release(p);
+    cr_expect_eq(p->timer_pairs, 0);
+    free(p);
+    free(m);
+    tu_close(&g);
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+}
+
+/* A planted slowdown is a host busy wait the device timers cannot see: the profiler keeps the
+ * host clock for the fault backend, and the timers for any other. */
+Test(cuda_emu, planted_slowdown_keeps_the_host_clock) {
+    tu_backend g;
+    open_gpu(&g);
+    setenv("CNB_TEST_SLOWDOWN_CONV", "3", 1);
+    setenv("CNB_TEST_FAULT_BACKEND", g.api->name, 1);
+    cnb_profiler p;
+    cnb_profiler_init(&p, g.api, g.ctx, 1);
+    cr_expect_eq(p.use_timers, 0);
+    cr_expect_str_eq(cnb_profiler_timing_method(&p), "host clock after synchronize");
+    cnb_profiler_release(&p);
+    setenv("CNB_TEST_FAULT_BACKEND", "blas", 1);
+    cnb_profiler_init(&p, g.api, g.ctx, 1);
+    cr_expect_eq(p.use_timers, 1);
+    cnb_profiler_release(&p);
+    unsetenv("CNB_TEST_SLOWDOWN_CONV");
+    unsetenv("CNB_TEST_FAULT_BACKEND");
+    tu_close(&g);
 }

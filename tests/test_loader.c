@@ -108,6 +108,43 @@ Test(loader, accepts_well_formed_table) {
     cnb_close_backend(&b, ctx);
 }
 
+Test(loader, refuses_a_partial_timer_group_naming_the_empty_slot) {
+    expect_refusal("partial_timers", "'timer_destroy' is empty");
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "partial_timers");
+    cnb_loaded_backend b;
+    cnb_load_backend(path, &b, err, sizeof err);
+    cr_expect(strstr(err, "optional timer slots") && strstr(err, "all four or none"), "%s", err);
+}
+
+Test(loader, accepts_a_full_timer_group_and_none) {
+    const struct {
+        const char *which;
+        int timers;
+    } cases[] = {{"timers", 1}, {"ok", 0}};
+    for (int i = 0; i < 2; i++) {
+        char path[4096], err[CNB_ERR_LEN];
+        fixture(path, sizeof path, cases[i].which);
+        cnb_loaded_backend b;
+        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
+        cr_expect_eq(cnb_backend_has_timers(b.api), cases[i].timers, "%s", cases[i].which);
+        cnb_unload_backend(&b);
+    }
+}
+
+/* A table built before the timer group: its declared size ends at adam_step, so whatever lies
+ * past it (here a half-filled group) is not the backend's to answer for: loaded, no timers. */
+Test(loader, accepts_a_table_that_ends_before_the_timer_group) {
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "pre_timer_table");
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(b.api->struct_size, (uint32_t)CNB_BACKEND_V1_SIZE);
+    cr_expect_not_null(b.api->timer_create, "the fixture plants a slot past the end");
+    cr_expect_eq(cnb_backend_has_timers(b.api), 0);
+    cnb_unload_backend(&b);
+}
+
 Test(loader, loads_built_backends_by_name) {
     const char *names[] = {"naive", "blas"};
     for (int i = 0; i < 2; i++) {
@@ -116,6 +153,7 @@ Test(loader, loads_built_backends_by_name) {
         char err[CNB_ERR_LEN];
         cr_assert_eq(cnb_open_backend(names[i], NULL, &b, &ctx, err, sizeof err), 0, "%s", err);
         cr_expect_str_eq(b.api->name, names[i]);
+        cr_expect_eq(cnb_backend_has_timers(b.api), 0, "%s: calls finish on return", names[i]);
         cnb_close_backend(&b, ctx);
     }
 }

@@ -189,6 +189,24 @@ static cnb_status cuda_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_
     return cnb_gpu_adam_step(GPU(ctx), d, count, param, m, v, grad);
 }
 
+static cnb_status cuda_timer_create(cnb_context *ctx, cnb_timer **out) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_create(GPU(ctx), out);
+}
+static cnb_status cuda_timer_record(cnb_context *ctx, cnb_timer *t) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_record(GPU(ctx), t);
+}
+static cnb_status cuda_timer_elapsed(cnb_context *ctx, const cnb_timer *start,
+                                const cnb_timer *stop, double *ms) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_elapsed(GPU(ctx), start, stop, ms);
+}
+static cnb_status cuda_timer_destroy(cnb_context *ctx, cnb_timer *t) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_destroy(GPU(ctx), t);
+}
+
 static const cnb_backend cuda_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
@@ -219,6 +237,11 @@ static const cnb_backend cuda_table = {
     .softmax_ce_backward = cuda_softmax_ce_backward,
     .sgd_step = cuda_sgd_step,
     .adam_step = cuda_adam_step,
+    /* Kernels run asynchronously on the stream: the profiler times them with events. */
+    .timer_create = cuda_timer_create,
+    .timer_record = cuda_timer_record,
+    .timer_elapsed = cuda_timer_elapsed,
+    .timer_destroy = cuda_timer_destroy,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */

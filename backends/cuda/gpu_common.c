@@ -285,3 +285,41 @@ cnb_status cnb_gpu_download(cnb_gpu_base *g, void *dst_host, const void *src_dev
 }
 
 cnb_status cnb_gpu_synchronize(cnb_gpu_base *g) { return cnb_gpu_sync_and_check(g, "synchronize"); }
+
+/* The event handle is the timer: no wrapper to allocate or free. */
+static cudaEvent_t event_of(const cnb_timer *t) { return (cudaEvent_t)(uintptr_t)t; }
+
+cnb_status cnb_gpu_timer_create(cnb_gpu_base *g, cnb_timer **out) {
+    GPU_CHECK_PTR(g, "timer_create", out);
+    *out = NULL;
+    cudaEvent_t e = NULL;
+    cnb_status st = cnb_gpu_check(g, cudaEventCreate(&e), "timer_create");
+    if (st == CNB_OK) *out = (cnb_timer *)(uintptr_t)e;
+    return st;
+}
+
+cnb_status cnb_gpu_timer_record(cnb_gpu_base *g, cnb_timer *t) {
+    GPU_CHECK_PTR(g, "timer_record", t);
+    return cnb_gpu_check(g, cudaEventRecord(event_of(t), g->stream), "timer_record");
+}
+
+cnb_status cnb_gpu_timer_elapsed(cnb_gpu_base *g, const cnb_timer *start, const cnb_timer *stop,
+                                 double *ms) {
+    GPU_CHECK_PTR(g, "timer_elapsed", start);
+    GPU_CHECK_PTR(g, "timer_elapsed", stop);
+    GPU_CHECK_PTR(g, "timer_elapsed", ms);
+    *ms = 0.0;
+    cnb_status st = cnb_gpu_check(g, cudaEventSynchronize(event_of(stop)), "timer_elapsed: wait");
+    if (st != CNB_OK) return st;
+    float f = 0.0f;
+    st = cnb_gpu_check(g, cudaEventElapsedTime(&f, event_of(start), event_of(stop)),
+                       "timer_elapsed");
+    /* The event clock's resolution is about half a microsecond; never report a negative span. */
+    if (st == CNB_OK) *ms = f > 0.0f ? (double)f : 0.0;
+    return st;
+}
+
+cnb_status cnb_gpu_timer_destroy(cnb_gpu_base *g, cnb_timer *t) {
+    if (!t) return CNB_OK;
+    return cnb_gpu_check(g, cudaEventDestroy(event_of(t)), "timer_destroy");
+}

@@ -90,6 +90,13 @@ cnb_status cnb_gpu_download(cnb_gpu_base *g, void *dst_host, const void *src_dev
                             size_t bytes);
 cnb_status cnb_gpu_synchronize(cnb_gpu_base *g);
 
+/* ---- the timer slots: a cnb_timer is a cudaEvent_t (timing enabled) recorded on the stream ---- */
+cnb_status cnb_gpu_timer_create(cnb_gpu_base *g, cnb_timer **out);
+cnb_status cnb_gpu_timer_record(cnb_gpu_base *g, cnb_timer *t);
+cnb_status cnb_gpu_timer_elapsed(cnb_gpu_base *g, const cnb_timer *start, const cnb_timer *stop,
+                                 double *ms);
+cnb_status cnb_gpu_timer_destroy(cnb_gpu_base *g, cnb_timer *t);
+
 /* ---- the slots of the hand-written kernels (gpu_ops.c): validate, plan, launch ---- */
 cnb_status cnb_gpu_corr2d(cnb_gpu_base *g, float *y, const float *x, const float *k, int h,
                           int w, int kh, int kw);

@@ -437,6 +437,24 @@ static cnb_status cudnn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size
     return cnb_gpu_adam_step(CTX_GPU(ctx), d, count, param, m, v, grad);
 }
 
+static cnb_status cudnn_timer_create(cnb_context *ctx, cnb_timer **out) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_create(CTX_GPU(ctx), out);
+}
+static cnb_status cudnn_timer_record(cnb_context *ctx, cnb_timer *t) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_record(CTX_GPU(ctx), t);
+}
+static cnb_status cudnn_timer_elapsed(cnb_context *ctx, const cnb_timer *start,
+                                 const cnb_timer *stop, double *ms) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_elapsed(CTX_GPU(ctx), start, stop, ms);
+}
+static cnb_status cudnn_timer_destroy(cnb_context *ctx, cnb_timer *t) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_timer_destroy(CTX_GPU(ctx), t);
+}
+
 static const cnb_backend cudnn_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
@@ -469,6 +487,11 @@ static const cnb_backend cudnn_table = {
     .softmax_ce_backward = cudnn_softmax_ce_backward,
     .sgd_step = cudnn_sgd_step,
     .adam_step = cudnn_adam_step,
+    /* Kernels run asynchronously on the stream: the profiler times them with events. */
+    .timer_create = cudnn_timer_create,
+    .timer_record = cudnn_timer_record,
+    .timer_elapsed = cudnn_timer_elapsed,
+    .timer_destroy = cudnn_timer_destroy,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */

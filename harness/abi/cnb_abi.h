@@ -5,7 +5,11 @@
  * function table whose first two fields are the ABI version the table follows and the table's
  * size in bytes. Fields are only ever appended; each group below is marked with the version that
  * introduced it, and a caller checks `abi_version >= N` before touching a slot from version N
- * (the way SQLite's sqlite3_vfs grows through iVersion).
+ * (the way SQLite's sqlite3_vfs grows through iVersion). A group of OPTIONAL slots (a backend
+ * may leave them NULL, the harness works without them) is appended without a new version: the
+ * table's struct_size tells whether it is there, so older harnesses keep loading newer backends
+ * and newer harnesses older ones. A new version is for slots every backend must fill, or for a
+ * changed meaning.
  *
  * This header is self-contained: it includes only the C standard library.
  *
@@ -124,6 +128,9 @@ typedef struct cnb_adam_desc {
 /* Called by info() once per fact: e.g. ("openblas.compiled", "0.3.21"). */
 typedef void (*cnb_info_fn)(void *user, const char *key, const char *value);
 
+/* A device-side time stamp (see the timer slots); backend-owned, opaque to the harness. */
+typedef struct cnb_timer cnb_timer;
+
 typedef struct cnb_backend {
     /* ---- version 1 ---- */
     uint32_t abi_version;           /* the version this table follows */
@@ -208,11 +215,40 @@ typedef struct cnb_backend {
                            float *velocity, const float *grad);
     cnb_status (*adam_step)(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
                             float *m, float *v, const float *grad);
+
+    /* ---- version 1, optional: device timers (present when struct_size covers timer_destroy,
+     * see cnb_backend_has_timers) ----
+     * For backends whose calls are asynchronous: a host clock read after a call only measures
+     * the kernel if the harness synchronizes after it, which adds launch latency and empties the
+     * queue. A timer is a marker in the context's stream (as cudaEventRecord), so pairs of them
+     * time kernels as the device ran them. A backend fills all four or none; backends whose
+     * calls have finished when they return (CPU backends) leave them NULL, and the harness
+     * then synchronizes and reads its own clock. */
+    /* A new timer, not yet recorded. */
+    cnb_status (*timer_create)(cnb_context *ctx, cnb_timer **out);
+    /* Places t in the stream after all work issued so far (re-recording moves it); it is
+     * reached when that work has finished. Does not wait. */
+    cnb_status (*timer_record)(cnb_context *ctx, cnb_timer *t);
+    /* Waits until stop is reached, then *ms = milliseconds from start to stop (>= 0; start and
+     * stop recorded in that order; the same timer twice gives 0). */
+    cnb_status (*timer_elapsed)(cnb_context *ctx, const cnb_timer *start, const cnb_timer *stop,
+                                double *ms);
+    cnb_status (*timer_destroy)(cnb_context *ctx, cnb_timer *t); /* NULL t is a no-op */
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
 /* The size of a version-1 table: the end of its last slot. The loader needs at least this. */
 #define CNB_BACKEND_V1_SIZE (offsetof(cnb_backend, adam_step) + sizeof(void (*)(void)))
+/* The size of a table that carries the timer group: the end of timer_destroy. */
+#define CNB_BACKEND_TIMERS_SIZE (offsetof(cnb_backend, timer_destroy) + sizeof(void (*)(void)))
+
+/* 1 when t has the timer group and fills it (the loader refuses a table that fills only part). A
+ * table whose struct_size ends before the group has none: its bytes there are not read. */
+static inline int cnb_backend_has_timers(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_TIMERS_SIZE && t->timer_create && t->timer_record &&
+           t->timer_elapsed && t->timer_destroy;
+}
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend
  * returns a table of that version or older, or NULL if it cannot serve it. */

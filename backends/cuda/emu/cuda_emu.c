@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     }
     return "cudaErrorUnknown";
@@ -52,6 +54,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorLaunchFailure:
         return "unspecified launch failure (emulator: divergent __syncthreads, a barrier "
                "reached by only part of a block)";
@@ -115,6 +118,46 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     (void)stream;
     return async_error != cudaSuccess ? set_error(async_error) : cudaSuccess;
+}
+
+/* ---- events: the host clock at record time (everything before has finished by then) ---- */
+
+struct cnb_emu_event {
+    int recorded;
+    struct timespec at;
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t *event) {
+    if (!event) return set_error(cudaErrorInvalidValue);
+    *event = calloc(1, sizeof(struct cnb_emu_event));
+    return *event ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+    (void)stream;
+    if (!event) return set_error(cudaErrorInvalidResourceHandle);
+    clock_gettime(CLOCK_MONOTONIC, &event->at);
+    event->recorded = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+    if (!event) return set_error(cudaErrorInvalidResourceHandle);
+    return async_error != cudaSuccess ? set_error(async_error) : cudaSuccess;
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
+    if (!ms) return set_error(cudaErrorInvalidValue);
+    if (!start || !end || !start->recorded || !end->recorded)
+        return set_error(cudaErrorInvalidResourceHandle);
+    *ms = (float)((double)(end->at.tv_sec - start->at.tv_sec) * 1e3 +
+                  (double)(end->at.tv_nsec - start->at.tv_nsec) * 1e-6);
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    free(event);
+    return cudaSuccess;
 }
 
 /* ---- memory: [guard page][data ... canaries to the 64-byte boundary][rest of last page] ---- */

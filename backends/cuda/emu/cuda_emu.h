@@ -36,6 +36,7 @@ typedef enum cudaError {
     cudaErrorInsufficientDriver = 35,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
+    cudaErrorInvalidResourceHandle = 400,
     cudaErrorLaunchFailure = 719
 } cudaError_t;
 
@@ -48,6 +49,9 @@ enum cudaMemcpyKind {
 };
 
 typedef struct cnb_emu_stream *cudaStream_t;
+/* Kernels and copies finish before their call returns, so an event is the host clock when it
+ * was recorded: elapsed time between two is the time the work between them took. */
+typedef struct cnb_emu_event *cudaEvent_t;
 #define cudaStreamNonBlocking 0x01
 #define cudaHostAllocMapped 0x02
 #define CUDART_VERSION 13000
@@ -75,6 +79,12 @@ cudaError_t cudaHostGetDevicePointer(void **device, void *host, unsigned int fla
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
                             cudaStream_t stream);
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaEventCreate(cudaEvent_t *event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+/* cudaErrorInvalidResourceHandle when either event was never recorded, as the runtime. */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaGetLastError(void);
 const char *cudaGetErrorName(cudaError_t e);
 const char *cudaGetErrorString(cudaError_t e);
