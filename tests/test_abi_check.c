@@ -1,7 +1,8 @@
 /* test_abi_check.c — the shared descriptor validator (harness/abi/cnb_abi_check.h) driven
  * directly: good descriptors pass and leave err alone; each bad one returns
  * CNB_ERR_INVALID_ARGUMENT with a message that starts with the function's name and names the
- * bad field; the fits-int limits refuse tensors of 2^31 elements. */
+ * bad field; the fits-int limits refuse tensors of 2^31 elements; activation calls are checked
+ * for their kind, count and exactly the pointers they use. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -229,4 +230,48 @@ Test(abi_check, fits_int_names_the_tensor) {
     cr_expect_not(cnb_check_fits_int("fn", "t", 2147483647, 2147483647, 2147483647, 2147483647,
                                      err, sizeof err));
     cr_expect(strstr(err, "fn: t = 2147483647 x"), "%s", err);
+}
+
+/* Activations: the kind and count, then exactly the pointers the call reads or writes. */
+Test(abi_check, activation_arguments) {
+    char err[256];
+    float v[4] = {0};
+    for (int act = CNB_ACT_RELU; act <= CNB_ACT_PRELU; act++) {
+        err[0] = '\0';
+        cr_expect_eq(cnb_check_activation_forward("fn", act, 4, v, v, v, err, sizeof err), CNB_OK);
+        cr_expect_eq(cnb_check_activation_backward("fn", act, 4, v, v, v, v, v, v, err, sizeof err),
+                     CNB_OK);
+        cr_expect_str_empty(err, "a good call leaves err alone: '%s'", err);
+    }
+    EXPECT_BAD(cnb_check_activation_forward("fn", 9, 4, v, v, v, err, sizeof err), err,
+               "unknown activation 9", NULL, NULL);
+    EXPECT_BAD(cnb_check_activation_backward("fn", CNB_ACT_TANH, 0, v, v, v, v, v, v, err,
+                                             sizeof err),
+               err, "count is 0", NULL, NULL);
+    EXPECT_BAD(cnb_check_activation_forward("fn", CNB_ACT_RELU, 4, v, NULL, v, err, sizeof err),
+               err, "x is NULL", NULL, NULL);
+    /* the slope only matters to PReLU */
+    cr_expect_eq(cnb_check_activation_forward("fn", CNB_ACT_RELU, 4, v, v, NULL, err, sizeof err),
+                 CNB_OK);
+    EXPECT_BAD(cnb_check_activation_forward("fn", CNB_ACT_PRELU, 4, v, v, NULL, err, sizeof err),
+               err, "slope is NULL", NULL, NULL);
+    /* backward reads x for ReLU / PReLU and y for tanh / sigmoid, and not the other one */
+    cr_expect_eq(cnb_check_activation_backward("fn", CNB_ACT_RELU, 4, v, NULL, v, v, NULL, NULL,
+                                               err, sizeof err),
+                 CNB_OK);
+    EXPECT_BAD(cnb_check_activation_backward("fn", CNB_ACT_RELU, 4, v, NULL, v, NULL, v, NULL, err,
+                                             sizeof err),
+               err, "x is NULL", NULL, NULL);
+    cr_expect_eq(cnb_check_activation_backward("fn", CNB_ACT_SIGMOID, 4, v, NULL, v, NULL, v, NULL,
+                                               err, sizeof err),
+                 CNB_OK);
+    EXPECT_BAD(cnb_check_activation_backward("fn", CNB_ACT_TANH, 4, v, NULL, v, v, NULL, NULL, err,
+                                             sizeof err),
+               err, "y is NULL", NULL, NULL);
+    EXPECT_BAD(cnb_check_activation_backward("fn", CNB_ACT_PRELU, 4, v, NULL, v, v, v, v, err,
+                                             sizeof err),
+               err, "dslope is NULL", NULL, NULL);
+    EXPECT_BAD(cnb_check_activation_backward("fn", CNB_ACT_PRELU, 4, NULL, v, v, v, v, v, err,
+                                             sizeof err),
+               err, "dx is NULL", NULL, NULL);
 }

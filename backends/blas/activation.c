@@ -6,16 +6,7 @@
 #include <string.h>
 
 #include "blas_backend.h"
-
-static const char *act_name(int act) {
-    switch (act) {
-    case CNB_ACT_RELU: return "relu";
-    case CNB_ACT_TANH: return "tanh";
-    case CNB_ACT_SIGMOID: return "sigmoid";
-    case CNB_ACT_PRELU: return "prelu";
-    default: return NULL;
-    }
-}
+#include "cnb_abi_check.h"
 
 /* exp(x) for x clamped to [-87, 88] (outside, the answer is 0 or overflow anyway and the callers
  * below only need the saturated value). Branch-free, so a loop of it vectorizes. */
@@ -57,14 +48,9 @@ static inline float tanh_inline(float x) {
 cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                    const float *x, const float *slope) {
     BLAS_CHECK_CTX(ctx);
-    if (!act_name(act))
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "activation_forward: unknown activation %d", act);
-    if (count == 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_forward: count is 0");
-    BLAS_CHECK_PTR(ctx, "activation_forward", y);
-    BLAS_CHECK_PTR(ctx, "activation_forward", x);
-    if (act == CNB_ACT_PRELU) BLAS_CHECK_PTR(ctx, "activation_forward", slope);
+    if (cnb_check_activation_forward("activation_forward", act, count, y, x, slope, ctx->err,
+                                     sizeof ctx->err) != CNB_OK)
+        return CNB_ERR_INVALID_ARGUMENT;
     /* y may be x (in place): each element is read before it is written, so no restrict here. */
     switch (act) {
     case CNB_ACT_RELU:
@@ -94,21 +80,9 @@ cnb_status blas_activation_backward(cnb_context *ctx, int act, size_t count, flo
                                     float *dslope, const float *dy, const float *x,
                                     const float *y, const float *slope) {
     BLAS_CHECK_CTX(ctx);
-    if (!act_name(act))
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "activation_backward: unknown activation %d", act);
-    if (count == 0)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_backward: count is 0");
-    BLAS_CHECK_PTR(ctx, "activation_backward", dx);
-    BLAS_CHECK_PTR(ctx, "activation_backward", dy);
-    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU)
-        BLAS_CHECK_PTR(ctx, "activation_backward", x);
-    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID)
-        BLAS_CHECK_PTR(ctx, "activation_backward", y);
-    if (act == CNB_ACT_PRELU) {
-        BLAS_CHECK_PTR(ctx, "activation_backward", slope);
-        BLAS_CHECK_PTR(ctx, "activation_backward", dslope);
-    }
+    if (cnb_check_activation_backward("activation_backward", act, count, dx, dslope, dy, x, y,
+                                      slope, ctx->err, sizeof ctx->err) != CNB_OK)
+        return CNB_ERR_INVALID_ARGUMENT;
     switch (act) {
     case CNB_ACT_RELU:
         for (size_t i = 0; i < count; i++) {

@@ -100,11 +100,7 @@ cnb_status cnb_gpu_check_nchw(const char *fn, int n, int c, int hw, char *err, s
 
 cnb_status cnb_gpu_check_activation(const char *fn, int act, size_t count, char *err,
                                     size_t len) {
-    if (act != CNB_ACT_RELU && act != CNB_ACT_TANH && act != CNB_ACT_SIGMOID &&
-        act != CNB_ACT_PRELU)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: unknown activation %d", fn, act);
-    if (count == 0) return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: count is 0", fn);
-    return CNB_OK;
+    return cnb_check_activation_kind(fn, act, count, err, len);
 }
 
 cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, size_t len) {

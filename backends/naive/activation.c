@@ -3,17 +3,8 @@
  * to the true value as float allows. */
 #include <math.h>
 
+#include "cnb_abi_check.h"
 #include "naive.h"
-
-static const char *act_name(int act) {
-    switch (act) {
-    case CNB_ACT_RELU: return "relu";
-    case CNB_ACT_TANH: return "tanh";
-    case CNB_ACT_SIGMOID: return "sigmoid";
-    case CNB_ACT_PRELU: return "prelu";
-    default: return NULL;
-    }
-}
 
 /* y and x are (count). slope is one value, read only for PReLU:
  *   relu: y = max(x, 0)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
@@ -21,14 +12,9 @@ static const char *act_name(int act) {
 cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                     const float *x, const float *slope) {
     NAIVE_CHECK_CTX(ctx);
-    if (!act_name(act))
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "activation_forward: unknown activation %d", act);
-    if (count == 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_forward: count is 0");
-    NAIVE_CHECK_PTR(ctx, "activation_forward", y);
-    NAIVE_CHECK_PTR(ctx, "activation_forward", x);
-    if (act == CNB_ACT_PRELU) NAIVE_CHECK_PTR(ctx, "activation_forward", slope);
+    if (cnb_check_activation_forward("activation_forward", act, count, y, x, slope, ctx->err,
+                                     sizeof ctx->err) != CNB_OK)
+        return CNB_ERR_INVALID_ARGUMENT;
     switch (act) {
     case CNB_ACT_RELU:
         for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -57,21 +43,9 @@ cnb_status naive_activation_backward(cnb_context *ctx, int act, size_t count, fl
                                      float *dslope, const float *dy, const float *x,
                                      const float *y, const float *slope) {
     NAIVE_CHECK_CTX(ctx);
-    if (!act_name(act))
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "activation_backward: unknown activation %d", act);
-    if (count == 0)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "activation_backward: count is 0");
-    NAIVE_CHECK_PTR(ctx, "activation_backward", dx);
-    NAIVE_CHECK_PTR(ctx, "activation_backward", dy);
-    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU)
-        NAIVE_CHECK_PTR(ctx, "activation_backward", x);
-    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID)
-        NAIVE_CHECK_PTR(ctx, "activation_backward", y);
-    if (act == CNB_ACT_PRELU) {
-        NAIVE_CHECK_PTR(ctx, "activation_backward", slope);
-        NAIVE_CHECK_PTR(ctx, "activation_backward", dslope);
-    }
+    if (cnb_check_activation_backward("activation_backward", act, count, dx, dslope, dy, x, y,
+                                      slope, ctx->err, sizeof ctx->err) != CNB_OK)
+        return CNB_ERR_INVALID_ARGUMENT;
     switch (act) {
     case CNB_ACT_RELU:
         for (size_t i = 0; i < count; i++) {

@@ -15,6 +15,7 @@
 
 #include <omp.h>
 
+#include "cnb_abi_check.h"
 #include "onednn.h"
 
 enum { P_MAIN = 0, P_HINT = 1 };
@@ -37,15 +38,6 @@ static dnnl_alg_kind_t act_alg(int act) {
     case CNB_ACT_SIGMOID: return dnnl_eltwise_logistic_use_dst_for_bwd;
     default: return dnnl_alg_kind_undef;
     }
-}
-
-static cnb_status act_check(cnb_context *ctx, const char *fn, int act, size_t count) {
-    if (act != CNB_ACT_RELU && act != CNB_ACT_TANH && act != CNB_ACT_SIGMOID &&
-        act != CNB_ACT_PRELU)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: unknown activation %d", fn, act);
-    if (count == 0 || count > (size_t)INT64_MAX)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: count=%zu must be positive", fn, count);
-    return CNB_OK;
 }
 
 /* The eltwise op for (act, count): forward, or backward with its forward hint. */
@@ -175,11 +167,9 @@ static cnb_status prelu_backward_loop(cnb_context *ctx, size_t count, float *dx,
 cnb_status odn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                   const float *x, const float *slope) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = act_check(ctx, "activation_forward", act, count);
+    cnb_status st = cnb_check_activation_forward("activation_forward", act, count, y, x, slope,
+                                                 ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "activation_forward", y);
-    ODN_CHECK_PTR(ctx, "activation_forward", x);
-    if (act == CNB_ACT_PRELU) ODN_CHECK_PTR(ctx, "activation_forward", slope);
     odn_enter(ctx);
     odn_op *op;
     if (act != CNB_ACT_PRELU) {
@@ -204,16 +194,9 @@ cnb_status odn_activation_backward(cnb_context *ctx, int act, size_t count, floa
                                    float *dslope, const float *dy, const float *x, const float *y,
                                    const float *slope) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = act_check(ctx, "activation_backward", act, count);
+    cnb_status st = cnb_check_activation_backward("activation_backward", act, count, dx, dslope,
+                                                  dy, x, y, slope, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "activation_backward", dx);
-    ODN_CHECK_PTR(ctx, "activation_backward", dy);
-    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU) ODN_CHECK_PTR(ctx, "activation_backward", x);
-    if (act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID) ODN_CHECK_PTR(ctx, "activation_backward", y);
-    if (act == CNB_ACT_PRELU) {
-        ODN_CHECK_PTR(ctx, "activation_backward", slope);
-        ODN_CHECK_PTR(ctx, "activation_backward", dslope);
-    }
     odn_enter(ctx);
     odn_op *op;
     if (act != CNB_ACT_PRELU) {

@@ -15,6 +15,8 @@
  *  - pooling: mode is CNB_POOL_MAX or CNB_POOL_AVG, and max pooling's padding smaller than the
  *    window (so every window holds a real value: a max over padding alone has no answer;
  *    PyTorch goes further and demands pad <= window/2).
+ * The activation checks enforce the kind (CNB_ACT_*), count > 0 and exactly the pointers the
+ * call reads or writes ("activation_backward: y is NULL").
  * The fits-int checks are a limit of the backends that index tensors with int (blas, cuda): they
  * call them after the descriptor check and pick the status themselves. */
 #ifndef CNB_ABI_CHECK_H
@@ -174,6 +176,60 @@ static inline int cnb_check_pool_fits_int(const char *fn, const cnb_pool_desc *d
                                           size_t err_len) {
     return cnb_check_fits_int(fn, "x", d->n, d->c, d->h, d->w, err, err_len) &&
            cnb_check_fits_int(fn, "y", d->n, d->c, d->p, d->q, err, err_len);
+}
+
+/* Activation calls: act is one of CNB_ACT_*, count > 0. */
+static inline cnb_status cnb_check_activation_kind(const char *fn, int act, size_t count,
+                                                   char *err, size_t err_len) {
+    if (act != CNB_ACT_RELU && act != CNB_ACT_TANH && act != CNB_ACT_SIGMOID &&
+        act != CNB_ACT_PRELU)
+        return cnb_check_fail_(err, err_len, "%s: unknown activation %d", fn, act);
+    if (count == 0) return cnb_check_fail_(err, err_len, "%s: count is 0", fn);
+    return CNB_OK;
+}
+
+/* The named pointers, in order: the first NULL one is reported. */
+typedef struct cnb_check_ptr_ {
+    const char *name;
+    const void *p;
+} cnb_check_ptr_;
+
+static inline cnb_status cnb_check_ptrs_(const char *fn, const cnb_check_ptr_ *p, size_t n,
+                                         char *err, size_t err_len) {
+    for (size_t i = 0; i < n; i++)
+        if (!p[i].p) return cnb_check_fail_(err, err_len, "%s: %s is NULL", fn, p[i].name);
+    return CNB_OK;
+}
+
+/* activation_forward: the kind, y and x, and slope for PReLU. */
+static inline cnb_status cnb_check_activation_forward(const char *fn, int act, size_t count,
+                                                      const float *y, const float *x,
+                                                      const float *slope, char *err,
+                                                      size_t err_len) {
+    cnb_status st = cnb_check_activation_kind(fn, act, count, err, err_len);
+    if (st != CNB_OK) return st;
+    const cnb_check_ptr_ p[] = {{"y", y}, {"x", x}, {"slope", slope}};
+    return cnb_check_ptrs_(fn, p, act == CNB_ACT_PRELU ? 3 : 2, err, err_len);
+}
+
+/* activation_backward: the kind, dx and dy, then what the activation's gradient reads: x for
+ * ReLU and PReLU, y for tanh and sigmoid; PReLU also needs slope and dslope. */
+static inline cnb_status cnb_check_activation_backward(const char *fn, int act, size_t count,
+                                                       const float *dx, const float *dslope,
+                                                       const float *dy, const float *x,
+                                                       const float *y, const float *slope,
+                                                       char *err, size_t err_len) {
+    cnb_status st = cnb_check_activation_kind(fn, act, count, err, err_len);
+    if (st != CNB_OK) return st;
+    cnb_check_ptr_ p[5] = {{"dx", dx}, {"dy", dy}};
+    size_t n = 2;
+    if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU) p[n++] = (cnb_check_ptr_){"x", x};
+    else p[n++] = (cnb_check_ptr_){"y", y};
+    if (act == CNB_ACT_PRELU) {
+        p[n++] = (cnb_check_ptr_){"slope", slope};
+        p[n++] = (cnb_check_ptr_){"dslope", dslope};
+    }
+    return cnb_check_ptrs_(fn, p, n, err, err_len);
 }
 
 #endif /* CNB_ABI_CHECK_H */
