@@ -24,8 +24,9 @@ cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
     return st;
 }
 
-cnb_status blas_scratch(cnb_context *ctx, int slot, size_t count, float **out) {
-    if (count > ctx->scratch_cap[slot]) {
+cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, float **out) {
+    blas_scratch_set *set = &ctx->scratch[thread];
+    if (count > set->cap[slot]) {
         if (count > SIZE_MAX / sizeof(float) - 64)
             return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu floats overflows", count);
         /* Round up to whole 64-byte lines: aligned_alloc needs a multiple of the alignment. */
@@ -34,16 +35,16 @@ cnb_status blas_scratch(cnb_context *ctx, int slot, size_t count, float **out) {
         if (!p)
             return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
                              bytes);
-        free(ctx->scratch[slot]); /* contents are never carried over: callers refill */
-        ctx->scratch[slot] = p;
-        ctx->scratch_cap[slot] = count;
+        free(set->buf[slot]); /* contents are never carried over: callers refill */
+        set->buf[slot] = p;
+        set->cap[slot] = count;
     }
-    *out = ctx->scratch[slot];
+    *out = set->buf[slot];
     return CNB_OK;
 }
 
-void blas_apply_threads(cnb_context *ctx) {
-    if (openblas_get_num_threads() != ctx->threads) openblas_set_num_threads(ctx->threads);
+void blas_keep_openblas_serial(void) {
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
 int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a, int64_t b,
@@ -51,9 +52,22 @@ int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a,
     return cnb_check_fits_int(fn, what, a, b, c, d, ctx->err, sizeof ctx->err);
 }
 
-/* cfg->threads > 0 sets OpenBLAS's pool size; 0 keeps OpenBLAS's own choice (OPENBLAS_NUM_THREADS
- * or the core count). The setting is applied here, once, and re-applied only if another context
- * changed the process-wide value in between. cfg may be NULL. */
+static void blas_destroy(cnb_context *ctx);
+
+/* The thread count OpenBLAS would have chosen: OPENBLAS_NUM_THREADS when it is a positive number,
+ * else the processors it sees. */
+static int default_threads(void) {
+    const char *v = getenv("OPENBLAS_NUM_THREADS");
+    char *end;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (v && end != v && *end == '\0' && n > 0) return n > BLAS_MAX_THREADS ? BLAS_MAX_THREADS : (int)n;
+    n = openblas_get_num_procs();
+    return n < 1 ? 1 : n > BLAS_MAX_THREADS ? BLAS_MAX_THREADS : (int)n;
+}
+
+/* cfg->threads > 0 is the size of the context's thread team (team.c); 0 takes the count OpenBLAS
+ * would have used (default_threads). OpenBLAS itself is set to one thread: the team calls it from
+ * each of its threads. cfg may be NULL. */
 static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *err,
                               size_t err_len) {
     if (!out) {
@@ -68,6 +82,13 @@ static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *er
         if (err && err_len)
             snprintf(err, err_len, "blas: create: threads=%d must be 0 (OpenBLAS's choice) or "
                                    "positive", threads);
+        return CNB_ERR_INVALID_ARGUMENT;
+    }
+    if (threads == 0) threads = default_threads();
+    if (threads > BLAS_MAX_THREADS) {
+        if (err && err_len)
+            snprintf(err, err_len, "blas: create: threads=%d is more than this backend runs "
+                                   "(%d)", threads, BLAS_MAX_THREADS);
         return CNB_ERR_INVALID_ARGUMENT;
     }
     int conv_algo = BLAS_CONV_AUTO;
@@ -88,15 +109,28 @@ static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *er
         return CNB_ERR_OUT_OF_MEMORY;
     }
     ctx->conv_algo = conv_algo;
-    if (threads > 0) openblas_set_num_threads(threads);
-    ctx->threads = openblas_get_num_threads(); /* OpenBLAS caps it at its build's MAX_THREADS */
+    ctx->scratch = calloc((size_t)threads, sizeof *ctx->scratch);
+    cnb_status st = ctx->scratch ? blas_team_start(ctx, threads)
+                                 : blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
+                                             "create: cannot allocate scratch for %d threads",
+                                             threads);
+    if (st != CNB_OK) {
+        if (err && err_len) snprintf(err, err_len, "blas: %s", ctx->err);
+        blas_destroy(ctx);
+        return st;
+    }
+    ctx->threads = threads;
+    blas_keep_openblas_serial();
     *out = ctx;
     return CNB_OK;
 }
 
 static void blas_destroy(cnb_context *ctx) {
     if (!ctx) return;
-    for (int i = 0; i < BLAS_SCRATCH_COUNT; i++) free(ctx->scratch[i]);
+    blas_team_stop(ctx);
+    for (int t = 0; ctx->scratch && t < ctx->threads; t++)
+        for (int i = 0; i < BLAS_SCRATCH_COUNT; i++) free(ctx->scratch[t].buf[i]);
+    free(ctx->scratch);
     free(ctx);
 }
 
@@ -133,6 +167,9 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "openblas.threads", buf);
     snprintf(buf, sizeof buf, "%d", ctx->threads);
     fn(user, "threads", buf);
+    fn(user, "threading",
+       "the backend's own threads split each kernel by image, plane, GEMM columns or elements; "
+       "OpenBLAS runs single-threaded inside them");
     int par = openblas_get_parallel();
     snprintf(buf, sizeof buf, "%d (%s)", par,
              par == 0 ? "sequential" : par == 1 ? "pthreads" : par == 2 ? "openmp" : "unknown");

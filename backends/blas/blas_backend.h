@@ -15,6 +15,7 @@
 enum blas_scratch_slot {
     BLAS_SCRATCH_COL = 0,   /* im2col columns / their gradient */
     BLAS_SCRATCH_GEMM = 1,  /* a GEMM result or operand in a layout other than NCHW */
+    BLAS_SCRATCH_DWEIGHT = 2, /* a thread's partial sum of a filter gradient */
     BLAS_SCRATCH_COUNT
 };
 
@@ -26,25 +27,51 @@ enum blas_conv_algo {
     BLAS_CONV_PER_IMAGE = 2  /* one sgemm per image, straight into / out of NCHW */
 };
 
+/* One thread's scratch buffers: each thread of the team has its own set. */
+typedef struct {
+    float *buf[BLAS_SCRATCH_COUNT];
+    size_t cap[BLAS_SCRATCH_COUNT]; /* in floats */
+} blas_scratch_set;
+
+/* The most threads a context runs (the size of OpenBLAS's own MAX_THREADS in Debian's build). */
+#define BLAS_MAX_THREADS 64
+
+struct blas_team;
+
 struct cnb_context {
     char err[512];      /* message of the last failed call, "" if none failed yet */
-    int threads;        /* the OpenBLAS thread count this context runs with */
+    int threads;        /* threads this context's kernels run on (its team, the caller's included) */
     int conv_algo;      /* enum blas_conv_algo */
-    float *scratch[BLAS_SCRATCH_COUNT];
-    size_t scratch_cap[BLAS_SCRATCH_COUNT]; /* in floats */
+    struct blas_team *team;     /* team.c */
+    blas_scratch_set *scratch;  /* one set per thread of the team */
 };
 
 /* Keep a printf-style message for last_error() and return st; ctx may be NULL. */
 cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* At least count floats of scratch slot `slot` in *out (contents undefined), or
- * CNB_ERR_OUT_OF_MEMORY with a message. */
-cnb_status blas_scratch(cnb_context *ctx, int slot, size_t count, float **out);
+/* At least count floats of thread `thread`'s scratch slot `slot` in *out (contents undefined),
+ * or CNB_ERR_OUT_OF_MEMORY with a message. Called by the caller's thread only, before it hands
+ * work to the team: a worker never allocates. */
+cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, float **out);
 
-/* OpenBLAS's thread count is process-wide; a context re-applies its own before a GEMM so two
- * contexts with different settings (a threads-1 vs threads-2 comparison) each get theirs. */
-void blas_apply_threads(cnb_context *ctx);
+/* OpenBLAS's thread count is process-wide; the backend's own team does the threading, so every
+ * entry point that reaches sgemm first makes sure OpenBLAS is still single-threaded (something
+ * else in the process may have changed it). Caller's thread only. */
+void blas_keep_openblas_serial(void);
+
+/* team.c: the context's threads. fn(arg, thread, lo, hi) does items [lo, hi); thread 0 is the
+ * caller's. */
+typedef void (*blas_range_fn)(void *arg, int thread, size_t lo, size_t hi);
+/* Start size-1 workers (size <= 1: none); on failure the context has no team threads and the
+ * message is in ctx->err. */
+cnb_status blas_team_start(cnb_context *ctx, int size);
+void blas_team_stop(cnb_context *ctx);
+/* How many parts to split `items` into: one per thread, but none smaller than `grain` items. */
+int blas_team_parts(const cnb_context *ctx, size_t items, size_t grain);
+/* Split [0, items) into `parts` contiguous ranges (from blas_team_parts), run them on the team
+ * and return when all are done. Part p covers [items*p/parts, items*(p+1)/parts). */
+void blas_parallel(cnb_context *ctx, size_t items, int parts, blas_range_fn fn, void *arg);
 
 /* Early-return checks that name the kernel and the argument. */
 #define BLAS_CHECK_CTX(ctx) \

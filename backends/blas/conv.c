@@ -89,17 +89,16 @@ static void scatter_knq(float *t, const float *dy, int nb, int k, int pq) {
                    (size_t)pq * sizeof(float));
 }
 
-static cnb_status forward_batched(cnb_context *ctx, const cnb_conv_desc *d, float *y,
-                                  const float *x, const float *weight, const float *bias) {
+/* Each layout function below does images [i0, i1) of one pass on one thread, with that
+ * thread's scratch (col: the columns, t: a GEMM operand in (k, m*pq) order). */
+
+static void forward_batched(const cnb_conv_desc *d, float *y, const float *x,
+                            const float *weight, const float *bias, float *col, float *t, int i0,
+                            int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    float *col, *t;
-    cnb_status st;
-    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
-        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
-        return st;
-    for (int n0 = 0; n0 < d->n; n0 += nb) {
-        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+    for (int n0 = i0; n0 < i1; n0 += nb) {
+        const int m = i1 - n0 < nb ? i1 - n0 : nb, ld = m * pq;
         for (int i = 0; i < m; i++)
             blas_im2col(col + (size_t)i * pq, (size_t)ld, x + (size_t)(n0 + i) * chw, d);
         /* t (k, m*pq) = weight (k, crs) x col (crs, m*pq) */
@@ -107,20 +106,14 @@ static cnb_status forward_batched(cnb_context *ctx, const cnb_conv_desc *d, floa
                     col, ld, 0.0f, t, ld);
         gather_nchw(y + (size_t)n0 * kpq, t, bias, m, k, pq);
     }
-    return CNB_OK;
 }
 
-static cnb_status backward_data_batched(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
-                                        const float *dy, const float *weight) {
+static void backward_data_batched(const cnb_conv_desc *d, float *dx, const float *dy,
+                                  const float *weight, float *col, float *t, int i0, int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    float *col, *t;
-    cnb_status st;
-    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
-        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
-        return st;
-    for (int n0 = 0; n0 < d->n; n0 += nb) {
-        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+    for (int n0 = i0; n0 < i1; n0 += nb) {
+        const int m = i1 - n0 < nb ? i1 - n0 : nb, ld = m * pq;
         scatter_knq(t, dy + (size_t)n0 * kpq, m, k, pq);
         /* dcol (crs, m*pq) = weight^T (crs, k) x t (k, m*pq) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, ld, k, 1.0f, weight, crs, t,
@@ -129,48 +122,38 @@ static cnb_status backward_data_batched(cnb_context *ctx, const cnb_conv_desc *d
         memset(dxc, 0, (size_t)m * chw * sizeof(float));
         for (int i = 0; i < m; i++) blas_col2im(dxc + (size_t)i * chw, col + (size_t)i * pq, ld, d);
     }
-    return CNB_OK;
 }
 
-static cnb_status backward_filter_batched(cnb_context *ctx, const cnb_conv_desc *d,
-                                          float *dweight, const float *dy, const float *x) {
+/* dweight (k, crs) = the sum over images [i0, i1): overwritten, not accumulated. */
+static void backward_filter_batched(const cnb_conv_desc *d, float *dweight, const float *dy,
+                                    const float *x, float *col, float *t, int i0, int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    float *col, *t;
-    cnb_status st;
-    if ((st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * nb * pq, &col)) != CNB_OK ||
-        (st = blas_scratch(ctx, BLAS_SCRATCH_GEMM, (size_t)k * nb * pq, &t)) != CNB_OK)
-        return st;
-    for (int n0 = 0; n0 < d->n; n0 += nb) {
-        const int m = d->n - n0 < nb ? d->n - n0 : nb, ld = m * pq;
+    for (int n0 = i0; n0 < i1; n0 += nb) {
+        const int m = i1 - n0 < nb ? i1 - n0 : nb, ld = m * pq;
         for (int i = 0; i < m; i++)
             blas_im2col(col + (size_t)i * pq, (size_t)ld, x + (size_t)(n0 + i) * chw, d);
         scatter_knq(t, dy + (size_t)n0 * kpq, m, k, pq);
         /* dweight (k, crs) (+)= t (k, m*pq) x col^T (m*pq, crs) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, ld, 1.0f, t, ld, col, ld,
-                    n0 == 0 ? 0.0f : 1.0f, dweight, crs);
+                    n0 == i0 ? 0.0f : 1.0f, dweight, crs);
     }
-    return CNB_OK;
 }
 
-/* ---- per-image layout -------------------------------------------------------------------- */
+/* ---- per-image layout (col is NULL for a pointwise filter) -------------------------------- */
 
-static cnb_status forward_per_image(cnb_context *ctx, const cnb_conv_desc *d, float *y,
-                                    const float *x, const float *weight, const float *bias) {
+static void forward_per_image(const cnb_conv_desc *d, float *y, const float *x,
+                              const float *weight, const float *bias, float *col, int i0,
+                              int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    const int direct = is_pointwise(d);
-    float *col = NULL;
-    cnb_status st;
-    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
-        return st;
-    for (int i = 0; i < d->n; i++) {
+    for (int i = i0; i < i1; i++) {
         const float *xi = x + (size_t)i * chw;
         float *yi = y + (size_t)i * kpq;
-        if (!direct) blas_im2col(col, (size_t)pq, xi, d);
+        if (col) blas_im2col(col, (size_t)pq, xi, d);
         /* y_i (k, pq) = weight (k, crs) x col (crs, pq) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, pq, crs, 1.0f, weight, crs,
-                    direct ? xi : col, pq, 0.0f, yi, pq);
+                    col ? col : xi, pq, 0.0f, yi, pq);
         if (bias) {
             for (int o = 0; o < k; o++) {
                 const float bo = bias[o];
@@ -179,48 +162,105 @@ static cnb_status forward_per_image(cnb_context *ctx, const cnb_conv_desc *d, fl
             }
         }
     }
-    return CNB_OK;
 }
 
-static cnb_status backward_data_per_image(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
-                                          const float *dy, const float *weight) {
+static void backward_data_per_image(const cnb_conv_desc *d, float *dx, const float *dy,
+                                    const float *weight, float *col, int i0, int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    const int direct = is_pointwise(d);
-    float *col = NULL;
-    cnb_status st;
-    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
-        return st;
-    for (int i = 0; i < d->n; i++) {
+    for (int i = i0; i < i1; i++) {
         float *dxi = dx + (size_t)i * chw;
         /* dcol (crs, pq) = weight^T (crs, k) x dy_i (k, pq); pointwise: dcol is dx_i itself */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, crs, pq, k, 1.0f, weight, crs,
-                    dy + (size_t)i * kpq, pq, 0.0f, direct ? dxi : col, pq);
-        if (!direct) {
+                    dy + (size_t)i * kpq, pq, 0.0f, col ? col : dxi, pq);
+        if (col) {
             memset(dxi, 0, chw * sizeof(float));
             blas_col2im(dxi, col, (size_t)pq, d);
         }
     }
-    return CNB_OK;
 }
 
-static cnb_status backward_filter_per_image(cnb_context *ctx, const cnb_conv_desc *d,
-                                            float *dweight, const float *dy, const float *x) {
+/* dweight (k, crs) = the sum over images [i0, i1): overwritten, not accumulated. */
+static void backward_filter_per_image(const cnb_conv_desc *d, float *dweight, const float *dy,
+                                      const float *x, float *col, int i0, int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
-    const int direct = is_pointwise(d);
-    float *col = NULL;
-    cnb_status st;
-    if (!direct && (st = blas_scratch(ctx, BLAS_SCRATCH_COL, (size_t)crs * pq, &col)) != CNB_OK)
-        return st;
-    for (int i = 0; i < d->n; i++) {
+    for (int i = i0; i < i1; i++) {
         const float *xi = x + (size_t)i * chw;
-        if (!direct) blas_im2col(col, (size_t)pq, xi, d);
+        if (col) blas_im2col(col, (size_t)pq, xi, d);
         /* dweight (k, crs) (+)= dy_i (k, pq) x col^T (pq, crs) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k, crs, pq, 1.0f,
-                    dy + (size_t)i * kpq, pq, direct ? xi : col, pq, i == 0 ? 0.0f : 1.0f,
+                    dy + (size_t)i * kpq, pq, col ? col : xi, pq, i == i0 ? 0.0f : 1.0f,
                     dweight, crs);
     }
+}
+
+/* ---- one pass over the batch, split by image across the context's threads ----------------- */
+
+enum conv_pass { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER };
+
+typedef struct {
+    const cnb_conv_desc *d;
+    int pass, batched;
+    float *out;              /* y, dx, or dweight (thread 0's part of it) */
+    const float *in, *other; /* forward: x, weight; data: dy, weight; filter: dy, x */
+    const float *bias;
+    float *col[BLAS_MAX_THREADS], *t[BLAS_MAX_THREADS];
+    float *dweight[BLAS_MAX_THREADS]; /* filter: each thread's partial sum; [0] is out */
+} conv_job;
+
+static void conv_range(void *arg, int th, size_t lo, size_t hi) {
+    const conv_job *j = arg;
+    const int i0 = (int)lo, i1 = (int)hi;
+    switch (j->pass) {
+    case PASS_FORWARD:
+        if (j->batched) forward_batched(j->d, j->out, j->in, j->other, j->bias, j->col[th], j->t[th], i0, i1);
+        else forward_per_image(j->d, j->out, j->in, j->other, j->bias, j->col[th], i0, i1);
+        break;
+    case PASS_BACKWARD_DATA:
+        if (j->batched) backward_data_batched(j->d, j->out, j->in, j->other, j->col[th], j->t[th], i0, i1);
+        else backward_data_per_image(j->d, j->out, j->in, j->other, j->col[th], i0, i1);
+        break;
+    default:
+        if (j->batched)
+            backward_filter_batched(j->d, j->dweight[th], j->in, j->other, j->col[th], j->t[th], i0, i1);
+        else backward_filter_per_image(j->d, j->dweight[th], j->in, j->other, j->col[th], i0, i1);
+        break;
+    }
+}
+
+/* Every image of the batch goes to one thread; a filter gradient is each thread's partial sum
+ * over its images, added up in thread order afterwards (so the result depends on the thread
+ * count only through that order). Scratch is taken here, on the caller's thread. */
+static cnb_status run_conv(cnb_context *ctx, conv_job *j) {
+    const cnb_conv_desc *d = j->d;
+    const size_t crs = (size_t)d->c * d->r * d->s, pq = (size_t)d->p * d->q,
+                 kcrs = (size_t)d->k * crs;
+    const size_t imgs = j->batched ? (size_t)chunk_images(d) : 1;
+    const int parts = blas_team_parts(ctx, (size_t)d->n, 1);
+    blas_keep_openblas_serial();
+    for (int th = 0; th < parts; th++) {
+        cnb_status st;
+        j->col[th] = j->t[th] = NULL;
+        j->dweight[th] = j->out;
+        if (!is_pointwise(d) &&
+            (st = blas_scratch(ctx, th, BLAS_SCRATCH_COL, crs * imgs * pq, &j->col[th])) != CNB_OK)
+            return st;
+        if (j->batched &&
+            (st = blas_scratch(ctx, th, BLAS_SCRATCH_GEMM, (size_t)d->k * imgs * pq, &j->t[th])) !=
+                CNB_OK)
+            return st;
+        if (j->pass == PASS_BACKWARD_FILTER && th > 0 &&
+            (st = blas_scratch(ctx, th, BLAS_SCRATCH_DWEIGHT, kcrs, &j->dweight[th])) != CNB_OK)
+            return st;
+    }
+    blas_parallel(ctx, (size_t)d->n, parts, conv_range, j);
+    if (j->pass == PASS_BACKWARD_FILTER)
+        for (int th = 1; th < parts; th++) {
+            float *restrict dw = j->out;
+            const float *restrict part = j->dweight[th];
+            for (size_t i = 0; i < kcrs; i++) dw[i] += part[i];
+        }
     return CNB_OK;
 }
 
@@ -236,10 +276,9 @@ cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
     BLAS_CHECK_PTR(ctx, "conv_forward", y);
     BLAS_CHECK_PTR(ctx, "conv_forward", x);
     BLAS_CHECK_PTR(ctx, "conv_forward", weight);
-    blas_apply_threads(ctx);
-    if (ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d))
-        return forward_batched(ctx, d, y, x, weight, bias);
-    return forward_per_image(ctx, d, y, x, weight, bias);
+    conv_job j = {.d = d, .pass = PASS_FORWARD, .out = y, .in = x, .other = weight, .bias = bias,
+                  .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
+    return run_conv(ctx, &j);
 }
 
 /* dx is (n,c,h,w), dy is (n,k,p,q), weight is (k,c,r,s); dx is overwritten. */
@@ -251,10 +290,9 @@ cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, flo
     BLAS_CHECK_PTR(ctx, "conv_backward_data", dx);
     BLAS_CHECK_PTR(ctx, "conv_backward_data", dy);
     BLAS_CHECK_PTR(ctx, "conv_backward_data", weight);
-    blas_apply_threads(ctx);
-    if (ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d))
-        return backward_data_batched(ctx, d, dx, dy, weight);
-    return backward_data_per_image(ctx, d, dx, dy, weight);
+    conv_job j = {.d = d, .pass = PASS_BACKWARD_DATA, .out = dx, .in = dy, .other = weight,
+                  .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
+    return run_conv(ctx, &j);
 }
 
 /* dweight is (k,c,r,s), dy is (n,k,p,q), x is (n,c,h,w); dweight is overwritten with the sum
@@ -267,10 +305,9 @@ cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, f
     BLAS_CHECK_PTR(ctx, "conv_backward_filter", dweight);
     BLAS_CHECK_PTR(ctx, "conv_backward_filter", dy);
     BLAS_CHECK_PTR(ctx, "conv_backward_filter", x);
-    blas_apply_threads(ctx);
-    if (ctx->conv_algo == BLAS_CONV_BATCHED && !is_pointwise(d))
-        return backward_filter_batched(ctx, d, dweight, dy, x);
-    return backward_filter_per_image(ctx, d, dweight, dy, x);
+    conv_job j = {.d = d, .pass = PASS_BACKWARD_FILTER, .out = dweight, .in = dy, .other = x,
+                  .batched = ctx->conv_algo == BLAS_CONV_BATCHED && !is_pointwise(d)};
+    return run_conv(ctx, &j);
 }
 
 /* y (n, c, hw) += bias (c), in place. */
@@ -312,6 +349,23 @@ static double row_sum(const float *v, int len) {
     return s;
 }
 
+typedef struct {
+    float *dbias;
+    const float *dy;
+    int n, c, hw;
+} bias_job;
+
+/* Channels [lo, hi) of dbias. */
+static void bias_range(void *arg, int thread, size_t lo, size_t hi) {
+    (void)thread;
+    const bias_job *b = arg;
+    for (size_t j = lo; j < hi; j++) {
+        double s = 0.0;
+        for (int i = 0; i < b->n; i++) s += row_sum(b->dy + ((size_t)i * b->c + j) * b->hw, b->hw);
+        b->dbias[j] = (float)s;
+    }
+}
+
 /* dbias (c) = sum of dy (n, c, hw) over n and hw; overwritten. */
 cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
                               int hw) {
@@ -343,10 +397,9 @@ cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, i
         }
         return CNB_OK;
     }
-    for (int j = 0; j < c; j++) {
-        double s = 0.0;
-        for (int i = 0; i < n; i++) s += row_sum(dy + ((size_t)i * c + j) * hw, hw);
-        dbias[j] = (float)s;
-    }
+    /* One channel's sum is one thread's: the same order whatever the thread count. */
+    bias_job j = {.dbias = dbias, .dy = dy, .n = n, .c = c, .hw = hw};
+    const size_t grain = (size_t)n * hw >= 8192 ? 1 : 8192 / ((size_t)n * hw);
+    blas_parallel(ctx, (size_t)c, blas_team_parts(ctx, (size_t)c, grain), bias_range, &j);
     return CNB_OK;
 }

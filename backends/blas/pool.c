@@ -112,70 +112,59 @@ static void pool_plane_general(const cnb_pool_desc *d, float *restrict y, int32_
     }
 }
 
-/* y is (n,c,p,q), x is (n,c,h,w); max pooling writes its argmax (n,c,p,q int32) to workspace. */
-cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
-                             void *workspace) {
-    BLAS_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_forward", d);
-    if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "pool_forward", y);
-    BLAS_CHECK_PTR(ctx, "pool_forward", x);
-    const int max = d->mode == CNB_POOL_MAX;
-    if (max && !workspace)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "pool_forward: max pooling needs the workspace (pool_workspace_size "
-                         "bytes) for its argmax, got NULL");
-    const size_t planes = (size_t)d->n * d->c, in = (size_t)d->h * d->w,
-                 out = (size_t)d->p * d->q;
-    int32_t *arg = workspace;
-    const int fast = is_2x2_s2(d);
-    for (size_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * in;
-        float *yp = y + pl * out;
-        if (fast && max) max_2x2_plane(yp, arg + pl * out, xp, d->w, d->p, d->q);
-        else if (fast) avg_2x2_plane(yp, xp, d->w, d->p, d->q);
-        else pool_plane_general(d, yp, max ? arg + pl * out : NULL, xp);
-    }
-    return CNB_OK;
+/* ---- split by plane across the context's threads ----------------------------------------- */
+
+typedef struct {
+    const cnb_pool_desc *d;
+    int max, fast;
+    float *y;                 /* forward */
+    const float *x;
+    int32_t *arg;
+    float *dx;                /* backward */
+    const float *dy;
+    const int32_t *carg;
+    size_t bad_at[BLAS_MAX_THREADS]; /* backward: a thread's first out-of-plane argmax entry */
+    int32_t bad_value[BLAS_MAX_THREADS];
+} pool_job;
+
+/* Planes per thread at least: enough input floats that a part outweighs waking a thread. */
+static size_t plane_grain(const cnb_pool_desc *d) {
+    const size_t in = (size_t)d->h * d->w;
+    return in >= 8192 ? 1 : 8192 / in;
 }
 
-/* dx is (n,c,h,w), dy is (n,c,p,q); dx is overwritten. Max: each dy goes to the argmax the
- * forward recorded (x and y are not needed). Avg: each dy is spread as dy/(kh*kw) over the real
- * cells of its window. Overlapping windows (stride < window) add up. Work goes plane by plane so
- * the zeroing and the scatter meet in L1. */
-cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
-                              const float *dy, const float *x, const float *y,
-                              const void *workspace) {
-    (void)x;
-    (void)y;
-    BLAS_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_backward", d);
-    if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "pool_backward", dx);
-    BLAS_CHECK_PTR(ctx, "pool_backward", dy);
-    const int max = d->mode == CNB_POOL_MAX;
-    if (max && !workspace)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "pool_backward: max pooling needs the forward's workspace (its argmax), "
-                         "got NULL");
-    const size_t planes = (size_t)d->n * d->c, in = (size_t)d->h * d->w,
-                 out = (size_t)d->p * d->q;
-    const int32_t *arg = workspace;
+static void forward_range(void *p, int thread, size_t lo, size_t hi) {
+    (void)thread;
+    const pool_job *j = p;
+    const cnb_pool_desc *d = j->d;
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *xp = j->x + pl * in;
+        float *yp = j->y + pl * out;
+        if (j->fast && j->max) max_2x2_plane(yp, j->arg + pl * out, xp, d->w, d->p, d->q);
+        else if (j->fast) avg_2x2_plane(yp, xp, d->w, d->p, d->q);
+        else pool_plane_general(d, yp, j->max ? j->arg + pl * out : NULL, xp);
+    }
+}
+
+/* Work goes plane by plane so the zeroing and the scatter meet in L1. */
+static void backward_range(void *p, int thread, size_t lo, size_t hi) {
+    pool_job *j = p;
+    const cnb_pool_desc *d = j->d;
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
     const float window = (float)d->kh * (float)d->kw;
-    for (size_t pl = 0; pl < planes; pl++) {
-        float *restrict dxp = dx + pl * in;
-        const float *restrict dyp = dy + pl * out;
+    for (size_t pl = lo; pl < hi; pl++) {
+        float *restrict dxp = j->dx + pl * in;
+        const float *restrict dyp = j->dy + pl * out;
         memset(dxp, 0, in * sizeof(float));
-        if (max) {
-            const int32_t *ap = arg + pl * out;
+        if (j->max) {
+            const int32_t *ap = j->carg + pl * out;
             for (size_t o = 0; o < out; o++) {
-                /* An index outside the plane means the workspace is not this forward's. */
-                if ((uint32_t)ap[o] >= (uint32_t)in)
-                    return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                                     "pool_backward: workspace entry %zu is %d, outside the "
-                                     "%dx%d plane: it was not written by pool_forward with this "
-                                     "descriptor",
-                                     pl * out + o, (int)ap[o], d->h, d->w);
+                if ((uint32_t)ap[o] >= (uint32_t)in) {
+                    j->bad_at[thread] = pl * out + o;
+                    j->bad_value[thread] = ap[o];
+                    return;
+                }
                 dxp[ap[o]] += dyp[o];
             }
             continue;
@@ -195,6 +184,58 @@ cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *d
                 }
             }
         }
+    }
+}
+
+/* y is (n,c,p,q), x is (n,c,h,w); max pooling writes its argmax (n,c,p,q int32) to workspace. */
+cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
+                             void *workspace) {
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = check_pool_desc(ctx, "pool_forward", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "pool_forward", y);
+    BLAS_CHECK_PTR(ctx, "pool_forward", x);
+    const int max = d->mode == CNB_POOL_MAX;
+    if (max && !workspace)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "pool_forward: max pooling needs the workspace (pool_workspace_size "
+                         "bytes) for its argmax, got NULL");
+    pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max, .fast = is_2x2_s2(d)};
+    const size_t planes = (size_t)d->n * d->c;
+    blas_parallel(ctx, planes, blas_team_parts(ctx, planes, plane_grain(d)), forward_range, &j);
+    return CNB_OK;
+}
+
+/* dx is (n,c,h,w), dy is (n,c,p,q); dx is overwritten. Max: each dy goes to the argmax the
+ * forward recorded (x and y are not needed). Avg: each dy is spread as dy/(kh*kw) over the real
+ * cells of its window. Overlapping windows (stride < window) add up. */
+cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                              const float *dy, const float *x, const float *y,
+                              const void *workspace) {
+    (void)x;
+    (void)y;
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = check_pool_desc(ctx, "pool_backward", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "pool_backward", dx);
+    BLAS_CHECK_PTR(ctx, "pool_backward", dy);
+    const int max = d->mode == CNB_POOL_MAX;
+    if (max && !workspace)
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "pool_backward: max pooling needs the forward's workspace (its argmax), "
+                         "got NULL");
+    pool_job j = {.d = d, .dx = dx, .dy = dy, .carg = workspace, .max = max};
+    const size_t planes = (size_t)d->n * d->c;
+    const int parts = blas_team_parts(ctx, planes, plane_grain(d));
+    for (int t = 0; t < parts; t++) j.bad_at[t] = SIZE_MAX;
+    blas_parallel(ctx, planes, parts, backward_range, &j);
+    for (int t = 0; t < parts; t++) {
+        if (j.bad_at[t] == SIZE_MAX) continue;
+        /* An index outside the plane means the workspace is not this forward's. */
+        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                         "pool_backward: workspace entry %zu is %d, outside the %dx%d plane: it "
+                         "was not written by pool_forward with this descriptor",
+                         j.bad_at[t], (int)j.bad_value[t], d->h, d->w);
     }
     return CNB_OK;
 }
