@@ -4,7 +4,7 @@
  *
  * Why not OpenBLAS's own pool: on this virtual machine its fine-grained hand-offs inside every
  * sgemm are at the mercy of where the host places the two vCPUs. A 60 s run of simplecnn's
- * per-image conv2 sgemms (tools/, see results/bench-repeat/README.md) went from 145 to 108
+ * per-image conv2 sgemms (dev/blas/thread_split.c) went from 145 to 108
  * GFLOP/s for twenty seconds with OpenBLAS's 2 threads, while the same work split by image over
  * two single-threaded sgemm callers held 150-160 throughout; and OpenBLAS's pool left pooling,
  * activations and im2col on one core. One pool, ours, also keeps DESIGN.md §5's rule: exactly
