@@ -12,8 +12,12 @@
  * is shown beside it but gated only for files from the older one-run-per-round schedule, where
  * it was steadier than the median: with time-balanced rounds a fast backend has many short runs,
  * its fastest one catches the machine's brief fast phases, and the best-of ratio moved 25%
- * between two quiet runs while the per-round median moved under 12%. Every figure is
- * bigger-is-better (images/s, speed-ups), so a drop is a regression. */
+ * between two quiet runs while the per-round median moved under 12%.
+ * Newer bench files also carry each speed-up "uncontended" (upper quartiles of per-round speeds,
+ * see cmd_bench.c), which holds still when the host's neighbours come and go: where both files
+ * have it, it is the confirming figure instead of best-of, and a median beyond the threshold
+ * (not twice it) counts when the uncontended ratio moved the same way beyond the threshold.
+ * Every figure is bigger-is-better (images/s, speed-ups), so a drop is a regression. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -48,7 +52,9 @@ static void usage(FILE *f) {
         "\n"
         "Bench results: per cell, the change of the median and whether it exceeds the noise\n"
         "(|change| > threshold AND > k * sqrt(MAD_base^2 + MAD_new^2)). Gates on the speed-ups\n"
-        "measured within one run (e.g. blas / naive), not on absolute images/s.\n"
+        "measured within one run (e.g. blas / naive), not on absolute images/s; a speed-up's\n"
+        "median beyond the threshold but inside the noise still counts when its uncontended\n"
+        "ratio (upper quartiles of per-round speeds) moved the same way beyond the threshold.\n"
         "Check results: fails when a check that PASSED in BASE FAILED in NEW.\n"
         "Exit status: 0 no regression, 1 regression or lost agreement, 2 usage or file error.\n"
         "\n"
@@ -143,37 +149,38 @@ static void add_row(verdict *v, const char *what, const char *key, const char *m
     cJSON_AddItemToArray(v->rows, r);
 }
 
-/* The best-of-runs ratio: threshold only (one sample each, no spread to test against). */
-static void compare_best(const cmp_opts *o, verdict *v, const char *key, const char *metric,
-                         double bm, double nm, int gated) {
+/* A single-valued figure (best-of-runs or uncontended ratio): threshold only, there is no spread
+ * to test against. `aside` says why an ungated row is shown. */
+static void compare_single(const cmp_opts *o, verdict *v, const char *kind, const char *key,
+                           const char *metric, double bm, double nm, int gated, const char *aside) {
     double change = bm != 0 ? 100.0 * (nm - bm) / bm : 0.0;
     int s = fabs(change) > o->threshold_pct ? (change < 0 ? -1 : 1) : 0;
     const char *word = s < 0 ? (gated ? "REGRESSION" : "slower") : s > 0 ? "faster" : "ok";
     if (!o->quiet || s != 0)
-        printf("  %-10s %-44s %-11s %10.3f -> %10.3f  %+7.1f%%%s\n", word, key, metric, bm, nm,
-               change, gated ? "" : "  [not gated]");
+        printf("  %-10s %-44s %-11s %10.3f -> %10.3f  %+7.1f%%%s%s\n", word, key, metric, bm, nm,
+               change, gated ? "" : "  ", gated ? "" : aside);
     if (gated) {
         if (s < 0) v->regressions++;
         else if (s > 0) v->improvements++;
         else v->unchanged++;
     }
-    add_row(v, "ratio-best", key, metric, bm, nm, change, 0.0, s, gated);
+    add_row(v, kind, key, metric, bm, nm, change, 0.0, s, gated);
 }
 
-/* confirm_pct: the change of the best-of-runs ratio (NAN: none). A median that moved by more than
- * twice the threshold but not beyond k x noise still counts when the best-of ratio moved the same
- * way beyond the threshold: two estimators agreeing on a large change. (On a loaded machine the
- * per-round spread of a short bench gets so wide that a 2x slowdown can hide inside k x noise;
- * the best-of ratio then still shows it, and alone it is too jumpy to gate on: it moved 25%
- * between two quiet runs here.) */
+/* confirm_pct: the change of a confirming figure (NAN: none). A median that moved by more than
+ * confirm_factor x the threshold but not beyond k x noise still counts when the confirming figure
+ * moved the same way beyond the threshold: two estimators agreeing on a large change. (On a
+ * loaded machine the per-round spread gets so wide that a 2x slowdown can hide inside k x noise.)
+ * The uncontended ratio confirms at factor 1; the best-of ratio, which moved 25% between two
+ * quiet runs here, only at factor 2. */
 static void compare_figure(const cmp_opts *o, verdict *v, const char *what, const char *key,
                            const char *metric, const cJSON *b, const cJSON *n, int gated,
-                           double confirm_pct) {
+                           double confirm_pct, double confirm_factor) {
     double bm = cnb_json_num(b, "median", NAN), nm = cnb_json_num(n, "median", NAN);
     if (isnan(bm) || isnan(nm)) return;
     double change, noise;
     int s = judge(o, bm, cnb_json_num(b, "mad", 0), nm, cnb_json_num(n, "mad", 0), &change, &noise);
-    if (s == 0 && !isnan(confirm_pct) && fabs(change) > 2 * o->threshold_pct &&
+    if (s == 0 && !isnan(confirm_pct) && fabs(change) > confirm_factor * o->threshold_pct &&
         fabs(confirm_pct) > o->threshold_pct && (change < 0) == (confirm_pct < 0))
         s = change < 0 ? -1 : 1;
     const char *word = s < 0 ? (gated ? "REGRESSION" : "slower") : s > 0 ? "faster" : "ok";
@@ -255,9 +262,10 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
     if (balanced)
         printf("bench results: a median counts when |new - base| exceeds %.3g%% of the base AND "
                "%.3g x sqrt(MAD_base^2 + MAD_new^2); within-run speed-ups are medians of "
-               "per-round ratios (time-balanced rounds); a median beyond twice the threshold but "
-               "inside the noise still counts when the best-of-runs ratio moved the same way "
-               "beyond the threshold\n",
+               "per-round ratios (time-balanced rounds); a median beyond the threshold but inside "
+               "the noise still counts when the uncontended ratio (upper quartiles of per-round "
+               "speeds) moved the same way beyond the threshold (files without it: a median "
+               "beyond twice the threshold, confirmed by the best-of-runs ratio)\n",
                o->threshold_pct, o->k);
     else
         printf("bench results: a within-run speed-up regresses when its best-of-runs ratio "
@@ -290,25 +298,38 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
         n_ratio++;
         const cJSON *bb = cJSON_GetObjectItemCaseSensitive(e, "best");
         const cJSON *nb = cJSON_GetObjectItemCaseSensitive(m, "best");
+        const cJSON *bu = cJSON_GetObjectItemCaseSensitive(e, "uncontended");
+        const cJSON *nu = cJSON_GetObjectItemCaseSensitive(m, "uncontended");
         int gate_best = bb && nb && !balanced;
+        /* the confirming figure: uncontended where both files have it, else best-of */
+        const cJSON *cb = balanced && bu && nu ? bu : balanced && bb && nb ? bb : NULL;
+        const cJSON *cn = cb == bu ? nu : nb;
+        double confirm_factor = cb == bu ? 1.0 : 2.0;
         double confirm_train = NAN, confirm_infer = NAN;
-        if (bb && nb && balanced) {
-            double b_tr = cnb_json_num(bb, "train", 0), b_in = cnb_json_num(bb, "infer", 0);
-            if (b_tr > 0) confirm_train = 100.0 * (cnb_json_num(nb, "train", 0) - b_tr) / b_tr;
-            if (b_in > 0) confirm_infer = 100.0 * (cnb_json_num(nb, "infer", 0) - b_in) / b_in;
+        if (cb) {
+            double b_tr = cnb_json_num(cb, "train", 0), b_in = cnb_json_num(cb, "infer", 0);
+            if (b_tr > 0) confirm_train = 100.0 * (cnb_json_num(cn, "train", 0) - b_tr) / b_tr;
+            if (b_in > 0) confirm_infer = 100.0 * (cnb_json_num(cn, "infer", 0) - b_in) / b_in;
         }
         if (bb && nb) {
-            compare_best(o, v, key, "train best", cnb_json_num(bb, "train", 0),
-                         cnb_json_num(nb, "train", 0), gated && gate_best);
-            compare_best(o, v, key, "infer best", cnb_json_num(bb, "infer", 0),
-                         cnb_json_num(nb, "infer", 0), gated && gate_best);
+            compare_single(o, v, "ratio-best", key, "train best", cnb_json_num(bb, "train", 0),
+                           cnb_json_num(nb, "train", 0), gated && gate_best, "[not gated]");
+            compare_single(o, v, "ratio-best", key, "infer best", cnb_json_num(bb, "infer", 0),
+                           cnb_json_num(nb, "infer", 0), gated && gate_best, "[not gated]");
+        }
+        if (bu && nu) {
+            const char *aside = cb == bu && gated ? "[confirms the median]" : "[not gated]";
+            compare_single(o, v, "ratio-uncontended", key, "train unc.",
+                           cnb_json_num(bu, "train", 0), cnb_json_num(nu, "train", 0), 0, aside);
+            compare_single(o, v, "ratio-uncontended", key, "infer unc.",
+                           cnb_json_num(bu, "infer", 0), cnb_json_num(nu, "infer", 0), 0, aside);
         }
         compare_figure(o, v, "ratio", key, "train", cJSON_GetObjectItemCaseSensitive(e, "train"),
                        cJSON_GetObjectItemCaseSensitive(m, "train"), gated && !gate_best,
-                       confirm_train);
+                       confirm_train, confirm_factor);
         compare_figure(o, v, "ratio", key, "infer", cJSON_GetObjectItemCaseSensitive(e, "infer"),
                        cJSON_GetObjectItemCaseSensitive(m, "infer"), gated && !gate_best,
-                       confirm_infer);
+                       confirm_infer, confirm_factor);
     }
     if (n_ratio == 0) printf("  (none in common: the files share no backend pair)\n");
     printf("absolute images/s%s:\n", gate_a ? "" : " (for information; not gated)");
@@ -337,10 +358,10 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
         }
         compare_figure(o, v, "absolute", key, "train",
                        cJSON_GetObjectItemCaseSensitive(e, "train_images_per_s"),
-                       cJSON_GetObjectItemCaseSensitive(m, "train_images_per_s"), gate_a, NAN);
+                       cJSON_GetObjectItemCaseSensitive(m, "train_images_per_s"), gate_a, NAN, 0);
         compare_figure(o, v, "absolute", key, "infer",
                        cJSON_GetObjectItemCaseSensitive(e, "infer_images_per_s"),
-                       cJSON_GetObjectItemCaseSensitive(m, "infer_images_per_s"), gate_a, NAN);
+                       cJSON_GetObjectItemCaseSensitive(m, "infer_images_per_s"), gate_a, NAN, 0);
     }
     return 0;
 }
@@ -417,10 +438,10 @@ static int compare_training(const cmp_opts *o, const cJSON *base, const cJSON *n
     int gate_a = (o->gate & GATE_ABSOLUTE) != 0;
     compare_figure(o, v, "absolute", key, "train",
                    cJSON_GetObjectItemCaseSensitive(bt, "train_images_per_s"),
-                   cJSON_GetObjectItemCaseSensitive(nt, "train_images_per_s"), gate_a, NAN);
+                   cJSON_GetObjectItemCaseSensitive(nt, "train_images_per_s"), gate_a, NAN, 0);
     compare_figure(o, v, "absolute", key, "infer",
                    cJSON_GetObjectItemCaseSensitive(bt, "infer_images_per_s"),
-                   cJSON_GetObjectItemCaseSensitive(nt, "infer_images_per_s"), gate_a, NAN);
+                   cJSON_GetObjectItemCaseSensitive(nt, "infer_images_per_s"), gate_a, NAN, 0);
     const cJSON *bf = cJSON_GetObjectItemCaseSensitive(base, "final");
     const cJSON *nf = cJSON_GetObjectItemCaseSensitive(now, "final");
     double ba = cnb_json_num(bf, "test_accuracy", NAN), na = cnb_json_num(nf, "test_accuracy", NAN);

@@ -42,6 +42,20 @@ void cnb_summarize(const double *x, int n, cnb_summary *s) {
     free(v);
 }
 
+double cnb_quantile(const double *x, int n, double q) {
+    if (n < 1) return 0.0;
+    double *v = malloc((size_t)n * sizeof *v);
+    if (!v) return 0.0;
+    memcpy(v, x, (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    q = q < 0 ? 0 : q > 1 ? 1 : q;
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    double r = lo + 1 < n ? v[lo] + (pos - lo) * (v[lo + 1] - v[lo]) : v[lo];
+    free(v);
+    return r;
+}
+
 void cnb_info_collect(void *user, const char *key, const char *value) {
     cnb_info_list *l = user;
     if (l->count >= CNB_MAX_INFO) return;

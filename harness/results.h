@@ -18,6 +18,9 @@ typedef struct cnb_summary {
     double min, median, max, mad;
 } cnb_summary;
 void cnb_summarize(const double *x, int n, cnb_summary *s);
+/* The q-quantile (0 <= q <= 1) of n samples, interpolated linearly between order statistics
+ * (numpy's default); 0 when n < 1 or memory runs out. */
+double cnb_quantile(const double *x, int n, double q);
 
 #define CNB_MAX_INFO 64
 typedef struct cnb_info_list {

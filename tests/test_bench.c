@@ -17,6 +17,7 @@
 #include "machine.h"
 #include "model.h"
 #include "profiler.h"
+#include "results.h"
 #include "runctx.h"
 #include "testutil.h"
 #include "train.h"
@@ -103,6 +104,20 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     free(m);
 }
 
+/* numpy.percentile's default (linear between order statistics) gives these; order of the input
+ * does not matter and the input is left as it was. */
+Test(bench, quantile_interpolates_between_order_statistics) {
+    double x[] = {4, 1, 3, 2};
+    cr_expect_float_eq(cnb_quantile(x, 4, 0.75), 3.25, 1e-12);
+    cr_expect_float_eq(cnb_quantile(x, 4, 0.5), 2.5, 1e-12);
+    cr_expect_float_eq(cnb_quantile(x, 4, 0.0), 1.0, 1e-12);
+    cr_expect_float_eq(cnb_quantile(x, 4, 1.0), 4.0, 1e-12);
+    cr_expect_float_eq(cnb_quantile(x, 3, 0.75), 3.5, 1e-12); /* {4, 1, 3}: 3 + 0.5 x (4 - 3) */
+    cr_expect_float_eq(cnb_quantile(x, 1, 0.75), 4.0, 1e-12);
+    cr_expect_float_eq(cnb_quantile(x, 0, 0.75), 0.0, 1e-12);
+    cr_expect(x[0] == 4 && x[1] == 1 && x[2] == 3 && x[3] == 2, "input reordered");
+}
+
 Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     const char *json = CNB_TEST_TMP_DIR "/bench-quick.json", *csv = CNB_TEST_TMP_DIR "/bench-quick.csv",
                *gab = CNB_TEST_TMP_DIR "/bench-quick.gab.json";
@@ -171,7 +186,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     cr_expect_geq(ok, 1);
     cr_expect_eq(skipped, 1);
     if (ok == 2) {
-        const cJSON *rr = cJSON_GetObjectItem(root, "ratios");
+        const cJSON *rr = cJSON_GetObjectItem(root, "ratios"), *c2;
         int vs_naive = 0;
         cJSON_ArrayForEach(c, rr) {
             if (strcmp(cJSON_GetObjectItem(c, "kind")->valuestring, "vs_naive") != 0) continue;
@@ -179,6 +194,31 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
             cr_expect_str_eq(cJSON_GetObjectItem(c, "backend")->valuestring, "blas");
             double med = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "train"), "median")->valuedouble;
             cr_expect_gt(med, 0.0);
+            /* One run per round here (max-runs / min-runs = 1), so the per-round speeds are the
+             * runs: the uncontended ratio is the upper quartiles of the runs, divided. */
+            const cJSON *unc = cJSON_GetObjectItem(c, "uncontended");
+            cr_assert_not_null(unc, "no uncontended ratio");
+            double q[2];
+            int k = 0;
+            cJSON_ArrayForEach(c2, cells) {
+                const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(c2, "train_images_per_s"),
+                                                     "values");
+                const char *be = cJSON_GetObjectItem(c2, "backend")->valuestring;
+                if (!v || cJSON_GetArraySize(v) != 3) continue;
+                double x[3];
+                for (int i = 0; i < 3; i++) x[i] = cJSON_GetArrayItem(v, i)->valuedouble;
+                /* sorted, the upper quartile of 3 lies halfway between the middle and the top */
+                for (int a = 0; a < 3; a++)
+                    for (int b = a + 1; b < 3; b++)
+                        if (x[b] < x[a]) { double t = x[a]; x[a] = x[b]; x[b] = t; }
+                q[strcmp(be, "blas") == 0 ? 0 : 1] = 0.5 * (x[1] + x[2]);
+                k++;
+            }
+            cr_assert_eq(k, 2);
+            cr_expect_float_eq(cJSON_GetObjectItem(unc, "train")->valuedouble, q[0] / q[1],
+                               1e-9 * q[0] / q[1], "uncontended %g, expected %g / %g",
+                               cJSON_GetObjectItem(unc, "train")->valuedouble, q[0], q[1]);
+            cr_expect_float_eq(cJSON_GetObjectItem(unc, "quantile")->valuedouble, 0.75, 1e-12);
         }
         cr_expect_eq(vs_naive, 1);
     }
@@ -189,6 +229,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     int rows = 0;
     cr_assert_not_null(fgets(line, sizeof line, f));
     cr_expect_eq(strncmp(line, "backend,model,batch,status,runs,train_ips_median", 48), 0, "%s", line);
+    cr_expect_not_null(strstr(line, ",train_speedup_uncontended_vs_naive,"), "%s", line);
     while (fgets(line, sizeof line, f)) rows++;
     fclose(f);
     cr_expect_eq(rows, 3);

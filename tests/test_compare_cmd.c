@@ -54,11 +54,15 @@ static void bench_file(const char *path, double ratio, double ratio_mad, double 
     write_file(path, text);
 }
 
-/* A time-balanced bench file (per-round median ratio with its spread, and a best-of ratio), or
- * one from the older one-run-per-round schedule when balanced is 0. */
+/* A time-balanced bench file (per-round median ratio with its spread, a best-of ratio and, when
+ * unc > 0, the uncontended ratio), or one from the older one-run-per-round schedule when balanced
+ * is 0. */
 static void rounds_file(const char *path, int balanced, double ratio, double ratio_mad,
-                        double best) {
-    char text[4096];
+                        double best, double unc) {
+    char text[4096], uncontended[128] = "";
+    if (unc > 0)
+        snprintf(uncontended, sizeof uncontended,
+                 ", \"uncontended\": {\"train\": %g, \"infer\": %g, \"quantile\": 0.75}", unc, unc);
     snprintf(text, sizeof text,
              "{\"schema_version\": 1, \"kind\": \"bench\", \"created\": \"x\","
              " \"settings\": {\"schedule\": \"%s\"},"
@@ -66,9 +70,9 @@ static void rounds_file(const char *path, int balanced, double ratio, double rat
              " \"ratios\": [{\"kind\": \"vs_naive\", \"model\": \"network\", \"batch\": 100,"
              "   \"backend\": \"blas\", \"baseline\": \"naive\","
              "   \"train\": {\"median\": %g, \"mad\": %g}, \"infer\": {\"median\": %g, \"mad\": %g},"
-             "   \"best\": {\"train\": %g, \"infer\": %g}}]}",
+             "   \"best\": {\"train\": %g, \"infer\": %g}%s}]}",
              balanced ? "time-balanced rounds: test" : "round-robin: one run of each backend per round",
-             ratio, ratio_mad, ratio, ratio_mad, best, best);
+             ratio, ratio_mad, ratio, ratio_mad, best, best, uncontended);
     write_file(path, text);
 }
 
@@ -209,9 +213,9 @@ Test(compare_cmd, time_balanced_files_gate_on_medians_confirmed_by_best_of) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
         rounds_file(TMP("tb-base.json"), cases[i].balanced, cases[i].base, cases[i].base_mad,
-                    cases[i].base_best);
+                    cases[i].base_best, 0);
         rounds_file(TMP("tb-new.json"), cases[i].balanced, cases[i].now, cases[i].now_mad,
-                    cases[i].now_best);
+                    cases[i].now_best, 0);
         int rc = compare(TMP("tb-base.json"), TMP("tb-new.json"), NULL, &out);
         cr_expect_eq(rc, cases[i].rc, "%s: exit %d, expected %d:\n%s", cases[i].what, rc,
                      cases[i].rc, out);
@@ -219,6 +223,40 @@ Test(compare_cmd, time_balanced_files_gate_on_medians_confirmed_by_best_of) {
             cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
         if (!cases[i].balanced)
             cr_expect_not_null(strstr(out, "predates time-balanced rounds"), "%s", out);
+        free(out);
+    }
+}
+
+/* Where both files carry the uncontended ratio it confirms a median that moved beyond the
+ * threshold inside the noise; a median that moved only because the host's neighbours were busier
+ * (uncontended steady) passes. Without it in both files the best-of rule (twice the threshold)
+ * still applies. */
+Test(compare_cmd, uncontended_ratio_confirms_a_median_inside_the_noise) {
+    static const struct {
+        const char *what;
+        double base, base_unc, now, now_unc; /* MAD 3 and best-of 30 -> 30 in every file */
+        int now_has_unc, rc;
+    } cases[] = {
+        {"median -13% (neighbours busier), uncontended steady", 29, 27.7, 25.2, 27.6, 1, 0},
+        {"median -15%, uncontended -15%", 29, 27.7, 24.6, 23.5, 1, 1},
+        {"median -8%, uncontended -15%", 29, 27.7, 26.7, 23.5, 1, 0},
+        {"median +15%, uncontended +15%: faster, no regression", 29, 27.7, 33.4, 31.9, 1, 0},
+        {"median -15%, uncontended only in BASE: best-of rule, 15% < 2 x 10%", 29, 27.7, 24.6, 0,
+         0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        rounds_file(TMP("unc-base.json"), 1, cases[i].base, 3, 30, cases[i].base_unc);
+        rounds_file(TMP("unc-new.json"), 1, cases[i].now, 3, 30,
+                    cases[i].now_has_unc ? cases[i].now_unc : 0);
+        int rc = compare(TMP("unc-base.json"), TMP("unc-new.json"), NULL, &out);
+        cr_expect_eq(rc, cases[i].rc, "%s: exit %d, expected %d:\n%s", cases[i].what, rc,
+                     cases[i].rc, out);
+        if (cases[i].now_has_unc)
+            cr_expect_not_null(strstr(out, "train unc."), "%s: no uncontended row:\n%s",
+                               cases[i].what, out);
+        if (cases[i].rc == 1)
+            cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
         free(out);
     }
 }
