@@ -527,8 +527,8 @@ static void print_load(const bn_cell *cells, int n, FILE *f) {
 
 static void print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) {
     const bn_cell *c0 = &cells[0];
-    fprintf(f, "\n%s, batch %d: %d training steps + %d inference images per run\n", c0->m->name,
-            c0->batch, o->steps_per_run, o->infer_images);
+    fprintf(f, "\n%s, batch %d: %d training step%s + %d inference images per run\n", c0->m->name,
+            c0->batch, o->steps_per_run, o->steps_per_run == 1 ? "" : "s", o->infer_images);
     fprintf(f, "  %-8s %5s  %-40s  %-40s  %8s\n", "backend", "runs",
             "train img/s: median [min .. max] ±MAD", "infer img/s: median [min .. max] ±MAD",
             "ms/step");

@@ -185,7 +185,7 @@ static void compare_figure(const cmp_opts *o, verdict *v, const char *what, cons
         s = change < 0 ? -1 : 1;
     const char *word = s < 0 ? (gated ? "REGRESSION" : "slower") : s > 0 ? "faster" : "ok";
     if (!o->quiet || s != 0)
-        printf("  %-10s %-44s %-6s %10.3f -> %10.3f  %+7.1f%%  (noise ±%.3g)%s\n", word, key,
+        printf("  %-10s %-44s %-11s %10.3f -> %10.3f  %+7.1f%%  (noise ±%.3g)%s\n", word, key,
                metric, bm, nm, change, noise, gated ? "" : "  [not gated]");
     if (gated) {
         if (s < 0) v->regressions++;

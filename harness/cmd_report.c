@@ -208,9 +208,10 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
     fprintf(r->md, "## Benchmark\n\n");
     context_md(r, root, path);
     const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "settings");
-    fprintf(r->md, "%d training steps + %d inference images per run; at least %g s and %d runs per "
-                   "cell; %d threads.\n\n",
-            cnb_json_int(set, "steps_per_run", 0), cnb_json_int(set, "infer_images", 0),
+    int steps = cnb_json_int(set, "steps_per_run", 0);
+    fprintf(r->md, "%d training step%s + %d inference images per run; at least %g s and %d runs "
+                   "per cell; %d threads.\n\n",
+            steps, steps == 1 ? "" : "s", cnb_json_int(set, "infer_images", 0),
             cnb_json_num(set, "min_time_s", 0), cnb_json_int(set, "min_runs", 0),
             cnb_json_int(root, "threads", 0));
     char dat[256], png[1024], script[8192];
@@ -261,17 +262,29 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
     }
     const cJSON *ratios = cJSON_GetObjectItemCaseSensitive(root, "ratios");
     if (cJSON_GetArraySize(ratios) > 0) {
-        fprintf(r->md, "Speed-ups measured within this run (medians of per-round ratios):\n\n"
-                       "| model | batch | backend | against | training | inference |\n"
-                       "|---|---:|---|---|---:|---:|\n");
+        fprintf(r->md, "Speed-ups measured within this run: medians of per-round ratios, and "
+                       "uncontended (upper quartiles of per-round speeds, divided; steadier on a "
+                       "shared host):\n\n"
+                       "| model | batch | backend | against | training | inference | "
+                       "training, uncontended | inference, uncontended |\n"
+                       "|---|---:|---|---|---:|---:|---:|---:|\n");
         const cJSON *e;
-        cJSON_ArrayForEach(e, ratios)
-            fprintf(r->md, "| %s | %d | %s | %s%s | %.2fx | %.2fx |\n", cnb_json_str(e, "model", "?"),
-                    cnb_json_int(e, "batch", 0), cnb_json_str(e, "backend", "?"),
+        cJSON_ArrayForEach(e, ratios) {
+            const cJSON *unc = cJSON_GetObjectItemCaseSensitive(e, "uncontended");
+            char ut[32] = "n/a", ui[32] = "n/a"; /* files from before the uncontended figure */
+            if (unc) {
+                snprintf(ut, sizeof ut, "%.2fx", cnb_json_num(unc, "train", 0));
+                snprintf(ui, sizeof ui, "%.2fx", cnb_json_num(unc, "infer", 0));
+            }
+            fprintf(r->md, "| %s | %d | %s | %s%s | %.2fx | %.2fx | %s | %s |\n",
+                    cnb_json_str(e, "model", "?"), cnb_json_int(e, "batch", 0),
+                    cnb_json_str(e, "backend", "?"),
                     strcmp(cnb_json_str(e, "kind", ""), "vs_best_cpu") == 0 ? "best CPU: " : "",
                     cnb_json_str(e, "baseline", "?"),
                     cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "train"), "median", 0),
-                    cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "infer"), "median", 0));
+                    cnb_json_num(cJSON_GetObjectItemCaseSensitive(e, "infer"), "median", 0), ut,
+                    ui);
+        }
         fprintf(r->md, "\n");
     }
     /* per-kernel breakdown: one stacked bar per cell, ms per training step */
