@@ -302,9 +302,16 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
         const cJSON *nu = cJSON_GetObjectItemCaseSensitive(m, "uncontended");
         int gate_best = bb && nb && !balanced;
         /* the confirming figure: uncontended where both files have it, else best-of */
-        const cJSON *cb = balanced && bu && nu ? bu : balanced && bb && nb ? bb : NULL;
-        const cJSON *cn = cb == bu ? nu : nb;
-        double confirm_factor = cb == bu ? 1.0 : 2.0;
+        const cJSON *cb = NULL, *cn = NULL;
+        double confirm_factor = 2.0;
+        if (balanced && bu && nu) {
+            cb = bu;
+            cn = nu;
+            confirm_factor = 1.0;
+        } else if (balanced && bb && nb) {
+            cb = bb;
+            cn = nb;
+        }
         double confirm_train = NAN, confirm_infer = NAN;
         if (cb) {
             double b_tr = cnb_json_num(cb, "train", 0), b_in = cnb_json_num(cb, "infer", 0);

@@ -22,24 +22,6 @@
 #include "testutil.h"
 #include "train.h"
 
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
-        cr_assert_not_null(buf);
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static cJSON *read_json(const char *path) {
     char err[CNB_ERR_LEN];
     cJSON *j = cnb_read_json(path, err, sizeof err);
@@ -128,7 +110,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
              "--gab %s 2>&1",
              CNB_TEST_CNNBENCH, json, csv, gab);
     char *out;
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "per-kernel breakdown"), "%s", out);
     cr_expect_not_null(strstr(out, "vs naive"), "%s", out);
@@ -254,7 +236,7 @@ Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120)
     snprintf(cmd, sizeof cmd,
              "%s --backend naive --model network --epochs 2 --train-limit 200 --test-limit 100 "
              "--no-progress --quiet --out %s 2>&1", CNB_TEST_CNNBENCH, train);
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     const char *bench = CNB_TEST_TMP_DIR "/report-bench.json";
@@ -262,7 +244,7 @@ Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120)
              "%s bench --backends naive --model network --quick --min-runs 2 --max-runs 2 "
              "--min-time 0 --steps-per-run 2 --infer-images 50 --out %s --quiet 2>&1",
              CNB_TEST_CNNBENCH, bench);
-    rc = run_cmd(cmd, &out);
+    rc = tu_run(cmd, &out);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
@@ -271,7 +253,7 @@ Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120)
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s/report && %s report %s %s --out %s/report 2>&1",
              CNB_TEST_TMP_DIR, CNB_TEST_CNNBENCH, train, bench, CNB_TEST_TMP_DIR);
-    rc = run_cmd(cmd, &out);
+    rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 0, "%s", out);
     const char *pngs[] = {"report-train-loss.png", "report-train-accuracy.png",
                           "report-train-confusion.png", "report-bench-throughput.png",

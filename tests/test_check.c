@@ -18,25 +18,6 @@
 #include "testutil.h"
 
 /* Run a shell command; returns its exit status and (if out) its stdout, malloc'd. */
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
-        cr_assert_not_null(buf);
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int blas_or_skip(void) {
     tu_backend b;
     char why[CNB_ERR_LEN];
@@ -178,7 +159,7 @@ Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .time
              "--backends blas --model network,edge --no-training --out %s 2>&1",
              CNB_TEST_CNNBENCH, json);
     char *out;
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 1, "exit %d, want 1 on a FAILED check; output:\n%s", rc, out);
     cJSON *root = read_json(json);
     const cJSON *c, *checks = cJSON_GetObjectItem(root, "checks");
@@ -211,7 +192,7 @@ Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .time
              (int)(cnnbench - repro), repro, CNB_TEST_CNNBENCH, cnnbench + strlen("cnnbench"),
              CNB_TEST_TMP_DIR);
     char *out2;
-    int rc2 = run_cmd(cmd2, &out2);
+    int rc2 = tu_run(cmd2, &out2);
     cr_expect_eq(rc2, 1, "reproduction exit %d: %s\n%s", rc2, cmd2, out2);
     cr_expect_not_null(strstr(out2, "FAILED: 1 check(s)"), "reproduction should fail exactly one check:\n%s",
                        out2);
@@ -229,7 +210,7 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
              "--test-limit 200 --out %s 2>&1",
              CNB_TEST_CNNBENCH, json);
     char *out;
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 0, "exit %d; output:\n%s", rc, out);
     cJSON *root = read_json(json);
     cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 1);
@@ -268,7 +249,7 @@ Test(check, cli_rejects_unknown_family) {
     char *out;
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s check --family convolution 2>&1", CNB_TEST_CNNBENCH);
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 2);
     cr_expect_not_null(strstr(out, "unknown kernel family 'convolution'"), "%s", out);
     free(out);

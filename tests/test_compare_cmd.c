@@ -12,24 +12,6 @@
 
 #include "testutil.h"
 
-static int run_cmd(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0, got;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
-        cr_assert_not_null(buf);
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f, "%s", path);
@@ -80,7 +62,7 @@ static int compare(const char *base, const char *now, const char *extra, char **
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s compare %s %s %s 2>&1", CNB_TEST_CNNBENCH, base, now,
              extra ? extra : "");
-    return run_cmd(cmd, out);
+    return tu_run(cmd, out);
 }
 
 #define TMP(name) CNB_TEST_TMP_DIR "/" name
@@ -173,12 +155,12 @@ Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 1
     char cmd[4096], *out;
     snprintf(cmd, sizeof cmd, "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
              TMP("e2e-base.json"));
-    int rc = run_cmd(cmd, &out);
+    int rc = tu_run(cmd, &out);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
              CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
-    rc = run_cmd(cmd, &out);
+    rc = tu_run(cmd, &out);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     rc = compare(TMP("e2e-base.json"), TMP("e2e-slow.json"), NULL, &out);
