@@ -30,6 +30,7 @@
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
+#include "openblas_core.h"
 #include "profiler.h"
 #include "results.h"
 #include "runctx.h"
@@ -670,19 +671,6 @@ static void print_ratios(const bn_cell *cells, int n, FILE *f, double *buf) {
     print_speedups(cells, n, uncontended_ratio, f, buf);
 }
 
-static void openblas_note(const bn_backend *b, const cnb_machine *mc, FILE *f) {
-    const char *core = cnb_info_get(&b->info, "openblas.corename");
-    if (!core || !mc->has_avx512f) return;
-    const char *avx512[] = {"skylakex", "cooperlake", "sapphirerapids"};
-    for (int i = 0; i < 3; i++)
-        if (strcasecmp(core, avx512[i]) == 0) return;
-    const char *env = getenv("OPENBLAS_CORETYPE");
-    fprintf(f, "note: %s: OpenBLAS runs its %s kernels on this AVX-512 CPU%s%s%s; its sgemm runs "
-               "at about half the speed the CPU allows (unset OPENBLAS_CORETYPE to let OpenBLAS "
-               "choose)\n",
-            b->name, core, env ? " (OPENBLAS_CORETYPE=" : "", env ? env : "", env ? " is set)" : "");
-}
-
 /* ---- exports ---- */
 
 static int write_csv(const char *path, bn_cell *cells, int n, double *buf, char *err,
@@ -917,10 +905,11 @@ int cnb_cmd_bench(int argc, char **argv) {
         }
         b->usable = 1;
         b->name = b->lib.api->name;
-        b->lib.api->info(b->ctx, cnb_info_collect, &b->info);
+        cnb_backend_info(b->lib.api, b->ctx, cnb_info_collect, &b->info);
         const char *mismatch = cnb_info_get(&b->info, "version_mismatch");
         if (mismatch) fprintf(stderr, "warning: %s: %s\n", b->name, mismatch);
-        if (!o.quiet) openblas_note(b, &mc, stdout);
+        if (!o.quiet)
+            cnb_openblas_note(b->name, cnb_info_get(&b->info, "openblas.corename"), stdout);
         cnb_test_faults_env(b->name, b->fault_env, sizeof b->fault_env);
         if (b->fault_env[0])
             fprintf(stderr, "cnnbench bench: TEST FAULT ACTIVE for %s: %s\n", b->name, b->fault_env);

@@ -672,7 +672,7 @@ static void open_backends(ck_state *s, const cnb_config *cfg) {
         b->usable = 1;
         b->name = b->lib.api->name;
         b->is_naive = strcmp(b->name, "naive") == 0;
-        b->lib.api->info(b->ctx, cnb_info_collect, &b->info);
+        cnb_backend_info(b->lib.api, b->ctx, cnb_info_collect, &b->info);
         b->api = b->lib.api;
         b->actx = b->ctx;
         cnb_test_faults_env(b->name, b->fault_env, sizeof b->fault_env);

@@ -2,6 +2,7 @@
  * the harness trusts a single slot. Every refusal names the file and what is wrong. */
 #define _GNU_SOURCE
 #include "loader.h"
+#include "openblas_core.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -173,6 +174,8 @@ int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *er
         return cnb_errf(err, err_len, "%s: not a regular file", out->path);
     if (cnb_check_backend_file(out->path, err, err_len) != 0) return -1;
 
+    /* OpenBLAS fixes its kernels when it loads: choose them before any backend brings it in. */
+    cnb_openblas_prepare();
     dlerror();
     /* RTLD_NODELETE: a backend's C++ runtime (oneDNN, CUDA) keeps static allocations that would
      * otherwise be unmapped, unreachable, on dlclose; keeping the code mapped costs nothing. */
@@ -232,4 +235,23 @@ int cnb_open_backend(const char *name_or_path, const cnb_config *cfg, cnb_loaded
 void cnb_close_backend(cnb_loaded_backend *b, cnb_context *ctx) {
     if (b && b->api && ctx) b->api->destroy(ctx);
     cnb_unload_backend(b);
+}
+
+typedef struct info_relay {
+    cnb_info_fn fn;
+    void *user;
+    int on_openblas;
+} info_relay;
+
+static void relay_fact(void *user, const char *key, const char *value) {
+    info_relay *r = user;
+    if (strcmp(key, "openblas.corename") == 0) r->on_openblas = 1;
+    r->fn(r->user, key, value);
+}
+
+cnb_status cnb_backend_info(const cnb_backend *api, cnb_context *ctx, cnb_info_fn fn, void *user) {
+    info_relay r = {fn, user, 0};
+    cnb_status st = api->info(ctx, relay_fact, &r);
+    if (r.on_openblas) cnb_openblas_choice_facts(cnb_openblas_prepare(), fn, user);
+    return st;
 }

@@ -36,4 +36,8 @@ int cnb_open_backend(const char *name_or_path, const cnb_config *cfg, cnb_loaded
                      cnb_context **ctx, char *err, size_t err_len);
 void cnb_close_backend(cnb_loaded_backend *b, cnb_context *ctx);
 
+/* The backend's info() facts, followed, for a backend that runs on OpenBLAS (it reports
+ * "openblas.corename"), by how that core was chosen (openblas_core.h). */
+cnb_status cnb_backend_info(const cnb_backend *api, cnb_context *ctx, cnb_info_fn fn, void *user);
+
 #endif

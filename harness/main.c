@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
+#include "openblas_core.h"
 #include "results.h"
 #include "train.h"
 #include "util.h"
@@ -183,21 +184,6 @@ static int show_model(const char *name) {
     return 0;
 }
 
-/* OpenBLAS honours OPENBLAS_CORETYPE; a user may set it on purpose, so it is never overridden,
- * only reported when it costs speed (DESIGN.md §5). */
-static void openblas_note(const cnb_info_list *info, const cnb_machine *mc, FILE *f) {
-    const char *core = cnb_info_get(info, "openblas.corename");
-    if (!core || !mc->has_avx512f) return;
-    const char *avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
-    for (size_t i = 0; i < 3; i++)
-        if (strcasecmp(core, avx512_cores[i]) == 0) return;
-    const char *env = getenv("OPENBLAS_CORETYPE");
-    fprintf(f,
-            "note: OpenBLAS runs its %s kernels on this AVX-512 CPU%s%s%s: sgemm runs at about "
-            "half the speed the CPU allows; unset OPENBLAS_CORETYPE to let OpenBLAS choose.\n",
-            core, env ? " (OPENBLAS_CORETYPE=" : "", env ? env : "", env ? " is set)" : "");
-}
-
 static void print_confusion(const cnb_run_result *r, FILE *f) {
     fprintf(f, "confusion matrix (rows: true class, columns: predicted):\n      ");
     for (int j = 0; j < r->classes; j++) fprintf(f, "%6d", j);
@@ -304,7 +290,7 @@ static int train_command(const cli *c, int argc, char **argv) {
         goto done;
     }
     cnb_info_list info = {0};
-    lib.api->info(ctx, cnb_info_collect, &info);
+    cnb_backend_info(lib.api, ctx, cnb_info_collect, &info);
     const char *mismatch = cnb_info_get(&info, "version_mismatch");
     if (mismatch) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
 
@@ -321,7 +307,7 @@ static int train_command(const cli *c, int argc, char **argv) {
         fprintf(log, "machine: %s, %d cores / %d threads\n", mc.cpu_model, mc.cores, mc.pus);
         for (int i = 0; i < info.count; i++)
             fprintf(log, "  %s: %s\n", info.key[i], info.value[i]);
-        openblas_note(&info, &mc, log);
+        cnb_openblas_note(lib.api->name, cnb_info_get(&info, "openblas.corename"), log);
         fprintf(log, "data: %s, %d training / %d test images (%s)\n", kind, train.count,
                 test.count, train.images_path);
         print_settings(m, &s, log);
