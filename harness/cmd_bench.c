@@ -611,10 +611,6 @@ static void print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) 
     }
 }
 
-static int is_gpu_name(const char *name) {
-    return strcmp(name, "cuda") == 0 || strcmp(name, "cudnn") == 0;
-}
-
 /* Index of the CPU (gpu = 0) or GPU (gpu = 1) cell with the highest median training speed. */
 static int best_cell(const bn_cell *cells, int n, int gpu) {
     int best = -1;
@@ -898,8 +894,9 @@ int cnb_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < nb; i++) {
         bn_backend *b = &backends[i];
         b->name = o.backends[i];
-        b->is_gpu = is_gpu_name(b->name);
-        if (cnb_open_backend(b->name, &cfg, &b->lib, &b->ctx, b->why, sizeof b->why) != 0) {
+        int opened = cnb_open_backend(b->name, &cfg, &b->lib, &b->ctx, b->why, sizeof b->why);
+        b->is_gpu = b->lib.device_kind == CNB_DEVICE_GPU;
+        if (opened != 0) {
             if (!o.quiet) printf("SKIPPED backend %s: %s\n", b->name, b->why);
             continue;
         }

@@ -128,10 +128,6 @@ static int parse_int_opt(const char *flag, const char *s, long lo, long hi, long
     return cnb_parse_long_flag("cnnbench check", flag, s, lo, hi, out);
 }
 
-static int is_gpu_name(const char *name) {
-    return strcmp(name, "cuda") == 0 || strcmp(name, "cudnn") == 0;
-}
-
 /* FNV-1a: each check's inputs come from the run's seed and the check's own name, so a
  * reproduction command that selects one check regenerates exactly its inputs. */
 static uint64_t check_seed(uint64_t seed, const char *family, const char *label, int exact) {
@@ -664,8 +660,9 @@ static void open_backends(ck_state *s, const cnb_config *cfg) {
     for (int i = 0; i < s->nb; i++) {
         ck_backend *b = &s->b[i];
         b->name = s->o.backends[i];
-        b->is_gpu = is_gpu_name(b->name);
-        if (cnb_open_backend(b->name, cfg, &b->lib, &b->ctx, b->why, sizeof b->why) != 0) {
+        int opened = cnb_open_backend(b->name, cfg, &b->lib, &b->ctx, b->why, sizeof b->why);
+        b->is_gpu = b->lib.device_kind == CNB_DEVICE_GPU;
+        if (opened != 0) {
             b->usable = 0;
             continue;
         }

@@ -203,6 +203,7 @@ int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *er
                  out->path, CNB_ABI_VERSION);
     } else if (check_table(table, out->path, err, err_len) == 0) {
         out->api = table;
+        out->device_kind = cnb_backend_device_kind(table);
         return 0;
     }
     dlclose(out->handle);
@@ -225,7 +226,9 @@ int cnb_open_backend(const char *name_or_path, const cnb_config *cfg, cnb_loaded
     if (st != CNB_OK || !*ctx) {
         cnb_errf(err, err_len, "%s: backend '%s' cannot run here: %s (%s)", out->path,
                  out->api->name, why[0] ? why : "create failed", cnb_status_str(st));
+        int kind = out->device_kind;
         cnb_unload_backend(out);
+        out->device_kind = kind; /* what the backend would have driven, for reports */
         *ctx = NULL;
         return -1;
     }

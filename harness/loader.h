@@ -8,6 +8,7 @@ typedef struct cnb_loaded_backend {
     void *handle;             /* from dlopen */
     const cnb_backend *api;   /* the checked table */
     char path[4096];          /* the file it came from */
+    int device_kind;          /* cnb_device_kind of its table; kept when create() fails */
 } cnb_loaded_backend;
 
 /* Backends known by name (the ones CMake can build), in display order. */

@@ -373,6 +373,7 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
         .struct_size = sizeof(cnb_backend),
         .name = real->name,
         .description = real->description,
+        .device_kind = cnb_backend_device_kind(real),
         .create = px_create,
         .destroy = px_destroy,
         .last_error = px_last_error,

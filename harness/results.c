@@ -88,6 +88,14 @@ static cJSON *summary_json(const double *x, int n) {
     return o;
 }
 
+/* The same without the values (per-step logs are thousands long); null when there are none. */
+static cJSON *summary_only_json(const double *x, int n) {
+    if (n < 1) return cJSON_CreateNull();
+    cJSON *o = summary_json(x, n);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "values");
+    return o;
+}
+
 static cJSON *model_json(const cnb_model *m, const cnb_run_settings *s) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", m->name);
@@ -179,10 +187,11 @@ static const char *status_name(cnb_run_status s) {
     return "unknown";
 }
 
-static char *record_to_text(const cnb_run_record *rec) {
+cJSON *cnb_results_json(const cnb_run_record *rec) {
     const cnb_run_result *r = rec->result;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "schema_version", CNB_RESULTS_SCHEMA_VERSION);
+    cJSON_AddStringToObject(root, "kind", "train");
     cJSON_AddStringToObject(root, "tool", "cnnbench " CNB_VERSION);
     char when[64];
     time_t now = time(NULL);
@@ -250,6 +259,10 @@ static char *record_to_text(const cnb_run_record *rec) {
     cJSON_AddItemToObject(tp, "infer_images_per_s", summary_json(infer_ips, n_infer));
     cJSON_AddStringToObject(tp, "note",
                             "per-epoch samples; training excludes evaluation, data in memory");
+    cJSON_AddItemToObject(tp, "train_step_images_per_s",
+                          summary_only_json(r->step_images_per_s, (int)r->total_steps));
+    cJSON_AddItemToObject(tp, "infer_batch_images_per_s",
+                          summary_only_json(r->eval_images_per_s, (int)r->eval_batches));
 
     if (r->have_confusion) {
         cJSON *cm = cJSON_AddArrayToObject(root, "confusion_matrix");
@@ -264,8 +277,12 @@ static char *record_to_text(const cnb_run_record *rec) {
     for (long i = 0; i < r->total_steps; i++)
         cJSON_AddItemToArray(losses, cJSON_CreateNumber(r->step_losses[i]));
     cJSON_AddNumberToObject(root, "wall_time_s", r->wall_seconds);
+    return root;
+}
 
-    char *text = cJSON_Print(root);
+static char *record_to_text(const cnb_run_record *rec) {
+    cJSON *root = cnb_results_json(rec);
+    char *text = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     return text;
 }

@@ -48,6 +48,10 @@ typedef struct cnb_run_record {
     int threads;
 } cnb_run_record;
 
+/* The record as a JSON object in the single-run schema (kind "train"); NULL when out of memory. */
+struct cJSON;
+struct cJSON *cnb_results_json(const cnb_run_record *rec);
+
 /* Write the record as JSON to path atomically: a temporary file in the same directory, flushed
  * and fsync'd, then renamed over path. 0 or -1 (err names the file and the failure). */
 int cnb_results_write(const char *path, const cnb_run_record *rec, char *err, size_t err_len);

@@ -444,6 +444,17 @@ static int loss_and_predictions(cnb_trainer *t, int n, float *loss, char *err, s
     return 0;
 }
 
+/* Grows a per-step or per-batch log to hold one more value; 0 or -1. */
+static int grow_log(void **p, long *cap, long used, size_t elem) {
+    if (used < *cap) return 0;
+    long n = *cap ? 2 * *cap : 4096;
+    void *q = realloc(*p, (size_t)n * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
 static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double *acc_out,
                     double *seconds, char *err, size_t err_len) {
     const cnb_dataset *d = t->test;
@@ -455,6 +466,7 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     for (int first = 0; first < d->count; first += eb) {
         int n = d->count - first < eb ? d->count - first : eb;
         float loss;
+        double batch_start = cnb_now();
         if (upload_batch(t, t->test_x, d->labels, NULL, first, n, err, err_len) != 0 ||
             forward(t, n, err, err_len) != 0 ||
             loss_and_predictions(t, n, &loss, err, err_len) != 0)
@@ -465,6 +477,11 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
             correct += truth == p;
             if (p >= 0 && p < t->m->classes) r->confusion[truth][p]++;
         }
+        if (grow_log((void **)&r->eval_images_per_s, &r->eval_log_cap, r->eval_batches,
+                     sizeof(double)) != 0)
+            return cnb_errf(err, err_len, "out of host memory for the evaluation log");
+        double dt = cnb_now() - batch_start;
+        r->eval_images_per_s[r->eval_batches++] = dt > 0 ? n / dt : 0.0;
     }
     *seconds = cnb_now() - start;
     *loss_out = loss_sum / d->count;
@@ -473,15 +490,15 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     return 0;
 }
 
-static int record_step_loss(cnb_run_result *r, float loss) {
-    if (r->total_steps >= r->step_losses_cap) {
-        long cap = r->step_losses_cap ? 2 * r->step_losses_cap : 4096;
-        float *p = realloc(r->step_losses, (size_t)cap * sizeof(float));
-        if (!p) return -1;
-        r->step_losses = p;
-        r->step_losses_cap = cap;
-    }
-    r->step_losses[r->total_steps++] = loss;
+/* The loss of a step and its time (upload to optimizer update), for the per-step throughput. */
+static int record_step_loss(cnb_run_result *r, float loss, double seconds, int images) {
+    if (grow_log((void **)&r->step_losses, &r->step_losses_cap, r->total_steps, sizeof(float)) ||
+        grow_log((void **)&r->step_images_per_s, &r->step_ips_cap, r->total_steps,
+                 sizeof(double)))
+        return -1;
+    r->step_losses[r->total_steps] = loss;
+    r->step_images_per_s[r->total_steps] = seconds > 0 ? images / seconds : 0.0;
+    r->total_steps++;
     return 0;
 }
 
@@ -529,6 +546,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             }
             int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
             float loss;
+            double step_start = cnb_now();
             if (upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len) ||
                 forward(t, n, err, err_len) || loss_and_predictions(t, n, &loss, err, err_len) ||
                 t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs, t->y) !=
@@ -543,7 +561,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                 rc = -1;
                 break;
             }
-            if (record_step_loss(r, loss) != 0) {
+            if (record_step_loss(r, loss, cnb_now() - step_start, n) != 0) {
                 r->status = CNB_RUN_BACKEND_ERROR;
                 snprintf(r->message, sizeof r->message, "out of host memory for the loss log");
                 rc = -1;
@@ -637,8 +655,11 @@ int cnb_trainer_get_params(cnb_trainer *t, float *host, char *err, size_t err_le
 
 void cnb_run_result_free(cnb_run_result *r) {
     free(r->step_losses);
+    free(r->step_images_per_s);
+    free(r->eval_images_per_s);
     r->step_losses = NULL;
-    r->step_losses_cap = 0;
+    r->step_images_per_s = r->eval_images_per_s = NULL;
+    r->step_losses_cap = r->step_ips_cap = r->eval_log_cap = 0;
 }
 
 void cnb_trainer_get_state(const cnb_trainer *t, cnb_train_state *st) {

@@ -64,6 +64,10 @@ typedef struct cnb_run_result {
     double wall_seconds;
     float *step_losses;      /* loss of every training step (total_steps values), malloc'd */
     long step_losses_cap;
+    double *step_images_per_s; /* each step's images / its time (total_steps values), malloc'd */
+    long step_ips_cap;
+    double *eval_images_per_s; /* each evaluation batch's images / its time, malloc'd */
+    long eval_batches, eval_log_cap;
 } cnb_run_result;
 
 /* Fill settings from the model file's training section (no log, no progress). */

@@ -225,3 +225,27 @@ Test(loader, refuses_a_directory_as_a_library) {
     cr_expect_eq(cnb_load_backend(CNB_TEST_TMP_DIR "/", &b, err, sizeof err), -1);
     cr_expect(strstr(err, "not a regular file"), "%s", err);
 }
+
+/* The device kind comes from the table (not the name); a table that ends before the field is
+ * UNKNOWN, and a backend that cannot run here still says what it would have driven. */
+Test(loader, device_kind_from_the_table) {
+    cnb_loaded_backend b;
+    char err[CNB_ERR_LEN];
+    cr_assert_eq(cnb_load_backend("naive", &b, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(cnb_backend_device_kind(b.api), CNB_DEVICE_CPU);
+    cr_expect_eq(b.device_kind, CNB_DEVICE_CPU);
+    cnb_unload_backend(&b);
+    cr_assert_eq(cnb_load_backend(CNB_FIXTURE_DIR "/libfixture_pre_timer_table.so", &b, err,
+                                  sizeof err), 0, "%s", err);
+    cr_expect_eq(cnb_backend_device_kind(b.api), CNB_DEVICE_UNKNOWN,
+                 "a table shorter than the field must not be read past its end");
+    cnb_unload_backend(&b);
+    cnb_context *ctx;
+    if (cnb_open_backend("cuda", NULL, &b, &ctx, err, sizeof err) == 0) {
+        cr_expect_eq(b.device_kind, CNB_DEVICE_GPU);
+        cnb_close_backend(&b, ctx);
+    } else if (strstr(err, "not built") == NULL) {
+        cr_expect_eq(b.device_kind, CNB_DEVICE_GPU, "cuda failed to start (%s) but lost its kind",
+                     err);
+    }
+}

@@ -198,6 +198,7 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 static const cnb_backend blas_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
+    .device_kind = CNB_DEVICE_CPU,
     .name = "blas",
     .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
     .create = blas_create,

@@ -210,6 +210,7 @@ static cnb_status cuda_timer_destroy(cnb_context *ctx, cnb_timer *t) {
 static const cnb_backend cuda_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
+    .device_kind = CNB_DEVICE_GPU,
     .name = BACKEND_NAME,
     .description = BACKEND_DESCRIPTION,
     .create = cuda_create,

@@ -458,6 +458,7 @@ static cnb_status cudnn_timer_destroy(cnb_context *ctx, cnb_timer *t) {
 static const cnb_backend cudnn_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
+    .device_kind = CNB_DEVICE_GPU,
     .name = "cudnn",
     .description = "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
                    "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "

@@ -87,6 +87,7 @@ static cnb_status naive_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 static const cnb_backend naive_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
+    .device_kind = CNB_DEVICE_CPU,
     .name = "naive",
     .description = "reference kernels: plain loops, double accumulation, one thread",
     .create = naive_create,

@@ -168,6 +168,7 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 static const cnb_backend table = {
     .abi_version = CNB_ABI_VERSION,
     .struct_size = sizeof(cnb_backend),
+    .device_kind = CNB_DEVICE_CPU,
     .name = "onednn",
     .description = "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
     .create = odn_create,

@@ -25,6 +25,9 @@
  *  - Outputs never alias inputs unless a kernel says so.
  *  - Calls may be asynchronous on a device; download() and synchronize() are the points at which
  *    results are complete.
+ *  - Strings the backend returns live as long as they say: name and description as long as the
+ *    library is loaded; last_error()'s text until the next call on the same context; the key and
+ *    value passed to the info callback only during that callback (copy what you keep).
  */
 #ifndef CNB_ABI_H
 #define CNB_ABI_H
@@ -124,6 +127,13 @@ typedef struct cnb_adam_desc {
     float lr, beta1, beta2, eps, weight_decay;
     int step;
 } cnb_adam_desc;
+
+/* What kind of device a backend's kernels run on (the device_kind field). */
+typedef enum cnb_device_kind {
+    CNB_DEVICE_UNKNOWN = 0, /* a table from before the field, or a backend that does not say */
+    CNB_DEVICE_CPU = 1,     /* host memory and host threads */
+    CNB_DEVICE_GPU = 2      /* a discrete accelerator with its own memory (CUDA, ...) */
+} cnb_device_kind;
 
 /* Called by info() once per fact: e.g. ("openblas.compiled", "0.3.21"). */
 typedef void (*cnb_info_fn)(void *user, const char *key, const char *value);
@@ -235,6 +245,12 @@ typedef struct cnb_backend {
                                 double *ms);
     cnb_status (*timer_destroy)(cnb_context *ctx, cnb_timer *t); /* NULL t is a no-op */
 
+    /* ---- version 1, optional: the device (present when struct_size covers device_kind, see
+     * cnb_backend_device_kind) ----
+     * Lets the harness tell CPU from GPU backends (CPU:GPU ratios, TF32 tolerances) without
+     * knowing their names. */
+    uint32_t device_kind;           /* cnb_device_kind */
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -248,6 +264,13 @@ typedef struct cnb_backend {
 static inline int cnb_backend_has_timers(const cnb_backend *t) {
     return t->struct_size >= CNB_BACKEND_TIMERS_SIZE && t->timer_create && t->timer_record &&
            t->timer_elapsed && t->timer_destroy;
+}
+
+/* The table's device kind; CNB_DEVICE_UNKNOWN for a table that ends before the field. */
+static inline cnb_device_kind cnb_backend_device_kind(const cnb_backend *t) {
+    if (t->struct_size < offsetof(cnb_backend, device_kind) + sizeof t->device_kind)
+        return CNB_DEVICE_UNKNOWN;
+    return t->device_kind <= CNB_DEVICE_GPU ? (cnb_device_kind)t->device_kind : CNB_DEVICE_UNKNOWN;
 }
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend
