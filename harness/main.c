@@ -15,6 +15,7 @@
 
 #include "checkpoint.h"
 #include "commands.h"
+#include "comparison.h"
 #include "data.h"
 #include "loader.h"
 #include "machine.h"
@@ -33,7 +34,7 @@ enum { EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 130 };
 typedef struct cli {
     const char *backend, *model, *dataset, *data, *out;
     const char *save, *load, *resume, *checkpoint, *dump_logits;
-    long checkpoint_every;
+    long checkpoint_every, naive_steps;
     int eval_only;
     int epochs, batch, eval_batch, threads, train_limit, test_limit;
     long steps;
@@ -49,6 +50,9 @@ static void usage(FILE *f) {
             "Trains a model under one kernel backend and reports accuracy and throughput.\n"
             "\n"
             "  --backend NAME|PATH   naive, blas, onednn, cuda, cudnn, or a backend .so (default blas)\n"
+            "  --backend all|LIST    the same training under every backend (or a comma list), their\n"
+            "                        agreement with naive, and one comparison table\n"
+            "  --naive-steps N       in a comparison, steps naive trains as its timed sample (default %d)\n"
             "  --model NAME|PATH     a model in %s or a model file (default simplecnn)\n"
             "  --epochs N            epochs (default: the model file's)\n"
             "  --batch N             training batch size (default: the model file's)\n"
@@ -79,7 +83,7 @@ static void usage(FILE *f) {
             "  --list-models         the models in the models directory\n"
             "  --show-model NAME     print a model's layer table and training settings\n"
             "  --version, --help\n",
-            cnb_models_dir());
+            CNB_NAIVE_SAMPLE_STEPS, cnb_models_dir());
 }
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -243,6 +247,43 @@ static int dump_logits(const char *path, cnb_trainer *t, const cnb_model *m,
     return rc;
 }
 
+/* The model file's training settings with the command line's overrides. */
+static void settings_for(const cli *c, const cnb_model *m, cnb_run_settings *s) {
+    cnb_settings_from_model(m, s);
+    if (c->epochs) s->epochs = c->epochs;
+    if (c->batch) s->batch = c->batch;
+    if (c->eval_batch) s->eval_batch = c->eval_batch;
+    if (c->lr > 0) s->lr = (float)c->lr;
+    if (c->have_seed) s->seed = c->seed;
+    s->max_steps = c->steps;
+    s->progress = c->progress && isatty(STDERR_FILENO);
+}
+
+/* `--backend all|LIST`: flags that only make sense for one backend are refused. */
+static int comparison_command(const cli *c, const cnb_model *m, int argc, char **argv) {
+    const char *single[] = {c->save, c->load, c->resume, c->checkpoint, c->dump_logits,
+                            c->eval_only ? "" : NULL};
+    const char *names[] = {"--save", "--load", "--resume", "--checkpoint", "--dump-logits",
+                           "--eval-only"};
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        if (single[i]) {
+            fprintf(stderr, "cnnbench: %s works with one backend, not with --backend %s\n",
+                    names[i], c->backend);
+            return EXIT_USAGE;
+        }
+    cnb_run_settings s;
+    settings_for(c, m, &s);
+    s.checkpoint_every = 0;
+    cnb_comparison_request q = {.backends = c->backend, .model = m, .settings = &s,
+                                .dataset_kind = c->dataset, .data = c->data,
+                                .train_limit = c->train_limit, .test_limit = c->test_limit,
+                                .threads = c->threads, .deterministic = c->deterministic,
+                                .tf32 = c->tf32, .quiet = c->quiet,
+                                .naive_steps = c->naive_steps, .out = c->out, .argc = argc,
+                                .argv = argv};
+    return cnb_train_comparison(&q);
+}
+
 static int train_command(const cli *c, int argc, char **argv) {
     int rc = 1;
     char err[CNB_ERR_LEN];
@@ -261,15 +302,12 @@ static int train_command(const cli *c, int argc, char **argv) {
         rc = EXIT_USAGE;
         goto done;
     }
+    if (cnb_is_backend_list(c->backend)) {
+        rc = comparison_command(c, m, argc, argv);
+        goto done;
+    }
     cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
-    if (c->epochs) s.epochs = c->epochs;
-    if (c->batch) s.batch = c->batch;
-    if (c->eval_batch) s.eval_batch = c->eval_batch;
-    if (c->lr > 0) s.lr = (float)c->lr;
-    if (c->have_seed) s.seed = c->seed;
-    s.max_steps = c->steps;
-    s.progress = c->progress && isatty(STDERR_FILENO);
+    settings_for(c, m, &s);
     s.log = log;
     char ckpt_default[512];
     snprintf(ckpt_default, sizeof ckpt_default, "cnnbench-%s-%s.ckpt.safetensors", m->name,
@@ -439,7 +477,7 @@ int main(int argc, char **argv) {
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
            O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
            O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
-           O_EVAL_ONLY };
+           O_EVAL_ONLY, O_NAIVE_STEPS };
     static const struct option opts[] = {
         {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -461,6 +499,7 @@ int main(int argc, char **argv) {
         {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
         {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
         {"eval-only", no_argument, 0, O_EVAL_ONLY},
+        {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
         {0, 0, 0, 0}};
     cli c = {.backend = "blas", .model = "simplecnn", .progress = 1};
     int action = 0;
@@ -515,6 +554,9 @@ int main(int argc, char **argv) {
             break;
         case O_DUMP_LOGITS: c.dump_logits = optarg; break;
         case O_EVAL_ONLY: c.eval_only = 1; break;
+        case O_NAIVE_STEPS:
+            bad = parse_long("--naive-steps", optarg, 1, 100000, &c.naive_steps);
+            break;
         case O_LIST_BACKENDS: action = O_LIST_BACKENDS; break;
         case O_LIST_MODELS: action = O_LIST_MODELS; break;
         case O_SHOW_MODEL: action = O_SHOW_MODEL; show = optarg; break;
