@@ -36,7 +36,8 @@ static void usage(FILE *f) {
         "Draws PNG charts with gnuplot and writes DIR/report.md embedding them (default DIR:\n"
         "cnnbench-report). Training results: loss and accuracy per epoch, loss per step, the\n"
         "confusion matrix. Bench results: images/s per backend and model, per-kernel breakdown.\n"
-        "Check results: a status table.\n");
+        "Check results: a status table. Comparison results (--backend all): the table,\n"
+        "images/s per backend and every backend's loss curve on one chart.\n");
 }
 
 /* A temporary data file for gnuplot; its path goes into path. */
@@ -199,6 +200,106 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
         if (gnuplot(r, script, png) == 0)
             fprintf(r->md, "![confusion matrix](%s)\n\n", base_name(png));
     }
+}
+
+/* ---- comparison results (cnnbench --backend all|LIST) ---- */
+
+static void comparison_table_md(rp *r, const cJSON *rows) {
+    fprintf(r->md, "| backend | run | test acc | test loss | train img/s | infer img/s | x naive | "
+                   "agreement |\n|---|---|---:|---:|---:|---:|---:|---|\n");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        double acc = cnb_json_num(row, "test_accuracy", NAN);
+        double vn = cnb_json_num(row, "speedup_vs_naive", NAN);
+        fprintf(r->md, "| %s | %s | ", cnb_json_str(row, "backend", "?"),
+                cnb_json_str(row, "run", "?"));
+        if (isnan(acc)) fprintf(r->md, "- | - | ");
+        else fprintf(r->md, "%.2f%% | %.4f | ", 100 * acc, cnb_json_num(row, "test_loss", NAN));
+        double tr = cnb_json_num(row, "train_images_per_s", NAN);
+        double in = cnb_json_num(row, "infer_images_per_s", NAN);
+        if (isnan(tr)) fprintf(r->md, "- | ");
+        else fprintf(r->md, "%.0f ± %.0f | ", tr, cnb_json_num(row, "train_images_per_s_mad", 0));
+        if (isnan(in)) fprintf(r->md, "- | ");
+        else fprintf(r->md, "%.0f ± %.0f | ", in, cnb_json_num(row, "infer_images_per_s_mad", 0));
+        if (isnan(vn)) fprintf(r->md, "- | ");
+        else fprintf(r->md, "%.2fx | ", vn);
+        fprintf(r->md, "%s |\n", cnb_json_str(row, "agreement", "?"));
+    }
+    fprintf(r->md, "\n");
+}
+
+static void comparison_throughput_chart(rp *r, const cJSON *rows, const char *stem,
+                                        const char *q) {
+    char dat[256], png[1024], script[4096];
+    FILE *f = data_file(r, dat, sizeof dat);
+    if (!f) return;
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        double tr = cnb_json_num(row, "train_images_per_s", NAN);
+        if (isnan(tr)) continue;
+        fprintf(f, "%s %.6g %.6g\n", cnb_json_str(row, "backend", "?"), tr,
+                cnb_json_num(row, "infer_images_per_s", 0));
+        n++;
+    }
+    fclose(f);
+    if (n == 0) return;
+    png_path(r, stem, "throughput", png, sizeof png);
+    snprintf(script, sizeof script,
+             HEADER "set output '%s'\nset title '%s: images/s per backend (medians)'\n"
+             "set style data histograms\nset style histogram clustered gap 1\n"
+             "set style fill solid 0.85 border -1\nset ylabel 'images/s'\nset yrange [0:*]\n"
+             "plot '%s' using 2:xtic(1) title 'train', '' using 3 title 'infer'\n",
+             png, q, dat);
+    if (gnuplot(r, script, png) == 0)
+        fprintf(r->md, "![throughput per backend](%s)\n\n", base_name(png));
+}
+
+static void comparison_loss_chart(rp *r, const cJSON *runs, const char *stem, const char *q) {
+    char png[1024], script[8192], plot[4096] = "";
+    size_t len = 0;
+    const cJSON *run;
+    cJSON_ArrayForEach(run, runs) {
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(run, "step_losses");
+        if (cJSON_GetArraySize(steps) < 1) continue;
+        char dat[256], name[128];
+        FILE *f = data_file(r, dat, sizeof dat);
+        if (!f) return;
+        int i = 1;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, steps) fprintf(f, "%d %.8g\n", i++, e->valuedouble);
+        fclose(f);
+        gp_quote(name, sizeof name,
+                 cnb_json_str(cJSON_GetObjectItemCaseSensitive(run, "backend"), "name", "?"));
+        len += (size_t)snprintf(plot + len, sizeof plot - len, "%s'%s' using 1:2 with lines lw 1.5 "
+                                "title '%s'", len ? ", " : "", dat, name);
+        if (len >= sizeof plot) return;
+    }
+    if (!len) return;
+    png_path(r, stem, "loss-curves", png, sizeof png);
+    snprintf(script, sizeof script,
+             HEADER "set output '%s'\nset title '%s: training loss per step, every backend'\n"
+             "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\nplot %s\n",
+             png, q, plot);
+    if (gnuplot(r, script, png) == 0)
+        fprintf(r->md, "![loss curves](%s)\n\n", base_name(png));
+}
+
+static void report_comparison(rp *r, const cJSON *root, const char *path, const char *stem) {
+    const char *mname = cnb_json_str(root, "model_name", "?");
+    fprintf(r->md, "## Comparison: %s under every backend\n\n", mname);
+    context_md(r, root, path);
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "comparison");
+    comparison_table_md(r, rows);
+    const cJSON *cg = cJSON_GetObjectItemCaseSensitive(root, "cpu_gpu");
+    if (cJSON_IsObject(cg))
+        fprintf(r->md, "CPU:GPU: %s trains %.2fx as fast as %s.\n\n",
+                cnb_json_str(cg, "best_gpu", "?"), cnb_json_num(cg, "train_ratio", NAN),
+                cnb_json_str(cg, "best_cpu", "?"));
+    char q[512];
+    gp_quote(q, sizeof q, mname);
+    comparison_throughput_chart(r, rows, stem, q);
+    comparison_loss_chart(r, cJSON_GetObjectItemCaseSensitive(root, "runs"), stem, q);
 }
 
 /* ---- bench results ---- */
@@ -447,6 +548,8 @@ int cnb_cmd_report(int argc, char **argv) {
         const char *kind = cnb_json_str(root, "kind", NULL);
         if (kind && strcmp(kind, "bench") == 0) report_bench(&r, root, argv[i], stem);
         else if (kind && strcmp(kind, "check") == 0) report_check(&r, root, argv[i]);
+        else if (kind && strcmp(kind, "comparison") == 0)
+            report_comparison(&r, root, argv[i], stem);
         else if (cJSON_GetObjectItemCaseSensitive(root, "epochs")) report_training(&r, root, argv[i], stem);
         else {
             fprintf(stderr, "cnnbench report: %s: not a training, bench or check results file\n",

@@ -137,3 +137,28 @@ Test(comparison, usage_errors_name_the_flag) {
         free(out);
     }
 }
+
+/* `cnnbench report` reads a comparison file by its kind: the table, throughput per backend and
+ * every backend's loss curve on one chart. */
+Test(comparison, report_draws_it) {
+    const char *out_path = CNB_TEST_TMP_DIR "/cmp-report.json";
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --backend naive,blas " SHORT " --quiet --out %s", CNB, out_path);
+    int rc = tu_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    if (system("command -v gnuplot > /dev/null 2>&1") != 0) cr_skip_test("gnuplot not installed");
+    snprintf(cmd, sizeof cmd, "%s report %s --out %s/cmp-report", CNB, out_path, CNB_TEST_TMP_DIR);
+    rc = tu_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "(2 charts)"), "%s", out);
+    free(out);
+    const char *files[] = {"cmp-report-throughput.png", "cmp-report-loss-curves.png", "report.md"};
+    for (int i = 0; i < 3; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/cmp-report/%s", CNB_TEST_TMP_DIR, files[i]);
+        FILE *f = fopen(p, "r");
+        cr_expect_not_null(f, "%s missing", p);
+        if (f) fclose(f);
+    }
+}
