@@ -30,6 +30,7 @@
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
+#include "options.h"
 #include "openblas_core.h"
 #include "profiler.h"
 #include "results.h"
@@ -92,6 +93,7 @@ typedef struct bn_opts {
     int threads, breakdown, quiet, quick;
     uint64_t seed;
     const char *out, *csv, *gab, *dataset, *data;
+    cnb_common_opts common;     /* the shared flags as parsed (the lists point into it) */
 } bn_opts;
 
 static void usage(FILE *f) {
@@ -129,153 +131,97 @@ static void usage(FILE *f) {
         "  --quiet               only the tables\n");
 }
 
-static int parse_long_opt(const char *flag, const char *s, long lo, long hi, long *out) {
-    return cnb_parse_long_flag("cnnbench bench", flag, s, lo, hi, out);
+#define BENCH_PROG "cnnbench bench"
+
+enum { O_MIN_TIME = 256, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP, O_STEPS, O_INFER, O_EVAL_BATCH,
+       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB };
+
+static const struct option bench_flags[] = {
+    {"min-time", required_argument, 0, O_MIN_TIME}, {"min-runs", required_argument, 0, O_MIN_RUNS},
+    {"max-runs", required_argument, 0, O_MAX_RUNS}, {"warmup", required_argument, 0, O_WARMUP},
+    {"steps-per-run", required_argument, 0, O_STEPS},
+    {"infer-images", required_argument, 0, O_INFER},
+    {"eval-batch", required_argument, 0, O_EVAL_BATCH},
+    {"profile-runs", required_argument, 0, O_PROFILE_RUNS},
+    {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
+    {"csv", required_argument, 0, O_CSV}, {"gab", required_argument, 0, O_GAB}, {0, 0, 0, 0}};
+
+/* The schedule's knobs: the defaults, --quick's, and what the command line set (-1: not set). */
+typedef struct bn_knobs {
+    double min_time;
+    int min_runs, max_runs, warmup, steps_per_run, infer_images, profile_runs;
+} bn_knobs;
+
+/* Many short rounds rather than a few long ones: the upper quartile of per-round speeds (the
+ * uncontended figure) needs many rounds to be sharp, and a naive run of one step (~0.5 s on
+ * simplecnn) is about as long as the host's fast and slow stretches last. 150 rounds of 1 step +
+ * 64 inference images keep naive,blas on simplecnn near three minutes with the breakdown (40
+ * profiled steps); results/bench-repeat/README.md has the measurements behind this. */
+static const bn_knobs default_knobs = {3.0, 150, 6000, 1, 1, 64, 40};
+/* --quick: a short bounded run for CI; explicit flags given with it still win. */
+static const bn_knobs quick_knobs = {0.5, 5, 30, 1, 10, 200, 1};
+
+typedef struct bn_parse {
+    bn_opts *o;
+    bn_knobs set;
+} bn_parse;
+
+static int on_bench_flag(void *user, int id, const char *arg) {
+    bn_parse *p = user;
+    bn_knobs *k = &p->set;
+    long v = 0;
+    int bad = 0;
+    switch (id) {
+    case O_MIN_TIME: return cnb_opt_double(BENCH_PROG, "--min-time", arg, 0, 86400, &k->min_time);
+    case O_MIN_RUNS: bad = cnb_opt_long(BENCH_PROG, "--min-runs", arg, 1, MAX_RUNS, &v); k->min_runs = (int)v; break;
+    case O_MAX_RUNS: bad = cnb_opt_long(BENCH_PROG, "--max-runs", arg, 1, MAX_RUNS, &v); k->max_runs = (int)v; break;
+    case O_WARMUP: bad = cnb_opt_long(BENCH_PROG, "--warmup", arg, 0, 1000, &v); k->warmup = (int)v; break;
+    case O_STEPS: bad = cnb_opt_long(BENCH_PROG, "--steps-per-run", arg, 1, 100000, &v); k->steps_per_run = (int)v; break;
+    case O_INFER: bad = cnb_opt_long(BENCH_PROG, "--infer-images", arg, 1, 10000, &v); k->infer_images = (int)v; break;
+    case O_PROFILE_RUNS: bad = cnb_opt_long(BENCH_PROG, "--profile-runs", arg, 1, 1000, &v); k->profile_runs = (int)v; break;
+    case O_EVAL_BATCH:
+        bad = cnb_opt_long(BENCH_PROG, "--eval-batch", arg, 1, CNB_OPT_MAX_BATCH, &v);
+        p->o->eval_batch = (int)v;
+        break;
+    case O_NO_BREAKDOWN: p->o->breakdown = 0; break;
+    case O_QUICK: p->o->quick = 1; break;
+    case O_CSV: p->o->csv = arg; break;
+    case O_GAB: p->o->gab = arg; break;
+    default: return -1;
+    }
+    return bad;
 }
 
-static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {
-    enum { O_BACKENDS = 256, O_MODEL, O_BATCH, O_MIN_TIME, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP,
-           O_STEPS, O_INFER, O_EVAL_BATCH, O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_THREADS,
-           O_SEED, O_DATASET, O_DATA, O_OUT, O_CSV, O_GAB, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"backends", required_argument, 0, O_BACKENDS}, {"backend", required_argument, 0, O_BACKENDS},
-        {"model", required_argument, 0, O_MODEL}, {"models", required_argument, 0, O_MODEL},
-        {"batch", required_argument, 0, O_BATCH}, {"min-time", required_argument, 0, O_MIN_TIME},
-        {"min-runs", required_argument, 0, O_MIN_RUNS}, {"max-runs", required_argument, 0, O_MAX_RUNS},
-        {"warmup", required_argument, 0, O_WARMUP}, {"steps-per-run", required_argument, 0, O_STEPS},
-        {"infer-images", required_argument, 0, O_INFER},
-        {"eval-batch", required_argument, 0, O_EVAL_BATCH},
-        {"profile-runs", required_argument, 0, O_PROFILE_RUNS},
-        {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
-        {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
-        {"dataset", required_argument, 0, O_DATASET}, {"data", required_argument, 0, O_DATA},
-        {"out", required_argument, 0, O_OUT}, {"csv", required_argument, 0, O_CSV},
-        {"gab", required_argument, 0, O_GAB}, {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    /* Many short rounds rather than a few long ones: the upper quartile of per-round speeds (the
-     * uncontended figure) needs many rounds to be sharp, and a naive run of one step (~0.5 s on
-     * simplecnn) is about as long as the host's fast and slow stretches last. 150 rounds of 1 step
-     * + 64 inference images keep naive,blas on simplecnn near three minutes with the breakdown
-     * (40 profiled steps); results/bench-repeat/README.md has the measurements behind this. */
-    *o = (bn_opts){.min_time = 3.0, .min_runs = 150, .max_runs = 6000, .warmup = 1,
-                   .steps_per_run = 1, .infer_images = 64, .profile_runs = 40, .breakdown = 1,
-                   .seed = 42, .out = "cnnbench-bench.json"};
-    /* --quick first, so that explicit flags given with it still win */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--quick") == 0) {
-            o->quick = 1;
-            o->min_time = 0.5;
-            o->min_runs = 5;
-            o->max_runs = 30;
-            o->warmup = 1;
-            o->steps_per_run = 10;
-            o->infer_images = 200;
-            o->profile_runs = 1;
-        }
-    long v;
-    optind = 0;
-    opterr = 0;
-    char *bl = lists, *ml = lists + 4096, *batl = lists + 8192;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) break;
-        switch (c) {
-        case O_BACKENDS:
-            snprintf(bl, 4096, "%s", optarg);
-            if ((o->n_backends = cnb_split_list(bl, o->backends, CNB_MAX_LIST)) < 0) {
-                fprintf(stderr, "cnnbench bench: --backends: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            break;
-        case O_MODEL:
-            snprintf(ml, 4096, "%s", optarg);
-            if ((o->n_models = cnb_split_list(ml, o->models, CNB_MAX_LIST)) < 0) {
-                fprintf(stderr, "cnnbench bench: --model: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            break;
-        case O_BATCH: {
-            snprintf(batl, 4096, "%s", optarg);
-            char *items[CNB_MAX_LIST];
-            int n = cnb_split_list(batl, items, CNB_MAX_LIST);
-            if (n < 0) {
-                fprintf(stderr, "cnnbench bench: --batch: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            for (int i = 0; i < n; i++) {
-                if (parse_long_opt("--batch", items[i], 1, 1 << 16, &v)) return -1;
-                o->batches[i] = (int)v;
-            }
-            o->n_batches = n;
-            break;
-        }
-        case O_MIN_TIME: {
-            char *end;
-            o->min_time = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->min_time >= 0) || o->min_time > 86400) {
-                fprintf(stderr, "cnnbench bench: --min-time: '%s' is not seconds in [0, 86400]\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        }
-        case O_MIN_RUNS:
-            if (parse_long_opt("--min-runs", optarg, 1, MAX_RUNS, &v)) return -1;
-            o->min_runs = (int)v;
-            break;
-        case O_MAX_RUNS:
-            if (parse_long_opt("--max-runs", optarg, 1, MAX_RUNS, &v)) return -1;
-            o->max_runs = (int)v;
-            break;
-        case O_WARMUP:
-            if (parse_long_opt("--warmup", optarg, 0, 1000, &v)) return -1;
-            o->warmup = (int)v;
-            break;
-        case O_STEPS:
-            if (parse_long_opt("--steps-per-run", optarg, 1, 100000, &v)) return -1;
-            o->steps_per_run = (int)v;
-            break;
-        case O_INFER:
-            if (parse_long_opt("--infer-images", optarg, 1, 10000, &v)) return -1;
-            o->infer_images = (int)v;
-            break;
-        case O_EVAL_BATCH:
-            if (parse_long_opt("--eval-batch", optarg, 1, 1 << 16, &v)) return -1;
-            o->eval_batch = (int)v;
-            break;
-        case O_PROFILE_RUNS:
-            if (parse_long_opt("--profile-runs", optarg, 1, 1000, &v)) return -1;
-            o->profile_runs = (int)v;
-            break;
-        case O_NO_BREAKDOWN: o->breakdown = 0; break;
-        case O_QUICK: break;
-        case O_THREADS:
-            if (parse_long_opt("--threads", optarg, 1, 4096, &v)) return -1;
-            o->threads = (int)v;
-            break;
-        case O_SEED:
-            if (parse_long_opt("--seed", optarg, 0, LONG_MAX, &v)) return -1;
-            o->seed = (uint64_t)v;
-            break;
-        case O_DATASET: o->dataset = optarg; break;
-        case O_DATA: o->data = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_CSV: o->csv = optarg; break;
-        case O_GAB: o->gab = optarg; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "cnnbench bench: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "cnnbench bench: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
+static int parse_opts(int argc, char **argv, bn_opts *o) {
+    *o = (bn_opts){.breakdown = 1, .seed = 42, .out = "cnnbench-bench.json"};
+    bn_parse p = {.o = o, .set = {-1, -1, -1, -1, -1, -1, -1}};
+    cnb_common_opts *co = &o->common;
+    int rc = cnb_parse_options(BENCH_PROG, argc, argv,
+                               CNB_OPT_BACKENDS | CNB_OPT_MODELS | CNB_OPT_BATCH | CNB_OPT_SEED |
+                                   CNB_OPT_THREADS | CNB_OPT_DATA | CNB_OPT_OUT | CNB_OPT_QUIET,
+                               bench_flags, on_bench_flag, &p, usage, co, NULL);
+    if (rc != 0) return rc;
+    const bn_knobs *base = o->quick ? &quick_knobs : &default_knobs;
+    o->min_time = p.set.min_time >= 0 ? p.set.min_time : base->min_time;
+    o->min_runs = p.set.min_runs >= 0 ? p.set.min_runs : base->min_runs;
+    o->max_runs = p.set.max_runs >= 0 ? p.set.max_runs : base->max_runs;
+    o->warmup = p.set.warmup >= 0 ? p.set.warmup : base->warmup;
+    o->steps_per_run = p.set.steps_per_run >= 0 ? p.set.steps_per_run : base->steps_per_run;
+    o->infer_images = p.set.infer_images >= 0 ? p.set.infer_images : base->infer_images;
+    o->profile_runs = p.set.profile_runs >= 0 ? p.set.profile_runs : base->profile_runs;
     if (o->max_runs < o->min_runs) o->max_runs = o->min_runs;
+    for (int i = 0; i < co->n_backends; i++) o->backends[i] = co->backends[i];
+    o->n_backends = co->n_backends;
+    for (int i = 0; i < co->n_models; i++) o->models[i] = co->models[i];
+    o->n_models = co->n_models;
+    for (int i = 0; i < co->n_batches; i++) o->batches[i] = co->batches[i];
+    o->n_batches = co->n_batches;
+    if (co->have_seed) o->seed = co->seed;
+    if (co->out) o->out = co->out;
+    o->threads = co->threads;
+    o->dataset = co->dataset;
+    o->data = co->data;
+    o->quiet = co->quiet;
     return 0;
 }
 
@@ -844,9 +790,8 @@ static cJSON *cell_json(const bn_cell *c) {
 /* ---- the verb ---- */
 
 int cnb_cmd_bench(int argc, char **argv) {
-    static char lists[3 * 4096];
-    bn_opts o;
-    int prc = parse_opts(argc, argv, &o, lists);
+    static bn_opts o;
+    int prc = parse_opts(argc, argv, &o);
     if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
     int rc = EXIT_USAGE;
     char err[CNB_ERR_LEN];

@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
+#include "options.h"
 #include "profiler.h"
 #include "results.h"
 #include "runctx.h"
@@ -76,8 +77,9 @@ typedef struct ck_opts {
     int modes;
     int batch;
     uint64_t seed;
-    int steps, test_limit, training, threads, tf32, deterministic, quiet;
+    int steps, test_limit, training, threads, tf32, deterministic, quiet, any_family;
     const char *out, *dataset, *data;
+    cnb_common_opts common;     /* the shared flags as parsed (the lists point into it) */
 } ck_opts;
 
 typedef struct ck_state {
@@ -122,10 +124,6 @@ static void usage(FILE *f) {
         "  --out FILE        JSON report (default cnnbench-check.json)\n"
         "  --quiet           print only failures, skips and the summary\n",
         cnb_models_dir());
-}
-
-static int parse_int_opt(const char *flag, const char *s, long lo, long hi, long *out) {
-    return cnb_parse_long_flag("cnnbench check", flag, s, lo, hi, out);
 }
 
 /* FNV-1a: each check's inputs come from the run's seed and the check's own name, so a
@@ -527,121 +525,87 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
 
 /* ---- the verb ---- */
 
-static int parse_opts(int argc, char **argv, ck_opts *o, char *lists) {
-    enum { O_BACKENDS = 256, O_FAMILY, O_MODEL, O_SHAPE, O_MODE, O_BATCH, O_STEPS, O_TEST_LIMIT,
-           O_NO_TRAINING, O_SEED, O_THREADS, O_TF32, O_DET, O_DATASET, O_DATA, O_OUT, O_QUIET,
-           O_HELP };
-    static const struct option opts[] = {
-        {"backends", required_argument, 0, O_BACKENDS}, {"backend", required_argument, 0, O_BACKENDS},
-        {"family", required_argument, 0, O_FAMILY}, {"model", required_argument, 0, O_MODEL},
-        {"shape", required_argument, 0, O_SHAPE}, {"mode", required_argument, 0, O_MODE},
-        {"batch", required_argument, 0, O_BATCH}, {"steps", required_argument, 0, O_STEPS},
-        {"test-limit", required_argument, 0, O_TEST_LIMIT},
-        {"no-training", no_argument, 0, O_NO_TRAINING}, {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS}, {"tf32", no_argument, 0, O_TF32},
-        {"deterministic", no_argument, 0, O_DET}, {"dataset", required_argument, 0, O_DATASET},
-        {"data", required_argument, 0, O_DATA}, {"out", required_argument, 0, O_OUT},
-        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
-    *o = (ck_opts){.modes = MODE_RANDOM | MODE_EXACT, .batch = 8, .seed = 42, .steps = 10,
-                   .test_limit = 500, .training = 1, .out = "cnnbench-check.json"};
-    int any_family = 0;
-    long v;
-    optind = 0;
-    opterr = 0;
-    /* lists are split in place in one buffer: backends, families, models */
-    char *bl = lists, *fl = lists + 4096, *ml = lists + 8192;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) break;
-        switch (c) {
-        case O_BACKENDS:
-            snprintf(bl, 4096, "%s", optarg);
-            o->n_backends = cnb_split_list(bl, o->backends, CNB_MAX_LIST);
-            if (o->n_backends < 0) {
-                fprintf(stderr, "cnnbench check: --backends: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            break;
-        case O_FAMILY: {
-            snprintf(fl, 4096, "%s", optarg);
-            char *items[CNB_MAX_LIST];
-            int n = cnb_split_list(fl, items, CNB_MAX_LIST);
-            if (n < 0) {
-                fprintf(stderr, "cnnbench check: --family: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            for (int i = 0; i < n; i++) {
-                int f = cnb_check_family_parse(items[i]);
-                if (f < 0) {
-                    fprintf(stderr, "cnnbench check: --family: unknown kernel family '%s' (see "
-                                    "--help)\n", items[i]);
-                    return -1;
-                }
-                o->family_on[f] = 1;
-                any_family = 1;
-            }
-            break;
-        }
-        case O_MODEL:
-            snprintf(ml, 4096, "%s", optarg);
-            o->n_models = cnb_split_list(ml, o->models, CNB_MAX_LIST);
-            if (o->n_models < 0) {
-                fprintf(stderr, "cnnbench check: --model: '%s' is not a comma list\n", optarg);
-                return -1;
-            }
-            break;
-        case O_SHAPE: o->shape_glob = optarg; break;
-        case O_MODE:
-            if (strcmp(optarg, "random") == 0) o->modes = MODE_RANDOM;
-            else if (strcmp(optarg, "exact") == 0) o->modes = MODE_EXACT;
-            else if (strcmp(optarg, "both") == 0) o->modes = MODE_RANDOM | MODE_EXACT;
-            else {
-                fprintf(stderr, "cnnbench check: --mode: '%s' is not random, exact or both\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        case O_BATCH:
-            if (parse_int_opt("--batch", optarg, 1, 4096, &v)) return -1;
-            o->batch = (int)v;
-            break;
-        case O_STEPS:
-            if (parse_int_opt("--steps", optarg, 1, 100000, &v)) return -1;
-            o->steps = (int)v;
-            break;
-        case O_TEST_LIMIT:
-            if (parse_int_opt("--test-limit", optarg, 1, INT_MAX, &v)) return -1;
-            o->test_limit = (int)v;
-            break;
-        case O_NO_TRAINING: o->training = 0; break;
-        case O_SEED:
-            if (parse_int_opt("--seed", optarg, 0, LONG_MAX, &v)) return -1;
-            o->seed = (uint64_t)v;
-            break;
-        case O_THREADS:
-            if (parse_int_opt("--threads", optarg, 1, 4096, &v)) return -1;
-            o->threads = (int)v;
-            break;
-        case O_TF32: o->tf32 = 1; break;
-        case O_DET: o->deterministic = 1; break;
-        case O_DATASET: o->dataset = optarg; break;
-        case O_DATA: o->data = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "cnnbench check: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "cnnbench check: unexpected argument '%s'\n", argv[optind]);
+enum { O_FAMILY = 256, O_SHAPE, O_MODE, O_STEPS, O_NO_TRAINING, O_TF32, O_DET };
+
+static const struct option check_flags[] = {
+    {"family", required_argument, 0, O_FAMILY}, {"shape", required_argument, 0, O_SHAPE},
+    {"mode", required_argument, 0, O_MODE}, {"steps", required_argument, 0, O_STEPS},
+    {"no-training", no_argument, 0, O_NO_TRAINING}, {"tf32", no_argument, 0, O_TF32},
+    {"deterministic", no_argument, 0, O_DET}, {0, 0, 0, 0}};
+
+#define CHECK_PROG "cnnbench check"
+
+static int parse_families(const char *arg, ck_opts *o) {
+    char buf[4096], *items[CNB_MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", arg);
+    int n = cnb_split_list(buf, items, CNB_MAX_LIST);
+    if (n < 0) {
+        fprintf(stderr, CHECK_PROG ": --family: '%s' is not a comma list\n", arg);
         return -1;
     }
-    if (!any_family)
+    for (int i = 0; i < n; i++) {
+        int f = cnb_check_family_parse(items[i]);
+        if (f < 0) {
+            fprintf(stderr, CHECK_PROG ": --family: unknown kernel family '%s' (see --help)\n",
+                    items[i]);
+            return -1;
+        }
+        o->family_on[f] = 1;
+        o->any_family = 1;
+    }
+    return 0;
+}
+
+static int on_check_flag(void *user, int id, const char *arg) {
+    ck_opts *o = user;
+    long v;
+    switch (id) {
+    case O_FAMILY: return parse_families(arg, o);
+    case O_SHAPE: o->shape_glob = arg; return 0;
+    case O_MODE:
+        if (strcmp(arg, "random") == 0) o->modes = MODE_RANDOM;
+        else if (strcmp(arg, "exact") == 0) o->modes = MODE_EXACT;
+        else if (strcmp(arg, "both") == 0) o->modes = MODE_RANDOM | MODE_EXACT;
+        else {
+            fprintf(stderr, CHECK_PROG ": --mode: '%s' is not random, exact or both\n", arg);
+            return -1;
+        }
+        return 0;
+    case O_STEPS:
+        if (cnb_opt_long(CHECK_PROG, "--steps", arg, 1, 100000, &v) != 0) return -1;
+        o->steps = (int)v;
+        return 0;
+    case O_NO_TRAINING: o->training = 0; return 0;
+    case O_TF32: o->tf32 = 1; return 0;
+    case O_DET: o->deterministic = 1; return 0;
+    }
+    return -1;
+}
+
+static int parse_opts(int argc, char **argv, ck_opts *o) {
+    *o = (ck_opts){.modes = MODE_RANDOM | MODE_EXACT, .batch = 8, .seed = 42, .steps = 10,
+                   .test_limit = 500, .training = 1, .out = "cnnbench-check.json"};
+    cnb_common_opts *co = &o->common;
+    int rc = cnb_parse_options(CHECK_PROG, argc, argv,
+                               CNB_OPT_BACKENDS | CNB_OPT_MODELS | CNB_OPT_BATCH | CNB_OPT_SEED |
+                                   CNB_OPT_THREADS | CNB_OPT_DATA | CNB_OPT_TEST_LIMIT |
+                                   CNB_OPT_OUT | CNB_OPT_QUIET,
+                               check_flags, on_check_flag, o, usage, co, NULL);
+    if (rc != 0) return rc;
+    if (cnb_opt_single(CHECK_PROG, "--batch", co->n_batches) != 0) return -1;
+    for (int i = 0; i < co->n_backends; i++) o->backends[i] = co->backends[i];
+    o->n_backends = co->n_backends;
+    for (int i = 0; i < co->n_models; i++) o->models[i] = co->models[i];
+    o->n_models = co->n_models;
+    if (co->n_batches) o->batch = co->batches[0];
+    if (co->have_seed) o->seed = co->seed;
+    if (co->test_limit) o->test_limit = co->test_limit;
+    if (co->out) o->out = co->out;
+    o->threads = co->threads;
+    o->dataset = co->dataset;
+    o->data = co->data;
+    o->quiet = co->quiet;
+    if (!o->any_family)
         for (int f = 0; f < CNB_CK_COUNT; f++) o->family_on[f] = 1;
     return 0;
 }
@@ -685,10 +649,9 @@ static void open_backends(ck_state *s, const cnb_config *cfg) {
 }
 
 int cnb_cmd_check(int argc, char **argv) {
-    static char lists[3 * 4096];
-    ck_state s;
+    static ck_state s;
     memset(&s, 0, sizeof s);
-    int prc = parse_opts(argc, argv, &s.o, lists);
+    int prc = parse_opts(argc, argv, &s.o);
     if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
     s.argc = argc;
     s.argv = argv;

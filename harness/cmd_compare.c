@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "options.h"
 #include "runctx.h"
 #include "util.h"
 
@@ -65,61 +66,50 @@ static void usage(FILE *f) {
         "  --quiet           print only changes and the verdict\n");
 }
 
-static int parse_opts(int argc, char **argv, cmp_opts *o) {
-    enum { O_THRESHOLD = 256, O_K, O_GATE, O_JSON, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"threshold", required_argument, 0, O_THRESHOLD}, {"k", required_argument, 0, O_K},
-        {"gate", required_argument, 0, O_GATE}, {"json", required_argument, 0, O_JSON},
-        {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    *o = (cmp_opts){.threshold_pct = 10.0, .k = 3.0, .gate = GATE_RATIOS};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) break;
-        char *end;
-        switch (c) {
-        case O_THRESHOLD:
-            o->threshold_pct = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->threshold_pct >= 0) || o->threshold_pct > 1000) {
-                fprintf(stderr, "cnnbench compare: --threshold: '%s' is not a percentage\n", optarg);
-                return -1;
-            }
-            break;
-        case O_K:
-            o->k = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->k >= 0) || o->k > 100) {
-                fprintf(stderr, "cnnbench compare: --k: '%s' is not a number in [0, 100]\n", optarg);
-                return -1;
-            }
-            break;
-        case O_GATE:
-            if (strcmp(optarg, "ratios") == 0) o->gate = GATE_RATIOS;
-            else if (strcmp(optarg, "absolute") == 0) o->gate = GATE_ABSOLUTE;
-            else if (strcmp(optarg, "both") == 0) o->gate = GATE_RATIOS | GATE_ABSOLUTE;
-            else {
-                fprintf(stderr, "cnnbench compare: --gate: '%s' is not ratios, absolute or both\n",
-                        optarg);
-                return -1;
-            }
-            break;
-        case O_JSON: o->json_out = optarg; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_HELP: case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "cnnbench compare: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
+#define COMPARE_PROG "cnnbench compare"
+
+enum { O_THRESHOLD = 256, O_K, O_GATE, O_JSON };
+
+static const struct option compare_flags[] = {
+    {"threshold", required_argument, 0, O_THRESHOLD}, {"k", required_argument, 0, O_K},
+    {"gate", required_argument, 0, O_GATE}, {"json", required_argument, 0, O_JSON},
+    {0, 0, 0, 0}};
+
+static int on_compare_flag(void *user, int id, const char *arg) {
+    cmp_opts *o = user;
+    switch (id) {
+    case O_THRESHOLD:
+        return cnb_opt_double(COMPARE_PROG, "--threshold", arg, 0, 1000, &o->threshold_pct);
+    case O_K: return cnb_opt_double(COMPARE_PROG, "--k", arg, 0, 100, &o->k);
+    case O_GATE:
+        if (strcmp(arg, "ratios") == 0) o->gate = GATE_RATIOS;
+        else if (strcmp(arg, "absolute") == 0) o->gate = GATE_ABSOLUTE;
+        else if (strcmp(arg, "both") == 0) o->gate = GATE_RATIOS | GATE_ABSOLUTE;
+        else {
+            fprintf(stderr, COMPARE_PROG ": --gate: '%s' is not ratios, absolute or both\n", arg);
             return -1;
         }
+        return 0;
+    case O_JSON: o->json_out = arg; return 0;
     }
-    if (argc - optind != 2) {
-        fprintf(stderr, "cnnbench compare: needs two results files, BASE and NEW\n");
+    return -1;
+}
+
+static int parse_opts(int argc, char **argv, cmp_opts *o) {
+    *o = (cmp_opts){.threshold_pct = 10.0, .k = 3.0, .gate = GATE_RATIOS};
+    cnb_common_opts co;
+    int first = 0;
+    int rc = cnb_parse_options(COMPARE_PROG, argc, argv, CNB_OPT_QUIET, compare_flags,
+                               on_compare_flag, o, usage, &co, &first);
+    if (rc != 0) return rc;
+    o->quiet = co.quiet;
+    if (argc - first != 2) {
+        fprintf(stderr, COMPARE_PROG ": needs two results files, BASE and NEW\n");
         usage(stderr);
         return -1;
     }
-    o->base = argv[optind];
-    o->new_path = argv[optind + 1];
+    o->base = argv[first];
+    o->new_path = argv[first + 1];
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "options.h"
 #include "profiler.h"
 #include "runctx.h"
 #include "util.h"
@@ -487,27 +488,14 @@ static void report_check(rp *r, const cJSON *root, const char *path) {
 }
 
 int cnb_cmd_report(int argc, char **argv) {
-    enum { O_OUT = 256, O_HELP };
-    static const struct option opts[] = {{"out", required_argument, 0, O_OUT},
-                                         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     rp r = {.out = "cnnbench-report"};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) break;
-        if (c == O_OUT) r.out = optarg;
-        else if (c == O_HELP || c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "cnnbench report: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
+    cnb_common_opts co;
+    int first = 0;
+    int prc = cnb_parse_options("cnnbench report", argc, argv, CNB_OPT_OUT, NULL, NULL, NULL,
+                                usage, &co, &first);
+    if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
+    if (co.out) r.out = co.out;
+    if (first >= argc) {
         fprintf(stderr, "cnnbench report: needs at least one results JSON file\n");
         usage(stderr);
         return EXIT_USAGE;
@@ -533,7 +521,7 @@ int cnb_cmd_report(int argc, char **argv) {
         goto cleanup;
     }
     fprintf(r.md, "# cnnbench report\n\n");
-    for (int i = optind; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         char err[CNB_ERR_LEN], stem[256];
         cJSON *root = cnb_read_json(argv[i], err, sizeof err);
         if (!root) {

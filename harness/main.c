@@ -21,6 +21,7 @@
 #include "machine.h"
 #include "model.h"
 #include "openblas_core.h"
+#include "options.h"
 #include "results.h"
 #include "train.h"
 #include "util.h"
@@ -88,13 +89,6 @@ static void usage(FILE *f) {
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
     return cnb_parse_long_flag("cnnbench", flag, s, lo, hi, out);
-}
-
-static int parse_int(const char *flag, const char *s, int lo, int hi, int *out) {
-    long v;
-    if (parse_long(flag, s, lo, hi, &v) != 0) return -1;
-    *out = (int)v;
-    return 0;
 }
 
 static int list_backends(int threads) {
@@ -462,6 +456,90 @@ done:
     return rc;
 }
 
+/* The training verb's own flags (the shared ones are in options.c). */
+enum { O_EPOCHS = 256, O_EVAL_BATCH, O_LR, O_STEPS, O_LIST_BACKENDS, O_LIST_MODELS, O_SHOW_MODEL,
+       O_NO_PROGRESS, O_DETERMINISTIC, O_TF32, O_VERSION, O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT,
+       O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS };
+
+static const struct option train_flags[] = {
+    {"epochs", required_argument, 0, O_EPOCHS}, {"eval-batch", required_argument, 0, O_EVAL_BATCH},
+    {"lr", required_argument, 0, O_LR}, {"steps", required_argument, 0, O_STEPS},
+    {"list-backends", no_argument, 0, O_LIST_BACKENDS},
+    {"list-models", no_argument, 0, O_LIST_MODELS},
+    {"show-model", required_argument, 0, O_SHOW_MODEL},
+    {"no-progress", no_argument, 0, O_NO_PROGRESS},
+    {"deterministic", no_argument, 0, O_DETERMINISTIC}, {"tf32", no_argument, 0, O_TF32},
+    {"version", no_argument, 0, O_VERSION}, {"save", required_argument, 0, O_SAVE},
+    {"load", required_argument, 0, O_LOAD}, {"resume", required_argument, 0, O_RESUME},
+    {"checkpoint", required_argument, 0, O_CHECKPOINT},
+    {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
+    {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
+    {"eval-only", no_argument, 0, O_EVAL_ONLY},
+    {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
+    {0, 0, 0, 0}};
+
+typedef struct train_parse {
+    cli *c;
+    int action;
+    const char *show;
+} train_parse;
+
+static int on_train_flag(void *user, int id, const char *arg) {
+    train_parse *p = user;
+    cli *c = p->c;
+    long v;
+    int bad = 0;
+    switch (id) {
+    case O_EPOCHS:
+        bad = parse_long("--epochs", arg, 1, CNB_MAX_EPOCHS, &v);
+        c->epochs = (int)v;
+        break;
+    case O_EVAL_BATCH:
+        bad = parse_long("--eval-batch", arg, 1, CNB_OPT_MAX_BATCH, &v);
+        c->eval_batch = (int)v;
+        break;
+    case O_STEPS: bad = parse_long("--steps", arg, 1, LONG_MAX, &c->steps); break;
+    case O_LR: bad = cnb_opt_double("cnnbench", "--lr", arg, 1e-12, 100, &c->lr); break;
+    case O_SAVE: c->save = arg; break;
+    case O_LOAD: c->load = arg; break;
+    case O_RESUME: c->resume = arg; break;
+    case O_CHECKPOINT: c->checkpoint = arg; break;
+    case O_CHECKPOINT_EVERY:
+        bad = parse_long("--checkpoint-every", arg, 1, LONG_MAX, &c->checkpoint_every);
+        break;
+    case O_DUMP_LOGITS: c->dump_logits = arg; break;
+    case O_EVAL_ONLY: c->eval_only = 1; break;
+    case O_NAIVE_STEPS: bad = parse_long("--naive-steps", arg, 1, 100000, &c->naive_steps); break;
+    case O_LIST_BACKENDS: case O_LIST_MODELS: case O_VERSION: p->action = id; break;
+    case O_SHOW_MODEL: p->action = id; p->show = arg; break;
+    case O_NO_PROGRESS: c->progress = 0; break;
+    case O_DETERMINISTIC: c->deterministic = 1; break;
+    case O_TF32: c->tf32 = 1; break;
+    default: return -1;
+    }
+    return bad;
+}
+
+/* The shared flags into the training verb's settings; 0 or -1 (printed). */
+static int take_common(const cnb_common_opts *co, cli *c) {
+    if (cnb_opt_single("cnnbench", "--model", co->n_models) != 0 ||
+        cnb_opt_single("cnnbench", "--batch", co->n_batches) != 0)
+        return -1;
+    if (co->backend_arg) c->backend = co->backend_arg;
+    if (co->model_arg) c->model = co->model_arg;
+    if (co->n_batches) c->batch = co->batches[0];
+    c->seed = co->seed;
+    c->have_seed = co->have_seed;
+    c->threads = co->threads;
+    c->dataset = co->dataset;
+    c->data = co->data;
+    c->train_limit = co->train_limit;
+    c->test_limit = co->test_limit;
+    c->out = co->out;
+    c->quiet = co->quiet;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *verb;
@@ -473,112 +551,20 @@ int main(int argc, char **argv) {
             if (strcmp(argv[1], verbs[i].verb) == 0) return verbs[i].run(argc - 1, argv + 1);
         if (strcmp(argv[1], "train") == 0) { argv[1] = argv[0]; argc--; argv++; }
     }
-    enum { O_EPOCHS = 256, O_BATCH, O_EVAL_BATCH, O_LR, O_SEED, O_THREADS, O_DATASET, O_DATA,
-           O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
-           O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
-           O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
-           O_EVAL_ONLY, O_NAIVE_STEPS };
-    static const struct option opts[] = {
-        {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
-        {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
-        {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"lr", required_argument, 0, O_LR},
-        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
-        {"dataset", required_argument, 0, O_DATASET}, {"data", required_argument, 0, O_DATA},
-        {"train-limit", required_argument, 0, O_TRAIN_LIMIT},
-        {"test-limit", required_argument, 0, O_TEST_LIMIT},
-        {"steps", required_argument, 0, O_STEPS}, {"out", required_argument, 0, O_OUT},
-        {"list-backends", no_argument, 0, O_LIST_BACKENDS},
-        {"list-models", no_argument, 0, O_LIST_MODELS},
-        {"show-model", required_argument, 0, O_SHOW_MODEL},
-        {"no-progress", no_argument, 0, O_NO_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
-        {"deterministic", no_argument, 0, O_DETERMINISTIC}, {"tf32", no_argument, 0, O_TF32},
-        {"version", no_argument, 0, O_VERSION}, {"help", no_argument, 0, 'h'},
-        {"save", required_argument, 0, O_SAVE}, {"load", required_argument, 0, O_LOAD},
-        {"resume", required_argument, 0, O_RESUME},
-        {"checkpoint", required_argument, 0, O_CHECKPOINT},
-        {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
-        {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
-        {"eval-only", no_argument, 0, O_EVAL_ONLY},
-        {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
-        {0, 0, 0, 0}};
     cli c = {.backend = "blas", .model = "simplecnn", .progress = 1};
-    int action = 0;
-    const char *show = NULL;
-    long v;
-    opterr = 0;
-    for (;;) {
-        int optidx = 0;
-        int o = getopt_long(argc, argv, ":b:m:h", opts, &optidx);
-        if (o == -1) break;
-        int bad = 0;
-        switch (o) {
-        case 'b': c.backend = optarg; break;
-        case 'm': c.model = optarg; break;
-        case O_EPOCHS: bad = parse_int("--epochs", optarg, 1, CNB_MAX_EPOCHS, &c.epochs); break;
-        case O_BATCH: bad = parse_int("--batch", optarg, 1, 1 << 20, &c.batch); break;
-        case O_EVAL_BATCH: bad = parse_int("--eval-batch", optarg, 1, 1 << 20, &c.eval_batch); break;
-        case O_THREADS: bad = parse_int("--threads", optarg, 1, 4096, &c.threads); break;
-        case O_TRAIN_LIMIT: bad = parse_int("--train-limit", optarg, 1, INT_MAX, &c.train_limit); break;
-        case O_TEST_LIMIT: bad = parse_int("--test-limit", optarg, 1, INT_MAX, &c.test_limit); break;
-        case O_STEPS: bad = parse_long("--steps", optarg, 1, LONG_MAX, &c.steps); break;
-        case O_SEED:
-            bad = parse_long("--seed", optarg, 0, LONG_MAX, &v);
-            c.seed = (unsigned long long)v;
-            c.have_seed = 1;
-            break;
-        case O_LR: {
-            char *end;
-            errno = 0;
-            c.lr = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(c.lr) || c.lr <= 0 || c.lr > 100) {
-                fprintf(stderr, "cnnbench: --lr: '%s' is not a learning rate in (0, 100]\n", optarg);
-                bad = -1;
-            }
-            break;
-        }
-        case O_DATASET:
-            c.dataset = optarg;
-            if (strcmp(optarg, "fashion-mnist") && strcmp(optarg, "mnist") && strcmp(optarg, "csv")) {
-                fprintf(stderr, "cnnbench: --dataset: unknown data set '%s' (valid: fashion-mnist, mnist, csv)\n", optarg);
-                bad = -1;
-            }
-            break;
-        case O_DATA: c.data = optarg; break;
-        case O_OUT: c.out = optarg; break;
-        case O_SAVE: c.save = optarg; break;
-        case O_LOAD: c.load = optarg; break;
-        case O_RESUME: c.resume = optarg; break;
-        case O_CHECKPOINT: c.checkpoint = optarg; break;
-        case O_CHECKPOINT_EVERY:
-            bad = parse_long("--checkpoint-every", optarg, 1, LONG_MAX, &c.checkpoint_every);
-            break;
-        case O_DUMP_LOGITS: c.dump_logits = optarg; break;
-        case O_EVAL_ONLY: c.eval_only = 1; break;
-        case O_NAIVE_STEPS:
-            bad = parse_long("--naive-steps", optarg, 1, 100000, &c.naive_steps);
-            break;
-        case O_LIST_BACKENDS: action = O_LIST_BACKENDS; break;
-        case O_LIST_MODELS: action = O_LIST_MODELS; break;
-        case O_SHOW_MODEL: action = O_SHOW_MODEL; show = optarg; break;
-        case O_NO_PROGRESS: c.progress = 0; break;
-        case O_QUIET: c.quiet = 1; break;
-        case O_DETERMINISTIC: c.deterministic = 1; break;
-        case O_TF32: c.tf32 = 1; break;
-        case O_VERSION: printf("cnnbench %s (kernel ABI %u)\n", CNB_VERSION, CNB_ABI_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "cnnbench: %s needs a value\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "cnnbench: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-        if (bad) return EXIT_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "cnnbench: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return EXIT_USAGE;
+    train_parse tp = {.c = &c};
+    cnb_common_opts co;
+    int prc = cnb_parse_options("cnnbench", argc, argv,
+                                CNB_OPT_BACKENDS | CNB_OPT_MODELS | CNB_OPT_BATCH | CNB_OPT_SEED |
+                                    CNB_OPT_THREADS | CNB_OPT_DATA | CNB_OPT_TRAIN_LIMIT |
+                                    CNB_OPT_TEST_LIMIT | CNB_OPT_OUT |
+                                    CNB_OPT_QUIET,
+                                train_flags, on_train_flag, &tp, usage, &co, NULL);
+    if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
+    if (take_common(&co, &c) != 0) return EXIT_USAGE;
+    if (tp.action == O_VERSION) {
+        printf("cnnbench %s (kernel ABI %u)\n", CNB_VERSION, CNB_ABI_VERSION);
+        return 0;
     }
     if (c.load && c.resume) {
         fprintf(stderr, "cnnbench: --load and --resume exclude each other (--resume FILE also "
@@ -589,8 +575,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cnnbench: --eval-only takes --load, not --resume\n");
         return EXIT_USAGE;
     }
-    if (action == O_LIST_BACKENDS) return list_backends(c.threads);
-    if (action == O_LIST_MODELS) return list_models();
-    if (action == O_SHOW_MODEL) return show_model(show);
+    if (tp.action == O_LIST_BACKENDS) return list_backends(c.threads);
+    if (tp.action == O_LIST_MODELS) return list_models();
+    if (tp.action == O_SHOW_MODEL) return show_model(tp.show);
     return train_command(&c, argc, argv);
 }
