@@ -81,6 +81,10 @@ void bench_settings(const bn_opts *o, const cnb_model *m, int batch, cnb_run_set
 int bench_trainer_mark(cnb_trainer *t, const cnb_model *m, cnb_train_state *st, float **params, char *err, size_t err_len);
 int bench_cell_run(bn_cell *c, cnb_run_result *r, double *train_ips, double *infer_ips, double *step_ms, double *seconds);
 int bench_cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train, const cnb_dataset *test, cnb_run_result *r);
+/* Set up a group's cells (one per backend) for one model and batch: a trainer each, marked at
+ * its starting weights; a backend that cannot run makes its cell SKIPPED (status 1). */
+void bench_prepare_group(bn_cell *g, int nb, bn_backend *backends, const cnb_model *m, int batch,
+                         const bn_opts *o, const cnb_dataset *view, const cnb_dataset *test);
 /* Warm up, then time the group's cells (one per backend) in rounds until each is done, record
  * the machine's other load, and run the profiled pass; a cell that fails gets status 2. */
 void bench_run_group(bn_cell *g, int nb, const bn_opts *o, const cnb_dataset *view,

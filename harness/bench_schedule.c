@@ -201,3 +201,33 @@ void bench_run_group(bn_cell *g, int nb, const bn_opts *o, const cnb_dataset *vi
     }
     if (!o->quiet) printf("\n");
 }
+
+void bench_prepare_group(bn_cell *g, int nb, bn_backend *backends, const cnb_model *m, int batch,
+                         const bn_opts *o, const cnb_dataset *view, const cnb_dataset *test) {
+    char err[CNB_ERR_LEN];
+    for (int k = 0; k < nb; k++) {
+        bn_cell *c = &g[k];
+        c->b = &backends[k];
+        c->m = m;
+        c->batch = batch;
+        if (!c->b->usable) {
+            c->status = 1;
+            snprintf(c->why, sizeof c->why, "%.1000s", c->b->why);
+            continue;
+        }
+        cnb_run_settings s;
+        bench_settings(o, c->m, batch, &s);
+        const cnb_backend *api = c->b->lib.api;
+        cnb_context *ctx = c->b->ctx;
+        if (c->b->fault_env[0]) { /* the planted slowdown must act on the timed runs */
+            cnb_profiler_init(&c->thin, api, ctx, 0);
+            api = cnb_profiler_api(&c->thin);
+            ctx = cnb_profiler_ctx(&c->thin);
+        }
+        if (cnb_trainer_create(api, ctx, c->m, view, test, &s, &c->t, err, sizeof err) != 0 ||
+            bench_trainer_mark(c->t, c->m, &c->start, &c->params0, err, sizeof err) != 0) {
+            c->status = 2;
+            snprintf(c->why, sizeof c->why, "%.1000s", err);
+        }
+    }
+}

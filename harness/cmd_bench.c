@@ -171,6 +171,121 @@ static int parse_opts(int argc, char **argv, bn_opts *o) {
 
 /* ---- the verb ---- */
 
+static void free_cells(bn_cell *cells, int n) {
+    for (int i = 0; cells && i < n; i++) {
+        cnb_trainer_destroy(cells[i].t);
+        free(cells[i].params0);
+        free(cells[i].train_ips);
+        free(cells[i].infer_ips);
+        free(cells[i].step_ms);
+        free(cells[i].round_end);
+    }
+    free(cells);
+}
+
+/* The named models, or simplecnn; the count, or -1 (printed). */
+static int load_models(bn_opts *o, cnb_model **models) {
+    if (o->n_models == 0) {
+        o->models[0] = "simplecnn";
+        o->n_models = 1;
+    }
+    char err[CNB_ERR_LEN];
+    for (int i = 0; i < o->n_models; i++) {
+        char path[PATH_MAX];
+        cnb_model *m = calloc(1, sizeof *m);
+        if (!m || cnb_model_resolve(o->models[i], path, sizeof path, err, sizeof err) != 0 ||
+            cnb_model_load(path, m, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, BENCH_PROG ": --model %s: %s\n", o->models[i],
+                    m ? err : "out of memory");
+            free(m);
+            for (int j = 0; j < i; j++) free(models[j]);
+            return -1;
+        }
+        models[i] = m;
+    }
+    return o->n_models;
+}
+
+/* Every named backend (default: every known one); one that cannot run here stays, unusable,
+ * with its reason, so its cells say SKIPPED. */
+static bn_backend *open_backends(bn_opts *o, const cnb_config *cfg, int *nb) {
+    if (o->n_backends == 0) {
+        o->n_backends = cnb_known_backend_count < CNB_MAX_LIST ? cnb_known_backend_count
+                                                                : CNB_MAX_LIST;
+        for (int i = 0; i < o->n_backends; i++) o->backends[i] = (char *)cnb_known_backends[i];
+    }
+    bn_backend *backends = calloc((size_t)o->n_backends, sizeof *backends);
+    if (!backends) return NULL;
+    *nb = o->n_backends;
+    for (int i = 0; i < *nb; i++) {
+        bn_backend *b = &backends[i];
+        b->name = o->backends[i];
+        int opened = cnb_open_backend(b->name, cfg, &b->lib, &b->ctx, b->why, sizeof b->why);
+        b->is_gpu = b->lib.device_kind == CNB_DEVICE_GPU;
+        if (opened != 0) {
+            if (!o->quiet) printf("SKIPPED backend %s: %s\n", b->name, b->why);
+            continue;
+        }
+        b->usable = 1;
+        b->name = b->lib.api->name;
+        cnb_backend_info(b->lib.api, b->ctx, cnb_info_collect, &b->info);
+        const char *mismatch = cnb_info_get(&b->info, "version_mismatch");
+        if (mismatch) fprintf(stderr, "warning: %s: %s\n", b->name, mismatch);
+        if (!o->quiet)
+            cnb_openblas_note(b->name, cnb_info_get(&b->info, "openblas.corename"), stdout);
+        cnb_test_faults_env(b->name, b->fault_env, sizeof b->fault_env);
+        if (b->fault_env[0])
+            fprintf(stderr, BENCH_PROG ": TEST FAULT ACTIVE for %s: %s\n", b->name, b->fault_env);
+    }
+    return backends;
+}
+
+static bn_cell *alloc_cells(int n) {
+    bn_cell *cells = n > 0 ? calloc((size_t)n, sizeof *cells) : NULL;
+    for (int i = 0; cells && i < n; i++) {
+        cells[i].train_ips = malloc(MAX_RUNS * sizeof(double));
+        cells[i].infer_ips = malloc(MAX_RUNS * sizeof(double));
+        cells[i].step_ms = malloc(MAX_RUNS * sizeof(double));
+        cells[i].round_end = malloc(MAX_RUNS * sizeof(int));
+        if (!cells[i].train_ips || !cells[i].infer_ips || !cells[i].step_ms ||
+            !cells[i].round_end) {
+            free_cells(cells, n);
+            return NULL;
+        }
+    }
+    return cells;
+}
+
+/* The results JSON, and the CSV and github-action-benchmark files when asked for; 0 or 1. */
+static int write_outputs(const bn_opts *o, const cJSON *root, bn_cell *cells, int n_cells,
+                         double *buf) {
+    char err[CNB_ERR_LEN];
+    int rc = 0;
+    if (cnb_write_json(o->out, root, err, sizeof err) != 0) {
+        fprintf(stderr, BENCH_PROG ": results not saved: %s\n", err);
+        rc = 1;
+    } else {
+        printf("results: %s\n", o->out);
+    }
+    if (o->csv) {
+        if (bench_write_csv(o->csv, cells, n_cells, buf, err, sizeof err) != 0) {
+            fprintf(stderr, BENCH_PROG ": CSV not saved: %s\n", err);
+            rc = 1;
+        } else {
+            printf("csv: %s\n", o->csv);
+        }
+    }
+    if (o->gab) {
+        if (bench_write_gab(o->gab, cells, n_cells, buf, err, sizeof err) != 0) {
+            fprintf(stderr, BENCH_PROG ": benchmark-action file not saved: %s\n", err);
+            rc = 1;
+        } else {
+            printf("github-action-benchmark: %s\n", o->gab);
+        }
+    }
+    return rc;
+}
+
 int cnb_cmd_bench(int argc, char **argv) {
     static bn_opts o;
     int prc = parse_opts(argc, argv, &o);
@@ -193,51 +308,10 @@ int cnb_cmd_bench(int argc, char **argv) {
     cJSON *root = NULL;
     if (!r || !buf) goto done;
 
-    if (o.n_models == 0) {
-        o.models[0] = "simplecnn";
-        o.n_models = 1;
-    }
-    for (int i = 0; i < o.n_models; i++) {
-        char path[PATH_MAX];
-        cnb_model *m = calloc(1, sizeof *m);
-        if (!m || cnb_model_resolve(o.models[i], path, sizeof path, err, sizeof err) != 0 ||
-            cnb_model_load(path, m, NULL, err, sizeof err) != 0) {
-            fprintf(stderr, "cnnbench bench: --model %s: %s\n", o.models[i], m ? err : "out of memory");
-            free(m);
-            goto done;
-        }
-        models[n_models++] = m;
-    }
-    static const char *defaults[16];
-    if (o.n_backends == 0) {
-        for (int i = 0; i < cnb_known_backend_count && i < 16; i++) defaults[i] = cnb_known_backends[i];
-        o.n_backends = cnb_known_backend_count < 16 ? cnb_known_backend_count : 16;
-        for (int i = 0; i < o.n_backends; i++) o.backends[i] = (char *)defaults[i];
-    }
-    if (o.n_backends <= 0 || o.n_backends > CNB_MAX_LIST) goto done;
-    backends = calloc((size_t)o.n_backends, sizeof *backends);
+    n_models = load_models(&o, models);
+    if (n_models < 0) goto done;
+    backends = open_backends(&o, &cfg, &nb);
     if (!backends) goto done;
-    nb = o.n_backends;
-    for (int i = 0; i < nb; i++) {
-        bn_backend *b = &backends[i];
-        b->name = o.backends[i];
-        int opened = cnb_open_backend(b->name, &cfg, &b->lib, &b->ctx, b->why, sizeof b->why);
-        b->is_gpu = b->lib.device_kind == CNB_DEVICE_GPU;
-        if (opened != 0) {
-            if (!o.quiet) printf("SKIPPED backend %s: %s\n", b->name, b->why);
-            continue;
-        }
-        b->usable = 1;
-        b->name = b->lib.api->name;
-        cnb_backend_info(b->lib.api, b->ctx, cnb_info_collect, &b->info);
-        const char *mismatch = cnb_info_get(&b->info, "version_mismatch");
-        if (mismatch) fprintf(stderr, "warning: %s: %s\n", b->name, mismatch);
-        if (!o.quiet)
-            cnb_openblas_note(b->name, cnb_info_get(&b->info, "openblas.corename"), stdout);
-        cnb_test_faults_env(b->name, b->fault_env, sizeof b->fault_env);
-        if (b->fault_env[0])
-            fprintf(stderr, "cnnbench bench: TEST FAULT ACTIVE for %s: %s\n", b->name, b->fault_env);
-    }
 
     /* data: enough training images for one run of the largest batch, and the inference set */
     int n_batches = o.n_batches ? o.n_batches : 1;
@@ -255,17 +329,8 @@ int cnb_cmd_bench(int argc, char **argv) {
     }
 
     n_cells = n_models * n_batches * nb;
-    if (n_cells <= 0) goto done;
-    cells = calloc((size_t)n_cells, sizeof *cells);
+    cells = alloc_cells(n_cells);
     if (!cells) goto done;
-    for (int i = 0; i < n_cells; i++) {
-        cells[i].train_ips = malloc(MAX_RUNS * sizeof(double));
-        cells[i].infer_ips = malloc(MAX_RUNS * sizeof(double));
-        cells[i].step_ms = malloc(MAX_RUNS * sizeof(double));
-        cells[i].round_end = malloc(MAX_RUNS * sizeof(int));
-        if (!cells[i].train_ips || !cells[i].infer_ips || !cells[i].step_ms || !cells[i].round_end)
-            goto done;
-    }
     if (!o.quiet)
         printf("cnnbench bench: %d threads, min %.2g s and %d runs per cell (at most %d), %d "
                "warm-up run(s); backends of a group run in time-balanced rounds\n",
@@ -279,31 +344,7 @@ int cnb_cmd_bench(int argc, char **argv) {
             cnb_dataset view = train;
             long want = (long)batch * o.steps_per_run;
             if (view.count > want) view.count = (int)want;
-            for (int k = 0; k < nb; k++) {
-                bn_cell *c = &g[k];
-                c->b = &backends[k];
-                c->m = models[mi];
-                c->batch = batch;
-                if (!c->b->usable) {
-                    c->status = 1;
-                    snprintf(c->why, sizeof c->why, "%.1000s", c->b->why);
-                    continue;
-                }
-                cnb_run_settings s;
-                bench_settings(&o, c->m, batch, &s);
-                const cnb_backend *api = c->b->lib.api;
-                cnb_context *ctx = c->b->ctx;
-                if (c->b->fault_env[0]) { /* the planted slowdown must act on the timed runs */
-                    cnb_profiler_init(&c->thin, api, ctx, 0);
-                    api = cnb_profiler_api(&c->thin);
-                    ctx = cnb_profiler_ctx(&c->thin);
-                }
-                if (cnb_trainer_create(api, ctx, c->m, &view, &test, &s, &c->t, err, sizeof err) != 0 ||
-                    bench_trainer_mark(c->t, c->m, &c->start, &c->params0, err, sizeof err) != 0) {
-                    c->status = 2;
-                    snprintf(c->why, sizeof c->why, "%.1000s", err);
-                }
-            }
+            bench_prepare_group(g, nb, backends, models[mi], batch, &o, &view, &test);
             bench_run_group(g, nb, &o, &view, &test, r);
             for (int k = 0; k < nb; k++) any_failed |= g[k].status == 2;
         }
@@ -319,40 +360,11 @@ int cnb_cmd_bench(int argc, char **argv) {
 
     root = bench_results_json(&o, argc, argv, threads, &mc, kind, test.count, backends, nb, cells,
                               n_cells, buf);
-    rc = any_failed ? 1 : 0;
-    if (cnb_write_json(o.out, root, err, sizeof err) != 0) {
-        fprintf(stderr, "cnnbench bench: results not saved: %s\n", err);
-        rc = 1;
-    } else {
-        printf("results: %s\n", o.out);
-    }
-    if (o.csv) {
-        if (bench_write_csv(o.csv, cells, n_cells, buf, err, sizeof err) != 0) {
-            fprintf(stderr, "cnnbench bench: CSV not saved: %s\n", err);
-            rc = 1;
-        } else {
-            printf("csv: %s\n", o.csv);
-        }
-    }
-    if (o.gab) {
-        if (bench_write_gab(o.gab, cells, n_cells, buf, err, sizeof err) != 0) {
-            fprintf(stderr, "cnnbench bench: benchmark-action file not saved: %s\n", err);
-            rc = 1;
-        } else {
-            printf("github-action-benchmark: %s\n", o.gab);
-        }
-    }
+    rc = write_outputs(&o, root, cells, n_cells, buf);
+    if (any_failed) rc = 1;
 done:
     cJSON_Delete(root);
-    for (int i = 0; cells && i < n_cells; i++) {
-        cnb_trainer_destroy(cells[i].t);
-        free(cells[i].params0);
-        free(cells[i].train_ips);
-        free(cells[i].infer_ips);
-        free(cells[i].step_ms);
-        free(cells[i].round_end);
-    }
-    free(cells);
+    free_cells(cells, n_cells);
     for (int i = 0; i < nb; i++)
         if (backends[i].usable) cnb_close_backend(&backends[i].lib, backends[i].ctx);
     free(backends);
