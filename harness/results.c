@@ -1,5 +1,6 @@
 /* results.c — builds the results JSON with cJSON and writes it atomically. */
 #define _POSIX_C_SOURCE 200809L
+#include "cnb_git_commit.h"
 #include "results.h"
 
 #include <cjson/cJSON.h>
@@ -184,6 +185,7 @@ static char *record_to_text(const cnb_run_record *rec) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "schema_version", CNB_RESULTS_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "tool", "cnnbench " CNB_VERSION);
+    cJSON_AddStringToObject(root, "git_commit", CNB_GIT_COMMIT);
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
