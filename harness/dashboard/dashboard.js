@@ -8,7 +8,7 @@
   var COLORS = {naive: '#7f7f7f', blas: '#1f77b4', onednn: '#2ca02c', cuda: '#ff7f0e',
                 cudnn: '#9467bd'};
   var EXTRA = ['#d62728', '#8c564b', '#e377c2', '#17becf', '#bcbd22'];
-  var runs = {}, charts = [];
+  var runs = {}, charts = [], currentModel = '';
   D.runs.forEach(function (r, i) { r.order = i; runs[r.id] = r; });
   var regs = {};
   D.regressions.forEach(function (g) {
@@ -87,7 +87,7 @@
         var e = elements[0];
         window.location.href = runPage(data.datasets[e.datasetIndex].runIds[e.index]);
       }}});
-    charts.push({id: id, title: title, chart: chart, linked: linked});
+    charts.push({id: id, model: currentModel, title: title, chart: chart, linked: linked});
   }
 
   function breakdownChart(box, id, bd) {
@@ -104,6 +104,7 @@
   }
 
   function modelSection(model, n) {
+    currentModel = model;
     var sec = el('section', {'class': 'model'});
     sec.appendChild(el('h2', {}, model));
     var box = el('div', {'class': 'grid'});
@@ -165,7 +166,7 @@
   function summary() {
     var out = {charts: charts.map(function (c) {
       var ds = c.chart.data.datasets;
-      return {id: c.id, title: c.title, type: c.chart.config.type, linked: c.linked,
+      return {id: c.id, model: c.model, title: c.title, type: c.chart.config.type, linked: c.linked,
               labels: c.chart.data.labels.length, series: ds.length,
               series_labels: ds.map(function (d) { return d.label; }),
               points: ds.map(function (d) {
