@@ -53,8 +53,10 @@ const char *cnb_default_dir(cnb_dir_kind kind, char *buf, size_t len) {
     /* a build tree: the program sits in build/harness, the tests in build/tests */
     if (marker_value(dir, key, buf, len) == 0 || marker_value(parent, key, buf, len) == 0)
         return buf;
-    snprintf(buf, len, "%s/../%s", dir,
+    char rel[PATH_MAX + 32], real[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s/../%s", dir,
              kind == CNB_DIR_BACKENDS ? "lib/cnnbench" : "share/cnnbench/models");
+    snprintf(buf, len, "%s", realpath(rel, real) ? real : rel); /* "<prefix>/lib/..", not "bin/.." */
     return buf;
 }
 

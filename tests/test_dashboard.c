@@ -231,6 +231,16 @@ static void expect_no_console_messages(const char *log_path) {
     free(log);
 }
 
+/* The scratch directory goes after each test (the messages say what failed). */
+static void remove_scratch(void) {
+    if (!dir[0]) return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(dashboard, .fini = remove_scratch);
+
 Test(dashboard, renders_every_chart_in_chromium, .timeout = 300) {
     skip_unless_possible();
     build_site();

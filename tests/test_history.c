@@ -75,7 +75,15 @@ static void expect_has(const char *out, const char *fmt, double v) {
     cr_expect_not_null(strstr(out, want), "expected '%s' in:\n%s", want, out);
 }
 
-TestSuite(history, .init = setup);
+/* The scratch directory goes after each test (the messages say what failed). */
+static void remove_scratch(void) {
+    if (!dir[0]) return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(history, .init = setup, .fini = remove_scratch);
 
 Test(history, add_list_show_match_the_files) {
     char *out = NULL;
