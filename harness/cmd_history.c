@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "history.h"
@@ -90,6 +91,11 @@ static sqlite3 *open_db(const hist_opts *o, const char *beside) {
         snprintf(path, sizeof path, "%s/%s", copy ? dirname(copy) : ".", CNB_HISTORY_DEFAULT_NAME);
         free(copy);
     } else snprintf(path, sizeof path, "%s", CNB_HISTORY_DEFAULT_NAME);
+    if (!beside && access(path, F_OK) != 0) { /* list and show never create one */
+        fprintf(stderr, "cnnbench history: %s: no such database (fill one with `cnnbench history "
+                "add`)\n", path);
+        return NULL;
+    }
     sqlite3 *db = cnb_history_open(path, err, sizeof err);
     if (!db) fprintf(stderr, "cnnbench history: %s\n", err);
     else if (!o->quiet && !o->db) fprintf(stderr, "cnnbench history: database %s\n", path);

@@ -65,7 +65,17 @@ static int parse_opts(int argc, char **argv, dash_opts *o) {
         case O_DB: o->db = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_CHARTJS: o->chartjs = optarg; break;
-        case O_THRESHOLD: o->threshold = optarg; break;
+        case O_THRESHOLD: {
+            char *end;
+            double t = strtod(optarg, &end);
+            if (end == optarg || *end || !(t >= 0) || t > 1000) {
+                fprintf(stderr, "cnnbench dashboard: --threshold: '%s' is not a percentage\n",
+                        optarg);
+                return -1;
+            }
+            o->threshold = optarg;
+            break;
+        }
         case O_HELP: case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "cnnbench dashboard: unknown option or missing value: '%s'\n",
