@@ -203,7 +203,8 @@ Test(history, refused_files_name_themselves_and_lose_nothing) {
     /* a database that is not one */
     char junk[1024], cmd[4096];
     snprintf(junk, sizeof junk, "%s/junk.sqlite", dir);
-    write_text(junk, "this is not an SQLite database, not even close......................", 70);
+    const char *garbage = "this is not an SQLite database, not even close, and long enough to be read";
+    write_text(junk, garbage, strlen(garbage));
     snprintf(cmd, sizeof cmd, CNB " history add --db '%s' " TRAIN_FILE, junk);
     rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 1, "%s", out);
