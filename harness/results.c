@@ -1,6 +1,8 @@
 /* results.c — builds the results JSON with cJSON and writes it atomically. */
 #define _POSIX_C_SOURCE 200809L
+#ifndef CNB_GIT_COMMIT /* the build's commit, written by cmake/git_commit.cmake */
 #include "cnb_git_commit.h"
+#endif
 #include "results.h"
 
 #include <cjson/cJSON.h>

@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <limits.h>
+#ifndef CNB_GIT_COMMIT /* the build's commit, written by cmake/git_commit.cmake */
 #include "cnb_git_commit.h"
+#endif
 #include "runctx.h"
 
 #include <dirent.h>
