@@ -7,5 +7,7 @@ int cnb_cmd_check(int argc, char **argv);   /* cross-check kernels and training 
 int cnb_cmd_bench(int argc, char **argv);   /* timing matrix backends x models */
 int cnb_cmd_compare(int argc, char **argv); /* regression gate between two results files */
 int cnb_cmd_report(int argc, char **argv);  /* PNG charts + page from results JSON */
+int cnb_cmd_history(int argc, char **argv);    /* results history database (history.h) */
+int cnb_cmd_dashboard(int argc, char **argv);  /* static site of the history over commits */
 
 #endif

@@ -14,11 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "util.h"
-
-#ifndef CNB_BUILD_BACKEND_DIR
-#define CNB_BUILD_BACKEND_DIR ""
-#endif
 
 const char *const cnb_known_backends[] = {"naive", "blas", "onednn", "cuda", "cudnn"};
 const int cnb_known_backend_count = 5;
@@ -27,18 +24,19 @@ const char *cnb_backend_dir(void) {
     static char dir[PATH_MAX];
     const char *env = getenv("CNNBENCH_BACKEND_DIR");
     if (env && *env) return env;
-    struct stat st;
-    if (CNB_BUILD_BACKEND_DIR[0] && stat(CNB_BUILD_BACKEND_DIR, &st) == 0 && S_ISDIR(st.st_mode))
-        return CNB_BUILD_BACKEND_DIR;
-    /* Installed layout: <prefix>/bin/cnnbench and <prefix>/lib/cnnbench/libcnb_*.so */
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        snprintf(dir, sizeof dir, "%s/../lib/cnnbench", dirname(exe));
-        return dir;
+    return cnb_default_dir(CNB_DIR_BACKENDS, dir, sizeof dir);
+}
+
+/* <dir>/libcnb_<name>.so for the first search directory that has it ($CNNBENCH_BACKEND_PATH,
+ * then the backend directory); the backend directory's path when none does. */
+static void find_named_backend(const char *name, char *path, size_t len) {
+    char *dirs[CNB_MAX_SEARCH_DIRS];
+    int n = cnb_search_dirs("CNNBENCH_BACKEND_PATH", cnb_backend_dir(), dirs, CNB_MAX_SEARCH_DIRS);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, len, "%s/libcnb_%s.so", dirs[i], name);
+        if (access(path, F_OK) == 0) break;
     }
-    return CNB_BUILD_BACKEND_DIR;
+    cnb_free_search_dirs(dirs, n);
 }
 
 /* The v1 slots a table must fill, by name, so a refusal can say which one is empty. */
@@ -160,7 +158,7 @@ int cnb_load_backend(const char *name_or_path, cnb_loaded_backend *out, char *er
                             "unknown backend '%s' (valid: naive, blas, onednn, cuda, cudnn, or a "
                             "path to a backend .so)",
                             name_or_path);
-        snprintf(out->path, sizeof out->path, "%s/libcnb_%s.so", cnb_backend_dir(), name_or_path);
+        find_named_backend(name_or_path, out->path, sizeof out->path);
     }
 
     struct stat st;

@@ -15,8 +15,9 @@ typedef struct cnb_loaded_backend {
 extern const char *const cnb_known_backends[];
 extern const int cnb_known_backend_count;
 
-/* The directory searched for libcnb_<name>.so: $CNNBENCH_BACKEND_DIR if set, else the build
- * tree's backend directory compiled in, else <dir of the executable>/../lib/cnnbench. */
+/* The directory searched for libcnb_<name>.so: $CNNBENCH_BACKEND_DIR if set, else the one beside
+ * the program (paths.h: <exe>/../lib/cnnbench, or the build tree's). $CNNBENCH_BACKEND_PATH adds
+ * directories searched before it. */
 const char *cnb_backend_dir(void);
 
 /* Load a backend by name ("naive" → <backend dir>/libcnb_naive.so) or by path (anything with a

@@ -545,7 +545,8 @@ int main(int argc, char **argv) {
         const char *verb;
         int (*run)(int, char **);
     } verbs[] = {{"check", cnb_cmd_check}, {"bench", cnb_cmd_bench},
-                 {"compare", cnb_cmd_compare}, {"report", cnb_cmd_report}};
+                 {"compare", cnb_cmd_compare}, {"report", cnb_cmd_report},
+                 {"history", cnb_cmd_history}, {"dashboard", cnb_cmd_dashboard}};
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
             if (strcmp(argv[1], verbs[i].verb) == 0) return verbs[i].run(argc - 1, argv + 1);

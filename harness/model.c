@@ -3,6 +3,7 @@
  * Every error names the file, the line and the layer; nothing here exits or asserts. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -665,13 +666,6 @@ int cnb_model_load(const char *path, cnb_model *m, FILE *warn, char *err, size_t
 /* ------------------------------------------------------------------------------------------ */
 /* Finding model files                                                                         */
 
-#ifdef CNB_SOURCE_MODELS_DIR
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-#endif
-
 const char *cnb_models_dir(void) {
     static char dir[4096];
     const char *env = getenv("CNNBENCH_MODELS_DIR");
@@ -679,26 +673,19 @@ const char *cnb_models_dir(void) {
         snprintf(dir, sizeof dir, "%s", env);
         return dir;
     }
-#ifdef CNB_SOURCE_MODELS_DIR
-    if (is_dir(CNB_SOURCE_MODELS_DIR)) {
-        snprintf(dir, sizeof dir, "%s", CNB_SOURCE_MODELS_DIR);
-        return dir;
-    }
-#endif
-    /* An installed program finds <prefix>/share/cnnbench/models beside <prefix>/bin. */
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(dir, sizeof dir, "%.4000s/../share/cnnbench/models", exe);
-            return dir;
-        }
-    }
-    snprintf(dir, sizeof dir, "models");
-    return dir;
+    return cnb_default_dir(CNB_DIR_MODELS, dir, sizeof dir);
+}
+
+/* <dir>/<file> in the first of $CNNBENCH_MODEL_PATH's directories that has it; 0 when found. */
+static int find_in_model_path(const char *file, char *cand, size_t len) {
+    char *dirs[CNB_MAX_SEARCH_DIRS];
+    int n = cnb_search_dirs("CNNBENCH_MODEL_PATH", cnb_models_dir(), dirs, CNB_MAX_SEARCH_DIRS);
+    int found = -1;
+    for (int i = 0; i < n && found != 0; i++)
+        if (snprintf(cand, len, "%s/%s", dirs[i], file) < (int)len && access(cand, R_OK) == 0)
+            found = 0;
+    cnb_free_search_dirs(dirs, n);
+    return found;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -752,15 +739,14 @@ int cnb_model_resolve(const char *name_or_path, char *path, size_t path_len, cha
         }
         int e = errno;
         /* "simplecnn.cfg" alone may also mean the file of that name in the models directory. */
-        if (!strchr(name_or_path, '/') &&
-            snprintf(cand, sizeof cand, "%s/%s", dir, name_or_path) < (int)sizeof cand &&
-            access(cand, R_OK) == 0)
+        if (!strchr(name_or_path, '/') && find_in_model_path(name_or_path, cand, sizeof cand) == 0)
             goto found;
         return cnb_errf(err, err_len, "model file '%s': %s", name_or_path, strerror(e));
     }
-    if (snprintf(cand, sizeof cand, "%s/%s.cfg", dir, name_or_path) >= (int)sizeof cand)
+    char file[512];
+    if (snprintf(file, sizeof file, "%s.cfg", name_or_path) >= (int)sizeof file)
         return cnb_errf(err, err_len, "model name too long: %.64s...", name_or_path);
-    if (access(cand, R_OK) == 0) goto found;
+    if (find_in_model_path(file, cand, sizeof cand) == 0) goto found;
     char avail[1024];
     list_models(dir, avail, sizeof avail);
     return cnb_errf(err, err_len, "unknown model '%s': no %s/%s.cfg; available models: %s (or "

@@ -66,8 +66,9 @@ int cnb_model_parse(const char *text, const char *name, cnb_model *m, FILE *warn
                     size_t err_len);
 
 /* Resolve a --model argument: a path (contains '/' or ends in .cfg) or a name looked up as
- * <models dir>/<name>.cfg. The models directory is $CNNBENCH_MODELS_DIR, else the source tree's
- * models/ compiled in, else <dir of the executable>/../share/cnnbench/models. */
+ * <name>.cfg in $CNNBENCH_MODEL_PATH's directories, then in the models directory:
+ * $CNNBENCH_MODELS_DIR, else the one beside the program (paths.h: <exe>/../share/cnnbench/models,
+ * or the source tree's models/ for a build-tree program). */
 const char *cnb_models_dir(void);
 int cnb_model_resolve(const char *name_or_path, char *path, size_t path_len, char *err,
                       size_t err_len);

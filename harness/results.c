@@ -1,5 +1,8 @@
 /* results.c — builds the results JSON with cJSON and writes it atomically. */
 #define _POSIX_C_SOURCE 200809L
+#ifndef CNB_GIT_COMMIT /* the build's commit, written by cmake/git_commit.cmake */
+#include "cnb_git_commit.h"
+#endif
 #include "results.h"
 
 #include <cjson/cJSON.h>
@@ -193,6 +196,7 @@ cJSON *cnb_results_json(const cnb_run_record *rec) {
     cJSON_AddNumberToObject(root, "schema_version", CNB_RESULTS_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "kind", "train");
     cJSON_AddStringToObject(root, "tool", "cnnbench " CNB_VERSION);
+    cJSON_AddStringToObject(root, "git_commit", CNB_GIT_COMMIT);
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));

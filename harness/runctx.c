@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <limits.h>
+#ifndef CNB_GIT_COMMIT /* the build's commit, written by cmake/git_commit.cmake */
+#include "cnb_git_commit.h"
+#endif
 #include "runctx.h"
 
 #include <dirent.h>
@@ -103,6 +106,7 @@ cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, 
     cJSON_AddNumberToObject(root, "schema_version", CNB_RESULTS_SCHEMA_VERSION);
     cJSON_AddStringToObject(root, "kind", kind);
     cJSON_AddStringToObject(root, "tool", "cnnbench " CNB_VERSION);
+    cJSON_AddStringToObject(root, "git_commit", CNB_GIT_COMMIT);
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));

@@ -16,11 +16,11 @@ flags="-g -O1 -std=c11 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 incs="-I$src/harness -I$src/harness/abi $(pkg-config --cflags libcjson hwloc)"
 libs="$(pkg-config --libs libcjson hwloc) -lz -ldl -lm"
 # The core sources the parsers need (cmd_compare pulls in the results-reading helpers).
-core="util data model checkpoint results train machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader"
+core="util paths data model checkpoint results train machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader"
 objs=""
 for f in $core; do
   [ -f "$src/harness/$f.c" ] || continue
-  $CC $flags $incs -DCNB_VERSION='"fuzz"' -DCNB_BUILD_BACKEND_DIR='""' -DCNB_SOURCE_MODELS_DIR='""' \
+  $CC $flags $incs -DCNB_VERSION='"fuzz"' -DCNB_GIT_COMMIT='"fuzz"' \
     -c "$src/harness/$f.c" -o "$build/obj/$f.o"
   objs="$objs $build/obj/$f.o"
 done

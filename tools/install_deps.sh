@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev libcjson-dev libhwloc-dev libopenblas-dev
           libdnnl-dev libcriterion-dev dataset-fashion-mnist python3 python3-torch python3-venv
           gnuplot-nox valgrind clang libclang-rt-14-dev libopenmpi-dev openmpi-bin
-          libsqlite3-dev chromium libjs-chart.js)
+          libsqlite3-dev chromium libjs-chart.js libssl-dev dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
