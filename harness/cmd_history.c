@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "history.h"
+#include "options.h"
 #include "util.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -45,42 +46,44 @@ static void usage(FILE *f) {
         CNB_HISTORY_DEFAULT_NAME);
 }
 
-static int parse_opts(int argc, char **argv, hist_opts *o) {
-    enum { O_DB = 256, O_COMMIT, O_MODEL, O_BACKEND, O_METRIC, O_KIND, O_RUN, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB}, {"commit", required_argument, 0, O_COMMIT},
-        {"model", required_argument, 0, O_MODEL}, {"backend", required_argument, 0, O_BACKEND},
-        {"metric", required_argument, 0, O_METRIC}, {"kind", required_argument, 0, O_KIND},
-        {"run", required_argument, 0, O_RUN}, {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    *o = (hist_opts){.run = 0};
-    optind = 1; /* argv[0] is the sub-verb */
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) return 0;
-        long v;
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_COMMIT: o->commit = optarg; break;
-        case O_MODEL: o->model = optarg; break;
-        case O_BACKEND: o->backend = optarg; break;
-        case O_METRIC: o->metric = optarg; break;
-        case O_KIND: o->kind = optarg; break;
-        case O_QUIET: o->quiet = 1; break;
-        case O_RUN:
-            if (cnb_parse_long_flag("cnnbench history", "--run", optarg, 1, LONG_MAX, &v) != 0)
-                return -1;
-            o->run = v;
-            break;
-        case O_HELP: case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "cnnbench history: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return -1;
-        }
+enum { O_DB = 256, O_COMMIT, O_METRIC, O_KIND, O_RUN };
+
+static const struct option history_flags[] = {
+    {"db", required_argument, 0, O_DB}, {"commit", required_argument, 0, O_COMMIT},
+    {"metric", required_argument, 0, O_METRIC}, {"kind", required_argument, 0, O_KIND},
+    {"run", required_argument, 0, O_RUN}, {0, 0, 0, 0}};
+
+static int on_history_flag(void *user, int id, const char *arg) {
+    hist_opts *o = user;
+    long v;
+    switch (id) {
+    case O_DB: o->db = arg; return 0;
+    case O_COMMIT: o->commit = arg; return 0;
+    case O_METRIC: o->metric = arg; return 0;
+    case O_KIND: o->kind = arg; return 0;
+    case O_RUN:
+        if (cnb_opt_long("cnnbench history", "--run", arg, 1, LONG_MAX, &v) != 0) return -1;
+        o->run = v;
+        return 0;
     }
+    return -1;
+}
+
+/* argv[0] is the sub-verb; *first is where the files begin. */
+static int parse_opts(int argc, char **argv, hist_opts *o, int *first) {
+    *o = (hist_opts){.run = 0};
+    cnb_common_opts co;
+    int rc = cnb_parse_options("cnnbench history", argc, argv,
+                               CNB_OPT_MODELS | CNB_OPT_BACKENDS | CNB_OPT_QUIET, history_flags,
+                               on_history_flag, o, usage, &co, first);
+    if (rc != 0) return rc;
+    if (cnb_opt_single("cnnbench history", "--model", co.n_models) != 0 ||
+        cnb_opt_single("cnnbench history", "--backend", co.n_backends) != 0)
+        return -1;
+    o->model = co.model_arg;
+    o->backend = co.backend_arg;
+    o->quiet = co.quiet;
+    return 0;
 }
 
 static sqlite3 *open_db(const hist_opts *o, const char *beside) {
@@ -216,10 +219,11 @@ int cnb_cmd_history(int argc, char **argv) {
     }
     const char *sub = argv[1];
     hist_opts o;
-    int prc = parse_opts(argc - 1, argv + 1, &o);
+    int first = 0;
+    int prc = parse_opts(argc - 1, argv + 1, &o, &first);
     if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;
-    int nrest = argc - 1 - optind;
-    char **rest = argv + 1 + optind;
+    int nrest = argc - 1 - first;
+    char **rest = argv + 1 + first;
     if (strcmp(sub, "add") == 0) return cmd_add(&o, nrest, rest);
     if (nrest > 0) {
         fprintf(stderr, "cnnbench history %s: unexpected argument '%s'\n", sub, rest[0]);

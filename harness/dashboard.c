@@ -21,6 +21,7 @@
 #include "cnb_dashboard_assets.h"
 #include "commands.h"
 #include "history.h"
+#include "options.h"
 #include "runctx.h"
 #include "util.h"
 
@@ -47,45 +48,36 @@ static void usage(FILE *f) {
         DEFAULT_CHARTJS);
 }
 
+enum { O_DB = 256, O_CHARTJS, O_THRESHOLD };
+
+static const struct option dashboard_flags[] = {
+    {"db", required_argument, 0, O_DB}, {"chartjs", required_argument, 0, O_CHARTJS},
+    {"threshold", required_argument, 0, O_THRESHOLD}, {0, 0, 0, 0}};
+
+static int on_dashboard_flag(void *user, int id, const char *arg) {
+    dash_opts *o = user;
+    double t;
+    switch (id) {
+    case O_DB: o->db = arg; return 0;
+    case O_CHARTJS: o->chartjs = arg; return 0;
+    case O_THRESHOLD:
+        if (cnb_opt_double("cnnbench dashboard", "--threshold", arg, 0, 1000, &t) != 0) return -1;
+        o->threshold = arg;
+        return 0;
+    }
+    return -1;
+}
+
 static int parse_opts(int argc, char **argv, dash_opts *o) {
-    enum { O_DB = 256, O_OUT, O_CHARTJS, O_THRESHOLD, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB}, {"out", required_argument, 0, O_OUT},
-        {"chartjs", required_argument, 0, O_CHARTJS},
-        {"threshold", required_argument, 0, O_THRESHOLD}, {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0}};
     const char *env = getenv("CNNBENCH_CHARTJS");
     *o = (dash_opts){.chartjs = env && *env ? env : DEFAULT_CHARTJS, .threshold = "10"};
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "h", opts, NULL);
-        if (c == -1) break;
-        switch (c) {
-        case O_DB: o->db = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_CHARTJS: o->chartjs = optarg; break;
-        case O_THRESHOLD: {
-            char *end;
-            double t = strtod(optarg, &end);
-            if (end == optarg || *end || !(t >= 0) || t > 1000) {
-                fprintf(stderr, "cnnbench dashboard: --threshold: '%s' is not a percentage\n",
-                        optarg);
-                return -1;
-            }
-            o->threshold = optarg;
-            break;
-        }
-        case O_HELP: case 'h': usage(stdout); return 1;
-        default:
-            fprintf(stderr, "cnnbench dashboard: unknown option or missing value: '%s'\n",
-                    argv[optind - 1]);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (!o->db || !o->out || optind != argc) {
-        fprintf(stderr, "cnnbench dashboard: needs --db PATH and --out DIR (and nothing else)\n");
+    cnb_common_opts co;
+    int rc = cnb_parse_options("cnnbench dashboard", argc, argv, CNB_OPT_OUT, dashboard_flags,
+                               on_dashboard_flag, o, usage, &co, NULL);
+    if (rc != 0) return rc;
+    o->out = co.out;
+    if (!o->db || !o->out) {
+        fprintf(stderr, "cnnbench dashboard: needs --db PATH and --out DIR\n");
         usage(stderr);
         return -1;
     }
