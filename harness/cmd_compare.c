@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "machine.h"
 #include "options.h"
 #include "runctx.h"
 #include "util.h"
@@ -448,13 +449,6 @@ static int compare_training(const cmp_opts *o, const cJSON *base, const cJSON *n
     return 0;
 }
 
-static const char *kind_of(const cJSON *root) {
-    const char *k = cnb_json_str(root, "kind", NULL);
-    if (k) return k;
-    if (cJSON_GetObjectItemCaseSensitive(root, "epochs")) return "train";
-    return "unknown";
-}
-
 int cnb_cmd_compare(int argc, char **argv) {
     cmp_opts o;
     int prc = parse_opts(argc, argv, &o);
@@ -472,7 +466,7 @@ int cnb_cmd_compare(int argc, char **argv) {
         return EXIT_USAGE;
     }
     int rc = EXIT_USAGE;
-    const char *bk = kind_of(base), *nk = kind_of(now);
+    const char *bk = cnb_results_kind(base), *nk = cnb_results_kind(now);
     verdict v = {.rows = cJSON_CreateArray()};
     double bsv = cnb_json_num(base, "schema_version", -1), nsv = cnb_json_num(now, "schema_version", -1);
     if (strcmp(bk, nk) != 0) {
@@ -508,8 +502,9 @@ int cnb_cmd_compare(int argc, char **argv) {
                v.improvements, v.missing ? "; some cells are missing in NEW" : "");
     rc = bad ? EXIT_REGRESSION : 0;
     if (o.json_out) {
-        cJSON *out = cJSON_CreateObject();
-        cJSON_AddStringToObject(out, "kind", "compare");
+        cnb_machine mc;
+        cnb_machine_probe(&mc);
+        cJSON *out = cnb_context_json("compare", argc, argv, 0, 0, &mc);
         cJSON_AddStringToObject(out, "base", o.base);
         cJSON_AddStringToObject(out, "new", o.new_path);
         cJSON_AddNumberToObject(out, "threshold_pct", o.threshold_pct);

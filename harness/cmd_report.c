@@ -533,15 +533,14 @@ int cnb_cmd_report(int argc, char **argv) {
         snprintf(stem, sizeof stem, "%s", base_name(argv[i]));
         char *dot = strstr(stem, ".json");
         if (dot) *dot = '\0';
-        const char *kind = cnb_json_str(root, "kind", NULL);
-        if (kind && strcmp(kind, "bench") == 0) report_bench(&r, root, argv[i], stem);
-        else if (kind && strcmp(kind, "check") == 0) report_check(&r, root, argv[i]);
-        else if (kind && strcmp(kind, "comparison") == 0)
-            report_comparison(&r, root, argv[i], stem);
-        else if (cJSON_GetObjectItemCaseSensitive(root, "epochs")) report_training(&r, root, argv[i], stem);
+        const char *kind = cnb_results_kind(root);
+        if (strcmp(kind, "bench") == 0) report_bench(&r, root, argv[i], stem);
+        else if (strcmp(kind, "check") == 0) report_check(&r, root, argv[i]);
+        else if (strcmp(kind, "comparison") == 0) report_comparison(&r, root, argv[i], stem);
+        else if (strcmp(kind, "train") == 0) report_training(&r, root, argv[i], stem);
         else {
-            fprintf(stderr, "cnnbench report: %s: not a training, bench or check results file\n",
-                    argv[i]);
+            fprintf(stderr, "cnnbench report: %s: a '%s' file, not a training, comparison, bench "
+                            "or check results file\n", argv[i], kind);
             rc = 1;
         }
         cJSON_Delete(root);

@@ -1,8 +1,5 @@
 /* results.c — builds the results JSON with cJSON and writes it atomically. */
 #define _POSIX_C_SOURCE 200809L
-#ifndef CNB_GIT_COMMIT /* the build's commit, written by cmake/git_commit.cmake */
-#include "cnb_git_commit.h"
-#endif
 #include "results.h"
 
 #include <cjson/cJSON.h>
@@ -17,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runctx.h"
 #include "util.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -71,10 +69,6 @@ const char *cnb_info_get(const cnb_info_list *l, const char *key) {
     for (int i = 0; l && i < l->count; i++)
         if (strcmp(l->key[i], key) == 0) return l->value[i];
     return NULL;
-}
-
-static void env_to_json(void *user, const char *key, const char *value) {
-    cJSON_AddStringToObject((cJSON *)user, key, value);
 }
 
 static cJSON *summary_json(const double *x, int n) {
@@ -162,23 +156,6 @@ static cJSON *dataset_json(const char *kind, const cnb_dataset *train, const cnb
     return o;
 }
 
-static cJSON *machine_json(const cnb_machine *mc) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "cpu_model", mc->cpu_model);
-    cJSON_AddNumberToObject(o, "packages", mc->packages);
-    cJSON_AddNumberToObject(o, "cores", mc->cores);
-    cJSON_AddNumberToObject(o, "pus", mc->pus);
-    cJSON_AddNumberToObject(o, "l1d_bytes", (double)mc->l1d_bytes);
-    cJSON_AddNumberToObject(o, "l2_bytes", (double)mc->l2_bytes);
-    cJSON_AddNumberToObject(o, "l3_bytes", (double)mc->l3_bytes);
-    cJSON_AddBoolToObject(o, "avx2", mc->has_avx2);
-    cJSON_AddBoolToObject(o, "avx512f", mc->has_avx512f);
-    cJSON_AddStringToObject(o, "hostname", mc->hostname);
-    cJSON_AddStringToObject(o, "os", mc->os);
-    cJSON_AddStringToObject(o, "hwloc", mc->hwloc_version);
-    return o;
-}
-
 static const char *status_name(cnb_run_status s) {
     switch (s) {
     case CNB_RUN_OK: return "completed";
@@ -192,21 +169,11 @@ static const char *status_name(cnb_run_status s) {
 
 cJSON *cnb_results_json(const cnb_run_record *rec) {
     const cnb_run_result *r = rec->result;
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddNumberToObject(root, "schema_version", CNB_RESULTS_SCHEMA_VERSION);
-    cJSON_AddStringToObject(root, "kind", "train");
-    cJSON_AddStringToObject(root, "tool", "cnnbench " CNB_VERSION);
-    cJSON_AddStringToObject(root, "git_commit", CNB_GIT_COMMIT);
-    char when[64];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    cJSON_AddStringToObject(root, "created", when);
-    cJSON *cmd = cJSON_AddArrayToObject(root, "command_line");
-    for (int i = 0; i < rec->argc; i++) cJSON_AddItemToArray(cmd, cJSON_CreateString(rec->argv[i]));
+    /* argv[0] is the program's path: the context block names the tool itself */
+    cJSON *root = cnb_context_json("train", rec->argc > 0 ? rec->argc - 1 : 0, rec->argv + 1,
+                                   rec->settings->seed, rec->threads, rec->machine);
     cJSON_AddStringToObject(root, "status", status_name(r->status));
     cJSON_AddStringToObject(root, "message", r->message);
-    cJSON_AddNumberToObject(root, "seed", (double)rec->settings->seed);
-    cJSON_AddStringToObject(root, "build_type", rec->build_type ? rec->build_type : "");
     cJSON_AddItemToObject(root, "model", model_json(rec->model, rec->settings));
 
     cJSON *b = cJSON_AddObjectToObject(root, "backend");
@@ -217,9 +184,6 @@ cJSON *cnb_results_json(const cnb_run_record *rec) {
     for (int i = 0; rec->backend_info && i < rec->backend_info->count; i++)
         cJSON_AddStringToObject(info, rec->backend_info->key[i], rec->backend_info->value[i]);
 
-    cJSON_AddItemToObject(root, "machine", machine_json(rec->machine));
-    cJSON *env = cJSON_AddObjectToObject(root, "environment");
-    cnb_machine_env(env_to_json, env);
     cJSON_AddItemToObject(root, "dataset", dataset_json(rec->dataset_kind, rec->train, rec->test));
 
     cJSON *epochs = cJSON_AddArrayToObject(root, "epochs");

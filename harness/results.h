@@ -10,7 +10,10 @@
 #include "model.h"
 #include "train.h"
 
-#define CNB_RESULTS_SCHEMA_VERSION 1
+/* 2: every file starts from the one context block (runctx.c) and has a kind; training files
+ * gained kind, threads and pinning, and command_line / build_type take the context's form.
+ * Readers accept version 1 files (a training file there has no kind but has "epochs"). */
+#define CNB_RESULTS_SCHEMA_VERSION 2
 
 /* min / median / max and the median absolute deviation of n samples (n >= 1). */
 typedef struct cnb_summary {

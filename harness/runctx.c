@@ -100,6 +100,23 @@ static void env_to_json(void *user, const char *key, const char *value) {
     cJSON_AddStringToObject((cJSON *)user, key, value);
 }
 
+cJSON *cnb_machine_json(const cnb_machine *mc) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "cpu_model", mc->cpu_model);
+    cJSON_AddNumberToObject(m, "packages", mc->packages);
+    cJSON_AddNumberToObject(m, "cores", mc->cores);
+    cJSON_AddNumberToObject(m, "pus", mc->pus);
+    cJSON_AddNumberToObject(m, "l1d_bytes", (double)mc->l1d_bytes);
+    cJSON_AddNumberToObject(m, "l2_bytes", (double)mc->l2_bytes);
+    cJSON_AddNumberToObject(m, "l3_bytes", (double)mc->l3_bytes);
+    cJSON_AddBoolToObject(m, "avx2", mc->has_avx2);
+    cJSON_AddBoolToObject(m, "avx512f", mc->has_avx512f);
+    cJSON_AddStringToObject(m, "hostname", mc->hostname);
+    cJSON_AddStringToObject(m, "os", mc->os);
+    cJSON_AddStringToObject(m, "hwloc", mc->hwloc_version);
+    return m;
+}
+
 cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, int threads,
                         const cnb_machine *mc) {
     cJSON *root = cJSON_CreateObject();
@@ -123,19 +140,7 @@ cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, 
     cJSON_AddStringToObject(pj, "bound_pus", pin.bound);
     cJSON_AddStringToObject(pj, "allowed_pus", pin.allowed);
     cJSON_AddBoolToObject(pj, "pinned", pin.pinned);
-    cJSON *m = cJSON_AddObjectToObject(root, "machine");
-    cJSON_AddStringToObject(m, "cpu_model", mc->cpu_model);
-    cJSON_AddNumberToObject(m, "packages", mc->packages);
-    cJSON_AddNumberToObject(m, "cores", mc->cores);
-    cJSON_AddNumberToObject(m, "pus", mc->pus);
-    cJSON_AddNumberToObject(m, "l1d_bytes", (double)mc->l1d_bytes);
-    cJSON_AddNumberToObject(m, "l2_bytes", (double)mc->l2_bytes);
-    cJSON_AddNumberToObject(m, "l3_bytes", (double)mc->l3_bytes);
-    cJSON_AddBoolToObject(m, "avx2", mc->has_avx2);
-    cJSON_AddBoolToObject(m, "avx512f", mc->has_avx512f);
-    cJSON_AddStringToObject(m, "hostname", mc->hostname);
-    cJSON_AddStringToObject(m, "os", mc->os);
-    cJSON_AddStringToObject(m, "hwloc", mc->hwloc_version);
+    cJSON_AddItemToObject(root, "machine", cnb_machine_json(mc));
     cJSON *env = cJSON_AddObjectToObject(root, "environment");
     cnb_machine_env(env_to_json, env);
     /* the test faults are not in machine.c's prefixes; a result made with one must say so */
@@ -144,6 +149,13 @@ cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, 
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         if (getenv(faults[i])) cJSON_AddStringToObject(env, faults[i], getenv(faults[i]));
     return root;
+}
+
+const char *cnb_results_kind(const cJSON *root) {
+    const char *k = cnb_json_str(root, "kind", NULL);
+    if (k) return k;
+    if (cJSON_GetObjectItemCaseSensitive(root, "epochs")) return "train";
+    return "unknown";
 }
 
 cJSON *cnb_info_json(const cnb_info_list *info) {

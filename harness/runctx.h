@@ -37,8 +37,14 @@ const char *cnb_build_description(void);
  * created, command_line, seed, build, threads, pinning, machine, environment. */
 cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, int threads,
                         const cnb_machine *mc);
+/* The machine block of the context (CPU model, cores, caches via hwloc, host, OS). */
+cJSON *cnb_machine_json(const cnb_machine *mc);
 /* Backend info() facts as a JSON object. */
 cJSON *cnb_info_json(const cnb_info_list *info);
+
+/* What a results file is: its "kind" ("train", "comparison", "check", "bench", "compare", ...);
+ * a schema-1 training file has none but has "epochs"; "unknown" otherwise. */
+const char *cnb_results_kind(const cJSON *root);
 
 /* Read and parse a JSON file; NULL with err set (naming the file) on failure. */
 cJSON *cnb_read_json(const char *path, char *err, size_t err_len);

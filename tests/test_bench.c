@@ -115,7 +115,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     cr_expect_not_null(strstr(out, "per-kernel breakdown"), "%s", out);
     cr_expect_not_null(strstr(out, "vs naive"), "%s", out);
     cJSON *root = read_json(json);
-    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 1);
+    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
     cr_expect_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "bench");
     const char *ctx_keys[] = {"machine", "environment", "pinning", "threads", "seed", "build_type",
                               "settings", "backends"};

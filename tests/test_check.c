@@ -213,7 +213,7 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
     int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 0, "exit %d; output:\n%s", rc, out);
     cJSON *root = read_json(json);
-    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 1);
+    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
     cr_expect_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "check");
     cr_expect_not_null(cJSON_GetObjectItem(root, "machine"));
     const cJSON *c, *checks = cJSON_GetObjectItem(root, "checks");

@@ -103,7 +103,7 @@ Test(cli, front_door_trains_and_writes_results, .timeout = 300) {
     fclose(f);
     cJSON *root = cJSON_Parse(text);
     cr_assert_not_null(root, "results are not JSON");
-    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 1);
+    cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
     cJSON *fin = cJSON_GetObjectItem(root, "final");
     double acc = cJSON_GetObjectItem(fin, "test_accuracy")->valuedouble;
     cr_expect(acc >= 0 && acc <= 1, "test_accuracy %g is not a fraction", acc);
