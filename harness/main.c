@@ -16,6 +16,8 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "data.h"
+#include "dist_report.h"
+#include "distributed.h"
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
@@ -31,7 +33,7 @@ enum { EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 130 };
 
 typedef struct cli {
     const char *backend, *model, *dataset, *data, *out;
-    const char *save, *load, *resume, *checkpoint, *dump_logits;
+    const char *save, *load, *resume, *checkpoint, *dump_logits, *scaling_baseline;
     long checkpoint_every;
     int eval_only;
     int epochs, batch, eval_batch, threads, train_limit, test_limit;
@@ -70,6 +72,8 @@ static void usage(FILE *f) {
             "  --checkpoint-every N  write a checkpoint every N steps\n"
             "  --dump-logits FILE    write the test images and their logits (safetensors) at the end\n"
             "  --eval-only           no training: evaluate the starting (or --load) parameters\n"
+            "  --scaling-baseline FILE  under mpirun: a 1-rank results file of the same run, for\n"
+            "                        the speed-up and scaling efficiency\n"
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
             "  --no-progress         no progress line on stderr\n"
@@ -219,6 +223,7 @@ typedef struct ckpt_ctx {
 
 static int periodic_checkpoint(void *user, cnb_trainer *t, char *err, size_t err_len) {
     const ckpt_ctx *k = user;
+    if (cnb_dist_rank(cnb_dist_world()) != 0) return 0; /* the ranks hold the same parameters */
     return cnb_checkpoint_save_trainer(k->path, t, k->m, k->s->optimizer, k->s->seed, err,
                                        err_len);
 }
@@ -283,8 +288,12 @@ static int train_command(const cli *c, int argc, char **argv) {
     if (c->lr > 0) s.lr = (float)c->lr;
     if (c->have_seed) s.seed = c->seed;
     s.max_steps = c->steps;
-    s.progress = c->progress && isatty(STDERR_FILENO);
+    cnb_dist *dist = cnb_dist_world();
+    int rank0 = cnb_dist_rank(dist) == 0; /* only rank 0 prints and writes */
+    if (!rank0) log = NULL;
+    s.progress = rank0 && c->progress && isatty(STDERR_FILENO);
     s.log = log;
+    s.dist = dist;
     char ckpt_default[512];
     snprintf(ckpt_default, sizeof ckpt_default, "cnnbench-%s-%s.ckpt.safetensors", m->name,
              c->backend && !strchr(c->backend, '/') ? c->backend : "custom");
@@ -296,7 +305,9 @@ static int train_command(const cli *c, int argc, char **argv) {
 
     cnb_machine mc;
     cnb_machine_probe(&mc);
-    int threads = c->threads ? c->threads : (mc.cores > 0 ? mc.cores : 1);
+    int threads = c->threads ? c->threads
+                  : dist ? cnb_dist_default_threads(dist, mc.cores)
+                         : (mc.cores > 0 ? mc.cores : 1);
     cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = c->deterministic,
                       .allow_tf32 = c->tf32};
     if (cnb_open_backend(c->backend, &cfg, &lib, &ctx, err, sizeof err) != 0) {
@@ -306,7 +317,7 @@ static int train_command(const cli *c, int argc, char **argv) {
     cnb_info_list info = {0};
     lib.api->info(ctx, cnb_info_collect, &info);
     const char *mismatch = cnb_info_get(&info, "version_mismatch");
-    if (mismatch) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
+    if (mismatch && rank0) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
 
     const char *kind = c->dataset ? c->dataset : "fashion-mnist";
     if (cnb_dataset_open(kind, c->data, c->train_limit, c->test_limit, &train, &test, err,
@@ -347,6 +358,10 @@ static int train_command(const cli *c, int argc, char **argv) {
                     st.global_step);
         }
     }
+    if (c->eval_only && !rank0) {
+        rc = 0;
+        goto done;
+    }
     if (c->eval_only) {
         long correct = 0;
         if (dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err) != 0) {
@@ -368,12 +383,31 @@ static int train_command(const cli *c, int argc, char **argv) {
     char out_default[512];
     snprintf(out_default, sizeof out_default, "cnnbench-%s-%s.json", m->name, lib.api->name);
     const char *out = c->out ? c->out : out_default;
+    cJSON *dist_json = NULL;
+    if (dist) {
+        /* Collective: every rank reports its share before rank 0 writes. */
+        dist_json = cnb_dist_run_json(dist, t, m, &s, r, threads, c->scaling_baseline, err,
+                                      sizeof err);
+        if (!dist_json) {
+            fprintf(stderr, "cnnbench: %s\n", err);
+            goto done;
+        }
+        if (log) cnb_dist_print(log, dist_json);
+    }
+    if (!rank0) {
+        cJSON_Delete(dist_json);
+        rc = run_rc == 0 ? 0 : r->status == CNB_RUN_DIVERGED ? EXIT_DIVERGED
+                          : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED : 1;
+        goto done;
+    }
     cnb_run_record rec = {.argc = argc, .argv = argv, .model = m, .settings = &s,
                           .backend_name = lib.api->name, .backend_path = lib.path,
                           .backend_info = &info, .machine = &mc, .dataset_kind = kind,
                           .train = &train, .test = &test, .result = r,
-                          .build_type = CNB_BUILD_TYPE, .threads = threads};
+                          .build_type = CNB_BUILD_TYPE, .threads = threads,
+                          .distributed = dist_json};
     int write_rc = cnb_results_write(out, &rec, err, sizeof err);
+    cJSON_Delete(dist_json);
 
     if (r->have_confusion && log) print_confusion(r, log);
     double ips[CNB_MAX_EPOCHS], iips[CNB_MAX_EPOCHS];
@@ -428,6 +462,8 @@ static int train_command(const cli *c, int argc, char **argv) {
         rc = write_rc == 0 && save_rc == 0 && dump_rc == 0 ? 0 : 1;
     }
 done:
+    /* A failure on one rank leaves the others waiting in a collective: stop them all. */
+    if (rc == 1) cnb_dist_abort(cnb_dist_world(), rc);
     cnb_trainer_destroy(t);
     if (ctx) cnb_close_backend(&lib, ctx);
     cnb_dataset_free(&train);
@@ -438,7 +474,7 @@ done:
     return rc;
 }
 
-int main(int argc, char **argv) {
+static int run_command_line(int argc, char **argv) {
     static const struct {
         const char *verb;
         int (*run)(int, char **);
@@ -453,7 +489,7 @@ int main(int argc, char **argv) {
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
            O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
            O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
-           O_EVAL_ONLY };
+           O_EVAL_ONLY, O_SCALING_BASELINE };
     static const struct option opts[] = {
         {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -475,6 +511,7 @@ int main(int argc, char **argv) {
         {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
         {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
         {"eval-only", no_argument, 0, O_EVAL_ONLY},
+        {"scaling-baseline", required_argument, 0, O_SCALING_BASELINE},
         {0, 0, 0, 0}};
     cli c = {.backend = "blas", .model = "simplecnn", .progress = 1};
     int action = 0;
@@ -529,6 +566,7 @@ int main(int argc, char **argv) {
             break;
         case O_DUMP_LOGITS: c.dump_logits = optarg; break;
         case O_EVAL_ONLY: c.eval_only = 1; break;
+        case O_SCALING_BASELINE: c.scaling_baseline = optarg; break;
         case O_LIST_BACKENDS: action = O_LIST_BACKENDS; break;
         case O_LIST_MODELS: action = O_LIST_MODELS; break;
         case O_SHOW_MODEL: action = O_SHOW_MODEL; show = optarg; break;
@@ -565,4 +603,22 @@ int main(int argc, char **argv) {
     if (action == O_LIST_MODELS) return list_models();
     if (action == O_SHOW_MODEL) return show_model(show);
     return train_command(&c, argc, argv);
+}
+
+/* Under mpirun every rank runs this program; MPI starts only then (a plain run never touches
+ * it), and only rank 0 prints to stdout. */
+int main(int argc, char **argv) {
+    char err[CNB_ERR_LEN];
+    cnb_dist *dist;
+    if (cnb_dist_init(&argc, &argv, &dist, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench: %s\n", err);
+        return 1;
+    }
+    if (cnb_dist_rank(dist) != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "cnnbench: rank %d: cannot silence stdout\n", cnb_dist_rank(dist));
+        cnb_dist_abort(dist, 1);
+    }
+    int rc = run_command_line(argc, argv);
+    cnb_dist_finalize(dist);
+    return rc;
 }

@@ -264,6 +264,8 @@ static char *record_to_text(const cnb_run_record *rec) {
     for (long i = 0; i < r->total_steps; i++)
         cJSON_AddItemToArray(losses, cJSON_CreateNumber(r->step_losses[i]));
     cJSON_AddNumberToObject(root, "wall_time_s", r->wall_seconds);
+    if (rec->distributed)
+        cJSON_AddItemToObject(root, "distributed", cJSON_Duplicate(rec->distributed, 1));
 
     char *text = cJSON_Print(root);
     cJSON_Delete(root);

@@ -46,6 +46,7 @@ typedef struct cnb_run_record {
     const cnb_run_result *result;
     const char *build_type;
     int threads;
+    const struct cJSON *distributed; /* data-parallel facts (dist_report.h); NULL: one process */
 } cnb_run_record;
 
 /* Write the record as JSON to path atomically: a temporary file in the same directory, flushed

@@ -31,6 +31,10 @@ typedef struct cnb_run_settings {
     long checkpoint_every;
     int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
     void *checkpoint_user;
+    /* Data-parallel training (harness/distributed.h): NULL or one rank trains alone. With
+     * several ranks each takes its slice of every global batch (s->batch) and of the test set,
+     * and the gradients are summed between backward and update. */
+    struct cnb_dist *dist;
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
@@ -64,6 +68,11 @@ typedef struct cnb_run_result {
     double wall_seconds;
     float *step_losses;      /* loss of every training step (total_steps values), malloc'd */
     long step_losses_cap;
+    /* Data-parallel runs: this rank's share and what the gradient exchange cost it. */
+    long local_images;       /* training images this rank computed */
+    double train_seconds;    /* the training steps' wall time, summed over epochs */
+    double allreduce_seconds;/* inside the gradient all-reduce itself */
+    double exchange_seconds; /* the whole exchange: download, weighting, all-reduce, upload, sums */
 } cnb_run_result;
 
 /* Fill settings from the model file's training section (no log, no progress). */
