@@ -1,0 +1,171 @@
+/* test_distributed.c — data-parallel training under `mpirun -np 2 --oversubscribe`: the weights
+ * of 2 ranks agree with 1 process at the same global batch (even, uneven, a batch smaller than
+ * the rank count, a short last batch), evaluation is split and summed, only rank 0 writes, the
+ * results record the ranks and the all-reduce, a 2-rank run resumes from its checkpoint, and the
+ * check family passes and fails a planted fault. Skipped (the reason printed) without MPI. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "model.h"
+#include "runctx.h"
+#include "testutil.h"
+
+#ifdef CNB_TEST_MPIEXEC
+#define MPIRUN CNB_TEST_MPIEXEC " -np 2 --oversubscribe "
+#else
+#define MPIRUN "false "
+#endif
+#define TMP CNB_TEST_TMP_DIR "/dist_"
+/* Tiny runs: network, a few hundred images, the start of the test set. */
+#define SMALL " --model network --no-progress --test-limit 300 "
+
+static void skip_without_mpi(void) {
+#ifndef CNB_TEST_MPIEXEC
+    printf("[SKIP-ALL] this build has no MPI (libopenmpi-dev not found by CMake)\n");
+    fflush(stdout);
+    cr_skip_test("no MPI in this build");
+#endif
+}
+
+static void run_ok(const char *cmd) {
+    char *out;
+    int rc = tu_run(cmd, &out);
+    cr_assert_eq(rc, 0, "exit %d from: %s\n%s", rc, cmd, out);
+    free(out);
+}
+
+static cnb_model *network(void) {
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_not_null(m);
+    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    return m;
+}
+
+/* Relative L2 distance of the parameters in two checkpoints of `network`. */
+static double weights_distance(const char *a, const char *b, int *identical) {
+    cnb_model *m = network();
+    cnb_checkpoint ca, cb;
+    char err[CNB_ERR_LEN];
+    cr_assert_eq(cnb_checkpoint_read(a, m, &ca, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_checkpoint_read(b, m, &cb, err, sizeof err), 0, "%s", err);
+    double num = 0, den = 0;
+    *identical = memcmp(ca.params, cb.params, m->n_params * sizeof(float)) == 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        double d = (double)ca.params[i] - cb.params[i];
+        num += d * d;
+        den += (double)ca.params[i] * ca.params[i];
+    }
+    cnb_checkpoint_free(&ca);
+    cnb_checkpoint_free(&cb);
+    free(m);
+    return sqrt(num / den);
+}
+
+static cJSON *results(const char *path) {
+    char err[CNB_ERR_LEN];
+    cJSON *j = cnb_read_json(path, err, sizeof err);
+    cr_assert_not_null(j, "%s", err);
+    return j;
+}
+
+/* 1 process and 2 ranks with the same flags; returns the weights' relative L2 distance. */
+static double one_vs_two(const char *name, const char *flags, int *identical) {
+    char cmd[2048], one[256], two[256];
+    snprintf(one, sizeof one, TMP "%s_1.safetensors", name);
+    snprintf(two, sizeof two, TMP "%s_2.safetensors", name);
+    snprintf(cmd, sizeof cmd, CNB_TEST_CNNBENCH " --backend blas --threads 1" SMALL "%s --save %s "
+             "--out " TMP "%s_1.json --quiet", flags, one, name);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, MPIRUN CNB_TEST_CNNBENCH " --backend blas" SMALL "%s --save %s --out "
+             TMP "%s_2.json --quiet", flags, two, name);
+    run_ok(cmd);
+    return weights_distance(one, two, identical);
+}
+
+Test(distributed, two_ranks_agree_with_one_process, .init = skip_without_mpi) {
+    int same;
+    double d = one_vs_two("even", "--train-limit 600 --epochs 1", &same);
+    printf("2 ranks vs 1, batch 100: weights relative L2 %.3g\n", d);
+    cr_expect_leq(d, 1e-5, "2 ranks vs 1 process: weights relative L2 %.3g > 1e-5", d);
+    cr_expect(d > 0 || same, "distance 0 but the bytes differ");
+
+    cJSON *one = results(TMP "even_1.json"), *two = results(TMP "even_2.json");
+    cr_expect_null(cJSON_GetObjectItem(one, "distributed"), "a plain run must not report ranks");
+    const cJSON *dist = cJSON_GetObjectItem(two, "distributed");
+    cr_assert_not_null(dist, "the 2-rank results have no 'distributed' object");
+    cr_expect_eq(cnb_json_int(dist, "ranks", 0), 2);
+    cr_expect_eq(cnb_json_int(dist, "global_batch", 0), 100);
+    const char *lib = cnb_json_str(cJSON_GetObjectItem(dist, "communicator"), "library", "");
+    cr_expect(strstr(lib, "MPI") != NULL, "communicator library '%s'", lib);
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(dist, "per_rank_images_per_s")), 2);
+    double share = cnb_json_num(dist, "allreduce_share_of_step", -1);
+    cr_expect(share > 0 && share < 1, "all-reduce share of the step %g not in (0, 1)", share);
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(dist, "parameters_identical_on_all_ranks")));
+    /* Evaluation split over the ranks and summed: the confusion matrix counts every test image
+     * once, and the accuracy is the 1-process one. */
+    long total = 0;
+    const cJSON *row, *v;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItem(two, "confusion_matrix"))
+        cJSON_ArrayForEach(v, row) total += (long)v->valuedouble;
+    cr_expect_eq(total, 300, "the confusion matrix counts %ld test images, not 300", total);
+    double a1 = cnb_json_num(cJSON_GetObjectItem(one, "final"), "test_accuracy", -1);
+    double a2 = cnb_json_num(cJSON_GetObjectItem(two, "final"), "test_accuracy", -2);
+    cr_expect_leq(fabs(a1 - a2), 0.005, "test accuracy %g on 2 ranks, %g on 1", a2, a1);
+    cJSON_Delete(one);
+    cJSON_Delete(two);
+}
+
+Test(distributed, uneven_and_short_batches_agree, .init = skip_without_mpi) {
+    int same;
+    /* batch 7 splits 4 + 3; 53 images leave a last batch of 4 (2 + 2) */
+    double d = one_vs_two("uneven", "--train-limit 53 --batch 7 --epochs 2", &same);
+    cr_expect_leq(d, 1e-5, "uneven batches: weights relative L2 %.3g > 1e-5", d);
+    /* batch 1 on 2 ranks: one rank has nothing to compute at every step */
+    d = one_vs_two("tiny", "--train-limit 20 --batch 1 --epochs 1 --lr 0.01", &same);
+    cr_expect_leq(d, 1e-5, "batch 1 on 2 ranks: weights relative L2 %.3g > 1e-5", d);
+}
+
+Test(distributed, resume_from_a_two_rank_checkpoint, .init = skip_without_mpi) {
+    run_ok(MPIRUN CNB_TEST_CNNBENCH " --backend blas" SMALL "--train-limit 400 --epochs 2 --save "
+           TMP "full.safetensors --out " TMP "full.json --quiet");
+    run_ok(MPIRUN CNB_TEST_CNNBENCH " --backend blas" SMALL "--train-limit 400 --epochs 2 --steps 5 "
+           "--checkpoint-every 5 --checkpoint " TMP "part.safetensors --out " TMP "part.json --quiet");
+    run_ok(MPIRUN CNB_TEST_CNNBENCH " --backend blas" SMALL "--train-limit 400 --epochs 2 --resume "
+           TMP "part.safetensors --save " TMP "resumed.safetensors --out " TMP "resumed.json --quiet");
+    int same;
+    double d = weights_distance(TMP "full.safetensors", TMP "resumed.safetensors", &same);
+    cr_expect(same, "a resumed 2-rank run differs from an uninterrupted one (relative L2 %.3g)", d);
+}
+
+Test(distributed, check_family_passes_and_catches_a_planted_fault, .init = skip_without_mpi) {
+    run_ok(MPIRUN CNB_TEST_CNNBENCH " check --backends naive,blas --model network --steps 3 "
+           "--test-limit 100 --out " TMP "check.json --quiet");
+    cJSON *j = results(TMP "check.json");
+    const cJSON *sum = cJSON_GetObjectItem(j, "summary");
+    cr_expect_eq(cnb_json_int(sum, "FAILED", -1), 0);
+    cr_expect_geq(cnb_json_int(sum, "PASSED", 0), 2 * 11, "too few distributed checks ran");
+    cJSON_Delete(j);
+
+    char *out;
+    int rc = tu_run("CNB_TEST_FAULT_BACKEND=blas CNB_TEST_PERTURB=gemm " MPIRUN CNB_TEST_CNNBENCH
+                    " check --backends blas --model network --no-training --mode exact --out "
+                    TMP "check_bad.json --quiet", &out);
+    cr_expect_neq(rc, 0, "a planted gemm fault passed the distributed check:\n%s", out);
+    cr_expect(strstr(out, "FAILED     blas    distributed") != NULL, "%s", out);
+    free(out);
+}
+
+Test(distributed, alone_the_family_is_skipped_with_the_reason) {
+    char *out;
+    int rc = tu_run(CNB_TEST_CNNBENCH " check --backends naive --family distributed --model "
+                    "network --out " TMP "alone.json", &out);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "SKIPPED") && (strstr(out, "mpirun") || strstr(out, "MPI")), "%s", out);
+    free(out);
+}
