@@ -27,6 +27,7 @@
 
 #include "commands.h"
 #include "data.h"
+#include "distributed.h"
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
@@ -860,6 +861,8 @@ static cJSON *cell_json(const bn_cell *c) {
 /* ---- the verb ---- */
 
 int cnb_cmd_bench(int argc, char **argv) {
+    /* Under mpirun the question is scaling, not the single-process matrix (bench_dist.c). */
+    if (cnb_dist_size(cnb_dist_world()) > 1) return cnb_cmd_bench_distributed(argc, argv);
     static char lists[3 * 4096];
     bn_opts o;
     int prc = parse_opts(argc, argv, &o, lists);

@@ -169,3 +169,34 @@ Test(distributed, alone_the_family_is_skipped_with_the_reason) {
     cr_expect(strstr(out, "SKIPPED") && (strstr(out, "mpirun") || strstr(out, "MPI")), "%s", out);
     free(out);
 }
+
+Test(distributed, bench_reports_scaling_and_allreduce_bandwidth, .init = skip_without_mpi) {
+    run_ok(MPIRUN CNB_TEST_CNNBENCH " bench --backends blas --model network --steps 2 --runs 1 "
+           "--iters 3 --out " TMP "bench.json --quiet");
+    cJSON *j = results(TMP "bench.json");
+    const cJSON *cell = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "cells"), 0);
+    cr_assert_not_null(cell, "no bench cell");
+    const cJSON *sc = cJSON_GetObjectItem(cell, "scaling");
+    cr_assert_eq(cJSON_GetArraySize(sc), 2, "scaling rows for 1 and 2 ranks expected");
+    for (int i = 0; i < 2; i++) {
+        const cJSON *row = cJSON_GetArrayItem(sc, i);
+        cr_expect_eq(cnb_json_int(row, "ranks", 0), i + 1);
+        cr_expect_gt(cnb_json_num(row, "images_per_s", 0), 0, "row %d has no speed", i);
+        cr_expect_null(cJSON_GetObjectItem(row, "error"));
+    }
+    cr_expect_eq(cnb_json_num(cJSON_GetArrayItem(sc, 0), "allreduce_ms_per_step", -1), 0,
+                 "one rank exchanges nothing");
+    /* network has 5 weights and 5 biases, plus the whole block; busbw = algbw * 2(n-1)/n */
+    const cJSON *ar = cJSON_GetObjectItem(cell, "allreduce"), *e;
+    cr_expect_eq(cJSON_GetArraySize(ar), 11);
+    cJSON_ArrayForEach(e, ar) {
+        double alg = cnb_json_num(e, "algbw_GBps", -1), bus = cnb_json_num(e, "busbw_GBps", -2);
+        double t = cnb_json_num(e, "time_us", -1), bytes = cnb_json_num(e, "bytes", -1);
+        cr_expect_gt(t, 0);
+        cr_expect_leq(fabs(alg - bytes / t / 1e3), 1e-9 * alg + 1e-12, "algbw %g != bytes/time", alg);
+        cr_expect_leq(fabs(bus - alg * 2.0 * (2 - 1) / 2), 1e-12 + 1e-9 * alg, "busbw %g", bus);
+    }
+    const cJSON *last = cJSON_GetArrayItem(ar, 10);
+    cr_expect_eq(cnb_json_num(last, "bytes", 0), 131992.0, "the whole gradient block of network");
+    cJSON_Delete(j);
+}
