@@ -205,7 +205,7 @@ static void scaling_row(cnb_dist *world, const bd_opts *o, const cnb_backend *ap
         s.epochs = 1;
         s.max_steps = o->steps;
         s.seed = o->seed;
-        s.dist = sub;
+        s.dist = k > 1 ? sub : NULL; /* the 1-rank row is a plain single process */
         cnb_trainer *t = NULL;
         if (cnb_trainer_create(api, ctx, m, train, test, &s, &t, err, sizeof err) != 0 ||
             timed_runs(sub, t, m, o->runs, row, err, sizeof err) != 0)

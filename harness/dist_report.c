@@ -79,7 +79,8 @@ static int params_agree(cnb_dist *d, cnb_trainer *t, const cnb_model *m) {
 
 cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
                          const cnb_run_settings *s, const cnb_run_result *r, int threads,
-                         const char *baseline, char *err, size_t err_len) {
+                         const char *device_library, const char *baseline, char *err,
+                         size_t err_len) {
     int ranks = cnb_dist_size(d);
     long steps = r->total_steps > 0 ? r->total_steps : 1;
     double train_s = r->train_seconds > 0 ? r->train_seconds : 1e-300, mean;
@@ -91,10 +92,18 @@ cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
     cJSON_AddStringToObject(c, "kind", "MPI");
     cJSON_AddStringToObject(c, "library", cnb_dist_library(d));
     cJSON_AddStringToObject(c, "mpi_standard", cnb_dist_standard(d));
-    cJSON_AddNullToObject(c, "nccl_version");
-    cJSON_AddStringToObject(j, "gradient_exchange",
-                            "host MPI_Allreduce(MPI_SUM) of the float32 gradient block; each "
-                            "rank weights its gradient by its images / the global batch");
+    if (s->device_allreduce && device_library) {
+        cJSON_AddStringToObject(c, "device_library", device_library);
+        cJSON_AddStringToObject(j, "gradient_exchange",
+                                "on the device: the backend's allreduce_sum (NCCL) of the "
+                                "float32 gradient block, each rank's scaled by its images / "
+                                "the global batch");
+    } else {
+        cJSON_AddNullToObject(c, "device_library");
+        cJSON_AddStringToObject(j, "gradient_exchange",
+                                "host MPI_Allreduce(MPI_SUM) of the float32 gradient block; each "
+                                "rank weights its gradient by its images / the global batch");
+    }
     cJSON_AddNumberToObject(j, "gradient_bytes", (double)m->n_params * sizeof(float));
     cJSON_AddNumberToObject(j, "global_batch", s->batch);
     cJSON_AddNumberToObject(j, "images_per_s", median_train_ips(r));
@@ -121,11 +130,15 @@ cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
 }
 
 void cnb_dist_print(FILE *f, const cJSON *j) {
-    fprintf(f, "data parallel: %d ranks (%d on this node, %d threads each) over %s (MPI %s)\n",
+    fprintf(f, "data parallel: %d ranks (%d on this node, %d threads each) over %s (MPI %s)%s%s\n",
             cnb_json_int(j, "ranks", 1), cnb_json_int(j, "ranks_on_this_node", 1),
             cnb_json_int(j, "threads_per_rank", 1),
             cnb_json_str(cJSON_GetObjectItemCaseSensitive(j, "communicator"), "library", "?"),
-            cnb_json_str(cJSON_GetObjectItemCaseSensitive(j, "communicator"), "mpi_standard", "?"));
+            cnb_json_str(cJSON_GetObjectItemCaseSensitive(j, "communicator"), "mpi_standard", "?"),
+            cnb_json_str(cJSON_GetObjectItemCaseSensitive(j, "communicator"), "device_library",
+                         NULL) ? "; gradients summed on the device by " : "",
+            cnb_json_str(cJSON_GetObjectItemCaseSensitive(j, "communicator"), "device_library",
+                         ""));
     fprintf(f, "  images/s: %.0f in all; per rank:", cnb_json_num(j, "images_per_s", 0));
     const cJSON *v;
     cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(j, "per_rank_images_per_s"))

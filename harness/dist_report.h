@@ -18,10 +18,12 @@
 int cnb_dist_default_threads(const cnb_dist *d, int cores);
 
 /* Collective: every rank calls it after the run; all get the same object (caller frees).
- * baseline: a 1-rank results file of the same run, or NULL. NULL with err set on failure. */
+ * device_library: the device communicator's library when the gradients were summed on the
+ * device (s->device_allreduce), else NULL. baseline: a 1-rank results file of the same run, or NULL. NULL with err set on failure. */
 cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
                          const cnb_run_settings *s, const cnb_run_result *r, int threads,
-                         const char *baseline, char *err, size_t err_len);
+                         const char *device_library, const char *baseline, char *err,
+                         size_t err_len);
 /* A few lines for the log: ranks, communicator, images/s per rank, all-reduce share, scaling. */
 void cnb_dist_print(FILE *f, const cJSON *j);
 

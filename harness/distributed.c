@@ -44,7 +44,7 @@ static uint64_t fnv1a(const void *buf, size_t bytes) {
 
 struct cnb_dist {
     MPI_Comm comm;
-    int rank, size, local_size;
+    int rank, size, local_size, local_rank;
     int owns_comm;           /* a sub-communicator this struct frees */
     char library[256], standard[16];
 };
@@ -76,6 +76,7 @@ static int fill(cnb_dist *d, MPI_Comm comm, char *err, size_t err_len) {
     int rc = MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
     if (rc != MPI_SUCCESS) return mpi_errf(rc, "MPI_Comm_split_type", err, err_len);
     MPI_Comm_size(node, &d->local_size);
+    MPI_Comm_rank(node, &d->local_rank);
     MPI_Comm_free(&node);
     describe(d);
     return 0;
@@ -112,6 +113,7 @@ void cnb_dist_abort(cnb_dist *d, int code) {
 int cnb_dist_rank(const cnb_dist *d) { return d ? d->rank : 0; }
 int cnb_dist_size(const cnb_dist *d) { return d ? d->size : 1; }
 int cnb_dist_local_size(const cnb_dist *d) { return d ? d->local_size : 1; }
+int cnb_dist_local_rank(const cnb_dist *d) { return d ? d->local_rank : 0; }
 const char *cnb_dist_library(const cnb_dist *d) { return d ? d->library : ""; }
 const char *cnb_dist_standard(const cnb_dist *d) { return d ? d->standard : ""; }
 
@@ -228,6 +230,7 @@ void cnb_dist_abort(cnb_dist *d, int code) { (void)d; (void)code; }
 int cnb_dist_rank(const cnb_dist *d) { (void)d; return 0; }
 int cnb_dist_size(const cnb_dist *d) { (void)d; return 1; }
 int cnb_dist_local_size(const cnb_dist *d) { (void)d; return 1; }
+int cnb_dist_local_rank(const cnb_dist *d) { (void)d; return 0; }
 const char *cnb_dist_library(const cnb_dist *d) { (void)d; return ""; }
 const char *cnb_dist_standard(const cnb_dist *d) { (void)d; return ""; }
 

@@ -30,6 +30,7 @@ void cnb_dist_abort(cnb_dist *d, int code);
 int cnb_dist_rank(const cnb_dist *d);       /* 0 for NULL */
 int cnb_dist_size(const cnb_dist *d);       /* 1 for NULL */
 int cnb_dist_local_size(const cnb_dist *d); /* ranks on this node; 1 for NULL */
+int cnb_dist_local_rank(const cnb_dist *d); /* this rank's index on its node (its GPU); 0 for NULL */
 
 /* This rank's contiguous slice [*first, *first + *count) of n items: the first n % size ranks
  * take one item more, so the slices cover n exactly once, in rank order (a rank may get 0). */

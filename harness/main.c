@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "data.h"
+#include "dist_device.h"
 #include "dist_report.h"
 #include "distributed.h"
 #include "loader.h"
@@ -271,6 +272,7 @@ static int train_command(const cli *c, int argc, char **argv) {
     cnb_loaded_backend lib = {0};
     cnb_context *ctx = NULL;
     cnb_trainer *t = NULL;
+    int joined = 0; /* 1: this rank joined the backend's device communicator */
     FILE *log = c->quiet ? NULL : stdout;
     if (!m || !r) {
         fprintf(stderr, "cnnbench: out of memory\n");
@@ -309,11 +311,22 @@ static int train_command(const cli *c, int argc, char **argv) {
                   : dist ? cnb_dist_default_threads(dist, mc.cores)
                          : (mc.cores > 0 ? mc.cores : 1);
     cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = c->deterministic,
-                      .allow_tf32 = c->tf32};
+                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(dist)};
     if (cnb_open_backend(c->backend, &cfg, &lib, &ctx, err, sizeof err) != 0) {
-        fprintf(stderr, "cnnbench: --backend: %s\n", err);
+        fprintf(stderr, "cnnbench: --backend: %s%s\n", err,
+                dist ? " (under mpirun each rank takes the device numbered by its rank on the "
+                       "node: start at most as many ranks per node as it has devices)"
+                     : "");
         goto done;
     }
+    char device_library[128] = "", host_why[CNB_ERR_LEN] = "";
+    joined = cnb_dist_device_join(dist, lib.api, ctx, device_library,
+                                      sizeof device_library, host_why, sizeof host_why);
+    if (joined < 0) {
+        fprintf(stderr, "cnnbench: device communicator: %s\n", host_why);
+        goto done;
+    }
+    s.device_allreduce = joined;
     cnb_info_list info = {0};
     lib.api->info(ctx, cnb_info_collect, &info);
     const char *mismatch = cnb_info_get(&info, "version_mismatch");
@@ -386,7 +399,8 @@ static int train_command(const cli *c, int argc, char **argv) {
     cJSON *dist_json = NULL;
     if (dist) {
         /* Collective: every rank reports its share before rank 0 writes. */
-        dist_json = cnb_dist_run_json(dist, t, m, &s, r, threads, c->scaling_baseline, err,
+        dist_json = cnb_dist_run_json(dist, t, m, &s, r, threads,
+                                      joined ? device_library : NULL, c->scaling_baseline, err,
                                       sizeof err);
         if (!dist_json) {
             fprintf(stderr, "cnnbench: %s\n", err);
@@ -465,6 +479,7 @@ done:
     /* A failure on one rank leaves the others waiting in a collective: stop them all. */
     if (rc == 1) cnb_dist_abort(cnb_dist_world(), rc);
     cnb_trainer_destroy(t);
+    if (joined > 0) cnb_dist_device_leave(lib.api, ctx);
     if (ctx) cnb_close_backend(&lib, ctx);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);

@@ -219,7 +219,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
         return cnb_errf(err, err_len, "out of host memory for the data sets");
     }
     for (int i = 0; i < train->count; i++) t->order[i] = i;
-    if (cnb_dist_size(s->dist) > 1 &&
+    if (s->dist &&
         !(t->host_grads = cnb_aligned_alloc((m->n_params ? m->n_params : 1) * sizeof(float)))) {
         cnb_trainer_destroy(t);
         return cnb_errf(err, err_len, "out of host memory for the gradient exchange");
@@ -544,6 +544,25 @@ static int local_step(cnb_trainer *t, const int32_t *order, int n, float *loss, 
     return 0;
 }
 
+/* The gradients summed on the device by the backend's communicator: each rank's weighted by
+ * its share. Synchronized on both sides so the time is the all-reduce's own. A rank with no
+ * images contributes zeros (its gradient buffer holds the last step's, or nothing yet). */
+static int device_allreduce(cnb_trainer *t, int n_local, float weight, double *seconds,
+                            char *err, size_t err_len) {
+    size_t np = t->m->n_params;
+    if (n_local == 0) {
+        memset(t->host_grads, 0, np * sizeof(float));
+        KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
+               "upload (zero gradients)");
+    }
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (before the all-reduce)");
+    double start = cnb_now();
+    KCHECK(t, t->api->allreduce_sum(t->ctx, t->grads, np, weight), "allreduce_sum (gradients)");
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (after the all-reduce)");
+    *seconds = cnb_now() - start;
+    return 0;
+}
+
 /* The data-parallel exchange between backward and update. softmax-CE's backward divides by the
  * LOCAL batch n_local, so each rank weights its gradient by n_local / n before the sum: the sum
  * is then the gradient of the mean over the global batch n, also when n does not divide evenly
@@ -554,17 +573,21 @@ static int exchange_gradients(cnb_trainer *t, cnb_run_result *r, int n_local, in
     cnb_dist *d = t->s.dist;
     size_t np = t->m->n_params;
     double start = cnb_now(), allreduce = 0.0;
-    if (n_local > 0) {
+    float weight = (float)((double)n_local / n);
+    if (t->s.device_allreduce) {
+        if (device_allreduce(t, n_local, weight, &allreduce, err, err_len) != 0) return -1;
+    } else if (n_local > 0) {
         KCHECK(t, t->api->download(t->ctx, t->host_grads, t->grads, np * sizeof(float)),
                "download (gradients)");
-        float weight = (float)((double)n_local / n);
         for (size_t i = 0; i < np; i++) t->host_grads[i] *= weight;
     } else {
         memset(t->host_grads, 0, np * sizeof(float));
     }
-    if (cnb_dist_sum_floats(d, t->host_grads, np, &allreduce, err, err_len) != 0) return -1;
-    KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
-           "upload (gradients)");
+    if (!t->s.device_allreduce) {
+        if (cnb_dist_sum_floats(d, t->host_grads, np, &allreduce, err, err_len) != 0) return -1;
+        KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
+               "upload (gradients)");
+    }
     double sums[3] = {(double)*loss * n_local, (double)*correct, stop_requested ? 1.0 : 0.0};
     if (cnb_dist_sum_doubles(d, sums, 3, err, err_len) != 0) return -1;
     *loss = (float)(sums[0] / n);
@@ -588,7 +611,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
     r->status = CNB_RUN_OK;
     stop_requested = 0;
     t->dist_stop = 0;
-    const int distributed = cnb_dist_size(t->s.dist) > 1;
+    const int distributed = t->s.dist != NULL;
 
     for (int e = t->pos_epoch; e <= t->s.epochs && rc == 0; e++) {
         cnb_epoch_metrics *em = &r->epoch[r->epochs_done];

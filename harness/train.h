@@ -31,10 +31,14 @@ typedef struct cnb_run_settings {
     long checkpoint_every;
     int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
     void *checkpoint_user;
-    /* Data-parallel training (harness/distributed.h): NULL or one rank trains alone. With
-     * several ranks each takes its slice of every global batch (s->batch) and of the test set,
-     * and the gradients are summed between backward and update. */
+    /* Data-parallel training (harness/distributed.h): NULL trains alone. Under mpirun each rank
+     * takes its slice of every global batch (s->batch) and of the test set, and the gradients
+     * are summed between backward and update (also on a single rank, which then times the
+     * exchange's code path). */
     struct cnb_dist *dist;
+    /* 1: the backend's allreduce_sum sums the gradients on the device (its communicator joined,
+     * dist_device.h); 0: download, MPI_Allreduce on the host, upload. */
+    int device_allreduce;
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {

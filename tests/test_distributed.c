@@ -18,6 +18,10 @@
 #define MPIRUN CNB_TEST_MPIEXEC " -np 2 --oversubscribe "
 #else
 #define MPIRUN "false "
+#define CNB_TEST_MPIEXEC "false"
+#endif
+#ifndef CNB_BUILD_BACKEND_DIR_FOR_TESTS
+#define CNB_BUILD_BACKEND_DIR_FOR_TESTS "."
 #endif
 #define TMP CNB_TEST_TMP_DIR "/dist_"
 /* Tiny runs: network, a few hundred images, the start of the test set. */
@@ -198,5 +202,34 @@ Test(distributed, bench_reports_scaling_and_allreduce_bandwidth, .init = skip_wi
     }
     const cJSON *last = cJSON_GetArrayItem(ar, 10);
     cr_expect_eq(cnb_json_num(last, "bytes", 0), 131992.0, "the whole gradient block of network");
+    cJSON_Delete(j);
+}
+
+/* The device path (the backend's collective group) on the CPU: cuda_emu's one-rank
+ * communicator under mpirun -np 1 must give the plain run's weights bit for bit (scale 1, sum
+ * over one rank), and the results must say the gradients were summed on the device. */
+Test(distributed, device_allreduce_path_on_the_emulator, .init = skip_without_mpi) {
+    const char *emu = CNB_BUILD_BACKEND_DIR_FOR_TESTS "/libcnb_cuda_emu.so";
+    FILE *f = fopen(emu, "rb");
+    if (!f) cr_skip_test("cuda_emu is not built here");
+    fclose(f);
+    char cmd[2048];
+#define EMU_RUN " --model network --train-limit 20 --batch 10 --test-limit 10 --epochs 1 " \
+                "--no-progress --quiet "
+    snprintf(cmd, sizeof cmd, CNB_TEST_CNNBENCH " --backend %s" EMU_RUN "--save " TMP
+             "emu_1.safetensors --out " TMP "emu_1.json", emu);
+    run_ok(cmd);
+    snprintf(cmd, sizeof cmd, CNB_TEST_MPIEXEC " -np 1 " CNB_TEST_CNNBENCH " --backend %s" EMU_RUN
+             "--save " TMP "emu_2.safetensors --out " TMP "emu_2.json", emu);
+    run_ok(cmd);
+    int same;
+    double d = weights_distance(TMP "emu_1.safetensors", TMP "emu_2.safetensors", &same);
+    cr_expect(same, "one rank through the device all-reduce changed the weights (relL2 %.3g)", d);
+    cJSON *j = results(TMP "emu_2.json");
+    const cJSON *dist = cJSON_GetObjectItem(j, "distributed");
+    const char *how = cnb_json_str(dist, "gradient_exchange", "");
+    cr_expect(strstr(how, "on the device") != NULL, "gradient exchange: '%s'", how);
+    const char *lib = cnb_json_str(cJSON_GetObjectItem(dist, "communicator"), "device_library", "");
+    cr_expect(strstr(lib, "emulated") != NULL, "device library '%s'", lib);
     cJSON_Delete(j);
 }
