@@ -349,6 +349,11 @@ static int train_command(const cli *c, int argc, char **argv) {
         fprintf(log, "data: %s, %d training / %d test images (%s)\n", kind, train.count,
                 test.count, train.images_path);
         print_settings(m, &s, log);
+        if (dist)
+            fprintf(log, "data parallel: %d ranks split each global batch of %d; gradients summed "
+                    "%s%s%s%s\n", cnb_dist_size(dist), s.batch,
+                    joined ? "on the device by " : "on the host by MPI_Allreduce",
+                    joined ? device_library : " (", joined ? "" : host_why, joined ? "" : ")");
     }
 
     if (cnb_trainer_create(lib.api, ctx, m, &train, &test, &s, &t, err, sizeof err) != 0) {
