@@ -15,10 +15,16 @@
 #include "testutil.h"
 
 #ifdef CNB_TEST_MPIEXEC
-#define MPIRUN CNB_TEST_MPIEXEC " -np 2 --oversubscribe "
+/* Each mpirun gets its own session directory: concurrent Open MPI 4 jobs of one user on one host
+ * race to create /tmp/ompi.HOST.UID ("mkdir ... File exists", orte_init fails). */
+#define MPI_SESSION                                                                           \
+    "d=$(mktemp -d /tmp/cnb-ompi.XXXXXX) && trap 'rm -rf \"$d\"' EXIT && "                   \
+    "OMPI_MCA_orte_tmpdir_base=$d "
+#define MPIRUN MPI_SESSION CNB_TEST_MPIEXEC " -np 2 --oversubscribe "
+#define MPIRUN1 MPI_SESSION CNB_TEST_MPIEXEC " -np 1 "
 #else
 #define MPIRUN "false "
-#define CNB_TEST_MPIEXEC "false"
+#define MPIRUN1 "false "
 #endif
 #ifndef CNB_BUILD_BACKEND_DIR_FOR_TESTS
 #define CNB_BUILD_BACKEND_DIR_FOR_TESTS "."
@@ -157,7 +163,7 @@ Test(distributed, check_family_passes_and_catches_a_planted_fault, .init = skip_
     cJSON_Delete(j);
 
     char *out;
-    int rc = tu_run("CNB_TEST_FAULT_BACKEND=blas CNB_TEST_PERTURB=gemm " MPIRUN CNB_TEST_CNNBENCH
+    int rc = tu_run("export CNB_TEST_FAULT_BACKEND=blas CNB_TEST_PERTURB=gemm; " MPIRUN CNB_TEST_CNNBENCH
                     " check --backends blas --model network --no-training --mode exact --out "
                     TMP "check_bad.json --quiet", &out);
     cr_expect_neq(rc, 0, "a planted gemm fault passed the distributed check:\n%s", out);
@@ -219,7 +225,7 @@ Test(distributed, device_allreduce_path_on_the_emulator, .init = skip_without_mp
     snprintf(cmd, sizeof cmd, CNB_TEST_CNNBENCH " --backend %s" EMU_RUN "--save " TMP
              "emu_1.safetensors --out " TMP "emu_1.json", emu);
     run_ok(cmd);
-    snprintf(cmd, sizeof cmd, CNB_TEST_MPIEXEC " -np 1 " CNB_TEST_CNNBENCH " --backend %s" EMU_RUN
+    snprintf(cmd, sizeof cmd, MPIRUN1 CNB_TEST_CNNBENCH " --backend %s" EMU_RUN
              "--save " TMP "emu_2.safetensors --out " TMP "emu_2.json", emu);
     run_ok(cmd);
     int same;
