@@ -143,7 +143,7 @@ static int parse_opts(int argc, char **argv, bd_opts *o, char *lists, int world)
 /* One scaling row: median images/s over the runs, and the all-reduce's time and share. */
 typedef struct bd_row {
     int ranks;
-    double images_per_s, allreduce_ms, share;
+    double images_per_s, allreduce_ms, share, wait_ms;
     char why[CNB_ERR_LEN];
 } bd_row;
 
@@ -152,7 +152,7 @@ static int timed_runs(cnb_dist *sub, cnb_trainer *t, const cnb_model *m, int run
     cnb_train_state start;
     cnb_trainer_get_state(t, &start);
     float *p0 = malloc((m->n_params ? m->n_params : 1) * sizeof(float));
-    double ips[1024], ar_ms[1024], share[1024];
+    double ips[1024], ar_ms[1024], share[1024], wait_ms[1024];
     cnb_run_result *r = calloc(1, sizeof *r);
     int rc = !p0 || !r ? cnb_errf(err, err_len, "out of host memory")
                        : cnb_trainer_get_tensors(t, p0, NULL, NULL, err, err_len);
@@ -176,11 +176,13 @@ static int timed_runs(cnb_dist *sub, cnb_trainer *t, const cnb_model *m, int run
         ips[i - 1] = images / secs;
         ar_ms[i - 1] = 1e3 * cnb_dist_max(sub, r->allreduce_seconds) / (r->total_steps ? r->total_steps : 1);
         share[i - 1] = cnb_dist_max(sub, r->allreduce_seconds) / secs;
+        wait_ms[i - 1] = 1e3 * cnb_dist_max(sub, r->wait_seconds) / (r->total_steps ? r->total_steps : 1);
     }
     if (rc == 0) {
         row->images_per_s = cnb_quantile(ips, runs, 0.5);
         row->allreduce_ms = cnb_quantile(ar_ms, runs, 0.5);
         row->share = cnb_quantile(share, runs, 0.5);
+        row->wait_ms = cnb_quantile(wait_ms, runs, 0.5);
     }
     if (r) cnb_run_result_free(r);
     free(r);
@@ -220,7 +222,8 @@ static void print_scaling(const char *backend, const cnb_model *m, int threads, 
                           int n) {
     printf("\nscaling: %s on %s, global batch %d split over the ranks, %d thread(s) per rank\n",
            m->name, backend, m->batch, threads);
-    printf("  ranks  images/s  speed-up  efficiency  all-reduce ms/step  share of step\n");
+    printf("  ranks  images/s  speed-up  efficiency  wait ms/step  all-reduce ms/step  share of "
+           "step\n");
     double base = 0;
     for (int i = 0; i < n; i++)
         if (rows[i].ranks == 1 && !rows[i].why[0]) base = rows[i].images_per_s;
@@ -235,7 +238,8 @@ static void print_scaling(const char *backend, const cnb_model *m, int threads, 
                    100 * rows[i].images_per_s / (rows[i].ranks * base));
         else
             printf("  %8s  %10s", "-", "-");
-        printf("  %18.3f  %12.1f%%\n", rows[i].allreduce_ms, 100 * rows[i].share);
+        printf("  %12.3f  %18.3f  %12.1f%%\n", rows[i].wait_ms, rows[i].allreduce_ms,
+               100 * rows[i].share);
     }
 }
 
@@ -320,6 +324,7 @@ static cJSON *rows_json(const char *backend, const cnb_model *m, const bd_row *r
         cJSON_AddNumberToObject(e, "images_per_s", rows[i].images_per_s);
         cJSON_AddNumberToObject(e, "allreduce_ms_per_step", rows[i].allreduce_ms);
         cJSON_AddNumberToObject(e, "allreduce_share_of_step", rows[i].share);
+        cJSON_AddNumberToObject(e, "wait_ms_per_step", rows[i].wait_ms);
         cJSON_AddItemToArray(a, e);
     }
     cJSON_AddItemToObject(j, "allreduce", allreduce);

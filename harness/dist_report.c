@@ -112,6 +112,12 @@ cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
     cJSON_AddItemToObject(j, "per_rank_allreduce_s_per_step",
                           per_rank_array(d, r->allreduce_seconds / steps, &mean));
     cJSON_AddNumberToObject(j, "allreduce_s_per_step", mean);
+    cJSON_AddItemToObject(j, "per_rank_wait_s_per_step",
+                          per_rank_array(d, r->wait_seconds / steps, &mean));
+    cJSON_AddNumberToObject(j, "wait_s_per_step", mean);
+    cJSON_AddItemToObject(j, "per_rank_wait_share",
+                          per_rank_array(d, r->wait_seconds / train_s, &mean));
+    cJSON_AddNumberToObject(j, "wait_share_of_step", mean);
     cJSON_AddItemToObject(j, "per_rank_allreduce_share",
                           per_rank_array(d, r->allreduce_seconds / train_s, &mean));
     cJSON_AddNumberToObject(j, "allreduce_share_of_step", mean);
@@ -119,8 +125,10 @@ cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
                           per_rank_array(d, r->exchange_seconds / train_s, &mean));
     cJSON_AddNumberToObject(j, "exchange_share_of_step", mean);
     cJSON_AddStringToObject(j, "note",
-                            "all-reduce time includes waiting for the slowest rank; the exchange "
-                            "adds the gradient download / upload and the loss sums");
+                            "wait: at a barrier just before the all-reduce, for the slowest "
+                            "rank; all-reduce: the call itself once all ranks arrived; the "
+                            "exchange: both plus the gradient download / upload and the loss "
+                            "sums");
     cJSON_AddBoolToObject(j, "parameters_identical_on_all_ranks", params_agree(d, t, m));
     if (baseline && add_scaling(j, baseline, m, ranks, median_train_ips(r), err, err_len) != 0) {
         cJSON_Delete(j);
@@ -143,10 +151,13 @@ void cnb_dist_print(FILE *f, const cJSON *j) {
     const cJSON *v;
     cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(j, "per_rank_images_per_s"))
         fprintf(f, " %.0f", v->valuedouble);
-    fprintf(f, "\n  gradient all-reduce: %.3f ms per step, %.1f%% of the step (whole exchange "
-               "%.1f%%); parameters identical on all ranks: %s\n",
+    fprintf(f, "\n  gradient all-reduce: %.3f ms per step, %.1f%% of the step, after waiting "
+               "%.3f ms (%.1f%%) for the slowest rank (whole exchange %.1f%%); parameters "
+               "identical on all ranks: %s\n",
             1e3 * cnb_json_num(j, "allreduce_s_per_step", 0),
             100 * cnb_json_num(j, "allreduce_share_of_step", 0),
+            1e3 * cnb_json_num(j, "wait_s_per_step", 0),
+            100 * cnb_json_num(j, "wait_share_of_step", 0),
             100 * cnb_json_num(j, "exchange_share_of_step", 0),
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "parameters_identical_on_all_ranks"))
                 ? "yes" : "NO");

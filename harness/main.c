@@ -82,7 +82,10 @@ static void usage(FILE *f) {
             "  --list-backends       each backend and whether it loads here\n"
             "  --list-models         the models in the models directory\n"
             "  --show-model NAME     print a model's layer table and training settings\n"
-            "  --version, --help\n",
+            "  --version, --help\n"
+            "\n"
+            "Under mpirun -np N every rank trains its slice of each global batch and the gradients\n"
+            "are summed across ranks (MPI, or NCCL on GPUs); only rank 0 prints and writes.\n",
             cnb_models_dir());
 }
 

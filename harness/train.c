@@ -544,11 +544,20 @@ static int local_step(cnb_trainer *t, const int32_t *order, int n, float *loss, 
     return 0;
 }
 
+/* A barrier just before the all-reduce splits the exchange's time into waiting for the slowest
+ * rank (skew: a busy core, an uneven slice) and the all-reduce proper (the link); inside one
+ * figure they cannot be told apart. */
+static void wait_for_ranks(cnb_trainer *t, cnb_run_result *r) {
+    double arrived = cnb_now();
+    cnb_dist_barrier(t->s.dist);
+    r->wait_seconds += cnb_now() - arrived;
+}
+
 /* The gradients summed on the device by the backend's communicator: each rank's weighted by
  * its share. Synchronized on both sides so the time is the all-reduce's own. A rank with no
  * images contributes zeros (its gradient buffer holds the last step's, or nothing yet). */
-static int device_allreduce(cnb_trainer *t, int n_local, float weight, double *seconds,
-                            char *err, size_t err_len) {
+static int device_allreduce(cnb_trainer *t, cnb_run_result *r, int n_local, float weight,
+                            double *seconds, char *err, size_t err_len) {
     size_t np = t->m->n_params;
     if (n_local == 0) {
         memset(t->host_grads, 0, np * sizeof(float));
@@ -556,6 +565,7 @@ static int device_allreduce(cnb_trainer *t, int n_local, float weight, double *s
                "upload (zero gradients)");
     }
     KCHECK(t, t->api->synchronize(t->ctx), "synchronize (before the all-reduce)");
+    wait_for_ranks(t, r);
     double start = cnb_now();
     KCHECK(t, t->api->allreduce_sum(t->ctx, t->grads, np, weight), "allreduce_sum (gradients)");
     KCHECK(t, t->api->synchronize(t->ctx), "synchronize (after the all-reduce)");
@@ -575,7 +585,7 @@ static int exchange_gradients(cnb_trainer *t, cnb_run_result *r, int n_local, in
     double start = cnb_now(), allreduce = 0.0;
     float weight = (float)((double)n_local / n);
     if (t->s.device_allreduce) {
-        if (device_allreduce(t, n_local, weight, &allreduce, err, err_len) != 0) return -1;
+        if (device_allreduce(t, r, n_local, weight, &allreduce, err, err_len) != 0) return -1;
     } else if (n_local > 0) {
         KCHECK(t, t->api->download(t->ctx, t->host_grads, t->grads, np * sizeof(float)),
                "download (gradients)");
@@ -584,6 +594,7 @@ static int exchange_gradients(cnb_trainer *t, cnb_run_result *r, int n_local, in
         memset(t->host_grads, 0, np * sizeof(float));
     }
     if (!t->s.device_allreduce) {
+        wait_for_ranks(t, r);
         if (cnb_dist_sum_floats(d, t->host_grads, np, &allreduce, err, err_len) != 0) return -1;
         KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
                "upload (gradients)");

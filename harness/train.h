@@ -75,7 +75,8 @@ typedef struct cnb_run_result {
     /* Data-parallel runs: this rank's share and what the gradient exchange cost it. */
     long local_images;       /* training images this rank computed */
     double train_seconds;    /* the training steps' wall time, summed over epochs */
-    double allreduce_seconds;/* inside the gradient all-reduce itself */
+    double wait_seconds;     /* at a barrier before it: waiting for the slowest rank */
+    double allreduce_seconds;/* inside the gradient all-reduce itself, all ranks arrived */
     double exchange_seconds; /* the whole exchange: download, weighting, all-reduce, upload, sums */
 } cnb_run_result;
 

@@ -40,7 +40,7 @@
 
 static void skip_without_mpi(void) {
 #ifndef CNB_TEST_MPIEXEC
-    printf("[SKIP-ALL] this build has no MPI (libopenmpi-dev not found by CMake)\n");
+    printf("[SKIP-ALL] this build has no MPI (CMake found no MPI C library, or -DCNB_WITH_MPI=OFF)\n");
     fflush(stdout);
     cr_skip_test("no MPI in this build");
 #endif
