@@ -15,13 +15,13 @@
 static const char *const ck_names[CNB_CK_COUNT] = {
     "corr2d", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd",
     "pool_fwd", "pool_bwd", "gemm", "act_fwd", "act_bwd", "softmax_ce_fwd", "softmax_ce_bwd",
-    "sgd", "adam", "memory", "training"};
+    "sgd", "adam", "memory", "training", "distributed"};
 /* The ABI slot names, accepted as aliases on the command line. */
 static const char *const ck_slots[CNB_CK_COUNT] = {
     "corr2d", "conv_forward", "conv_backward_data", "conv_backward_filter", "bias_forward",
     "bias_backward", "pool_forward", "pool_backward", "gemm", "activation_forward",
     "activation_backward", "softmax_ce_forward", "softmax_ce_backward", "sgd_step", "adam_step",
-    "upload", "train"};
+    "upload", "train", "allreduce"};
 
 const char *cnb_check_family_name(int f) {
     return f >= 0 && f < CNB_CK_COUNT ? ck_names[f] : "unknown";

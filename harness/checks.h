@@ -29,6 +29,7 @@ typedef enum cnb_check_family {
     CNB_CK_ADAM,
     CNB_CK_MEMORY,
     CNB_CK_TRAINING,   /* whole-training agreement; run by cmd_check.c, not by this file */
+    CNB_CK_DISTRIBUTED,/* N ranks against one, under mpirun (check_dist.h) */
     CNB_CK_COUNT
 } cnb_check_family;
 

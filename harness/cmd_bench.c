@@ -28,6 +28,7 @@
 #include "bench.h"
 #include "commands.h"
 #include "data.h"
+#include "distributed.h"
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
@@ -287,6 +288,8 @@ static int write_outputs(const bn_opts *o, const cJSON *root, bn_cell *cells, in
 }
 
 int cnb_cmd_bench(int argc, char **argv) {
+    /* Under mpirun the question is scaling, not the single-process matrix (bench_dist.c). */
+    if (cnb_dist_size(cnb_dist_world()) > 1) return cnb_cmd_bench_distributed(argc, argv);
     static bn_opts o;
     int prc = parse_opts(argc, argv, &o);
     if (prc != 0) return prc > 0 ? 0 : EXIT_USAGE;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_dist.h"
+#include "dist_report.h"
 #include "checks.h"
 #include "commands.h"
 #include "compare.h"
@@ -107,6 +109,8 @@ static void usage(FILE *f) {
         "  --family LIST     kernel families: corr2d conv_fwd conv_bwd_data conv_bwd_filter\n"
         "                    bias_fwd bias_bwd pool_fwd pool_bwd gemm act_fwd act_bwd\n"
         "                    softmax_ce_fwd softmax_ce_bwd sgd adam memory training\n"
+        "                    distributed (N ranks against one: run under mpirun -np N;\n"
+        "                    under mpirun it is the default and only rank 0 prints)\n"
         "                    (ABI slot names such as conv_backward_data work too)\n"
         "  --model LIST      models whose layer shapes to check (default: all in %s),\n"
         "                    and 'edge' for the edge shapes\n"
@@ -149,10 +153,13 @@ static double tolerance_for(const ck_state *s, const ck_backend *b, int family) 
 
 static void repro_command(const ck_state *s, const ck_backend *b, const char *family,
                           const char *label, const char *mode, char *buf, size_t len) {
+    char launcher[64] = "";
+    if (strcmp(family, "distributed") == 0)
+        snprintf(launcher, sizeof launcher, "mpirun -np %d ", cnb_dist_size(cnb_dist_world()));
     snprintf(buf, len,
-             "%s%scnnbench check --backends %s --family %s --shape '%s'%s%s --seed %llu "
+             "%s%s%scnnbench check --backends %s --family %s --shape '%s'%s%s --seed %llu "
              "--batch %d%s",
-             b->fault_env, b->fault_env[0] ? " " : "", b->name, family, label,
+             b->fault_env, b->fault_env[0] ? " " : "", launcher, b->name, family, label,
              mode ? " --mode " : "", mode ? mode : "", (unsigned long long)s->o.seed, s->o.batch,
              strcmp(family, "training") == 0 ? "" : " --no-training");
     if (strcmp(family, "training") == 0) {
@@ -523,6 +530,74 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
     return 0;
 }
 
+/* ---- N ranks against one (check_dist.h) ---- */
+
+typedef struct dist_emit_ctx {
+    ck_state *s;
+    ck_backend *b;
+} dist_emit_ctx;
+
+static void dist_emit(void *user, const char *label, const char *shape, const char *mode,
+                      const cnb_check_outcome *o, const char *note, cJSON *extra) {
+    dist_emit_ctx *e = user;
+    print_line(e->s, e->b, "distributed", label, shape, mode, o, note);
+    record(e->s, e->b, "distributed", label, shape, mode, o, extra);
+}
+
+static int run_distributed_checks(ck_state *s, cnb_model **models, int n_models) {
+    if (!family_selected(s, CNB_CK_DISTRIBUTED) || n_models == 0) return 0;
+    cnb_dist *d = cnb_dist_world();
+    int ranks = cnb_dist_size(d);
+    for (int bi = 0; ranks < 2 && bi < s->nb; bi++) {
+        if (!s->b[bi].usable) continue;
+        cnb_check_outcome o;
+        memset(&o, 0, sizeof o);
+        o.status = CNB_CHECK_SKIPPED;
+        snprintf(o.reason, sizeof o.reason, "%s",
+                 cnb_dist_built() ? "needs 2 or more ranks: run it under mpirun -np N (N >= 2)"
+                                  : "this cnnbench was built without MPI");
+        print_line(s, &s->b[bi], "distributed", "*", "N ranks against one", "-", &o, NULL);
+        record(s, &s->b[bi], "distributed", "*", "N ranks against one", "-", &o, NULL);
+    }
+    if (ranks < 2) return 0;
+    int need = 0;
+    for (int i = 0; i < n_models; i++)
+        if (models[i]->batch * s->o.steps > need) need = models[i]->batch * s->o.steps;
+    cnb_dataset train = {0}, test = {0};
+    char err[CNB_ERR_LEN];
+    const char *kind = s->o.dataset ? s->o.dataset : "fashion-mnist";
+    if (cnb_dataset_open(kind, s->o.data, need, s->o.test_limit, &train, &test, err,
+                         sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: distributed: data: %s\n", err);
+        return -1;
+    }
+    /* One more than a multiple of the ranks, so the slices are uneven. */
+    int batch = s->o.batch * ranks + 1;
+    if (!s->o.quiet)
+        printf("distributed: %d ranks (%s) against one process: sharded weight gradients at "
+               "batch %d, %d training steps per model\n",
+               ranks, cnb_dist_library(d), batch, s->o.steps);
+    for (int i = 0; i < n_models; i++) {
+        const cnb_model *m = models[i];
+        for (int bi = 0; bi < s->nb; bi++) {
+            ck_backend *b = &s->b[bi];
+            if (!b->usable) continue;
+            dist_emit_ctx e = {s, b};
+            cnb_dist_check_gradients(d, b->api, b->actx, m, batch, s->o.seed,
+                                     (s->o.modes & MODE_EXACT) != 0,
+                                     (s->o.modes & MODE_RANDOM) != 0, dist_emit, &e);
+            if (!s->o.training) continue;
+            cnb_dataset view = train;
+            if (view.count > m->batch * s->o.steps) view.count = m->batch * s->o.steps;
+            cnb_dist_check_training(d, b->api, b->actx, m, &view, &test, s->o.steps, s->o.seed,
+                                    dist_emit, &e);
+        }
+    }
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    return 0;
+}
+
 /* ---- the verb ---- */
 
 enum { O_FAMILY = 256, O_SHAPE, O_MODE, O_STEPS, O_NO_TRAINING, O_TF32, O_DET };
@@ -605,8 +680,11 @@ static int parse_opts(int argc, char **argv, ck_opts *o) {
     o->dataset = co->dataset;
     o->data = co->data;
     o->quiet = co->quiet;
+    /* Under mpirun the check is about the ranks; alone, the distributed family needs asking. */
+    int ranks = cnb_dist_size(cnb_dist_world());
     if (!o->any_family)
-        for (int f = 0; f < CNB_CK_COUNT; f++) o->family_on[f] = 1;
+        for (int f = 0; f < CNB_CK_COUNT; f++)
+            o->family_on[f] = ranks > 1 ? f == CNB_CK_DISTRIBUTED : f != CNB_CK_DISTRIBUTED;
     return 0;
 }
 
@@ -658,7 +736,9 @@ int cnb_cmd_check(int argc, char **argv) {
     int rc = EXIT_USAGE;
     cnb_machine mc;
     cnb_machine_probe(&mc);
-    int threads = s.o.threads ? s.o.threads : (mc.cores > 0 ? mc.cores : 1);
+    int threads = s.o.threads ? s.o.threads
+                  : cnb_dist_world() ? cnb_dist_default_threads(cnb_dist_world(), mc.cores)
+                                     : (mc.cores > 0 ? mc.cores : 1);
     cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = s.o.deterministic,
                       .allow_tf32 = s.o.tf32};
     char err[CNB_ERR_LEN];
@@ -717,6 +797,7 @@ int cnb_cmd_check(int argc, char **argv) {
 
     if (run_kernel_checks(&s, models, n_models) != 0) goto done;
     if (run_training_checks(&s, models, n_models) != 0) goto done;
+    if (run_distributed_checks(&s, models, n_models) != 0) goto done;
 
     printf("\nsummary:\n");
     for (int i = 0; i < s.nb; i++) {
@@ -766,7 +847,9 @@ int cnb_cmd_check(int argc, char **argv) {
     s.checks = NULL;
     cJSON *sum = cJSON_AddObjectToObject(root, "summary");
     for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(sum, cnb_check_status_name(k), (double)s.total[k]);
-    if (cnb_write_json(s.o.out, root, err, sizeof err) != 0) {
+    if (cnb_dist_rank(cnb_dist_world()) != 0) { /* only rank 0 writes the report */
+        rc = s.total[CNB_CHECK_FAILED] ? 1 : 0;
+    } else if (cnb_write_json(s.o.out, root, err, sizeof err) != 0) {
         fprintf(stderr, "cnnbench check: report not saved: %s\n", err);
         rc = 1;
     } else {

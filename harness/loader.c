@@ -58,7 +58,27 @@ static const struct {
     size_t offset;
 } timer_slots[] = {SLOT(timer_create), SLOT(timer_record), SLOT(timer_elapsed),
                    SLOT(timer_destroy)};
+/* The optional collective group (device all-reduce): all four or none, like the timers. */
+typedef struct slot_ref {
+    const char *name;
+    size_t offset;
+} slot_ref;
+static const slot_ref collective_slots[] = {SLOT(collective_id), SLOT(collective_init),
+                                            SLOT(allreduce_sum), SLOT(collective_destroy)};
 #undef SLOT
+
+/* The name of the first empty slot of a group that is neither all filled nor all empty. */
+static const char *partial_group(const cnb_backend *t, const slot_ref *slots, size_t n) {
+    size_t filled = 0;
+    const char *empty = NULL;
+    for (size_t i = 0; i < n; i++) {
+        void *slot;
+        memcpy(&slot, (const char *)t + slots[i].offset, sizeof slot);
+        if (slot) filled++;
+        else if (!empty) empty = slots[i].name;
+    }
+    return filled && filled < n ? empty : NULL;
+}
 
 static int check_table(const cnb_backend *t, const char *path, char *err, size_t err_len) {
     if (t->abi_version < CNB_ABI_MIN_VERSION || t->abi_version > CNB_ABI_VERSION)
@@ -95,6 +115,15 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
         if (filled && filled < n)
             return cnb_errf(err, err_len,
                             "%s: backend '%s' fills only some of the optional timer slots: "
+                            "'%s' is empty (give all four or none)",
+                            path, t->name, empty);
+    }
+    if (t->struct_size >= CNB_BACKEND_COLLECTIVES_SIZE) {
+        const char *empty = partial_group(
+            t, collective_slots, sizeof collective_slots / sizeof collective_slots[0]);
+        if (empty)
+            return cnb_errf(err, err_len,
+                            "%s: backend '%s' fills only some of the optional collective slots: "
                             "'%s' is empty (give all four or none)",
                             path, t->name, empty);
     }

@@ -17,6 +17,9 @@
 #include "commands.h"
 #include "comparison.h"
 #include "data.h"
+#include "dist_device.h"
+#include "dist_report.h"
+#include "distributed.h"
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
@@ -34,7 +37,7 @@ enum { EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 130 };
 
 typedef struct cli {
     const char *backend, *model, *dataset, *data, *out;
-    const char *save, *load, *resume, *checkpoint, *dump_logits;
+    const char *save, *load, *resume, *checkpoint, *dump_logits, *scaling_baseline;
     long checkpoint_every, naive_steps;
     int eval_only;
     int epochs, batch, eval_batch, threads, train_limit, test_limit;
@@ -76,6 +79,8 @@ static void usage(FILE *f) {
             "  --checkpoint-every N  write a checkpoint every N steps\n"
             "  --dump-logits FILE    write the test images and their logits (safetensors) at the end\n"
             "  --eval-only           no training: evaluate the starting (or --load) parameters\n"
+            "  --scaling-baseline FILE  under mpirun: a 1-rank results file of the same run, for\n"
+            "                        the speed-up and scaling efficiency\n"
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
             "  --no-progress         no progress line on stderr\n"
@@ -83,7 +88,10 @@ static void usage(FILE *f) {
             "  --list-backends       each backend and whether it loads here\n"
             "  --list-models         the models in the models directory\n"
             "  --show-model NAME     print a model's layer table and training settings\n"
-            "  --version, --help\n",
+            "  --version, --help\n"
+            "\n"
+            "Under mpirun -np N every rank trains its slice of each global batch and the gradients\n"
+            "are summed across ranks (MPI, or NCCL on GPUs); only rank 0 prints and writes.\n",
             CNB_NAIVE_SAMPLE_STEPS, cnb_models_dir());
 }
 
@@ -203,6 +211,7 @@ typedef struct ckpt_ctx {
 
 static int periodic_checkpoint(void *user, cnb_trainer *t, char *err, size_t err_len) {
     const ckpt_ctx *k = user;
+    if (cnb_dist_rank(cnb_dist_world()) != 0) return 0; /* the ranks hold the same parameters */
     return cnb_checkpoint_save_trainer(k->path, t, k->m, k->s->optimizer, k->s->seed, err,
                                        err_len);
 }
@@ -265,6 +274,11 @@ static int comparison_command(const cli *c, const cnb_model *m, int argc, char *
                     names[i], c->backend);
             return EXIT_USAGE;
         }
+    if (cnb_dist_size(cnb_dist_world()) > 1) {
+        fprintf(stderr, "cnnbench: --backend %s compares backends in one process; under mpirun "
+                        "give one backend\n", c->backend);
+        return EXIT_USAGE;
+    }
     cnb_run_settings s;
     settings_for(c, m, &s);
     s.checkpoint_every = 0;
@@ -287,6 +301,7 @@ static int train_command(const cli *c, int argc, char **argv) {
     cnb_loaded_backend lib = {0};
     cnb_context *ctx = NULL;
     cnb_trainer *t = NULL;
+    int joined = 0; /* 1: this rank joined the backend's device communicator */
     FILE *log = c->quiet ? NULL : stdout;
     if (!m || !r) {
         fprintf(stderr, "cnnbench: out of memory\n");
@@ -302,7 +317,12 @@ static int train_command(const cli *c, int argc, char **argv) {
     }
     cnb_run_settings s;
     settings_for(c, m, &s);
+    cnb_dist *dist = cnb_dist_world();
+    int rank0 = cnb_dist_rank(dist) == 0; /* only rank 0 prints and writes */
+    if (!rank0) log = NULL;
+    s.progress = rank0 && c->progress && isatty(STDERR_FILENO);
     s.log = log;
+    s.dist = dist;
     char ckpt_default[512];
     snprintf(ckpt_default, sizeof ckpt_default, "cnnbench-%s-%s.ckpt.safetensors", m->name,
              c->backend && !strchr(c->backend, '/') ? c->backend : "custom");
@@ -314,17 +334,30 @@ static int train_command(const cli *c, int argc, char **argv) {
 
     cnb_machine mc;
     cnb_machine_probe(&mc);
-    int threads = c->threads ? c->threads : (mc.cores > 0 ? mc.cores : 1);
+    int threads = c->threads ? c->threads
+                  : dist ? cnb_dist_default_threads(dist, mc.cores)
+                         : (mc.cores > 0 ? mc.cores : 1);
     cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = c->deterministic,
-                      .allow_tf32 = c->tf32};
+                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(dist)};
     if (cnb_open_backend(c->backend, &cfg, &lib, &ctx, err, sizeof err) != 0) {
-        fprintf(stderr, "cnnbench: --backend: %s\n", err);
+        fprintf(stderr, "cnnbench: --backend: %s%s\n", err,
+                dist ? " (under mpirun each rank takes the device numbered by its rank on the "
+                       "node: start at most as many ranks per node as it has devices)"
+                     : "");
         goto done;
     }
+    char device_library[128] = "", host_why[CNB_ERR_LEN] = "";
+    joined = cnb_dist_device_join(dist, lib.api, ctx, device_library,
+                                      sizeof device_library, host_why, sizeof host_why);
+    if (joined < 0) {
+        fprintf(stderr, "cnnbench: device communicator: %s\n", host_why);
+        goto done;
+    }
+    s.device_allreduce = joined;
     cnb_info_list info = {0};
     cnb_backend_info(lib.api, ctx, cnb_info_collect, &info);
     const char *mismatch = cnb_info_get(&info, "version_mismatch");
-    if (mismatch) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
+    if (mismatch && rank0) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
 
     const char *kind = c->dataset ? c->dataset : "fashion-mnist";
     if (cnb_dataset_open(kind, c->data, c->train_limit, c->test_limit, &train, &test, err,
@@ -343,6 +376,11 @@ static int train_command(const cli *c, int argc, char **argv) {
         fprintf(log, "data: %s, %d training / %d test images (%s)\n", kind, train.count,
                 test.count, train.images_path);
         print_settings(m, &s, log);
+        if (dist)
+            fprintf(log, "data parallel: %d ranks split each global batch of %d; gradients summed "
+                    "%s%s%s%s\n", cnb_dist_size(dist), s.batch,
+                    joined ? "on the device by " : "on the host by MPI_Allreduce",
+                    joined ? device_library : " (", joined ? "" : host_why, joined ? "" : ")");
     }
 
     if (cnb_trainer_create(lib.api, ctx, m, &train, &test, &s, &t, err, sizeof err) != 0) {
@@ -365,6 +403,10 @@ static int train_command(const cli *c, int argc, char **argv) {
                     st.global_step);
         }
     }
+    if (c->eval_only && !rank0) {
+        rc = 0;
+        goto done;
+    }
     if (c->eval_only) {
         long correct = 0;
         if (dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err) != 0) {
@@ -386,12 +428,32 @@ static int train_command(const cli *c, int argc, char **argv) {
     char out_default[512];
     snprintf(out_default, sizeof out_default, "cnnbench-%s-%s.json", m->name, lib.api->name);
     const char *out = c->out ? c->out : out_default;
+    cJSON *dist_json = NULL;
+    if (dist) {
+        /* Collective: every rank reports its share before rank 0 writes. */
+        dist_json = cnb_dist_run_json(dist, t, m, &s, r, threads,
+                                      joined ? device_library : NULL, c->scaling_baseline, err,
+                                      sizeof err);
+        if (!dist_json) {
+            fprintf(stderr, "cnnbench: %s\n", err);
+            goto done;
+        }
+        if (log) cnb_dist_print(log, dist_json);
+    }
+    if (!rank0) {
+        cJSON_Delete(dist_json);
+        rc = run_rc == 0 ? 0 : r->status == CNB_RUN_DIVERGED ? EXIT_DIVERGED
+                          : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED : 1;
+        goto done;
+    }
     cnb_run_record rec = {.argc = argc, .argv = argv, .model = m, .settings = &s,
                           .backend_name = lib.api->name, .backend_path = lib.path,
                           .backend_info = &info, .machine = &mc, .dataset_kind = kind,
                           .train = &train, .test = &test, .result = r,
-                          .build_type = CNB_BUILD_TYPE, .threads = threads};
+                          .build_type = CNB_BUILD_TYPE, .threads = threads,
+                          .distributed = dist_json};
     int write_rc = cnb_results_write(out, &rec, err, sizeof err);
+    cJSON_Delete(dist_json);
 
     if (r->have_confusion && log) print_confusion(r, log);
     double ips[CNB_MAX_EPOCHS], iips[CNB_MAX_EPOCHS];
@@ -446,7 +508,10 @@ static int train_command(const cli *c, int argc, char **argv) {
         rc = write_rc == 0 && save_rc == 0 && dump_rc == 0 ? 0 : 1;
     }
 done:
+    /* A failure on one rank leaves the others waiting in a collective: stop them all. */
+    if (rc == 1) cnb_dist_abort(cnb_dist_world(), rc);
     cnb_trainer_destroy(t);
+    if (joined > 0) cnb_dist_device_leave(lib.api, ctx);
     if (ctx) cnb_close_backend(&lib, ctx);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
@@ -459,7 +524,7 @@ done:
 /* The training verb's own flags (the shared ones are in options.c). */
 enum { O_EPOCHS = 256, O_EVAL_BATCH, O_LR, O_STEPS, O_LIST_BACKENDS, O_LIST_MODELS, O_SHOW_MODEL,
        O_NO_PROGRESS, O_DETERMINISTIC, O_TF32, O_VERSION, O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT,
-       O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS };
+       O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS, O_SCALING_BASELINE };
 
 static const struct option train_flags[] = {
     {"epochs", required_argument, 0, O_EPOCHS}, {"eval-batch", required_argument, 0, O_EVAL_BATCH},
@@ -476,6 +541,7 @@ static const struct option train_flags[] = {
     {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
     {"eval-only", no_argument, 0, O_EVAL_ONLY},
     {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
+    {"scaling-baseline", required_argument, 0, O_SCALING_BASELINE},
     {0, 0, 0, 0}};
 
 typedef struct train_parse {
@@ -509,6 +575,7 @@ static int on_train_flag(void *user, int id, const char *arg) {
         break;
     case O_DUMP_LOGITS: c->dump_logits = arg; break;
     case O_EVAL_ONLY: c->eval_only = 1; break;
+    case O_SCALING_BASELINE: c->scaling_baseline = arg; break;
     case O_NAIVE_STEPS: bad = parse_long("--naive-steps", arg, 1, 100000, &c->naive_steps); break;
     case O_LIST_BACKENDS: case O_LIST_MODELS: case O_VERSION: p->action = id; break;
     case O_SHOW_MODEL: p->action = id; p->show = arg; break;
@@ -540,7 +607,7 @@ static int take_common(const cnb_common_opts *co, cli *c) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run_command_line(int argc, char **argv) {
     static const struct {
         const char *verb;
         int (*run)(int, char **);
@@ -580,4 +647,22 @@ int main(int argc, char **argv) {
     if (tp.action == O_LIST_MODELS) return list_models();
     if (tp.action == O_SHOW_MODEL) return show_model(tp.show);
     return train_command(&c, argc, argv);
+}
+
+/* Under mpirun every rank runs this program; MPI starts only then (a plain run never touches
+ * it), and only rank 0 prints to stdout. */
+int main(int argc, char **argv) {
+    char err[CNB_ERR_LEN];
+    cnb_dist *dist;
+    if (cnb_dist_init(&argc, &argv, &dist, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench: %s\n", err);
+        return 1;
+    }
+    if (cnb_dist_rank(dist) != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "cnnbench: rank %d: cannot silence stdout\n", cnb_dist_rank(dist));
+        cnb_dist_abort(dist, 1);
+    }
+    int rc = run_command_line(argc, argv);
+    cnb_dist_finalize(dist);
+    return rc;
 }

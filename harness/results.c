@@ -245,6 +245,8 @@ cJSON *cnb_results_json(const cnb_run_record *rec) {
     for (long i = 0; i < r->total_steps; i++)
         cJSON_AddItemToArray(losses, cJSON_CreateNumber(r->step_losses[i]));
     cJSON_AddNumberToObject(root, "wall_time_s", r->wall_seconds);
+    if (rec->distributed)
+        cJSON_AddItemToObject(root, "distributed", cJSON_Duplicate(rec->distributed, 1));
     return root;
 }
 

@@ -49,6 +49,7 @@ typedef struct cnb_run_record {
     const cnb_run_result *result;
     const char *build_type;
     int threads;
+    const struct cJSON *distributed; /* data-parallel facts (dist_report.h); NULL: one process */
 } cnb_run_record;
 
 /* The record as a JSON object in the single-run schema (kind "train"); NULL when out of memory. */

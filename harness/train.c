@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distributed.h"
+
 static volatile sig_atomic_t stop_requested = 0;
 
 void cnb_request_stop(int signal_number) { stop_requested = signal_number ? signal_number : 1; }
@@ -45,6 +47,10 @@ struct cnb_trainer {
     int pos_epoch;
     long pos_step;
     int shuffled_epoch;
+    /* Data-parallel runs: the host copy of the gradients for the all-reduce, and the stop
+     * decision all ranks took together at the last step. */
+    float *host_grads;
+    int dist_stop;
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -142,6 +148,7 @@ void cnb_trainer_destroy(cnb_trainer *t) {
     free(t->stage_x);
     free(t->stage_y);
     free(t->host_pred);
+    free(t->host_grads);
     free(t);
 }
 
@@ -212,6 +219,11 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
         return cnb_errf(err, err_len, "out of host memory for the data sets");
     }
     for (int i = 0; i < train->count; i++) t->order[i] = i;
+    if (s->dist &&
+        !(t->host_grads = cnb_aligned_alloc((m->n_params ? m->n_params : 1) * sizeof(float)))) {
+        cnb_trainer_destroy(t);
+        return cnb_errf(err, err_len, "out of host memory for the gradient exchange");
+    }
 
     size_t np = m->n_params, max_act = t->in_size;
     int ok = dev_alloc(t, (void **)&t->params, np, sizeof(float), "alloc params", err, err_len) ||
@@ -455,6 +467,23 @@ static int grow_log(void **p, long *cap, long used, size_t elem) {
     return 0;
 }
 
+/* Sums the ranks' test loss, correct count and confusion matrix. */
+static int reduce_evaluation(cnb_trainer *t, cnb_run_result *r, double *loss_sum, long *correct,
+                             char *err, size_t err_len) {
+    int k = t->m->classes;
+    double sums[CNB_MAX_CLASSES * CNB_MAX_CLASSES + 2];
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) sums[i * k + j] = (double)r->confusion[i][j];
+    sums[k * k] = *loss_sum;
+    sums[k * k + 1] = (double)*correct;
+    if (cnb_dist_sum_doubles(t->s.dist, sums, k * k + 2, err, err_len) != 0) return -1;
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++) r->confusion[i][j] = (long)sums[i * k + j];
+    *loss_sum = sums[k * k];
+    *correct = (long)sums[k * k + 1];
+    return 0;
+}
+
 static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double *acc_out,
                     double *seconds, char *err, size_t err_len) {
     const cnb_dataset *d = t->test;
@@ -463,8 +492,10 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     long correct = 0;
     memset(r->confusion, 0, sizeof r->confusion);
     double start = cnb_now();
-    for (int first = 0; first < d->count; first += eb) {
-        int n = d->count - first < eb ? d->count - first : eb;
+    int lo, count; /* this rank's slice of the test set (all of it when alone) */
+    cnb_dist_slice(t->s.dist, d->count, &lo, &count);
+    for (int first = lo; first < lo + count; first += eb) {
+        int n = lo + count - first < eb ? lo + count - first : eb;
         float loss;
         double batch_start = cnb_now();
         if (upload_batch(t, t->test_x, d->labels, NULL, first, n, err, err_len) != 0 ||
@@ -483,7 +514,10 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
         double dt = cnb_now() - batch_start;
         r->eval_images_per_s[r->eval_batches++] = dt > 0 ? n / dt : 0.0;
     }
-    *seconds = cnb_now() - start;
+    if (cnb_dist_size(t->s.dist) > 1 &&
+        reduce_evaluation(t, r, &loss_sum, &correct, err, err_len) != 0)
+        return -1;
+    *seconds = cnb_dist_max(t->s.dist, cnb_now() - start);
     *loss_out = loss_sum / d->count;
     *acc_out = (double)correct / d->count;
     r->have_confusion = 1;
@@ -508,6 +542,90 @@ static void progress_line(const cnb_trainer *t, int epoch, long step, long steps
             t->s.epochs, step, steps, loss, ips);
 }
 
+/* Forward, loss and backward of this rank's n images order[0..n); *correct counts its right
+ * predictions. A rank with no images in this batch (a batch smaller than the rank count) only
+ * contributes zeros to the exchange. */
+static int local_step(cnb_trainer *t, const int32_t *order, int n, float *loss, long *correct,
+                      char *err, size_t err_len) {
+    *loss = 0.0f;
+    *correct = 0;
+    if (n == 0) return 0;
+    int classes = t->m->classes;
+    if (upload_batch(t, t->train_x, t->train->labels, order, 0, n, err, err_len) ||
+        forward(t, n, err, err_len) || loss_and_predictions(t, n, loss, err, err_len))
+        return -1;
+    KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, classes, t->dbuf[0], t->probs, t->y),
+           "softmax_ce_backward");
+    if (backward(t, n, err, err_len) != 0) return -1;
+    for (int b = 0; b < n; b++) *correct += t->host_pred[b] == t->stage_y[b];
+    return 0;
+}
+
+/* A barrier just before the all-reduce splits the exchange's time into waiting for the slowest
+ * rank (skew: a busy core, an uneven slice) and the all-reduce proper (the link); inside one
+ * figure they cannot be told apart. */
+static void wait_for_ranks(cnb_trainer *t, cnb_run_result *r) {
+    double arrived = cnb_now();
+    cnb_dist_barrier(t->s.dist);
+    r->wait_seconds += cnb_now() - arrived;
+}
+
+/* The gradients summed on the device by the backend's communicator: each rank's weighted by
+ * its share. Synchronized on both sides so the time is the all-reduce's own. A rank with no
+ * images contributes zeros (its gradient buffer holds the last step's, or nothing yet). */
+static int device_allreduce(cnb_trainer *t, cnb_run_result *r, int n_local, float weight,
+                            double *seconds, char *err, size_t err_len) {
+    size_t np = t->m->n_params;
+    if (n_local == 0) {
+        memset(t->host_grads, 0, np * sizeof(float));
+        KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
+               "upload (zero gradients)");
+    }
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (before the all-reduce)");
+    wait_for_ranks(t, r);
+    double start = cnb_now();
+    KCHECK(t, t->api->allreduce_sum(t->ctx, t->grads, np, weight), "allreduce_sum (gradients)");
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (after the all-reduce)");
+    *seconds = cnb_now() - start;
+    return 0;
+}
+
+/* The data-parallel exchange between backward and update. softmax-CE's backward divides by the
+ * LOCAL batch n_local, so each rank weights its gradient by n_local / n before the sum: the sum
+ * is then the gradient of the mean over the global batch n, also when n does not divide evenly
+ * or the last batch is short. The batch's loss and correct count are summed with it, and so is
+ * the stop flag, so every rank stops at the same step. */
+static int exchange_gradients(cnb_trainer *t, cnb_run_result *r, int n_local, int n, float *loss,
+                              long *correct, char *err, size_t err_len) {
+    cnb_dist *d = t->s.dist;
+    size_t np = t->m->n_params;
+    double start = cnb_now(), allreduce = 0.0;
+    float weight = (float)((double)n_local / n);
+    if (t->s.device_allreduce) {
+        if (device_allreduce(t, r, n_local, weight, &allreduce, err, err_len) != 0) return -1;
+    } else if (n_local > 0) {
+        KCHECK(t, t->api->download(t->ctx, t->host_grads, t->grads, np * sizeof(float)),
+               "download (gradients)");
+        for (size_t i = 0; i < np; i++) t->host_grads[i] *= weight;
+    } else {
+        memset(t->host_grads, 0, np * sizeof(float));
+    }
+    if (!t->s.device_allreduce) {
+        wait_for_ranks(t, r);
+        if (cnb_dist_sum_floats(d, t->host_grads, np, &allreduce, err, err_len) != 0) return -1;
+        KCHECK(t, t->api->upload(t->ctx, t->grads, t->host_grads, np * sizeof(float)),
+               "upload (gradients)");
+    }
+    double sums[3] = {(double)*loss * n_local, (double)*correct, stop_requested ? 1.0 : 0.0};
+    if (cnb_dist_sum_doubles(d, sums, 3, err, err_len) != 0) return -1;
+    *loss = (float)(sums[0] / n);
+    *correct = (long)sums[1];
+    t->dist_stop = sums[2] > 0;
+    r->allreduce_seconds += allreduce;
+    r->exchange_seconds += cnb_now() - start;
+    return 0;
+}
+
 int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
     char err[CNB_ERR_LEN] = "";
     const size_t err_len = sizeof err;
@@ -520,6 +638,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
     r->classes = m->classes;
     r->status = CNB_RUN_OK;
     stop_requested = 0;
+    t->dist_stop = 0;
+    const int distributed = t->s.dist != NULL;
 
     for (int e = t->pos_epoch; e <= t->s.epochs && rc == 0; e++) {
         cnb_epoch_metrics *em = &r->epoch[r->epochs_done];
@@ -536,7 +656,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
         for (long s = first_step; s < steps_per_epoch; s++) {
             t->pos_step = s;
             if (t->s.max_steps && t->global_step >= t->s.max_steps) break;
-            if (stop_requested) {
+            if (distributed ? t->dist_stop : stop_requested) {
                 r->status = CNB_RUN_INTERRUPTED;
                 snprintf(r->message, sizeof r->message,
                          "interrupted by signal %d at epoch %d step %ld", (int)stop_requested, e,
@@ -547,14 +667,14 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
             float loss;
             double step_start = cnb_now();
-            if (upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len) ||
-                forward(t, n, err, err_len) || loss_and_predictions(t, n, &loss, err, err_len) ||
-                t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs, t->y) !=
-                    CNB_OK ||
-                backward(t, n, err, err_len) || optimizer_step(t, err, err_len)) {
-                if (!err[0])
-                    snprintf(err, err_len, "%s: softmax_ce_backward failed: %s", t->api->name,
-                             t->api->last_error(t->ctx));
+            long step_correct;
+            int lo, n_local; /* this rank's slice of the global batch (all of it when alone) */
+            cnb_dist_slice(t->s.dist, n, &lo, &n_local);
+            if (local_step(t, t->order + first + lo, n_local, &loss, &step_correct, err,
+                           err_len) ||
+                (distributed && exchange_gradients(t, r, n_local, n, &loss, &step_correct, err,
+                                                   err_len)) ||
+                optimizer_step(t, err, err_len)) {
                 r->status = CNB_RUN_BACKEND_ERROR;
                 snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
                          e, s + 1, t->global_step + 1, err);
@@ -578,9 +698,11 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             }
             t->global_step++;
             t->pos_step = s + 1;
+            /* Only one rank writes; all of them stop together when that failed. */
             if (t->s.checkpoint_every > 0 && t->s.checkpoint &&
                 t->global_step % t->s.checkpoint_every == 0 &&
-                t->s.checkpoint(t->s.checkpoint_user, t, err, err_len) != 0) {
+                cnb_dist_any(t->s.dist, t->s.checkpoint(t->s.checkpoint_user, t, err, err_len))) {
+                if (!err[0]) snprintf(err, err_len, "it failed on another rank");
                 r->status = CNB_RUN_CHECKPOINT_ERROR;
                 snprintf(r->message, sizeof r->message,
                          "checkpoint after epoch %d step %ld (step %ld overall) failed: %s", e,
@@ -591,7 +713,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             loss_sum += (double)loss * n;
             em->train_images += n;
             em->steps++;
-            for (int b = 0; b < n; b++) correct += t->host_pred[b] == t->stage_y[b];
+            r->local_images += n_local;
+            correct += step_correct;
             double now = cnb_now();
             if (t->s.progress && now - progress_at > 0.25) {
                 progress_line(t, e, s + 1, steps_per_epoch, loss_sum / em->train_images,
@@ -600,6 +723,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             }
         }
         em->train_seconds = cnb_now() - start;
+        r->train_seconds += em->train_seconds;
         if (t->s.progress) fprintf(stderr, "\r\033[K");
         if (em->steps == 0 && rc == 0) break; /* max_steps reached at an epoch boundary */
         if (em->steps > 0) {

@@ -31,6 +31,14 @@ typedef struct cnb_run_settings {
     long checkpoint_every;
     int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
     void *checkpoint_user;
+    /* Data-parallel training (harness/distributed.h): NULL trains alone. Under mpirun each rank
+     * takes its slice of every global batch (s->batch) and of the test set, and the gradients
+     * are summed between backward and update (also on a single rank, which then times the
+     * exchange's code path). */
+    struct cnb_dist *dist;
+    /* 1: the backend's allreduce_sum sums the gradients on the device (its communicator joined,
+     * dist_device.h); 0: download, MPI_Allreduce on the host, upload. */
+    int device_allreduce;
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
@@ -68,6 +76,12 @@ typedef struct cnb_run_result {
     long step_ips_cap;
     double *eval_images_per_s; /* each evaluation batch's images / its time, malloc'd */
     long eval_batches, eval_log_cap;
+    /* Data-parallel runs: this rank's share and what the gradient exchange cost it. */
+    long local_images;       /* training images this rank computed */
+    double train_seconds;    /* the training steps' wall time, summed over epochs */
+    double wait_seconds;     /* at a barrier before it: waiting for the slowest rank */
+    double allreduce_seconds;/* inside the gradient all-reduce itself, all ranks arrived */
+    double exchange_seconds; /* the whole exchange: download, weighting, all-reduce, upload, sums */
 } cnb_run_result;
 
 /* Fill settings from the model file's training section (no log, no progress). */

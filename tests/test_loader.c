@@ -145,6 +145,32 @@ Test(loader, accepts_a_table_that_ends_before_the_timer_group) {
     cnb_unload_backend(&b);
 }
 
+Test(loader, refuses_a_partial_collective_group_naming_the_empty_slot) {
+    expect_refusal("partial_collectives", "'collective_destroy' is empty");
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "partial_collectives");
+    cnb_loaded_backend b;
+    cnb_load_backend(path, &b, err, sizeof err);
+    cr_expect(strstr(err, "optional collective slots") && strstr(err, "all four or none"), "%s",
+              err);
+}
+
+Test(loader, accepts_a_full_collective_group_none_and_a_table_that_ends_before_it) {
+    const struct {
+        const char *which;
+        int collectives;
+    } cases[] = {{"collectives", 1}, {"ok", 0}, {"timers", 0}, {"pre_collective_table", 0}};
+    for (int i = 0; i < 4; i++) {
+        char path[4096], err[CNB_ERR_LEN];
+        fixture(path, sizeof path, cases[i].which);
+        cnb_loaded_backend b;
+        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
+        cr_expect_eq(cnb_backend_has_collectives(b.api), cases[i].collectives, "%s",
+                     cases[i].which);
+        cnb_unload_backend(&b);
+    }
+}
+
 Test(loader, loads_built_backends_by_name) {
     const char *names[] = {"naive", "blas"};
     for (int i = 0; i < 2; i++) {

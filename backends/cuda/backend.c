@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_collective.h"
 #include "gpu_common.h"
 
 #ifdef CNB_CUDA_EMU
@@ -207,6 +208,25 @@ static cnb_status cuda_timer_destroy(cnb_context *ctx, cnb_timer *t) {
     return cnb_gpu_timer_destroy(GPU(ctx), t);
 }
 
+static cnb_status cuda_collective_id(cnb_context *ctx, void *id, size_t *id_bytes,
+                                     char *library, size_t library_len) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_id(GPU(ctx), id, id_bytes, library, library_len);
+}
+static cnb_status cuda_collective_init(cnb_context *ctx, const void *id, size_t id_bytes,
+                                       int ranks, int rank) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_init(GPU(ctx), id, id_bytes, ranks, rank);
+}
+static cnb_status cuda_allreduce_sum(cnb_context *ctx, float *buf, size_t count, float scale) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_allreduce_sum(GPU(ctx), buf, count, scale);
+}
+static cnb_status cuda_collective_destroy(cnb_context *ctx) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_destroy(GPU(ctx));
+}
+
 static const cnb_backend cuda_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
@@ -243,6 +263,10 @@ static const cnb_backend cuda_table = {
     .timer_record = cuda_timer_record,
     .timer_elapsed = cuda_timer_elapsed,
     .timer_destroy = cuda_timer_destroy,
+    .collective_id = cuda_collective_id,
+    .collective_init = cuda_collective_init,
+    .allreduce_sum = cuda_allreduce_sum,
+    .collective_destroy = cuda_collective_destroy,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cuda_kernels.h"
+#include "gpu_collective.h"
 #include "cuda_plan.h"
 
 #ifndef CNB_CUDA_ARCHS
@@ -135,6 +136,7 @@ cnb_status cnb_gpu_base_init(cnb_gpu_base *g, const char *backend, const cnb_con
 }
 
 void cnb_gpu_base_release(cnb_gpu_base *g) {
+    if (g->collective) cnb_gpu_collective_destroy(g);
     if (g->stream) cudaStreamSynchronize(g->stream);
     if (g->scratch) cudaFree(g->scratch);
     if (g->flags_host) cudaFreeHost(g->flags_host);

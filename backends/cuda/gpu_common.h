@@ -52,6 +52,7 @@ typedef struct cnb_gpu_base {
     int *flags_host;
     int *flags_dev;
     char err[512];
+    void *collective;    /* the joined device communicator (gpu_collective.c), or NULL */
 } cnb_gpu_base;
 
 /* Opens the device (cnb_gpu_open_device), creates the stream and the flags. On failure the

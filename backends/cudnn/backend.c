@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cuda_plan.h"
+#include "gpu_collective.h"
 #include "cudnn_backend.h"
 
 extern char **environ; /* POSIX; not declared by the C11 headers */
@@ -455,6 +456,26 @@ static cnb_status cudnn_timer_destroy(cnb_context *ctx, cnb_timer *t) {
     return cnb_gpu_timer_destroy(CTX_GPU(ctx), t);
 }
 
+/* The device collectives: NCCL on the context's stream, shared with the cuda backend. */
+static cnb_status cudnn_collective_id(cnb_context *ctx, void *id, size_t *id_bytes,
+                                      char *library, size_t library_len) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_id(CTX_GPU(ctx), id, id_bytes, library, library_len);
+}
+static cnb_status cudnn_collective_init(cnb_context *ctx, const void *id, size_t id_bytes,
+                                        int ranks, int rank) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_init(CTX_GPU(ctx), id, id_bytes, ranks, rank);
+}
+static cnb_status cudnn_allreduce_sum(cnb_context *ctx, float *buf, size_t count, float scale) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_allreduce_sum(CTX_GPU(ctx), buf, count, scale);
+}
+static cnb_status cudnn_collective_destroy(cnb_context *ctx) {
+    REQUIRE_CTX(ctx);
+    return cnb_gpu_collective_destroy(CTX_GPU(ctx));
+}
+
 static const cnb_backend cudnn_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
@@ -493,6 +514,10 @@ static const cnb_backend cudnn_table = {
     .timer_record = cudnn_timer_record,
     .timer_elapsed = cudnn_timer_elapsed,
     .timer_destroy = cudnn_timer_destroy,
+    .collective_id = cudnn_collective_id,
+    .collective_init = cudnn_collective_init,
+    .allreduce_sum = cudnn_allreduce_sum,
+    .collective_destroy = cudnn_collective_destroy,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */

@@ -251,6 +251,28 @@ typedef struct cnb_backend {
      * knowing their names. */
     uint32_t device_kind;           /* cnb_device_kind */
 
+    /* ---- version 1, optional: device collectives (present when struct_size covers
+     * collective_destroy, see cnb_backend_has_collectives) ----
+     * For data-parallel training on GPUs (harness/distributed.h): the gradient block is summed
+     * across processes on the device (NCCL), so it never crosses to the host. The harness starts
+     * the processes (MPI) and carries the communicator's id from rank 0 to the others; the
+     * backend does the rest. A backend fills all four or none; without them the harness sums on
+     * the host (download, MPI_Allreduce, upload). */
+    /* On rank 0: a new communicator id (at most CNB_COLLECTIVE_ID_MAX bytes, *id_bytes set) and
+     * the library in words ("NCCL 2.27.3") in library. */
+    cnb_status (*collective_id)(cnb_context *ctx, void *id, size_t *id_bytes, char *library,
+                                size_t library_len);
+    /* On every rank: join the communicator of `ranks` processes as `rank` (0-based), with the id
+     * rank 0 made. Collective: every rank calls it. CNB_ERR_UNSUPPORTED when this backend cannot
+     * take that many ranks (the harness then sums on the host). */
+    cnb_status (*collective_init)(cnb_context *ctx, const void *id, size_t id_bytes, int ranks,
+                                  int rank);
+    /* buf (count floats, device memory) = the sum over the ranks of scale * buf, in place and in
+     * the context's call order (a rank weights its own gradient by scale). Collective. */
+    cnb_status (*allreduce_sum)(cnb_context *ctx, float *buf, size_t count, float scale);
+    /* Leave the communicator (no-op when none was joined). */
+    cnb_status (*collective_destroy)(cnb_context *ctx);
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -258,6 +280,17 @@ typedef struct cnb_backend {
 #define CNB_BACKEND_V1_SIZE (offsetof(cnb_backend, adam_step) + sizeof(void (*)(void)))
 /* The size of a table that carries the timer group: the end of timer_destroy. */
 #define CNB_BACKEND_TIMERS_SIZE (offsetof(cnb_backend, timer_destroy) + sizeof(void (*)(void)))
+
+/* The size of a table that carries the collective group: the end of collective_destroy. */
+#define CNB_BACKEND_COLLECTIVES_SIZE                                                          \
+    (offsetof(cnb_backend, collective_destroy) + sizeof(void (*)(void)))
+#define CNB_COLLECTIVE_ID_MAX 256 /* bytes of a communicator id (ncclUniqueId is 128) */
+
+/* 1 when t has the collective group and fills it (the loader refuses a partial group). */
+static inline int cnb_backend_has_collectives(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_COLLECTIVES_SIZE && t->collective_id &&
+           t->collective_init && t->allreduce_sum && t->collective_destroy;
+}
 
 /* 1 when t has the timer group and fills it (the loader refuses a table that fills only part). A
  * table whose struct_size ends before the group has none: its bytes there are not read. */
