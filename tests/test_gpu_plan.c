@@ -105,7 +105,9 @@ Test(gpu_plan, pool_gemm_misc_validation) {
 static void plan_invariants(const cnb_gemm_plan *p, int m, int n, int k) {
     cr_expect_eq(p->grid_x, (n + CNB_TILE_N - 1) / CNB_TILE_N, "grid_x for n=%d", n);
     cr_expect_eq(p->grid_y, (m + CNB_TILE_M - 1) / CNB_TILE_M, "grid_y for m=%d", m);
-    cr_expect(p->splits >= 1 && p->splits <= CNB_MAX_SPLITS, "splits %d", p->splits);
+    /* few-tile problems may go up to 2 x 200 SMs (the most the loops below use) */
+    int cap = (long long)p->grid_x * p->grid_y <= CNB_FEW_TILES ? 400 : CNB_MAX_SPLITS;
+    cr_expect(p->splits >= 1 && p->splits <= cap, "splits %d", p->splits);
     cr_expect_eq(p->k_per_split % CNB_TILE_K, 0, "k_per_split %d", p->k_per_split);
     cr_expect((long long)p->splits * p->k_per_split >= k, "slices %d x %d miss k=%d", p->splits,
               p->k_per_split, k);
@@ -132,7 +134,32 @@ Test(gpu_plan, gemm_plan_tiles_and_split_k) {
     /* the weight gradient of simplecnn.conv1: (32, 9) from k = 64*784 */
     cr_assert_eq(cnb_plan_gemm(&p, 32, 9, 64 * 784, 132, err, sizeof err), CNB_OK);
     plan_invariants(&p, 32, 9, 64 * 784);
-    cr_expect_eq(p.splits, CNB_MAX_SPLITS, "one tile, k=50176: all %d slices", CNB_MAX_SPLITS);
+    /* one tile: up to twice the SMs (264 on 132), not the 64 of larger problems; each slice
+     * still at least four k-steps, and every SM busy */
+    cr_expect(p.splits > CNB_MAX_SPLITS && p.splits <= 2 * 132,
+              "one tile, k=50176 on 132 SMs: %d slices", p.splits);
+    cr_expect_geq(p.splits, 132, "%d slices leave SMs idle", p.splits);
+    cr_expect_geq(p.k_per_split, 4 * CNB_TILE_K);
+    /* two tiles (m = 64, n = 65): the same cap; three tiles keep 64 */
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 65, 64 * 784, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 64, 65, 64 * 784);
+    cr_expect(p.splits > CNB_MAX_SPLITS && p.splits <= 2 * 132, "two tiles: %d", p.splits);
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 129, 64 * 784, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 64, 129, 64 * 784);
+    cr_expect_eq(p.splits, CNB_MAX_SPLITS, "three tiles: %d", p.splits);
+    cr_expect_eq(cnb_plan_max_splits(1, 4), CNB_MAX_SPLITS); /* few SMs: the old cap */
+    cr_expect_eq(cnb_plan_max_splits(2, 132), 264);
+    cr_expect_eq(cnb_plan_max_splits(3, 132), CNB_MAX_SPLITS);
+    cr_expect_eq(cnb_plan_max_splits(1, 100000), CNB_GRID_YZ_MAX);
+    /* k at the int boundary: refused, never a slice end that wraps */
+    cr_expect_eq(cnb_plan_gemm(&p, 1, 1, INT_MAX, 132, err, sizeof err), CNB_ERR_UNSUPPORTED);
+    cr_assert_eq(cnb_plan_gemm(&p, 1, 1, INT_MAX - 2 * CNB_TILE_K, 132, err, sizeof err),
+                 CNB_OK, "%s", err);
+    plan_invariants(&p, 1, 1, INT_MAX - 2 * CNB_TILE_K);
+    /* the last slice's start and a k-step past the end stay within int (the kernel takes
+     * the slice's end as min(K, start + k_per_split) in 64 bits) */
+    cr_expect((long long)(p.splits - 1) * p.k_per_split + 2 * CNB_TILE_K <= INT_MAX, "%d x %d",
+              p.splits, p.k_per_split);
     /* conv forward of simplecnn.conv2: (64, 64*196) — 196 tiles fill 132 SMs, no split */
     cr_assert_eq(cnb_plan_gemm(&p, 64, 64 * 196, 288, 132, err, sizeof err), CNB_OK);
     plan_invariants(&p, 64, 64 * 196, 288);
@@ -158,6 +185,28 @@ Test(gpu_plan, gemm_plan_tiles_and_split_k) {
     cnb_plan_gemm(&a, 64, 128, 3136, 132, err, sizeof err);
     cnb_plan_gemm(&b, 64, 128, 3136, 132, err, sizeof err);
     cr_expect(memcmp(&a, &b, sizeof a) == 0);
+}
+
+/* The grid-stride loop of the element-wise kernels, run on the host with the launch's
+ * variables: at total = INT_MAX the last thread's step past the end must not wrap. */
+Test(gpu_plan, grid_stride_loop_ends_at_int_max) {
+    struct {
+        unsigned x;
+    } blockIdx, threadIdx, blockDim = {CNB_EW_THREADS}, gridDim = {CNB_EW_MAX_BLOCKS};
+    const long long total = INT_MAX, stride = (long long)CNB_EW_THREADS * CNB_EW_MAX_BLOCKS;
+    const unsigned who[][2] = {{0, 0}, {CNB_EW_MAX_BLOCKS - 1, CNB_EW_THREADS - 1}, {17, 3}};
+    for (size_t t = 0; t < sizeof who / sizeof who[0]; t++) {
+        blockIdx.x = who[t][0];
+        threadIdx.x = who[t][1];
+        long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x, count = 0, last = -1;
+        CNB_GRID_STRIDE(e64, total) {
+            cr_assert(e64 > last && e64 < total, "index %lld after %lld", e64, last);
+            last = e64;
+            count++;
+        }
+        cr_expect_eq(count, (total - start + stride - 1) / stride, "thread %lld", start);
+        cr_expect_geq(last + stride, total, "thread %lld stopped early at %lld", start, last);
+    }
 }
 
 Test(gpu_plan, block_counts) {

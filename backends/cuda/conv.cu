@@ -53,9 +53,10 @@ struct ConvBackwardFilterOp {
 
 /* y (n,c,hw) += bias (c). */
 __global__ void bias_forward_kernel(float *y, const float *bias, int c, int hw, int total) {
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x))
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64;
         y[e] = __fadd_rn(y[e], bias[(e / hw) % c]);
+    }
 }
 
 /* One block per channel: each thread sums a fixed stride of the channel's n*hw values, then a
@@ -65,8 +66,8 @@ __global__ void __launch_bounds__(CNB_REDUCE_THREADS)
     __shared__ float part[CNB_REDUCE_THREADS];
     const int ch = (int)blockIdx.x, tid = (int)threadIdx.x;
     float sum = 0.0f;
-    for (int e = tid; e < n * hw; e += CNB_REDUCE_THREADS) {
-        int b = e / hw, i = e - b * hw;
+    CNB_BLOCK_STRIDE(e64, (long long)n * hw, CNB_REDUCE_THREADS) {
+        const int e = (int)e64, b = e / hw, i = e - b * hw;
         sum += dy[(b * c + ch) * hw + i];
     }
     part[tid] = sum;

@@ -28,7 +28,8 @@ __global__ void __launch_bounds__(CNB_TILE_THREADS)
     const int tx = tid % 16, ty = tid / 16;
     const int m0 = (int)blockIdx.y * CNB_TILE_M, n0 = (int)blockIdx.x * CNB_TILE_N;
     const int k_begin = (int)blockIdx.z * k_per_split;
-    const int k_end = K < k_begin + k_per_split ? K : k_begin + k_per_split;
+    const long long slice_end = (long long)k_begin + k_per_split; /* may pass INT_MAX */
+    const int k_end = slice_end < K ? (int)slice_end : K;
 
     float acc[CNB_TILE_MICRO][CNB_TILE_MICRO];
     for (int i = 0; i < CNB_TILE_MICRO; i++)
@@ -76,8 +77,8 @@ __global__ void __launch_bounds__(CNB_TILE_THREADS)
 template <class Op>
 __global__ void split_k_reduce_kernel(Op op, const float *partial, int M, int N, int splits) {
     const int total = M * N;
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x)) {
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64;
         float sum = partial[e];
         for (int z = 1; z < splits; z++) sum += partial[z * total + e];
         op.store(e / N, e % N, sum);
