@@ -25,13 +25,17 @@ struct cnb_trainer {
     float *train_x, *test_x; /* normalized images, count * in_size */
     int32_t *order;         /* shuffled training order */
     float *stage_x;         /* one batch, gathered for upload */
-    int32_t *stage_y, *host_pred;
+    int32_t *stage_y;
+    int32_t *host_results;  /* [0]: the loss's bits, then the predictions (host_pred) */
+    int32_t *host_pred;
     size_t in_size;         /* c*h*w of one input */
     /* device */
     float *params, *grads, *opt_m, *opt_v;
     float *x;               /* input batch (max_batch, in_size) */
     int32_t *y, *pred;      /* labels and predictions (max_batch) */
     float *probs, *loss;
+    /* loss (one float) then pred, in one buffer: one download, one wait, per batch */
+    int32_t *results;
     float *act[CNB_MAX_LAYERS];   /* each layer's output; flatten aliases its input */
     int act_owned[CNB_MAX_LAYERS];
     void *pool_ws[CNB_MAX_LAYERS];
@@ -123,8 +127,8 @@ static const float *layer_input(const cnb_trainer *t, int i) {
 }
 
 static void trainer_free_device(cnb_trainer *t) {
-    void *bufs[] = {t->params, t->grads, t->opt_m, t->opt_v, t->x, t->y, t->pred,
-                    t->probs, t->loss, t->dbuf[0], t->dbuf[1]};
+    void *bufs[] = {t->params, t->grads, t->opt_m, t->opt_v, t->x, t->y, t->results,
+                    t->probs, t->dbuf[0], t->dbuf[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) t->api->free(t->ctx, bufs[i]);
     for (int i = 0; i < t->m->n_layers; i++) {
@@ -141,7 +145,7 @@ void cnb_trainer_destroy(cnb_trainer *t) {
     free(t->order);
     free(t->stage_x);
     free(t->stage_y);
-    free(t->host_pred);
+    free(t->host_results);
     free(t);
 }
 
@@ -206,7 +210,8 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->order = malloc((size_t)train->count * sizeof(int32_t));
     t->stage_x = cnb_aligned_alloc(mb * t->in_size * sizeof(float));
     t->stage_y = malloc(mb * sizeof(int32_t));
-    t->host_pred = malloc(mb * sizeof(int32_t));
+    t->host_results = malloc((mb + 1) * sizeof(int32_t));
+    t->host_pred = t->host_results ? t->host_results + 1 : NULL;
     if (!t->train_x || !t->test_x || !t->order || !t->stage_x || !t->stage_y || !t->host_pred) {
         cnb_trainer_destroy(t);
         return cnb_errf(err, err_len, "out of host memory for the data sets");
@@ -223,11 +228,14 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
              dev_alloc(t, (void **)&t->x, mb * t->in_size, sizeof(float), "alloc input", err,
                        err_len) ||
              dev_alloc(t, (void **)&t->y, mb, sizeof(int32_t), "alloc labels", err, err_len) ||
-             dev_alloc(t, (void **)&t->pred, mb, sizeof(int32_t), "alloc predictions", err,
-                       err_len) ||
+             dev_alloc(t, (void **)&t->results, mb + 1, sizeof(int32_t),
+                       "alloc loss and predictions", err, err_len) ||
              dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes, sizeof(float),
-                       "alloc probabilities", err, err_len) ||
-             dev_alloc(t, (void **)&t->loss, 1, sizeof(float), "alloc loss", err, err_len);
+                       "alloc probabilities", err, err_len);
+    if (ok == 0) {
+        t->loss = (float *)t->results;
+        t->pred = t->results + 1;
+    }
     for (int i = 0; ok == 0 && i < m->n_layers; i++) {
         const cnb_layer *l = &m->layers[i];
         size_t sz = layer_out_size(l);
@@ -432,16 +440,26 @@ static int upload_batch(cnb_trainer *t, const float *images, const uint8_t *labe
     return 0;
 }
 
-/* Loss (mean over n) and correct predictions of the batch in t->x, after a forward pass. */
-static int loss_and_predictions(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+/* Queues the loss (mean over n) and predictions of the batch in t->x, after a forward pass. */
+static int queue_loss(cnb_trainer *t, int n, char *err, size_t err_len) {
     const float *logits = t->act[t->m->n_layers - 1];
     KCHECK(t, t->api->softmax_ce_forward(t->ctx, n, t->m->classes, t->probs, t->loss, t->pred,
                                          logits, t->y),
            "softmax_ce_forward");
-    KCHECK(t, t->api->download(t->ctx, loss, t->loss, sizeof(float)), "download (loss)");
-    KCHECK(t, t->api->download(t->ctx, t->host_pred, t->pred, (size_t)n * sizeof(int32_t)),
-           "download (predictions)");
     return 0;
+}
+
+/* Waits for the queued loss and predictions: one download, so one wait, for both. */
+static int read_loss(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+    KCHECK(t, t->api->download(t->ctx, t->host_results, t->results,
+                               ((size_t)n + 1) * sizeof(int32_t)),
+           "download (loss and predictions)");
+    memcpy(loss, t->host_results, sizeof *loss);
+    return 0;
+}
+
+static int loss_and_predictions(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+    return queue_loss(t, n, err, err_len) || read_loss(t, n, loss, err, err_len);
 }
 
 static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double *acc_out,
@@ -471,6 +489,19 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     *acc_out = (double)correct / d->count;
     r->have_confusion = 1;
     return 0;
+}
+
+/* Uploads the batch of training step `next` of this epoch ahead of time, when there is one
+ * and the run will take it. Returns next; -1 when there is nothing to upload; -2 when the
+ * upload failed (the message in err belongs to step next). */
+static long upload_next(cnb_trainer *t, long next, long steps_per_epoch, int batch, char *err,
+                        size_t err_len) {
+    const cnb_dataset *d = t->train;
+    if (next >= steps_per_epoch || (t->s.max_steps && t->global_step + 1 >= t->s.max_steps))
+        return -1;
+    int first = (int)(next * batch), n = d->count - first < batch ? d->count - first : batch;
+    return upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len) ? -2
+                                                                                        : next;
 }
 
 static int record_step_loss(cnb_run_result *r, float loss) {
@@ -515,6 +546,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
         t->pos_epoch = e;
         double loss_sum = 0.0, progress_at = 0.0;
         long correct = 0;
+        long uploaded = -1; /* the step whose batch is already on the device */
         double start = cnb_now();
         for (long s = first_step; s < steps_per_epoch; s++) {
             t->pos_step = s;
@@ -529,17 +561,29 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             }
             int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
             float loss;
-            if (upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len) ||
-                forward(t, n, err, err_len) || loss_and_predictions(t, n, &loss, err, err_len) ||
+            /* The whole step is queued, then the next batch, and only then does the harness
+             * wait for this step's loss: a device never idles while the host gathers. */
+            int failed =
+                (uploaded != s &&
+                 upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len)) ||
+                forward(t, n, err, err_len) || queue_loss(t, n, err, err_len) ||
                 t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs, t->y) !=
                     CNB_OK ||
-                backward(t, n, err, err_len) || optimizer_step(t, err, err_len)) {
+                backward(t, n, err, err_len) || optimizer_step(t, err, err_len);
+            long failed_step = s; /* 0-based, in this epoch */
+            if (!failed) {
+                uploaded = upload_next(t, s + 1, steps_per_epoch, batch, err, err_len);
+                failed = uploaded == -2;
+                if (failed) failed_step = s + 1; /* it was that step's batch */
+                else failed = read_loss(t, n, &loss, err, err_len);
+            }
+            if (failed) {
                 if (!err[0])
                     snprintf(err, err_len, "%s: softmax_ce_backward failed: %s", t->api->name,
                              t->api->last_error(t->ctx));
                 r->status = CNB_RUN_BACKEND_ERROR;
                 snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
-                         e, s + 1, t->global_step + 1, err);
+                         e, failed_step + 1, t->global_step + 1 + (failed_step - s), err);
                 rc = -1;
                 break;
             }
@@ -573,7 +617,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             loss_sum += (double)loss * n;
             em->train_images += n;
             em->steps++;
-            for (int b = 0; b < n; b++) correct += t->host_pred[b] == t->stage_y[b];
+            /* stage_y may hold the next batch's labels already */
+            for (int b = 0; b < n; b++) correct += t->host_pred[b] == d->labels[t->order[first + b]];
             double now = cnb_now();
             if (t->s.progress && now - progress_at > 0.25) {
                 progress_line(t, e, s + 1, steps_per_epoch, loss_sum / em->train_images,

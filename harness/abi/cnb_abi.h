@@ -25,6 +25,10 @@
  *  - Outputs never alias inputs unless a kernel says so.
  *  - Calls may be asynchronous on a device; download() and synchronize() are the points at which
  *    results are complete.
+ *  - Calls on one context take effect in the order they are issued (one queue): an upload into a
+ *    buffer that an earlier kernel reads lands after that kernel. upload() has read its source
+ *    when it returns (the source may be reused at once) but need not wait for the device copy;
+ *    the harness relies on this to queue the next batch before it reads a step's loss.
  */
 #ifndef CNB_ABI_H
 #define CNB_ABI_H
