@@ -609,6 +609,92 @@ Test(gpu_plan, cudnn_choose_find_heuristics_and_cached_failure) {
     cr_expect(strstr(err, "fwd: ") == err && strstr(err, "_v7"), "%s", err);
 }
 
+/* A scripted run: the algorithms listed in fail[] fail with status, the others succeed. */
+typedef struct fake_run {
+    int fail[4], fails;
+    cnb_status status;
+    int runs, ran[16];
+} fake_run;
+
+static cnb_status fake_run_fn(void *user, const cnb_cudnn_choice *c, char *err, size_t len) {
+    fake_run *f = user;
+    f->ran[f->runs++ % 16] = c->algo;
+    for (int i = 0; i < f->fails; i++)
+        if (f->fail[i] == c->algo) {
+            snprintf(err, len, "cudnnConvolutionForward: CUDNN_STATUS_PLANTED (algo %d)", c->algo);
+            return f->status;
+        }
+    return CNB_OK;
+}
+
+/* A chosen algorithm that fails to run gives way to the next acceptable one of the same
+ * ranked list, and the new choice is kept; a caller's mistake is not retried; when all fail,
+ * the shape becomes a cached failure. */
+Test(gpu_plan, cudnn_falls_back_to_the_next_ranked_algorithm) {
+    const cnb_cudnn_perf find[] = {
+        {.algo = 6, .ok = 1, .time_ms = 0.1f, .fma_math = 1, .math_type = 3},
+        {.algo = 5, .ok = 1, .time_ms = 0.15f, .fma_math = 0, .math_type = 1}, /* TF32: never */
+        {.algo = 1, .ok = 1, .time_ms = 0.2f, .memory = 256, .fma_math = 1, .math_type = 3},
+        {.algo = 4, .ok = 0, .time_ms = 0.3f, .fma_math = 1, .math_type = 3}, /* failed in Find */
+        {.algo = 0, .ok = 1, .time_ms = 0.4f, .fma_math = 1, .math_type = 3},
+    };
+    fake_query q = {.perf = {find, find}, .count = {5, 5}};
+    char err[512], value[256];
+    cnb_cudnn_choice c;
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &q, 0, 0, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_assert_eq(c.algo, 6);
+    cr_expect_eq(c.ranked_count, 3, "acceptable: 6, 1, 0 (not the TF32 one, not the failed one)");
+
+    /* the planted failure of algorithm 6: the next acceptable (1, with its workspace) runs */
+    fake_run r = {.fail = {6}, .fails = 1, .status = CNB_ERR_UNSUPPORTED};
+    cr_assert_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &r, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect(r.runs == 2 && r.ran[0] == 6 && r.ran[1] == 1, "runs %d: %d, %d", r.runs, r.ran[0],
+              r.ran[1]);
+    cr_expect(c.algo == 1 && c.workspace == 256 && c.fallbacks == 1 && c.time_ms == 0.2f);
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &c, value, sizeof value);
+    cr_expect(strstr(value, "ALGO_1") == NULL && strstr(value, "IMPLICIT_PRECOMP_GEMM") == value &&
+                  strstr(value, "1 candidate(s) failed"),
+              "%s", value);
+    /* cached: the next call starts at the new choice, the failed one is not tried again */
+    r.runs = 0;
+    cr_assert_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &r, "fwd", err, sizeof err),
+                 CNB_OK);
+    cr_expect(r.runs == 1 && r.ran[0] == 1);
+
+    /* an invalid argument is the caller's: returned, the choice kept */
+    fake_run bad = {.fail = {1}, .fails = 1, .status = CNB_ERR_INVALID_ARGUMENT};
+    cr_expect_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &bad, "fwd", err,
+                                      sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect(bad.runs == 1 && c.algo == 1 && !c.failed);
+
+    /* every remaining candidate fails: a cached failure naming the last error */
+    fake_run all = {.fail = {1, 0}, .fails = 2, .status = CNB_ERR_LIBRARY};
+    cr_expect_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &all, "conv_forward (n1)",
+                                      err, sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    cr_expect(all.runs == 2 && c.failed && c.algo == -1);
+    cr_expect(strstr(c.failure, "conv_forward (n1)") == c.failure &&
+                  strstr(c.failure, "3 tried") && strstr(c.failure, "PLANTED (algo 0)"),
+              "%s", c.failure);
+    cr_expect_str_eq(err, c.failure);
+    cr_expect(cnb_cudnn_may_fall_back(CNB_ERR_OUT_OF_MEMORY) &&
+              !cnb_cudnn_may_fall_back(CNB_ERR_INTERNAL));
+}
+
+/* The forward bias is fused only under IMPLICIT_PRECOMP_GEMM (cuDNN's rule for the identity
+ * activation), only with a bias, and never again once refused. */
+Test(gpu_plan, cudnn_fused_bias_rule) {
+    for (int algo = 0; algo < 8; algo++)
+        cr_expect_eq(cnb_cudnn_fuse_bias(algo, 1, 0), algo == 1, "%s",
+                     cnb_cudnn_algo_name(CNB_CUDNN_FWD, algo));
+    cr_expect_eq(strcmp(cnb_cudnn_algo_name(CNB_CUDNN_FWD, 1), "IMPLICIT_PRECOMP_GEMM"), 0);
+    cr_expect(!cnb_cudnn_fuse_bias(1, 0, 0));
+    cr_expect(!cnb_cudnn_fuse_bias(1, 1, 1));
+}
+
 static int released;
 static void count_release(void *p) {
     released++;
