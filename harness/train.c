@@ -167,6 +167,8 @@ static float *normalized_copy(const cnb_dataset *d, const cnb_model *m) {
     return out;
 }
 
+static int warm_up(cnb_trainer *t, char *err, size_t err_len);
+
 int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
                        const cnb_dataset *train, const cnb_dataset *test,
                        const cnb_run_settings *s, cnb_trainer **out, char *err, size_t err_len) {
@@ -288,6 +290,12 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     if (st != CNB_OK) {
         cnb_errf(err, err_len, "%s: upload of the initial parameters failed: %s", api->name,
                  api->last_error(ctx));
+        cnb_trainer_destroy(t);
+        return -1;
+    }
+    /* A device backend does per-shape work on first use (cuDNN's algorithm search, scratch
+     * growth): done here, before anything is timed. CPU backends have none and skip it. */
+    if (cnb_backend_has_timers(api) && warm_up(t, err, err_len) != 0) {
         cnb_trainer_destroy(t);
         return -1;
     }
@@ -488,6 +496,37 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     *loss_out = loss_sum / d->count;
     *acc_out = (double)correct / d->count;
     r->have_confusion = 1;
+    return 0;
+}
+
+/* One pass at batch n on the first images of its data set: forward and loss, and the backward
+ * pass when training uses n. No optimizer step, so parameters and optimizer state do not
+ * change; activations and gradients are overwritten by the first real step. */
+static int warm_up_batch(cnb_trainer *t, int n, int train, char *err, size_t err_len) {
+    if (n <= 0) return 0;
+    const cnb_dataset *d = train ? t->train : t->test;
+    if (upload_batch(t, train ? t->train_x : t->test_x, d->labels, NULL, 0, n, err, err_len) ||
+        forward(t, n, err, err_len) || queue_loss(t, n, err, err_len))
+        return -1;
+    if (!train) return 0;
+    KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, t->m->classes, t->dbuf[0], t->probs, t->y),
+           "softmax_ce_backward");
+    return backward(t, n, err, err_len);
+}
+
+/* Every batch size the run will use — the training batch, the epoch's last partial batch, the
+ * evaluation batch and its last partial batch — once, then a wait for the device. */
+static int warm_up(cnb_trainer *t, char *err, size_t err_len) {
+    int batch = t->s.batch < t->train->count ? t->s.batch : t->train->count;
+    int eb = t->s.eval_batch < t->max_batch ? t->s.eval_batch : t->max_batch;
+    int sizes[4] = {batch, t->train->count % batch, eb < t->test->count ? eb : t->test->count,
+                    t->test->count % eb};
+    for (int i = 0; i < 4; i++) {
+        int seen = 0; /* each size once; a training size covers evaluation too */
+        for (int j = 0; j < i; j++) seen |= sizes[j] == sizes[i];
+        if (!seen && warm_up_batch(t, sizes[i], i < 2, err, err_len) != 0) return -1;
+    }
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (warm-up)");
     return 0;
 }
 
