@@ -104,7 +104,9 @@ Test(gpu_plan, pool_gemm_misc_validation) {
  * empty, slice length a multiple of the k-step, grid within CUDA's limits, scratch sized. */
 static void plan_invariants(const cnb_gemm_plan *p, int m, int n, int k) {
     cr_expect_eq(p->grid_x, (n + CNB_TILE_N - 1) / CNB_TILE_N, "grid_x for n=%d", n);
-    cr_expect_eq(p->grid_y, (m + CNB_TILE_M - 1) / CNB_TILE_M, "grid_y for m=%d", m);
+    /* 32-row tiles exactly when m <= 32: a 64-row tile would be at least half empty */
+    cr_expect_eq(p->tile_m, m <= 32 ? CNB_TILE_M_SMALL : CNB_TILE_M, "tile_m for m=%d", m);
+    cr_expect_eq(p->grid_y, (m + p->tile_m - 1) / p->tile_m, "grid_y for m=%d", m);
     /* few-tile problems may go up to 2 x 200 SMs (the most the loops below use) */
     int cap = (long long)p->grid_x * p->grid_y <= CNB_FEW_TILES ? 400 : CNB_MAX_SPLITS;
     cr_expect(p->splits >= 1 && p->splits <= cap, "splits %d", p->splits);

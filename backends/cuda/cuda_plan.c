@@ -146,8 +146,9 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
     p->m = m;
     p->n = n;
     p->k = k;
+    p->tile_m = m <= CNB_TILE_M_SMALL ? CNB_TILE_M_SMALL : CNB_TILE_M;
     p->grid_x = ceil_div(n, CNB_TILE_N);
-    p->grid_y = ceil_div(m, CNB_TILE_M);
+    p->grid_y = ceil_div(m, p->tile_m);
     if (p->grid_y > CNB_GRID_YZ_MAX)
         return fail(CNB_ERR_UNSUPPORTED, err, len,
                     "plan_gemm: %d rows need %d row tiles, more than a grid's %d", m, p->grid_y,

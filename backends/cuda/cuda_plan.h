@@ -44,8 +44,10 @@ cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, 
 /* ---- the tiled SGEMM shared by gemm and the three convolutions (tiled_gemm.cuh) ----
  * A block of 16x16 threads computes a 64x64 tile of C, each thread a 4x4 micro-tile at rows
  * ty + 16*i and columns tx + 16*j (so a warp's shared-memory reads and global stores are
- * consecutive), stepping through k 16 at a time. */
+ * consecutive), stepping through k 16 at a time. When m <= 32 the tile is 32 rows high (each
+ * thread 2x4), so no half-empty tile is computed. */
 #define CNB_TILE_M 64
+#define CNB_TILE_M_SMALL 32
 #define CNB_TILE_N 64
 #define CNB_TILE_K 16
 #define CNB_TILE_THREADS 256
@@ -63,8 +65,9 @@ cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, 
  * Fixed slices and a fixed order keep results bit-identical from run to run, without atomics. */
 typedef struct cnb_gemm_plan {
     int m, n, k;
+    int tile_m;          /* CNB_TILE_M, or CNB_TILE_M_SMALL when m <= 32 */
     int grid_x;          /* column tiles: ceil(n / CNB_TILE_N) */
-    int grid_y;          /* row tiles: ceil(m / CNB_TILE_M) */
+    int grid_y;          /* row tiles: ceil(m / tile_m) */
     int splits;          /* grid z; 1 means no split and no scratch */
     int k_per_split;     /* a multiple of CNB_TILE_K; the last slice may be shorter */
     size_t partial_floats; /* scratch the split needs: splits*m*n, or 0 */
