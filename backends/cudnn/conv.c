@@ -416,5 +416,16 @@ void dnn_info_convs(cnb_context *ctx, cnb_info_fn fn, void *user) {
                      part);
         }
         fn(user, key, value);
+        /* the generic key of cnb_abi.h's info() rule: directions whose results are not sums of
+         * products (checks relax exact-integer equality and the fp32 tolerance for them) */
+        char dirs[40] = "";
+        for (int dir = 0; dir < 3; dir++)
+            if (e->choice[dir].algo >= 0 && !cnb_cudnn_algo_sums_products(dir, e->choice[dir].algo))
+                snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), "%s%s",
+                         dirs[0] ? " " : "", dir_word[dir]);
+        if (dirs[0]) {
+            snprintf(key, sizeof key, "conv.transforms[%s]", shape);
+            fn(user, key, dirs);
+        }
     }
 }

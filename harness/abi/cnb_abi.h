@@ -147,7 +147,12 @@ typedef struct cnb_backend {
     cnb_status (*create)(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len);
     void (*destroy)(cnb_context *ctx);
     const char *(*last_error)(cnb_context *ctx); /* message for the last failed call, or "" */
-    /* Library versions (compiled against and loaded), chosen ISA, threads, device name, ... */
+    /* Library versions (compiled against and loaded), chosen ISA, threads, device name, ...
+     * One key has a meaning the harness reads: "conv.transforms[n%d c%d %dx%d k%d %dx%d
+     * s%dx%d p%dx%d]" (n, c, h, w, k, r, s, strides, pads of a convolution shape used so far)
+     * with the value a space-separated list of "fwd", "bwd_data", "bwd_filter": the directions
+     * whose algorithm transforms the data (FFT, Winograd) instead of summing products, so
+     * their results are not exact on integer data and carry more rounding. */
     cnb_status (*info)(cnb_context *ctx, cnb_info_fn fn, void *user);
 
     /* Memory. alloc'd memory is aligned to at least 64 bytes and not initialized. */
