@@ -156,7 +156,7 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
     cnb_status st = CNB_OK;
     if (!heuristic) {
         st = dnn_workspace(ctx, SEARCH_WORKSPACE, &ws);
-        ctx->searches++;
+        if (st == CNB_OK) ctx->searches++;
     }
     if (st != CNB_OK) {
         /* no room to search in: the heuristics answer instead */
