@@ -27,13 +27,17 @@ struct cnb_trainer {
     float *train_x, *test_x; /* normalized images, count * in_size */
     int32_t *order;         /* shuffled training order */
     float *stage_x;         /* one batch, gathered for upload */
-    int32_t *stage_y, *host_pred;
+    int32_t *stage_y;
+    int32_t *host_results;  /* [0]: the loss's bits, then the predictions (host_pred) */
+    int32_t *host_pred;
     size_t in_size;         /* c*h*w of one input */
     /* device */
     float *params, *grads, *opt_m, *opt_v;
     float *x;               /* input batch (max_batch, in_size) */
     int32_t *y, *pred;      /* labels and predictions (max_batch) */
     float *probs, *loss;
+    /* loss (one float) then pred, in one buffer: one download, one wait, per batch */
+    int32_t *results;
     float *act[CNB_MAX_LAYERS];   /* each layer's output; flatten aliases its input */
     int act_owned[CNB_MAX_LAYERS];
     void *pool_ws[CNB_MAX_LAYERS];
@@ -129,8 +133,8 @@ static const float *layer_input(const cnb_trainer *t, int i) {
 }
 
 static void trainer_free_device(cnb_trainer *t) {
-    void *bufs[] = {t->params, t->grads, t->opt_m, t->opt_v, t->x, t->y, t->pred,
-                    t->probs, t->loss, t->dbuf[0], t->dbuf[1]};
+    void *bufs[] = {t->params, t->grads, t->opt_m, t->opt_v, t->x, t->y, t->results,
+                    t->probs, t->dbuf[0], t->dbuf[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) t->api->free(t->ctx, bufs[i]);
     for (int i = 0; i < t->m->n_layers; i++) {
@@ -147,7 +151,7 @@ void cnb_trainer_destroy(cnb_trainer *t) {
     free(t->order);
     free(t->stage_x);
     free(t->stage_y);
-    free(t->host_pred);
+    free(t->host_results);
     free(t->host_grads);
     free(t);
 }
@@ -169,6 +173,8 @@ static float *normalized_copy(const cnb_dataset *d, const cnb_model *m) {
                          out);
     return out;
 }
+
+static int warm_up(cnb_trainer *t, char *err, size_t err_len);
 
 int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
                        const cnb_dataset *train, const cnb_dataset *test,
@@ -213,7 +219,8 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->order = malloc((size_t)train->count * sizeof(int32_t));
     t->stage_x = cnb_aligned_alloc(mb * t->in_size * sizeof(float));
     t->stage_y = malloc(mb * sizeof(int32_t));
-    t->host_pred = malloc(mb * sizeof(int32_t));
+    t->host_results = malloc((mb + 1) * sizeof(int32_t));
+    t->host_pred = t->host_results ? t->host_results + 1 : NULL;
     if (!t->train_x || !t->test_x || !t->order || !t->stage_x || !t->stage_y || !t->host_pred) {
         cnb_trainer_destroy(t);
         return cnb_errf(err, err_len, "out of host memory for the data sets");
@@ -235,11 +242,14 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
              dev_alloc(t, (void **)&t->x, mb * t->in_size, sizeof(float), "alloc input", err,
                        err_len) ||
              dev_alloc(t, (void **)&t->y, mb, sizeof(int32_t), "alloc labels", err, err_len) ||
-             dev_alloc(t, (void **)&t->pred, mb, sizeof(int32_t), "alloc predictions", err,
-                       err_len) ||
+             dev_alloc(t, (void **)&t->results, mb + 1, sizeof(int32_t),
+                       "alloc loss and predictions", err, err_len) ||
              dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes, sizeof(float),
-                       "alloc probabilities", err, err_len) ||
-             dev_alloc(t, (void **)&t->loss, 1, sizeof(float), "alloc loss", err, err_len);
+                       "alloc probabilities", err, err_len);
+    if (ok == 0) {
+        t->loss = (float *)t->results;
+        t->pred = t->results + 1;
+    }
     for (int i = 0; ok == 0 && i < m->n_layers; i++) {
         const cnb_layer *l = &m->layers[i];
         size_t sz = layer_out_size(l);
@@ -292,6 +302,12 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     if (st != CNB_OK) {
         cnb_errf(err, err_len, "%s: upload of the initial parameters failed: %s", api->name,
                  api->last_error(ctx));
+        cnb_trainer_destroy(t);
+        return -1;
+    }
+    /* A device backend does per-shape work on first use (cuDNN's algorithm search, scratch
+     * growth): done here, before anything is timed. CPU backends have none and skip it. */
+    if (cnb_backend_has_timers(api) && warm_up(t, err, err_len) != 0) {
         cnb_trainer_destroy(t);
         return -1;
     }
@@ -444,15 +460,12 @@ static int upload_batch(cnb_trainer *t, const float *images, const uint8_t *labe
     return 0;
 }
 
-/* Loss (mean over n) and correct predictions of the batch in t->x, after a forward pass. */
-static int loss_and_predictions(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+/* Queues the loss (mean over n) and predictions of the batch in t->x, after a forward pass. */
+static int queue_loss(cnb_trainer *t, int n, char *err, size_t err_len) {
     const float *logits = t->act[t->m->n_layers - 1];
     KCHECK(t, t->api->softmax_ce_forward(t->ctx, n, t->m->classes, t->probs, t->loss, t->pred,
                                          logits, t->y),
            "softmax_ce_forward");
-    KCHECK(t, t->api->download(t->ctx, loss, t->loss, sizeof(float)), "download (loss)");
-    KCHECK(t, t->api->download(t->ctx, t->host_pred, t->pred, (size_t)n * sizeof(int32_t)),
-           "download (predictions)");
     return 0;
 }
 
@@ -482,6 +495,19 @@ static int reduce_evaluation(cnb_trainer *t, cnb_run_result *r, double *loss_sum
     *loss_sum = sums[k * k];
     *correct = (long)sums[k * k + 1];
     return 0;
+}
+
+/* Waits for the queued loss and predictions: one download, so one wait, for both. */
+static int read_loss(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+    KCHECK(t, t->api->download(t->ctx, t->host_results, t->results,
+                               ((size_t)n + 1) * sizeof(int32_t)),
+           "download (loss and predictions)");
+    memcpy(loss, t->host_results, sizeof *loss);
+    return 0;
+}
+
+static int loss_and_predictions(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
+    return queue_loss(t, n, err, err_len) || read_loss(t, n, loss, err, err_len);
 }
 
 static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double *acc_out,
@@ -522,6 +548,50 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
     *acc_out = (double)correct / d->count;
     r->have_confusion = 1;
     return 0;
+}
+
+/* One pass at batch n on the first images of its data set: forward and loss, and the backward
+ * pass when training uses n. No optimizer step, so parameters and optimizer state do not
+ * change; activations and gradients are overwritten by the first real step. */
+static int warm_up_batch(cnb_trainer *t, int n, int train, char *err, size_t err_len) {
+    if (n <= 0) return 0;
+    const cnb_dataset *d = train ? t->train : t->test;
+    if (upload_batch(t, train ? t->train_x : t->test_x, d->labels, NULL, 0, n, err, err_len) ||
+        forward(t, n, err, err_len) || queue_loss(t, n, err, err_len))
+        return -1;
+    if (!train) return 0;
+    KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, t->m->classes, t->dbuf[0], t->probs, t->y),
+           "softmax_ce_backward");
+    return backward(t, n, err, err_len);
+}
+
+/* Every batch size the run will use — the training batch, the epoch's last partial batch, the
+ * evaluation batch and its last partial batch — once, then a wait for the device. */
+static int warm_up(cnb_trainer *t, char *err, size_t err_len) {
+    int batch = t->s.batch < t->train->count ? t->s.batch : t->train->count;
+    int eb = t->s.eval_batch < t->max_batch ? t->s.eval_batch : t->max_batch;
+    int sizes[4] = {batch, t->train->count % batch, eb < t->test->count ? eb : t->test->count,
+                    t->test->count % eb};
+    for (int i = 0; i < 4; i++) {
+        int seen = 0; /* each size once; a training size covers evaluation too */
+        for (int j = 0; j < i; j++) seen |= sizes[j] == sizes[i];
+        if (!seen && warm_up_batch(t, sizes[i], i < 2, err, err_len) != 0) return -1;
+    }
+    KCHECK(t, t->api->synchronize(t->ctx), "synchronize (warm-up)");
+    return 0;
+}
+
+/* Uploads the batch of training step `next` of this epoch ahead of time, when there is one
+ * and the run will take it. Returns next; -1 when there is nothing to upload; -2 when the
+ * upload failed (the message in err belongs to step next). */
+static long upload_next(cnb_trainer *t, long next, long steps_per_epoch, int batch, char *err,
+                        size_t err_len) {
+    const cnb_dataset *d = t->train;
+    if (next >= steps_per_epoch || (t->s.max_steps && t->global_step + 1 >= t->s.max_steps))
+        return -1;
+    int first = (int)(next * batch), n = d->count - first < batch ? d->count - first : batch;
+    return upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len) ? -2
+                                                                                        : next;
 }
 
 /* The loss of a step and its time (upload to optimizer update), for the per-step throughput. */
@@ -652,6 +722,7 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
         t->pos_epoch = e;
         double loss_sum = 0.0, progress_at = 0.0;
         long correct = 0;
+        long uploaded = -1; /* the step whose batch is already on the device */
         double start = cnb_now();
         for (long s = first_step; s < steps_per_epoch; s++) {
             t->pos_step = s;
@@ -667,17 +738,44 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
             float loss;
             double step_start = cnb_now();
-            long step_correct;
-            int lo, n_local; /* this rank's slice of the global batch (all of it when alone) */
-            cnb_dist_slice(t->s.dist, n, &lo, &n_local);
-            if (local_step(t, t->order + first + lo, n_local, &loss, &step_correct, err,
-                           err_len) ||
-                (distributed && exchange_gradients(t, r, n_local, n, &loss, &step_correct, err,
-                                                   err_len)) ||
-                optimizer_step(t, err, err_len)) {
+            long step_correct = 0, failed_step = s; /* 0-based, in this epoch */
+            int failed;
+            if (distributed) { /* this rank's slice of the global batch, then the exchange */
+                int lo, n_local;
+                cnb_dist_slice(t->s.dist, n, &lo, &n_local);
+                failed = local_step(t, t->order + first + lo, n_local, &loss, &step_correct, err,
+                                    err_len) ||
+                         exchange_gradients(t, r, n_local, n, &loss, &step_correct, err,
+                                            err_len) ||
+                         optimizer_step(t, err, err_len);
+                if (!failed) r->local_images += n_local;
+            } else {
+                /* The whole step is queued, then the next batch, and only then does the harness
+                 * wait for this step's loss: a device never idles while the host gathers. */
+                failed =
+                    (uploaded != s && upload_batch(t, t->train_x, d->labels, t->order + first, 0,
+                                                   n, err, err_len)) ||
+                    forward(t, n, err, err_len) || queue_loss(t, n, err, err_len) ||
+                    t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs,
+                                                t->y) != CNB_OK ||
+                    backward(t, n, err, err_len) || optimizer_step(t, err, err_len);
+                if (!failed) {
+                    uploaded = upload_next(t, s + 1, steps_per_epoch, batch, err, err_len);
+                    failed = uploaded == -2;
+                    if (failed) failed_step = s + 1; /* it was that step's batch */
+                    else failed = read_loss(t, n, &loss, err, err_len);
+                }
+                /* stage_y may hold the next batch's labels already */
+                for (int b = 0; !failed && b < n; b++)
+                    step_correct += t->host_pred[b] == d->labels[t->order[first + b]];
+            }
+            if (failed) {
+                if (!err[0])
+                    snprintf(err, err_len, "%s: softmax_ce_backward failed: %s", t->api->name,
+                             t->api->last_error(t->ctx));
                 r->status = CNB_RUN_BACKEND_ERROR;
                 snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
-                         e, s + 1, t->global_step + 1, err);
+                         e, failed_step + 1, t->global_step + 1 + (failed_step - s), err);
                 rc = -1;
                 break;
             }
@@ -713,7 +811,6 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             loss_sum += (double)loss * n;
             em->train_images += n;
             em->steps++;
-            r->local_images += n_local;
             correct += step_correct;
             double now = cnb_now();
             if (t->s.progress && now - progress_at > 0.25) {

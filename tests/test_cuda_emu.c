@@ -8,6 +8,8 @@
  * machine without a GPU; it proves their indexing, tiling, barriers and reductions, not the
  * device's own rounding of expf/tanhf or its timing. */
 #define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "data.h"
@@ -193,5 +195,120 @@ Test(cuda_emu, planted_slowdown_keeps_the_host_clock) {
     cnb_profiler_release(&p);
     unsetenv("CNB_TEST_SLOWDOWN_CONV");
     unsetenv("CNB_TEST_FAULT_BACKEND");
+    tu_close(&g);
+}
+
+/* The emulator's test hooks (backends/cuda/emu/cuda_emu.h), found in the loaded backend. */
+typedef long (*emu_count_fn)(const char *what);
+typedef void (*emu_set_error_fn)(int e);
+static void *emu_hook(tu_backend *g, const char *name) {
+    void *sym = dlsym(g->lib.handle, name);
+    cr_assert_not_null(sym, "the cuda_emu backend does not export %s", name);
+    return sym;
+}
+static long emu_count(tu_backend *g, const char *what) {
+    emu_count_fn fn;
+    void *sym = emu_hook(g, "cnb_emu_test_count");
+    memcpy(&fn, &sym, sizeof fn);
+    return fn(what);
+}
+
+/* upload() returns without waiting for the stream and copies through pinned staging; the
+ * emulator holds pinned copies back until something could see them, so a staging slot written
+ * again before its copy ran (no event guard), or a source not copied before return, shows up
+ * as wrong data in the downloads. */
+Test(cuda_emu, upload_returns_without_waiting_and_guards_its_staging) {
+    tu_backend g;
+    open_gpu(&g);
+    enum { N = 1000, BUFS = 5 };
+    float *dev[BUFS], host[BUFS][N], src[N], back[N];
+    long syncs = emu_count(&g, "stream_syncs"), pageable = emu_count(&g, "pageable_uploads"),
+         pinned = emu_count(&g, "pinned_uploads");
+    for (int i = 0; i < BUFS; i++) {
+        tu_check_status(&g, g.api->alloc(g.ctx, (void **)&dev[i], N * sizeof(float)), "alloc");
+        for (int j = 0; j < N; j++) host[i][j] = (float)(i * N + j);
+        /* one source buffer for all: reused as soon as upload returns */
+        memcpy(src, host[i], sizeof src);
+        tu_check_status(&g, g.api->upload(g.ctx, dev[i], src, sizeof src), "upload");
+        memset(src, 0xff, sizeof src);
+    }
+    cr_expect_eq(emu_count(&g, "stream_syncs"), syncs, "upload waited for the stream");
+    cr_expect_eq(emu_count(&g, "pageable_uploads"), pageable, "upload copied from pageable memory");
+    cr_expect_eq(emu_count(&g, "pinned_uploads"), pinned + BUFS);
+    for (int i = 0; i < BUFS; i++) {
+        tu_check_status(&g, g.api->download(g.ctx, back, dev[i], sizeof back), "download");
+        cr_expect(memcmp(back, host[i], sizeof back) == 0,
+                  "buffer %d: got %g at 0, want %g (a staging slot reused too early?)", i,
+                  (double)back[0], (double)host[i][0]);
+    }
+    cr_expect_eq(emu_count(&g, "stream_syncs"), syncs + BUFS, "one wait per download");
+    for (int i = 0; i < BUFS; i++) g.api->free(g.ctx, dev[i]);
+    tu_close(&g);
+}
+
+/* A training step waits for the device once: the download of its loss and predictions (in one
+ * buffer), read after the next batch is already queued. Uploads never wait. */
+Test(cuda_emu, a_training_step_waits_once, .timeout = 300) {
+    tu_backend g;
+    open_gpu(&g);
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    cnb_dataset train = {0}, test = {0};
+    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 16, 8, &train, &test, err, sizeof err),
+                 0, "%s", err);
+    cnb_run_settings s;
+    cnb_settings_from_model(m, &s);
+    s.epochs = 1;
+    s.batch = GPU_BATCH_CAP;
+    s.eval_batch = GPU_BATCH_CAP;
+    s.max_steps = 3;
+    cnb_trainer *t;
+    cnb_run_result *r = calloc(1, sizeof *r);
+    /* a first run grows the context's scratch (one wait, once per context) */
+    cr_assert_eq(cnb_trainer_create(g.api, g.ctx, m, &train, &test, &s, &t, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cnb_trainer_destroy(t);
+    cnb_run_result_free(r);
+    memset(r, 0, sizeof *r);
+    cr_assert_eq(cnb_trainer_create(g.api, g.ctx, m, &train, &test, &s, &t, err, sizeof err), 0,
+                 "%s", err);
+    long syncs = emu_count(&g, "stream_syncs"), pageable = emu_count(&g, "pageable_uploads");
+    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cr_assert_eq(r->total_steps, 3);
+    /* 3 training steps and 8 / 4 = 2 evaluation batches: one wait each */
+    cr_expect_eq(emu_count(&g, "stream_syncs") - syncs, 3 + 2, "waits: %ld",
+                 emu_count(&g, "stream_syncs") - syncs);
+    cr_expect_eq(emu_count(&g, "pageable_uploads"), pageable);
+    cr_expect(isfinite(r->step_losses[0]) && r->step_losses[0] > 0.0f);
+    cnb_trainer_destroy(t);
+    cnb_run_result_free(r);
+    free(r);
+    free(m);
+    tu_close(&g);
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+}
+
+/* A non-sticky error a library call left behind is cleared before a launch, so the kernel's
+ * own launch status is what the slot reports. */
+Test(cuda_emu, a_leftover_error_is_not_blamed_on_a_kernel) {
+    tu_backend g;
+    open_gpu(&g);
+    emu_set_error_fn plant;
+    void *sym = emu_hook(&g, "cnb_emu_test_set_last_error");
+    memcpy(&plant, &sym, sizeof plant);
+    float x[8] = {-2, -1, 0, 1, 2, 3, -4, 5}, y[8];
+    float *dx = tu_dev_from(&g, x, 8), *dy = tu_dev_from(&g, x, 8);
+    plant(1); /* cudaErrorInvalidValue, as a failed cuBLAS or cuDNN argument check leaves it */
+    cnb_status st = g.api->activation_forward(g.ctx, CNB_ACT_RELU, 8, dy, dx, NULL);
+    cr_expect_eq(st, CNB_OK, "the kernel was blamed: %s", g.api->last_error(g.ctx));
+    tu_check_status(&g, g.api->synchronize(g.ctx), "synchronize");
+    tu_to_host(&g, y, dy, sizeof y);
+    for (int i = 0; i < 8; i++) cr_expect_eq(y[i], x[i] > 0 ? x[i] : 0.0f, "y[%d]", i);
+    tu_dev_free(&g, dx);
+    tu_dev_free(&g, dy);
     tu_close(&g);
 }

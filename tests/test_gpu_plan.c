@@ -104,8 +104,12 @@ Test(gpu_plan, pool_gemm_misc_validation) {
  * empty, slice length a multiple of the k-step, grid within CUDA's limits, scratch sized. */
 static void plan_invariants(const cnb_gemm_plan *p, int m, int n, int k) {
     cr_expect_eq(p->grid_x, (n + CNB_TILE_N - 1) / CNB_TILE_N, "grid_x for n=%d", n);
-    cr_expect_eq(p->grid_y, (m + CNB_TILE_M - 1) / CNB_TILE_M, "grid_y for m=%d", m);
-    cr_expect(p->splits >= 1 && p->splits <= CNB_MAX_SPLITS, "splits %d", p->splits);
+    /* 32-row tiles exactly when m <= 32: a 64-row tile would be at least half empty */
+    cr_expect_eq(p->tile_m, m <= 32 ? CNB_TILE_M_SMALL : CNB_TILE_M, "tile_m for m=%d", m);
+    cr_expect_eq(p->grid_y, (m + p->tile_m - 1) / p->tile_m, "grid_y for m=%d", m);
+    /* few-tile problems may go up to 2 x 200 SMs (the most the loops below use) */
+    int cap = (long long)p->grid_x * p->grid_y <= CNB_FEW_TILES ? 400 : CNB_MAX_SPLITS;
+    cr_expect(p->splits >= 1 && p->splits <= cap, "splits %d", p->splits);
     cr_expect_eq(p->k_per_split % CNB_TILE_K, 0, "k_per_split %d", p->k_per_split);
     cr_expect((long long)p->splits * p->k_per_split >= k, "slices %d x %d miss k=%d", p->splits,
               p->k_per_split, k);
@@ -132,7 +136,32 @@ Test(gpu_plan, gemm_plan_tiles_and_split_k) {
     /* the weight gradient of simplecnn.conv1: (32, 9) from k = 64*784 */
     cr_assert_eq(cnb_plan_gemm(&p, 32, 9, 64 * 784, 132, err, sizeof err), CNB_OK);
     plan_invariants(&p, 32, 9, 64 * 784);
-    cr_expect_eq(p.splits, CNB_MAX_SPLITS, "one tile, k=50176: all %d slices", CNB_MAX_SPLITS);
+    /* one tile: up to twice the SMs (264 on 132), not the 64 of larger problems; each slice
+     * still at least four k-steps, and every SM busy */
+    cr_expect(p.splits > CNB_MAX_SPLITS && p.splits <= 2 * 132,
+              "one tile, k=50176 on 132 SMs: %d slices", p.splits);
+    cr_expect_geq(p.splits, 132, "%d slices leave SMs idle", p.splits);
+    cr_expect_geq(p.k_per_split, 4 * CNB_TILE_K);
+    /* two tiles (m = 64, n = 65): the same cap; three tiles keep 64 */
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 65, 64 * 784, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 64, 65, 64 * 784);
+    cr_expect(p.splits > CNB_MAX_SPLITS && p.splits <= 2 * 132, "two tiles: %d", p.splits);
+    cr_assert_eq(cnb_plan_gemm(&p, 64, 129, 64 * 784, 132, err, sizeof err), CNB_OK);
+    plan_invariants(&p, 64, 129, 64 * 784);
+    cr_expect_eq(p.splits, CNB_MAX_SPLITS, "three tiles: %d", p.splits);
+    cr_expect_eq(cnb_plan_max_splits(1, 4), CNB_MAX_SPLITS); /* few SMs: the old cap */
+    cr_expect_eq(cnb_plan_max_splits(2, 132), 264);
+    cr_expect_eq(cnb_plan_max_splits(3, 132), CNB_MAX_SPLITS);
+    cr_expect_eq(cnb_plan_max_splits(1, 100000), CNB_GRID_YZ_MAX);
+    /* k at the int boundary: refused, never a slice end that wraps */
+    cr_expect_eq(cnb_plan_gemm(&p, 1, 1, INT_MAX, 132, err, sizeof err), CNB_ERR_UNSUPPORTED);
+    cr_assert_eq(cnb_plan_gemm(&p, 1, 1, INT_MAX - 2 * CNB_TILE_K, 132, err, sizeof err),
+                 CNB_OK, "%s", err);
+    plan_invariants(&p, 1, 1, INT_MAX - 2 * CNB_TILE_K);
+    /* the last slice's start and a k-step past the end stay within int (the kernel takes
+     * the slice's end as min(K, start + k_per_split) in 64 bits) */
+    cr_expect((long long)(p.splits - 1) * p.k_per_split + 2 * CNB_TILE_K <= INT_MAX, "%d x %d",
+              p.splits, p.k_per_split);
     /* conv forward of simplecnn.conv2: (64, 64*196) — 196 tiles fill 132 SMs, no split */
     cr_assert_eq(cnb_plan_gemm(&p, 64, 64 * 196, 288, 132, err, sizeof err), CNB_OK);
     plan_invariants(&p, 64, 64 * 196, 288);
@@ -158,6 +187,28 @@ Test(gpu_plan, gemm_plan_tiles_and_split_k) {
     cnb_plan_gemm(&a, 64, 128, 3136, 132, err, sizeof err);
     cnb_plan_gemm(&b, 64, 128, 3136, 132, err, sizeof err);
     cr_expect(memcmp(&a, &b, sizeof a) == 0);
+}
+
+/* The grid-stride loop of the element-wise kernels, run on the host with the launch's
+ * variables: at total = INT_MAX the last thread's step past the end must not wrap. */
+Test(gpu_plan, grid_stride_loop_ends_at_int_max) {
+    struct {
+        unsigned x;
+    } blockIdx, threadIdx, blockDim = {CNB_EW_THREADS}, gridDim = {CNB_EW_MAX_BLOCKS};
+    const long long total = INT_MAX, stride = (long long)CNB_EW_THREADS * CNB_EW_MAX_BLOCKS;
+    const unsigned who[][2] = {{0, 0}, {CNB_EW_MAX_BLOCKS - 1, CNB_EW_THREADS - 1}, {17, 3}};
+    for (size_t t = 0; t < sizeof who / sizeof who[0]; t++) {
+        blockIdx.x = who[t][0];
+        threadIdx.x = who[t][1];
+        long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x, count = 0, last = -1;
+        CNB_GRID_STRIDE(e64, total) {
+            cr_assert(e64 > last && e64 < total, "index %lld after %lld", e64, last);
+            last = e64;
+            count++;
+        }
+        cr_expect_eq(count, (total - start + stride - 1) / stride, "thread %lld", start);
+        cr_expect_geq(last + stride, total, "thread %lld stopped early at %lld", start, last);
+    }
 }
 
 Test(gpu_plan, block_counts) {
@@ -558,6 +609,92 @@ Test(gpu_plan, cudnn_choose_find_heuristics_and_cached_failure) {
                  CNB_ERR_OUT_OF_MEMORY);
     cr_expect(untouched.algo == -1 && !untouched.failed);
     cr_expect(strstr(err, "fwd: ") == err && strstr(err, "_v7"), "%s", err);
+}
+
+/* A scripted run: the algorithms listed in fail[] fail with status, the others succeed. */
+typedef struct fake_run {
+    int fail[4], fails;
+    cnb_status status;
+    int runs, ran[16];
+} fake_run;
+
+static cnb_status fake_run_fn(void *user, const cnb_cudnn_choice *c, char *err, size_t len) {
+    fake_run *f = user;
+    f->ran[f->runs++ % 16] = c->algo;
+    for (int i = 0; i < f->fails; i++)
+        if (f->fail[i] == c->algo) {
+            snprintf(err, len, "cudnnConvolutionForward: CUDNN_STATUS_PLANTED (algo %d)", c->algo);
+            return f->status;
+        }
+    return CNB_OK;
+}
+
+/* A chosen algorithm that fails to run gives way to the next acceptable one of the same
+ * ranked list, and the new choice is kept; a caller's mistake is not retried; when all fail,
+ * the shape becomes a cached failure. */
+Test(gpu_plan, cudnn_falls_back_to_the_next_ranked_algorithm) {
+    const cnb_cudnn_perf find[] = {
+        {.algo = 6, .ok = 1, .time_ms = 0.1f, .fma_math = 1, .math_type = 3},
+        {.algo = 5, .ok = 1, .time_ms = 0.15f, .fma_math = 0, .math_type = 1}, /* TF32: never */
+        {.algo = 1, .ok = 1, .time_ms = 0.2f, .memory = 256, .fma_math = 1, .math_type = 3},
+        {.algo = 4, .ok = 0, .time_ms = 0.3f, .fma_math = 1, .math_type = 3}, /* failed in Find */
+        {.algo = 0, .ok = 1, .time_ms = 0.4f, .fma_math = 1, .math_type = 3},
+    };
+    fake_query q = {.perf = {find, find}, .count = {5, 5}};
+    char err[512], value[256];
+    cnb_cudnn_choice c;
+    cr_assert_eq(cnb_cudnn_choose(&c, fake_query_fn, &q, 0, 0, SIZE_MAX, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_assert_eq(c.algo, 6);
+    cr_expect_eq(c.ranked_count, 3, "acceptable: 6, 1, 0 (not the TF32 one, not the failed one)");
+
+    /* the planted failure of algorithm 6: the next acceptable (1, with its workspace) runs */
+    fake_run r = {.fail = {6}, .fails = 1, .status = CNB_ERR_UNSUPPORTED};
+    cr_assert_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &r, "fwd", err, sizeof err),
+                 CNB_OK, "%s", err);
+    cr_expect(r.runs == 2 && r.ran[0] == 6 && r.ran[1] == 1, "runs %d: %d, %d", r.runs, r.ran[0],
+              r.ran[1]);
+    cr_expect(c.algo == 1 && c.workspace == 256 && c.fallbacks == 1 && c.time_ms == 0.2f);
+    cnb_cudnn_choice_format(CNB_CUDNN_FWD, &c, value, sizeof value);
+    cr_expect(strstr(value, "ALGO_1") == NULL && strstr(value, "IMPLICIT_PRECOMP_GEMM") == value &&
+                  strstr(value, "1 candidate(s) failed"),
+              "%s", value);
+    /* cached: the next call starts at the new choice, the failed one is not tried again */
+    r.runs = 0;
+    cr_assert_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &r, "fwd", err, sizeof err),
+                 CNB_OK);
+    cr_expect(r.runs == 1 && r.ran[0] == 1);
+
+    /* an invalid argument is the caller's: returned, the choice kept */
+    fake_run bad = {.fail = {1}, .fails = 1, .status = CNB_ERR_INVALID_ARGUMENT};
+    cr_expect_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &bad, "fwd", err,
+                                      sizeof err),
+                 CNB_ERR_INVALID_ARGUMENT);
+    cr_expect(bad.runs == 1 && c.algo == 1 && !c.failed);
+
+    /* every remaining candidate fails: a cached failure naming the last error */
+    fake_run all = {.fail = {1, 0}, .fails = 2, .status = CNB_ERR_LIBRARY};
+    cr_expect_eq(cnb_cudnn_run_ranked(&c, CNB_CUDNN_FWD, fake_run_fn, &all, "conv_forward (n1)",
+                                      err, sizeof err),
+                 CNB_ERR_UNSUPPORTED);
+    cr_expect(all.runs == 2 && c.failed && c.algo == -1);
+    cr_expect(strstr(c.failure, "conv_forward (n1)") == c.failure &&
+                  strstr(c.failure, "3 tried") && strstr(c.failure, "PLANTED (algo 0)"),
+              "%s", c.failure);
+    cr_expect_str_eq(err, c.failure);
+    cr_expect(cnb_cudnn_may_fall_back(CNB_ERR_OUT_OF_MEMORY) &&
+              !cnb_cudnn_may_fall_back(CNB_ERR_INTERNAL));
+}
+
+/* The forward bias is fused only under IMPLICIT_PRECOMP_GEMM (cuDNN's rule for the identity
+ * activation), only with a bias, and never again once refused. */
+Test(gpu_plan, cudnn_fused_bias_rule) {
+    for (int algo = 0; algo < 8; algo++)
+        cr_expect_eq(cnb_cudnn_fuse_bias(algo, 1, 0), algo == 1, "%s",
+                     cnb_cudnn_algo_name(CNB_CUDNN_FWD, algo));
+    cr_expect_eq(strcmp(cnb_cudnn_algo_name(CNB_CUDNN_FWD, 1), "IMPLICIT_PRECOMP_GEMM"), 0);
+    cr_expect(!cnb_cudnn_fuse_bias(1, 0, 0));
+    cr_expect(!cnb_cudnn_fuse_bias(1, 1, 1));
 }
 
 static int released;

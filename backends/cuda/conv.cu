@@ -9,43 +9,131 @@
 
 namespace {
 
-/* y = W col(x) + bias. */
+/* The tiled GEMM's operands (tiled_gemm.cuh): each address is a row (column) part, computed
+ * once per thread, plus a k part, computed once per tile. The image gathers keep the pieces
+ * their bounds checks need: input pixel (ih, iw) = (row part + k part) per axis, and the
+ * element is read only when both land inside the image (zero padding otherwise). Only the
+ * epilogue (store, once per output) still divides. */
+
+/* A part or k part that is one offset. */
+struct Offset {
+    int at;
+};
+/* One side of an image gather: an offset and the two coordinates it adds to. */
+struct Pixel {
+    int at, ih, iw;
+};
+
+/* The pixel x[b, ci, ih0 + i, iw0 + j] from its (b, ih0, iw0) part and its (ci, i, j) part,
+ * zero outside the image. */
+__device__ __forceinline__ float x_gather(const cnb_conv_geom &g, const float *x,
+                                          const Pixel &pos, const Pixel &tap) {
+    const int ih = pos.ih + tap.ih, iw = pos.iw + tap.iw;
+    if ((unsigned)ih >= (unsigned)g.h || (unsigned)iw >= (unsigned)g.w) return 0.0f;
+    return x[pos.at + tap.at];
+}
+/* (b, oh, ow) as the image part of a gather: x offset b*c*h*w + ih0*w + iw0, with
+ * ih0 = oh*sh - ph and iw0 = ow*sw - pw (the offset may point before the image; it is only
+ * read with a tap that lands inside). */
+__device__ __forceinline__ Pixel output_pixel(const cnb_conv_geom &g, int bpq) {
+    const int b = bpq / g.pq, pix = bpq - b * g.pq, oh = pix / g.q, ow = pix - oh * g.q;
+    const int ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
+    return Pixel{b * g.c * g.hw + ih0 * g.w + iw0, ih0, iw0};
+}
+/* (ci, i, j) as the tap part of a gather: x offset ci*h*w + i*w + j. */
+__device__ __forceinline__ Pixel filter_tap(const cnb_conv_geom &g, int crs) {
+    const int ci = crs / g.rs, ij = crs - ci * g.rs, i = ij / g.s, j = ij - i * g.s;
+    return Pixel{ci * g.hw + i * g.w + j, i, j};
+}
+
+/* y = W col(x) + bias. A = W (k, c*r*s) as stored; B = col(x) (c*r*s, n*p*q). */
 struct ConvForwardOp {
     cnb_conv_geom g;
     float *y;
     const float *x, *w, *bias;
-    __device__ float a(int row, int kk) const { return cnb_conv_forward_a(&g, w, row, kk); }
-    __device__ float b(int kk, int col) const { return cnb_conv_forward_b(&g, x, kk, col); }
+    typedef Offset ARow;
+    typedef Offset AK;
+    typedef Pixel BK;
+    typedef Pixel BCol;
+    __device__ ARow a_row(int row) const { return Offset{row * g.crs}; }
+    __device__ AK a_k(int kk) const { return Offset{kk}; }
+    __device__ float a(const ARow &r, const AK &k) const { return w[r.at + k.at]; }
+    __device__ BK b_k(int kk) const { return filter_tap(g, kk); }
+    __device__ BCol b_col(int col) const { return output_pixel(g, col); }
+    __device__ float b(const BK &k, const BCol &c) const { return x_gather(g, x, c, k); }
     __device__ void store(int row, int col, float acc) const {
         y[cnb_conv_forward_y_index(&g, row, col)] = bias ? acc + bias[row] : acc;
     }
 };
 
-/* dx = W^T gather(dy). */
+/* dx = W^T gather(dy). A = W^T (c, k*r*s): W[o, ci, i, j] = w[(o*c + ci)*rs + ij], a row part
+ * ci*rs and a k part o*c*rs + ij. B = gather(dy) (k*r*s, n*h*w): dy[b, o, oh, ow] where
+ * (ih + ph - i, iw + pw - j) = (oh*sh, ow*sw) exactly, inside [0, p) x [0, q). */
 struct ConvBackwardDataOp {
     cnb_conv_geom g;
     float *dx;
     const float *dy, *w;
-    __device__ float a(int row, int kk) const { return cnb_conv_backward_data_a(&g, w, row, kk); }
-    __device__ float b(int kk, int col) const {
-        return cnb_conv_backward_data_b(&g, dy, kk, col);
+    typedef Offset ARow;
+    typedef Offset AK;
+    struct BK {
+        int at, i, j; /* o*p*q and the tap */
+    };
+    struct BCol {
+        int at, ihp, iwp; /* b*k*p*q, ih + ph, iw + pw */
+    };
+    __device__ ARow a_row(int row) const { return Offset{row * g.rs}; }
+    __device__ AK a_k(int kk) const {
+        const int o = kk / g.rs;
+        return Offset{o * g.c * g.rs + (kk - o * g.rs)};
+    }
+    __device__ float a(const ARow &r, const AK &k) const { return w[r.at + k.at]; }
+    __device__ BK b_k(int kk) const {
+        const int o = kk / g.rs, ij = kk - o * g.rs, i = ij / g.s;
+        return BK{o * g.pq, i, ij - i * g.s};
+    }
+    __device__ BCol b_col(int col) const {
+        const int b = col / g.hw, pix = col - b * g.hw, ih = pix / g.w;
+        return BCol{b * g.k * g.pq, ih + g.pad_h, pix - ih * g.w + g.pad_w};
+    }
+    __device__ float b(const BK &k, const BCol &c) const {
+        int oh = c.ihp - k.i, ow = c.iwp - k.j;
+        if (oh < 0 || ow < 0) return 0.0f;
+        if (g.stride_h != 1) { /* the common stride 1 needs no division */
+            if (oh % g.stride_h) return 0.0f;
+            oh /= g.stride_h;
+        }
+        if (g.stride_w != 1) {
+            if (ow % g.stride_w) return 0.0f;
+            ow /= g.stride_w;
+        }
+        if (oh >= g.p || ow >= g.q) return 0.0f;
+        return dy[c.at + k.at + oh * g.q + ow];
     }
     __device__ void store(int row, int col, float acc) const {
         dx[cnb_conv_backward_data_dx_index(&g, row, col)] = acc;
     }
 };
 
-/* dW = dy col(x)^T. */
+/* dW = dy col(x)^T. A = dy (k, n*p*q): dy[b, row, pix], a row part row*p*q and a k part
+ * b*k*p*q + pix. B = col(x)^T (n*p*q, c*r*s): the forward's gather with the roles of k and
+ * column swapped. */
 struct ConvBackwardFilterOp {
     cnb_conv_geom g;
     float *dw;
     const float *dy, *x;
-    __device__ float a(int row, int kk) const {
-        return cnb_conv_backward_filter_a(&g, dy, row, kk);
+    typedef Offset ARow;
+    typedef Offset AK;
+    typedef Pixel BK;
+    typedef Pixel BCol;
+    __device__ ARow a_row(int row) const { return Offset{row * g.pq}; }
+    __device__ AK a_k(int kk) const {
+        const int b = kk / g.pq;
+        return Offset{b * g.k * g.pq + (kk - b * g.pq)};
     }
-    __device__ float b(int kk, int col) const {
-        return cnb_conv_backward_filter_b(&g, x, kk, col);
-    }
+    __device__ float a(const ARow &r, const AK &k) const { return dy[r.at + k.at]; }
+    __device__ BK b_k(int kk) const { return output_pixel(g, kk); }
+    __device__ BCol b_col(int col) const { return filter_tap(g, col); }
+    __device__ float b(const BK &k, const BCol &c) const { return x_gather(g, x, k, c); }
     __device__ void store(int row, int col, float acc) const {
         dw[cnb_conv_backward_filter_dw_index(&g, row, col)] = acc;
     }
@@ -53,9 +141,10 @@ struct ConvBackwardFilterOp {
 
 /* y (n,c,hw) += bias (c). */
 __global__ void bias_forward_kernel(float *y, const float *bias, int c, int hw, int total) {
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x))
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64;
         y[e] = __fadd_rn(y[e], bias[(e / hw) % c]);
+    }
 }
 
 /* One block per channel: each thread sums a fixed stride of the channel's n*hw values, then a
@@ -65,8 +154,8 @@ __global__ void __launch_bounds__(CNB_REDUCE_THREADS)
     __shared__ float part[CNB_REDUCE_THREADS];
     const int ch = (int)blockIdx.x, tid = (int)threadIdx.x;
     float sum = 0.0f;
-    for (int e = tid; e < n * hw; e += CNB_REDUCE_THREADS) {
-        int b = e / hw, i = e - b * hw;
+    CNB_BLOCK_STRIDE(e64, (long long)n * hw, CNB_REDUCE_THREADS) {
+        const int e = (int)e64, b = e / hw, i = e - b * hw;
         sum += dy[(b * c + ch) * hw + i];
     }
     part[tid] = sum;

@@ -10,9 +10,8 @@ namespace {
 __global__ void corr2d_kernel(float *y, const float *x, const float *k, int w, int kh, int kw,
                               int oh, int ow) {
     const int total = oh * ow;
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x)) {
-        int i = e / ow, j = e - i * ow;
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64, i = e / ow, j = e - i * ow;
         float sum = 0.0f;
         for (int a = 0; a < kh; a++)
             for (int b = 0; b < kw; b++) sum = fmaf(x[(i + a) * w + j + b], k[a * kw + b], sum);

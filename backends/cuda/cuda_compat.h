@@ -16,7 +16,9 @@
 #ifdef __cplusplus
 /* Launches kernel on (grid, block) in stream s and returns the launch's own error (bad
  * configuration, no device); errors while the kernel runs surface at the next synchronizing
- * call, as with any CUDA launch. */
+ * call, as with any CUDA launch. The runtime's last error is cleared first: a non-sticky error
+ * that a cuDNN or cuBLAS call left set would otherwise come back from the launch's
+ * cudaGetLastError and be blamed on this kernel. */
 #if defined(CNB_CUDA_EMU)
 template <typename F>
 static void cnb_emu_trampoline(void *f) {
@@ -27,14 +29,16 @@ static inline cudaError_t cnb_launch(void (*kernel)(KArgs...), dim3 grid, dim3 b
                                      cudaStream_t s, Args... args) {
     (void)s;
     auto body = [=]() { kernel(args...); };
-    return cnb_emu_launch(cnb_emu_dim{grid.x, grid.y, grid.z},
-                          cnb_emu_dim{block.x, block.y, block.z},
-                          &cnb_emu_trampoline<decltype(body)>, &body);
+    (void)cudaGetLastError(); /* the same steps as the real launch below */
+    cnb_emu_launch(cnb_emu_dim{grid.x, grid.y, grid.z}, cnb_emu_dim{block.x, block.y, block.z},
+                   &cnb_emu_trampoline<decltype(body)>, &body);
+    return cudaGetLastError();
 }
 #else
 template <typename... KArgs, typename... Args>
 static inline cudaError_t cnb_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
                                      cudaStream_t s, Args... args) {
+    (void)cudaGetLastError();
     kernel<<<grid, block, 0, s>>>(args...);
     return cudaGetLastError();
 }

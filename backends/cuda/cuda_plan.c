@@ -126,17 +126,29 @@ int cnb_plan_reduce_blocks(size_t count) {
 
 static int ceil_div(long long a, long long b) { return (int)((a + b - 1) / b); }
 
+int cnb_plan_max_splits(long long tiles, int sm_count) {
+    long long twice_sms = 2LL * (sm_count > 0 ? sm_count : 1);
+    if (tiles > CNB_FEW_TILES || twice_sms <= CNB_MAX_SPLITS) return CNB_MAX_SPLITS;
+    return twice_sms < CNB_GRID_YZ_MAX ? (int)twice_sms : CNB_GRID_YZ_MAX;
+}
+
 cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, char *err,
                          size_t len) {
     if (m <= 0 || n <= 0 || k <= 0)
         return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "plan_gemm: sizes (%d, %d, %d) must be positive", m, n, k);
+    if (k > INT_MAX - 2 * CNB_TILE_K)
+        return fail(CNB_ERR_UNSUPPORTED, err, len,
+                    "plan_gemm: k=%d is within %d of 2^31; the kernels' k-slices index with "
+                    "32-bit integers",
+                    k, 2 * CNB_TILE_K);
     memset(p, 0, sizeof *p);
     p->m = m;
     p->n = n;
     p->k = k;
+    p->tile_m = m <= CNB_TILE_M_SMALL ? CNB_TILE_M_SMALL : CNB_TILE_M;
     p->grid_x = ceil_div(n, CNB_TILE_N);
-    p->grid_y = ceil_div(m, CNB_TILE_M);
+    p->grid_y = ceil_div(m, p->tile_m);
     if (p->grid_y > CNB_GRID_YZ_MAX)
         return fail(CNB_ERR_UNSUPPORTED, err, len,
                     "plan_gemm: %d rows need %d row tiles, more than a grid's %d", m, p->grid_y,
@@ -156,7 +168,8 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
         long long want = (2 * sms + tiles - 1) / tiles;
         long long most = k_steps / 4;
         if (want > most) want = most;
-        if (want > CNB_MAX_SPLITS) want = CNB_MAX_SPLITS;
+        int cap = cnb_plan_max_splits(tiles, sm_count);
+        if (want > cap) want = cap;
         /* The partials must stay addressable with int and modest in size (64 Mi floats). */
         while (want > 1 && (!fits_int(want * m * (long long)n) ||
                             want * m * (long long)n > (64LL << 20)))

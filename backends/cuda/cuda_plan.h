@@ -44,13 +44,18 @@ cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, 
 /* ---- the tiled SGEMM shared by gemm and the three convolutions (tiled_gemm.cuh) ----
  * A block of 16x16 threads computes a 64x64 tile of C, each thread a 4x4 micro-tile at rows
  * ty + 16*i and columns tx + 16*j (so a warp's shared-memory reads and global stores are
- * consecutive), stepping through k 16 at a time. */
+ * consecutive), stepping through k 16 at a time. When m <= 32 the tile is 32 rows high (each
+ * thread 2x4), so no half-empty tile is computed. */
 #define CNB_TILE_M 64
+#define CNB_TILE_M_SMALL 32
 #define CNB_TILE_N 64
 #define CNB_TILE_K 16
 #define CNB_TILE_THREADS 256
 #define CNB_TILE_MICRO 4     /* CNB_TILE_M / 16 */
-#define CNB_MAX_SPLITS 64    /* split-K slices at most */
+#define CNB_MAX_SPLITS 64    /* split-K slices at most, for problems of three tiles or more */
+/* One or two output tiles (conv1's weight gradient: 32x9 from k = 50,176) get up to twice the
+ * SM count of slices instead: at 64 they ran 49 dependent k-steps on 64 of 132 SMs. */
+#define CNB_FEW_TILES 2
 #define CNB_GRID_YZ_MAX 65535
 
 /* C (m, n) = A (m, k) * B (k, n) as the kernels run it. When the tiles alone would leave the
@@ -60,15 +65,17 @@ cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, 
  * Fixed slices and a fixed order keep results bit-identical from run to run, without atomics. */
 typedef struct cnb_gemm_plan {
     int m, n, k;
+    int tile_m;          /* CNB_TILE_M, or CNB_TILE_M_SMALL when m <= 32 */
     int grid_x;          /* column tiles: ceil(n / CNB_TILE_N) */
-    int grid_y;          /* row tiles: ceil(m / CNB_TILE_M) */
+    int grid_y;          /* row tiles: ceil(m / tile_m) */
     int splits;          /* grid z; 1 means no split and no scratch */
     int k_per_split;     /* a multiple of CNB_TILE_K; the last slice may be shorter */
     size_t partial_floats; /* scratch the split needs: splits*m*n, or 0 */
     int reduce_blocks;   /* blocks of CNB_EW_THREADS for the slice sum */
 } cnb_gemm_plan;
 
-/* sm_count: the device's multiprocessors (the split aims at two blocks per SM). */
+/* sm_count: the device's multiprocessors (the split aims at two blocks per SM). k is at most
+ * INT_MAX - 2*CNB_TILE_K (slice ends stay within int); beyond, CNB_ERR_UNSUPPORTED. */
 cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, char *err,
                          size_t len);
 
@@ -78,9 +85,22 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
 #define CNB_REDUCE_THREADS 256   /* must be a power of two: tree reductions halve it */
 #define CNB_REDUCE_MAX_BLOCKS 256 /* partials of a two-pass reduction: one block sums them */
 
+/* A grid-stride loop over [0, total) with a 64-bit counter: with int, the step past an end
+ * near 2^31 wraps negative and the loop runs on (signed overflow, undefined). The body
+ * narrows it once (`const int e = (int)e64;`): e64 < total <= INT_MAX there, and 32-bit
+ * division stays cheap. */
+#define CNB_GRID_STRIDE(e64, total)                                                          \
+    for (long long e64 = (long long)blockIdx.x * blockDim.x + threadIdx.x;                  \
+         e64 < (long long)(total); e64 += (long long)gridDim.x * blockDim.x)
+/* The same over one block's threads, stepping by step. */
+#define CNB_BLOCK_STRIDE(e64, total, step)                                                   \
+    for (long long e64 = threadIdx.x; e64 < (long long)(total); e64 += (step))
+
 /* Blocks of `threads` for a grid-stride loop over count items: ceil(count/threads), at least
  * 1, at most max_blocks. */
 int cnb_plan_blocks(size_t count, int threads, int max_blocks);
+/* Most split-K slices a problem of `tiles` output tiles may use on sm_count SMs. */
+int cnb_plan_max_splits(long long tiles, int sm_count);
 /* Blocks of the first pass of a two-pass sum over count values (PReLU's slope gradient): a
  * function of count alone, so the summation order, and the result, never change. */
 int cnb_plan_reduce_blocks(size_t count);

@@ -14,14 +14,22 @@ struct GemmOp {
     float *pc;
     int lda, ldb, ldc;
     float alpha, beta;
-    /* op(A) (m, k): A stored (m, k), or (k, m) when transposed. */
-    __device__ float a(int row, int kk) const {
-        return TRANS_A ? pa[kk * lda + row] : pa[row * lda + kk];
-    }
-    /* op(B) (k, n): B stored (k, n), or (n, k) when transposed. */
-    __device__ float b(int kk, int col) const {
-        return TRANS_B ? pb[col * ldb + kk] : pb[kk * ldb + col];
-    }
+    /* op(A) (m, k): A stored (m, k), or (k, m) when transposed; op(B) (k, n): B stored
+     * (k, n), or (n, k) when transposed. Each address is a row (column) offset plus a k
+     * offset (tiled_gemm.cuh). */
+    struct Offset {
+        int at;
+    };
+    typedef Offset ARow;
+    typedef Offset AK;
+    typedef Offset BK;
+    typedef Offset BCol;
+    __device__ ARow a_row(int row) const { return Offset{TRANS_A ? row : row * lda}; }
+    __device__ AK a_k(int kk) const { return Offset{TRANS_A ? kk * lda : kk}; }
+    __device__ float a(const ARow &r, const AK &k) const { return pa[r.at + k.at]; }
+    __device__ BK b_k(int kk) const { return Offset{TRANS_B ? kk : kk * ldb}; }
+    __device__ BCol b_col(int col) const { return Offset{TRANS_B ? col * ldb : col}; }
+    __device__ float b(const BK &k, const BCol &c) const { return pb[k.at + c.at]; }
     /* BLAS semantics: with beta == 0, C is written without being read (it may be NaN). */
     __device__ void store(int row, int col, float acc) const {
         float *out = pc + row * ldc + col;

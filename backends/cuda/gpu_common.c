@@ -119,6 +119,11 @@ cnb_status cnb_gpu_base_init(cnb_gpu_base *g, const char *backend, const cnb_con
         cnb_gpu_base_release(g);
         return e == cudaErrorMemoryAllocation ? CNB_ERR_OUT_OF_MEMORY : CNB_ERR_LIBRARY;
     }
+    if (cnb_gpu_stage_init(g) != CNB_OK) {
+        snprintf(err, len, "%s: %s", backend, g->err);
+        cnb_gpu_base_release(g);
+        return CNB_ERR_LIBRARY;
+    }
     /* Fails now, not at the first layer, when the build holds no code for this device. */
     e = cnbk_probe(g->stream);
     if (e != cudaSuccess) {
@@ -138,6 +143,7 @@ cnb_status cnb_gpu_base_init(cnb_gpu_base *g, const char *backend, const cnb_con
 void cnb_gpu_base_release(cnb_gpu_base *g) {
     if (g->collective) cnb_gpu_collective_destroy(g);
     if (g->stream) cudaStreamSynchronize(g->stream);
+    cnb_gpu_stage_release(g);
     if (g->scratch) cudaFree(g->scratch);
     if (g->flags_host) cudaFreeHost(g->flags_host);
     if (g->stream) cudaStreamDestroy(g->stream);
@@ -261,12 +267,15 @@ cnb_status cnb_gpu_free(cnb_gpu_base *g, void *ptr) {
     return cnb_gpu_check(g, cudaFree(ptr), "free");
 }
 
-/* Both copies go on the stream, so they come after every kernel queued before them, and wait
- * for their end: upload's source may be reused, download's result read, on return. */
+/* Both copies go on the stream, so they come after every kernel queued before them. An upload
+ * goes through the pinned staging slots and does not wait (its source is copied first, so it
+ * may be reused on return); only one too large to stage waits for its copy. A download waits:
+ * its result is read on return (the ABI's completion point). */
 cnb_status cnb_gpu_upload(cnb_gpu_base *g, void *dst_device, const void *src_host, size_t bytes) {
     if (bytes == 0) return CNB_OK;
     GPU_CHECK_PTR(g, "upload", dst_device);
     GPU_CHECK_PTR(g, "upload", src_host);
+    if (bytes <= CNB_GPU_STAGE_MAX) return cnb_gpu_stage_upload(g, dst_device, src_host, bytes);
     cnb_status st = cnb_gpu_check(
         g, cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, g->stream),
         "upload");

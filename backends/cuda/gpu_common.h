@@ -39,6 +39,17 @@ cnb_status cnb_gpu_open_device(const char *backend, int device_index, cnb_gpu_de
 /* "cudaErrorX: text"; always a valid string. */
 void cnb_gpu_error_words(cudaError_t e, char *buf, size_t len);
 
+/* Pinned host buffers upload() copies through (gpu_stage.c), used in turn. */
+#define CNB_GPU_STAGES 2
+/* Uploads larger than this go straight from the caller's memory and wait (initial weights of a
+ * huge model): pinning that much for one copy costs more than it saves. */
+#define CNB_GPU_STAGE_MAX ((size_t)64 << 20)
+typedef struct cnb_gpu_stage {
+    void *host;        /* cudaHostAlloc'd, bytes long (NULL until first needed) */
+    size_t bytes;
+    cudaEvent_t done;  /* recorded after the slot's last copy: reached when it may be reused */
+} cnb_gpu_stage;
+
 typedef struct cnb_gpu_base {
     cnb_gpu_device dev;
     cnb_gpu_options opt;
@@ -51,6 +62,8 @@ typedef struct cnb_gpu_base {
      * out of range. Checked after every synchronization of the stream. */
     int *flags_host;
     int *flags_dev;
+    cnb_gpu_stage stage[CNB_GPU_STAGES];
+    int next_stage;
     char err[512];
     void *collective;    /* the joined device communicator (gpu_collective.c), or NULL */
 } cnb_gpu_base;
@@ -82,6 +95,17 @@ void cnb_gpu_info_device(const cnb_gpu_base *g, cnb_info_fn fn, void *user, char
         if (!(p))                                                                            \
             return cnb_gpu_fail((g), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);  \
     } while (0)
+
+/* ---- upload staging (gpu_stage.c) ---- */
+/* Creates the slots' events (buffers come on first use); on failure the message is in g->err. */
+cnb_status cnb_gpu_stage_init(cnb_gpu_base *g);
+/* Waits for the stream, frees the buffers and events. */
+void cnb_gpu_stage_release(cnb_gpu_base *g);
+/* Copies src into the next slot (after waiting for that slot's previous copy, normally long
+ * finished), queues the host-to-device copy on the stream and returns without waiting for it:
+ * src may be reused at once. bytes <= CNB_GPU_STAGE_MAX. */
+cnb_status cnb_gpu_stage_upload(cnb_gpu_base *g, void *dst_device, const void *src_host,
+                                size_t bytes);
 
 /* ---- the memory slots (cudaMalloc / cudaFree / copies on the stream) ---- */
 cnb_status cnb_gpu_alloc(cnb_gpu_base *g, void **ptr, size_t bytes);

@@ -14,8 +14,8 @@ namespace {
 __global__ void pool_forward_kernel(cnb_pool_desc d, float *y, int32_t *argmax, const float *x,
                                     int total) {
     const float window = (float)d.kh * (float)d.kw;
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x)) {
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64;
         int ow = e % d.q, t = e / d.q, oh = t % d.p, plane = t / d.p;
         const float *xp = x + plane * d.h * d.w;
         int h0 = oh * d.stride_h - d.pad_h, w0 = ow * d.stride_w - d.pad_w;
@@ -57,8 +57,8 @@ __global__ void pool_forward_kernel(cnb_pool_desc d, float *y, int32_t *argmax, 
 __global__ void pool_backward_kernel(cnb_pool_desc d, float *dx, const float *dy,
                                      const int32_t *argmax, int total) {
     const float window = (float)d.kh * (float)d.kw;
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x)) {
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64;
         int iw = e % d.w, t = e / d.w, ih = t % d.h, plane = t / d.h;
         int oh_lo, oh_hi, ow_lo, ow_hi;
         cnb_pool_covering(ih, d.pad_h, d.kh, d.stride_h, d.p, &oh_lo, &oh_hi);

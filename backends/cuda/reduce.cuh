@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(CNB_REDUCE_THREADS)
     sum_to_scalar_kernel(float *out, const float *in, int count, float divisor) {
     __shared__ float part[CNB_REDUCE_THREADS];
     float v = 0.0f;
-    for (int i = (int)threadIdx.x; i < count; i += CNB_REDUCE_THREADS) v += in[i];
+    CNB_BLOCK_STRIDE(i, count, CNB_REDUCE_THREADS) v += in[i];
     float total = block_sum(part, v);
     if (threadIdx.x == 0) out[0] = __fdiv_rn(total, divisor);
 }

@@ -16,8 +16,8 @@ namespace {
 __global__ void softmax_ce_forward_kernel(int n, int classes, float *probs, float *row_loss,
                                           int32_t *pred, int *bad_label, const float *logits,
                                           const int32_t *labels) {
-    for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < n;
-         i += (int)(gridDim.x * blockDim.x)) {
+    CNB_GRID_STRIDE(i64, n) {
+        const int i = (int)i64;
         const float *z = logits + i * classes;
         float *pr = probs + i * classes;
         int argmax = 0;
@@ -45,8 +45,8 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, float *probs, floa
 __global__ void ce_loss_from_logprobs_kernel(int n, int classes, float *row_loss, int32_t *pred,
                                              int *bad_label, const float *logprobs,
                                              const float *logits, const int32_t *labels) {
-    for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < n;
-         i += (int)(gridDim.x * blockDim.x)) {
+    CNB_GRID_STRIDE(i64, n) {
+        const int i = (int)i64;
         int label = labels[i];
         if (label < 0 || label >= classes) {
             *bad_label = 1;
@@ -69,9 +69,8 @@ __global__ void softmax_ce_backward_kernel(int n, int classes, float *dlogits, i
                                            const float *probs, const int32_t *labels) {
     const int total = n * classes;
     const float rows = (float)n;
-    for (int e = (int)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
-         e += (int)(gridDim.x * blockDim.x)) {
-        int i = e / classes, j = e - i * classes;
+    CNB_GRID_STRIDE(e64, total) {
+        const int e = (int)e64, i = e / classes, j = e - i * classes;
         int label = labels[i];
         if (label < 0 || label >= classes) {
             *bad_label = 1;

@@ -313,8 +313,11 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
        ctx->gpu.opt.deterministic
            ? "cudnnGet*Algorithm_v7 heuristics once per shape and direction (deterministic: "
              "cudnnFind not used), failures cached, grow-only workspace"
-           : "cudnnFind*Algorithm once per shape and direction (heuristics *_v7 when Find fails "
-             "or offers nothing acceptable), failures cached, grow-only workspace");
+           : "cudnnFind*AlgorithmEx once per shape and direction in a 256 MiB workspace of "
+             "this backend's (heuristics *_v7 when Find fails or offers nothing acceptable), "
+             "failures cached, the next ranked algorithm when the chosen one fails to run, "
+             "grow-only workspace; forward bias fused (identity activation) under "
+             "IMPLICIT_PRECOMP_GEMM");
     fn(user, "pooling",
        "max: backends/cuda kernels with an argmax workspace (the ABI's tie rule, first maximum "
        "in row-major window order, which cuDNN does not document); average: cuDNN "
@@ -324,6 +327,8 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
        "kernels)");
     snprintf(buf, sizeof buf, "%zu", ctx->workspace_bytes);
     fn(user, "cudnn.workspace_bytes", buf);
+    snprintf(buf, sizeof buf, "%ld", ctx->searches);
+    fn(user, "cudnn.searches", buf);
     dnn_info_convs(ctx, fn, user);
     if (mismatch[0]) fn(user, "version_mismatch", mismatch);
     return CNB_OK;

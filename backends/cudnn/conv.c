@@ -1,10 +1,14 @@
 /* conv.c — convolution forward, backward-data and backward-filter, the bias pair and corr2d with
  * cuDNN. Each layer shape gets its descriptors once and, per direction, one algorithm chosen on
- * first use by cnb_cudnn_choose: cudnnFind*Algorithm, with the *_v7 heuristics when Find fails
- * or offers nothing acceptable, and the heuristics alone in deterministic mode; filtered by
- * cnb_cudnn_pick: FMA math only unless TF32 is allowed, deterministic only when asked. The
- * choices, and a shape's failure to find any, are cached with the descriptors and reported by
- * info(). */
+ * first use by cnb_cudnn_choose: cudnnFind*AlgorithmEx on the call's own buffers with this
+ * backend's workspace (capped at SEARCH_WORKSPACE; no cudaMalloc inside cuDNN), with the *_v7
+ * heuristics when Find fails or offers nothing acceptable, and the heuristics alone in
+ * deterministic mode; filtered by cnb_cudnn_pick: FMA math only unless TF32 is allowed,
+ * deterministic only when asked. The choices, and a shape's failure to find any, are cached
+ * with the descriptors and reported by info(); a chosen algorithm that fails to run gives way
+ * to the next ranked one (cnb_cudnn_run_ranked). The harness runs every batch size once before
+ * it times anything (cnb_trainer_create's warm-up), so the searches, counted in info()'s
+ * cudnn.searches, happen outside timed regions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +17,9 @@
 #include "cuda_plan.h"
 #include "cudnn_backend.h"
 
-/* Largest workspace an algorithm may ask for; faster algorithms wanting more are skipped. */
-#define MAX_WORKSPACE ((size_t)1 << 30)
+/* Largest workspace an algorithm may ask for, and the workspace cudnnFind*Ex gets to try them
+ * in: faster algorithms wanting more are skipped. */
+#define SEARCH_WORKSPACE ((size_t)256 << 20)
 
 typedef struct conv_descs {
     cudnnTensorDescriptor_t x, y, bias;
@@ -133,6 +138,11 @@ typedef struct query_ctx {
     cnb_context *ctx;
     conv_descs *cd;
     int dir;
+    /* the call's buffers, which cudnnFind*Ex runs the candidates on (out is overwritten, then
+     * written again by the call itself): fwd x, w -> y; bwd data w, dy -> dx; bwd filter x, dy
+     * -> dw */
+    const void *in0, *in1;
+    void *out;
 } query_ctx;
 
 static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, int max,
@@ -142,36 +152,46 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
     conv_descs *cd = q->cd;
     if (max > CNB_CUDNN_MAX_ALGOS) max = CNB_CUDNN_MAX_ALGOS;
     int n = 0;
-    cnb_status st;
-    if (q->dir == CNB_CUDNN_FWD) {
+    void *ws = NULL;
+    cnb_status st = CNB_OK;
+    if (!heuristic) {
+        st = dnn_workspace(ctx, SEARCH_WORKSPACE, &ws);
+        if (st == CNB_OK) ctx->searches++;
+    }
+    if (st != CNB_OK) {
+        /* no room to search in: the heuristics answer instead */
+    } else if (q->dir == CNB_CUDNN_FWD) {
         cudnnConvolutionFwdAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
         st = dnn_check(ctx,
                        heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
                                        ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r)
-                                 : cudnnFindConvolutionForwardAlgorithm(
-                                       ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r),
+                                 : cudnnFindConvolutionForwardAlgorithmEx(
+                                       ctx->dnn, cd->x, q->in0, cd->w, q->in1, cd->conv, cd->y,
+                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
                        heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
-                                 : "cudnnFindConvolutionForwardAlgorithm");
+                                 : "cudnnFindConvolutionForwardAlgorithmEx");
         if (st == CNB_OK) TO_PERF(r, n, perf);
     } else if (q->dir == CNB_CUDNN_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
         st = dnn_check(ctx,
                        heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
                                        ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r)
-                                 : cudnnFindConvolutionBackwardDataAlgorithm(
-                                       ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r),
+                                 : cudnnFindConvolutionBackwardDataAlgorithmEx(
+                                       ctx->dnn, cd->w, q->in0, cd->y, q->in1, cd->conv, cd->x,
+                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
                        heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardDataAlgorithm");
+                                 : "cudnnFindConvolutionBackwardDataAlgorithmEx");
         if (st == CNB_OK) TO_PERF(r, n, perf);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
         st = dnn_check(ctx,
                        heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                                        ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r)
-                                 : cudnnFindConvolutionBackwardFilterAlgorithm(
-                                       ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r),
+                                 : cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                                       ctx->dnn, cd->x, q->in0, cd->y, q->in1, cd->conv, cd->w,
+                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
                        heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardFilterAlgorithm");
+                                 : "cudnnFindConvolutionBackwardFilterAlgorithmEx");
         if (st == CNB_OK) TO_PERF(r, n, perf);
     }
     if (st != CNB_OK) {
@@ -192,7 +212,8 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
  *  - otherwise cudnnFind, then the heuristics when Find fails or offers nothing acceptable;
  *  - when nothing is acceptable the failure is cached too, so an unsupported shape fails at
  *    once on later calls instead of rerunning cudnnFind. */
-static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
+static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir, const void *in0,
+                         const void *in1, void *out) {
     conv_descs *cd = e->descs;
     /* Search under the context's math (an earlier call may have left its own on the
      * descriptor). */
@@ -202,55 +223,124 @@ static cnb_status choose(cnb_context *ctx, cnb_cudnn_conv_entry *e, int dir) {
     char key[96], what[160];
     cnb_cudnn_conv_key_format(&e->key, key, sizeof key);
     snprintf(what, sizeof what, "%s (%s)", dir_fn[dir], key);
-    query_ctx q = {.ctx = ctx, .cd = cd, .dir = dir};
+    query_ctx q = {.ctx = ctx, .cd = cd, .dir = dir, .in0 = in0, .in1 = in1, .out = out};
     char msg[sizeof ctx->gpu.err];
     st = cnb_cudnn_choose(&e->choice[dir], query_algos, &q, ctx->gpu.opt.deterministic,
-                          ctx->gpu.opt.allow_tf32, MAX_WORKSPACE, what, msg, sizeof msg);
+                          ctx->gpu.opt.allow_tf32, SEARCH_WORKSPACE, what, msg, sizeof msg);
     if (st != CNB_OK) cnb_gpu_fail(CTX_GPU(ctx), st, "%s", msg);
     return st;
 }
 
-/* Entry, algorithm and workspace for one call in direction dir. */
-static cnb_status prepare(cnb_context *ctx, const cnb_conv_desc *d, int dir,
-                          conv_descs **cd, cnb_cudnn_choice *choice, void **ws) {
+/* One convolution call as cnb_cudnn_run_ranked runs it: the buffers, and the call itself with
+ * a given algorithm. */
+typedef struct conv_call {
+    cnb_context *ctx;
+    conv_descs *cd;
+    int dir;
+    const void *in0, *in1; /* fwd x, w; bwd data w, dy; bwd filter x, dy */
+    void *out;             /* y, dx, dw */
+    const float *bias;     /* forward only, may be NULL */
+    int *no_fused_bias;    /* the entry's note that the fused call was refused */
+} conv_call;
+
+static const float one = 1.0f, zero = 0.0f;
+
+/* y = conv(x) + bias in one call: identity activation, z = y with alpha2 = 0. */
+static cnb_status forward_fused(cnb_context *ctx, conv_descs *cd, const cnb_cudnn_choice *c,
+                                void *ws, const conv_call *k) {
+    cnb_status st = dnn_check(ctx,
+                              cudnnSetActivationDescriptor(ctx->act, CUDNN_ACTIVATION_IDENTITY,
+                                                           CUDNN_NOT_PROPAGATE_NAN, 0.0),
+                              "cudnnSetActivationDescriptor (identity)");
+    if (st != CNB_OK) return st;
+    return dnn_check(ctx,
+                     cudnnConvolutionBiasActivationForward(
+                         ctx->dnn, &one, cd->x, k->in0, cd->w, k->in1, cd->conv,
+                         (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &zero, cd->y,
+                         k->out, cd->bias, k->bias, ctx->act, cd->y, k->out),
+                     "cudnnConvolutionBiasActivationForward");
+}
+
+static cnb_status run_forward(cnb_context *ctx, conv_descs *cd, const cnb_cudnn_choice *c,
+                              void *ws, const conv_call *k) {
+    if (cnb_cudnn_fuse_bias(c->algo, k->bias != NULL, *k->no_fused_bias)) {
+        cnb_status st = forward_fused(ctx, cd, c, ws, k);
+        if (st != CNB_ERR_UNSUPPORTED) return st;
+        *k->no_fused_bias = 1; /* this cuDNN refuses the fusion here: add the bias apart */
+    }
+    cnb_status st = dnn_check(ctx,
+                              cudnnConvolutionForward(ctx->dnn, &one, cd->x, k->in0, cd->w,
+                                                      k->in1, cd->conv,
+                                                      (cudnnConvolutionFwdAlgo_t)c->algo, ws,
+                                                      c->workspace, &zero, cd->y, k->out),
+                              "cudnnConvolutionForward");
+    if (st != CNB_OK || !k->bias) return st;
+    return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, cd->bias, k->bias, &one, cd->y, k->out),
+                     "cudnnAddTensor (bias)");
+}
+
+/* cnb_cudnn_run_fn: the call with c's algorithm, under the math its result reported (always
+ * CUDNN_FMA_MATH in strict fp32, where nothing else is accepted) and with its workspace. */
+static cnb_status run_call(void *user, const cnb_cudnn_choice *c, char *err, size_t err_len) {
+    const conv_call *k = user;
+    cnb_context *ctx = k->ctx;
+    conv_descs *cd = k->cd;
+    void *ws = NULL;
+    cnb_status st = dnn_check(ctx, cudnnSetConvolutionMathType(cd->conv,
+                                                               (cudnnMathType_t)c->math_type),
+                              "cudnnSetConvolutionMathType");
+    if (st == CNB_OK) st = dnn_workspace(ctx, c->workspace, &ws);
+    if (st == CNB_OK) {
+        if (k->dir == CNB_CUDNN_FWD)
+            st = run_forward(ctx, cd, c, ws, k);
+        else if (k->dir == CNB_CUDNN_BWD_DATA)
+            st = dnn_check(ctx,
+                           cudnnConvolutionBackwardData(
+                               ctx->dnn, &one, cd->w, k->in0, cd->y, k->in1, cd->conv,
+                               (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace, &zero,
+                               cd->x, k->out),
+                           "cudnnConvolutionBackwardData");
+        else
+            st = dnn_check(ctx,
+                           cudnnConvolutionBackwardFilter(
+                               ctx->dnn, &one, cd->x, k->in0, cd->y, k->in1, cd->conv,
+                               (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws, c->workspace,
+                               &zero, cd->w, k->out),
+                           "cudnnConvolutionBackwardFilter");
+    }
+    if (st != CNB_OK) snprintf(err, err_len, "%s", ctx->gpu.err);
+    return st;
+}
+
+/* One call in direction dir on shape d: the entry, its algorithm (chosen on first use), the
+ * call, and the next ranked algorithm when the chosen one fails to run. */
+static cnb_status conv_run(cnb_context *ctx, const cnb_conv_desc *d, int dir, const void *in0,
+                           const void *in1, void *out, const float *bias) {
     cnb_cudnn_conv_entry *e = NULL;
     cnb_status st = get_entry(ctx, d, dir_fn[dir], &e);
     if (st != CNB_OK) return st;
-    if (e->choice[dir].failed) { /* cached: this shape has no acceptable algorithm */
-        cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_UNSUPPORTED, "%s", e->choice[dir].failure);
+    cnb_cudnn_choice *c = &e->choice[dir];
+    if (c->failed) { /* cached: this shape has no acceptable algorithm */
+        cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_UNSUPPORTED, "%s", c->failure);
         return CNB_ERR_UNSUPPORTED;
     }
-    if (e->choice[dir].algo < 0 && (st = choose(ctx, e, dir)) != CNB_OK) return st;
-    *cd = e->descs;
-    *choice = e->choice[dir];
-    /* The three directions share one descriptor; each runs with the math its result reported
-     * (always CUDNN_FMA_MATH in strict fp32, where nothing else is accepted). */
-    st = dnn_check(ctx, cudnnSetConvolutionMathType((*cd)->conv, (cudnnMathType_t)choice->math_type),
-                   "cudnnSetConvolutionMathType");
-    if (st != CNB_OK) return st;
-    return dnn_workspace(ctx, choice->workspace, ws);
+    if (c->algo < 0 && (st = choose(ctx, e, dir, in0, in1, out)) != CNB_OK) return st;
+    conv_call k = {.ctx = ctx, .cd = e->descs, .dir = dir, .in0 = in0, .in1 = in1, .out = out,
+                   .bias = bias, .no_fused_bias = &c->no_fused_bias};
+    char key[96], what[160], msg[sizeof ctx->gpu.err];
+    cnb_cudnn_conv_key_format(&e->key, key, sizeof key);
+    snprintf(what, sizeof what, "%s (%s)", dir_fn[dir], key);
+    st = cnb_cudnn_run_ranked(c, dir, run_call, &k, what, msg, sizeof msg);
+    if (st != CNB_OK) cnb_gpu_fail(CTX_GPU(ctx), st, "%s", msg);
+    return st;
 }
-
-static const float one = 1.0f, zero = 0.0f;
 
 cnb_status dnn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                             const float *weight, const float *bias) {
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", y);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", x);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", weight);
-    conv_descs *cd;
-    cnb_cudnn_choice c;
-    void *ws;
-    cnb_status st = prepare(ctx, d, CNB_CUDNN_FWD, &cd, &c, &ws);
-    if (st != CNB_OK) return st;
-    st = dnn_check(ctx,
-                   cudnnConvolutionForward(ctx->dnn, &one, cd->x, x, cd->w, weight, cd->conv,
-                                           (cudnnConvolutionFwdAlgo_t)c.algo, ws, c.workspace,
-                                           &zero, cd->y, y),
-                   "cudnnConvolutionForward");
-    if (st != CNB_OK || !bias) return st;
-    return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, cd->bias, bias, &one, cd->y, y),
-                     "cudnnAddTensor (bias)");
+    return conv_run(ctx, d, CNB_CUDNN_FWD, x, weight, y, bias);
 }
 
 cnb_status dnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
@@ -258,17 +348,7 @@ cnb_status dnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, floa
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dx);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dy);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", weight);
-    conv_descs *cd;
-    cnb_cudnn_choice c;
-    void *ws;
-    cnb_status st = prepare(ctx, d, CNB_CUDNN_BWD_DATA, &cd, &c, &ws);
-    if (st != CNB_OK) return st;
-    return dnn_check(ctx,
-                     cudnnConvolutionBackwardData(ctx->dnn, &one, cd->w, weight, cd->y, dy,
-                                                  cd->conv,
-                                                  (cudnnConvolutionBwdDataAlgo_t)c.algo, ws,
-                                                  c.workspace, &zero, cd->x, dx),
-                     "cudnnConvolutionBackwardData");
+    return conv_run(ctx, d, CNB_CUDNN_BWD_DATA, weight, dy, dx, NULL);
 }
 
 cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
@@ -276,17 +356,7 @@ cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dweight);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dy);
     GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", x);
-    conv_descs *cd;
-    cnb_cudnn_choice c;
-    void *ws;
-    cnb_status st = prepare(ctx, d, CNB_CUDNN_BWD_FILTER, &cd, &c, &ws);
-    if (st != CNB_OK) return st;
-    return dnn_check(ctx,
-                     cudnnConvolutionBackwardFilter(ctx->dnn, &one, cd->x, x, cd->y, dy,
-                                                    cd->conv,
-                                                    (cudnnConvolutionBwdFilterAlgo_t)c.algo, ws,
-                                                    c.workspace, &zero, cd->w, dweight),
-                     "cudnnConvolutionBackwardFilter");
+    return conv_run(ctx, d, CNB_CUDNN_BWD_FILTER, x, dy, dweight, NULL);
 }
 
 cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
@@ -346,5 +416,16 @@ void dnn_info_convs(cnb_context *ctx, cnb_info_fn fn, void *user) {
                      part);
         }
         fn(user, key, value);
+        /* the generic key of cnb_abi.h's info() rule: directions whose results are not sums of
+         * products (checks relax exact-integer equality and the fp32 tolerance for them) */
+        char dirs[40] = "";
+        for (int dir = 0; dir < 3; dir++)
+            if (e->choice[dir].algo >= 0 && !cnb_cudnn_algo_sums_products(dir, e->choice[dir].algo))
+                snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), "%s%s",
+                         dirs[0] ? " " : "", dir_word[dir]);
+        if (dirs[0]) {
+            snprintf(key, sizeof key, "conv.transforms[%s]", shape);
+            fn(user, key, dirs);
+        }
     }
 }

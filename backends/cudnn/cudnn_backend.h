@@ -33,6 +33,7 @@ struct cnb_context {
     /* cuDNN's workspace for the chosen algorithms: grows to the largest need, never shrinks. */
     void *workspace;
     size_t workspace_bytes;
+    long searches;         /* cudnnFind*Ex calls made (info(): cudnn.searches) */
     size_t cudnn_loaded;   /* cudnnGetVersion() */
     long cudnn_cudart;     /* cudnnGetCudartVersion(): the CUDA runtime cuDNN was built with */
     long cublas_loaded;    /* 10000*major + 100*minor + patch from cublasGetProperty */

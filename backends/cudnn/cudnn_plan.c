@@ -139,10 +139,25 @@ void cnb_cudnn_choice_format(int dir, const cnb_cudnn_choice *c, char *buf, size
         snprintf(buf, len, "not used yet");
         return;
     }
-    snprintf(buf, len, "%s (%s, %s, workspace %zu B, %.3f ms%s)", cnb_cudnn_algo_name(dir, c->algo),
-             c->fma_math ? "fma" : "tensor ops allowed",
+    char fell[64] = "";
+    if (c->fallbacks)
+        snprintf(fell, sizeof fell, ", after %d candidate(s) failed to run", c->fallbacks);
+    snprintf(buf, len, "%s (%s, %s, workspace %zu B, %.3f ms%s%s)",
+             cnb_cudnn_algo_name(dir, c->algo), c->fma_math ? "fma" : "tensor ops allowed",
              c->deterministic ? "deterministic" : "non-deterministic", c->workspace,
-             (double)c->time_ms, source_words(c->source));
+             (double)c->time_ms, source_words(c->source), fell);
+}
+
+/* Makes candidate i of c's ranked list the one in use. */
+static void take_rank(cnb_cudnn_choice *c, int i) {
+    const cnb_cudnn_perf *p = &c->ranked[i];
+    c->rank = i;
+    c->algo = p->algo;
+    c->workspace = p->memory;
+    c->deterministic = p->deterministic;
+    c->fma_math = p->fma_math;
+    c->math_type = p->math_type;
+    c->time_ms = c->source == CNB_CUDNN_FROM_FIND ? p->time_ms : -1.0f;
 }
 
 cnb_status cnb_cudnn_choose(cnb_cudnn_choice *c, cnb_cudnn_query_fn query, void *user,
@@ -208,14 +223,45 @@ cnb_status cnb_cudnn_choose(cnb_cudnn_choice *c, cnb_cudnn_query_fn query, void 
         return CNB_ERR_UNSUPPORTED;
     }
     memset(c, 0, sizeof *c);
-    c->algo = perf[pick].algo;
-    c->workspace = perf[pick].memory;
-    c->deterministic = perf[pick].deterministic;
-    c->fma_math = perf[pick].fma_math;
-    c->math_type = perf[pick].math_type;
     c->source = source;
-    c->time_ms = source == CNB_CUDNN_FROM_FIND ? perf[pick].time_ms : -1.0f;
+    /* The chosen one, then every later acceptable entry of the same list. */
+    for (int i = pick; i < n; i++)
+        if (i == pick || cnb_cudnn_pick(&perf[i], 1, deterministic, allow_tf32, max_workspace) == 0)
+            c->ranked[c->ranked_count++] = perf[i];
+    take_rank(c, 0);
     return CNB_OK;
+}
+
+int cnb_cudnn_fuse_bias(int fwd_algo, int have_bias, int refused) {
+    return have_bias && !refused && fwd_algo == 1; /* CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM */
+}
+
+int cnb_cudnn_may_fall_back(cnb_status st) {
+    return st == CNB_ERR_UNSUPPORTED || st == CNB_ERR_LIBRARY || st == CNB_ERR_OUT_OF_MEMORY;
+}
+
+cnb_status cnb_cudnn_run_ranked(cnb_cudnn_choice *c, int dir, cnb_cudnn_run_fn run, void *user,
+                                const char *what, char *err, size_t err_len) {
+    for (;;) {
+        cnb_status st = run(user, c, err, err_len);
+        if (st == CNB_OK || !cnb_cudnn_may_fall_back(st)) return st;
+        if (c->rank + 1 < c->ranked_count) {
+            take_rank(c, c->rank + 1);
+            c->fallbacks++;
+            continue;
+        }
+        char last[400];
+        snprintf(last, sizeof last, "%.399s", err);
+        int tried = c->ranked_count;
+        c->algo = -1;
+        c->failed = 1;
+        snprintf(c->failure, sizeof c->failure,
+                 "%.100s: every acceptable cuDNN algorithm failed to run (%d tried, the last %s: "
+                 "%.300s)",
+                 what, tried, cnb_cudnn_algo_name(dir, c->ranked[tried - 1].algo), last);
+        snprintf(err, err_len, "%s", c->failure);
+        return CNB_ERR_UNSUPPORTED;
+    }
 }
 
 static void split(long v, long *major, long *minor, long *patch) {

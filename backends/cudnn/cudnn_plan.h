@@ -83,6 +83,8 @@ typedef enum cnb_cudnn_source {
     CNB_CUDNN_FROM_HEURISTIC_ERROR = 3 /* cudnnFind failed */
 } cnb_cudnn_source;
 
+#define CNB_CUDNN_MAX_ALGOS 16
+
 typedef struct cnb_cudnn_choice {
     int algo;           /* -1 until chosen (or when failed) */
     size_t workspace;
@@ -95,7 +97,20 @@ typedef struct cnb_cudnn_choice {
      * (instead of rerunning cudnnFind). */
     int failed;
     char failure[512]; /* fits the backend's last-error buffer */
+    /* The acceptable candidates of the list the choice came from, in its order (the chosen one
+     * at index rank): when the chosen algorithm fails to run, the next one takes its place
+     * (cnb_cudnn_run_ranked), as PyTorch does. */
+    cnb_cudnn_perf ranked[CNB_CUDNN_MAX_ALGOS];
+    int ranked_count, rank;
+    int fallbacks; /* how many chosen algorithms failed to run and gave way */
+    int no_fused_bias; /* forward: cuDNN refused the fused bias here; it is added apart */
 } cnb_cudnn_choice;
+
+/* 1 when the forward adds its bias inside cudnnConvolutionBiasActivationForward: there is a
+ * bias, the fusion was not refused before, and the algorithm is IMPLICIT_PRECOMP_GEMM, the
+ * only one cuDNN documents for the identity activation (any other runs the convolution, then
+ * cudnnAddTensor). */
+int cnb_cudnn_fuse_bias(int fwd_algo, int have_bias, int refused);
 
 /* One algorithm query for cnb_cudnn_choose: heuristic 0 is cudnnFind*Algorithm, 1 the
  * cudnnGet*Algorithm_v7 heuristics. Fills at most max results into perf and their number into
@@ -103,7 +118,6 @@ typedef struct cnb_cudnn_choice {
 typedef cnb_status (*cnb_cudnn_query_fn)(void *user, int heuristic, cnb_cudnn_perf *perf,
                                          int max, int *count, char *err, size_t err_len);
 
-#define CNB_CUDNN_MAX_ALGOS 16
 
 /* The algorithm rule for one shape and direction, filling *c:
  *  - deterministic: the *_v7 heuristics only, taking the first acceptable (deterministic)
@@ -119,6 +133,20 @@ typedef cnb_status (*cnb_cudnn_query_fn)(void *user, int heuristic, cnb_cudnn_pe
 cnb_status cnb_cudnn_choose(cnb_cudnn_choice *c, cnb_cudnn_query_fn query, void *user,
                             int deterministic, int allow_tf32, size_t max_workspace,
                             const char *what, char *err, size_t err_len);
+
+/* Runs one call with c's current algorithm: CNB_OK, or a status with its message in err. */
+typedef cnb_status (*cnb_cudnn_run_fn)(void *user, const cnb_cudnn_choice *c, char *err,
+                                       size_t err_len);
+/* 1 when a failed run is worth retrying with the next candidate: the library refused or
+ * failed this algorithm (unsupported here, execution failed, its workspace not allocated);
+ * 0 for a caller's mistake (invalid argument) or a bug. */
+int cnb_cudnn_may_fall_back(cnb_status st);
+/* Runs c's algorithm; when it fails in a way cnb_cudnn_may_fall_back accepts, moves c to the
+ * next ranked candidate (kept: later calls start there) and runs again. When every candidate
+ * has failed, c becomes a cached failure naming the last error and CNB_ERR_UNSUPPORTED is
+ * returned; any other failure is returned as is. err gets the message of a failure. */
+cnb_status cnb_cudnn_run_ranked(cnb_cudnn_choice *c, int dir, cnb_cudnn_run_fn run, void *user,
+                                const char *what, char *err, size_t err_len);
 
 /* Key: the convolution descriptor (p and q follow from the rest). */
 typedef struct cnb_cudnn_conv_entry {

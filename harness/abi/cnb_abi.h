@@ -28,6 +28,10 @@
  *  - Strings the backend returns live as long as they say: name and description as long as the
  *    library is loaded; last_error()'s text until the next call on the same context; the key and
  *    value passed to the info callback only during that callback (copy what you keep).
+ *  - Calls on one context take effect in the order they are issued (one queue): an upload into a
+ *    buffer that an earlier kernel reads lands after that kernel. upload() has read its source
+ *    when it returns (the source may be reused at once) but need not wait for the device copy;
+ *    the harness relies on this to queue the next batch before it reads a step's loss.
  */
 #ifndef CNB_ABI_H
 #define CNB_ABI_H
@@ -153,7 +157,12 @@ typedef struct cnb_backend {
     cnb_status (*create)(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len);
     void (*destroy)(cnb_context *ctx);
     const char *(*last_error)(cnb_context *ctx); /* message for the last failed call, or "" */
-    /* Library versions (compiled against and loaded), chosen ISA, threads, device name, ... */
+    /* Library versions (compiled against and loaded), chosen ISA, threads, device name, ...
+     * One key has a meaning the harness reads: "conv.transforms[n%d c%d %dx%d k%d %dx%d
+     * s%dx%d p%dx%d]" (n, c, h, w, k, r, s, strides, pads of a convolution shape used so far)
+     * with the value a space-separated list of "fwd", "bwd_data", "bwd_filter": the directions
+     * whose algorithm transforms the data (FFT, Winograd) instead of summing products, so
+     * their results are not exact on integer data and carry more rounding. */
     cnb_status (*info)(cnb_context *ctx, cnb_info_fn fn, void *user);
 
     /* Memory. alloc'd memory is aligned to at least 64 bytes and not initialized. */

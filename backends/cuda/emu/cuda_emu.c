@@ -17,6 +17,53 @@ cnb_emu_dim cnb_emu_thread_idx, cnb_emu_block_idx, cnb_emu_block_dim, cnb_emu_gr
 static cudaError_t last_error = cudaSuccess;  /* returned and cleared by cudaGetLastError */
 static cudaError_t async_error = cudaSuccess;  /* sticky, like a device fault */
 
+#define EMU_EXPORT __attribute__((visibility("default")))
+
+static long n_stream_syncs, n_event_syncs, n_pageable_uploads, n_pinned_uploads, n_launches;
+
+EMU_EXPORT void cnb_emu_test_set_last_error(int e) { last_error = (cudaError_t)e; }
+
+EMU_EXPORT long cnb_emu_test_count(const char *what) {
+    if (strcmp(what, "stream_syncs") == 0) return n_stream_syncs;
+    if (strcmp(what, "event_syncs") == 0) return n_event_syncs;
+    if (strcmp(what, "pageable_uploads") == 0) return n_pageable_uploads;
+    if (strcmp(what, "pinned_uploads") == 0) return n_pinned_uploads;
+    if (strcmp(what, "launches") == 0) return n_launches;
+    return -1;
+}
+
+/* ---- pinned host memory and the copies from it that have not run yet ---- */
+
+typedef struct pinned_block {
+    char *p;
+    size_t bytes;
+} pinned_block;
+static pinned_block *pinned;
+static size_t pinned_count, pinned_cap;
+
+static int is_pinned(const void *p, size_t bytes) {
+    const char *c = p;
+    for (size_t i = 0; i < pinned_count; i++)
+        if (c >= pinned[i].p && bytes <= pinned[i].bytes &&
+            (size_t)(c - pinned[i].p) <= pinned[i].bytes - bytes)
+            return 1;
+    return 0;
+}
+
+typedef struct held_copy {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} held_copy;
+static held_copy *held;
+static size_t held_count, held_cap;
+
+/* Runs the held copies in issue order: the point at which a device would have done them. */
+static void run_held_copies(void) {
+    for (size_t i = 0; i < held_count; i++) memmove(held[i].dst, held[i].src, held[i].bytes);
+    held_count = 0;
+}
+
 static cudaError_t set_error(cudaError_t e) {
     if (e != cudaSuccess) last_error = e;
     return e;
@@ -117,6 +164,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     (void)stream;
+    n_stream_syncs++;
+    run_held_copies();
     return async_error != cudaSuccess ? set_error(async_error) : cudaSuccess;
 }
 
@@ -126,6 +175,11 @@ struct cnb_emu_event {
     int recorded;
     struct timespec at;
 };
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
+    (void)flags;
+    return cudaEventCreate(event);
+}
 
 cudaError_t cudaEventCreate(cudaEvent_t *event) {
     if (!event) return set_error(cudaErrorInvalidValue);
@@ -143,6 +197,8 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (!event) return set_error(cudaErrorInvalidResourceHandle);
+    n_event_syncs++;
+    run_held_copies(); /* all of them: at least those before the event's record */
     return async_error != cudaSuccess ? set_error(async_error) : cudaSuccess;
 }
 
@@ -217,6 +273,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
 
 cudaError_t cudaFree(void *ptr) {
     if (!ptr) return cudaSuccess;
+    run_held_copies(); /* cudaFree waits for the device */
     for (size_t i = 0; i < alloc_count; i++) {
         allocation *a = &allocs[i];
         if (a->data != ptr) continue;
@@ -236,11 +293,23 @@ cudaError_t cudaFree(void *ptr) {
 cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags) {
     (void)flags;
     if (!ptr) return set_error(cudaErrorInvalidValue);
+    if (pinned_count == pinned_cap) {
+        size_t cap = pinned_cap ? 2 * pinned_cap : 16;
+        pinned_block *n = realloc(pinned, cap * sizeof *n);
+        if (!n) return set_error(cudaErrorMemoryAllocation);
+        pinned = n;
+        pinned_cap = cap;
+    }
     *ptr = calloc(1, bytes ? bytes : 1);
-    return *ptr ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
+    if (!*ptr) return set_error(cudaErrorMemoryAllocation);
+    pinned[pinned_count++] = (pinned_block){*ptr, bytes ? bytes : 1};
+    return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void *ptr) {
+    run_held_copies(); /* as the runtime, which synchronizes the device first */
+    for (size_t i = 0; i < pinned_count; i++)
+        if (pinned[i].p == ptr) pinned[i] = pinned[--pinned_count];
     free(ptr);
     return cudaSuccess;
 }
@@ -262,6 +331,20 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     int src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
     if ((dst_dev && !find_alloc(dst, bytes)) || (src_dev && !find_alloc(src, bytes)))
         return set_error(cudaErrorInvalidValue);
+    if (kind == cudaMemcpyHostToDevice && is_pinned(src, bytes)) {
+        n_pinned_uploads++;
+        if (held_count == held_cap) {
+            size_t cap = held_cap ? 2 * held_cap : 16;
+            held_copy *n = realloc(held, cap * sizeof *n);
+            if (!n) return set_error(cudaErrorMemoryAllocation);
+            held = n;
+            held_cap = cap;
+        }
+        held[held_count++] = (held_copy){dst, src, bytes};
+        return cudaSuccess;
+    }
+    if (kind == cudaMemcpyHostToDevice) n_pageable_uploads++;
+    run_held_copies();
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -270,6 +353,7 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t str
     (void)stream;
     if (bytes == 0) return cudaSuccess;
     if (!ptr || !find_alloc(ptr, bytes)) return set_error(cudaErrorInvalidValue);
+    run_held_copies();
     memset(ptr, value, bytes);
     return cudaSuccess;
 }
@@ -360,6 +444,8 @@ cudaError_t cnb_emu_launch(cnb_emu_dim grid, cnb_emu_dim block, void (*body)(voi
         grid.z == 0 || grid.y > 65535 || grid.z > 65535 || grid.x > 0x7fffffffu)
         return set_error(cudaErrorInvalidConfiguration);
     if (async_error != cudaSuccess) return cudaSuccess; /* a faulted context runs nothing */
+    n_launches++;
+    run_held_copies();
     if (ensure_fibers((unsigned)threads) != 0) return set_error(cudaErrorMemoryAllocation);
     const char *order = getenv("CNB_CUDA_EMU_ORDER");
     int reverse = order && strcmp(order, "reverse") == 0;

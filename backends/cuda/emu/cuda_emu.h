@@ -11,7 +11,12 @@
  *  - device allocations start right after an inaccessible page (an access before the start
  *    faults), are filled with NaN (reading memory nobody wrote shows up in results), and the
  *    bytes between the end and the next 64-byte boundary are NaN canaries checked at free;
- *  - copies must lie inside one allocation.
+ *  - copies must lie inside one allocation;
+ *  - a host-to-device copy from pinned memory (cudaHostAlloc) is asynchronous, as on a device:
+ *    it is held back, reading its source only when something that could see the result
+ *    happens (a launch, another kind of copy, a memset, a stream or event synchronization),
+ *    so a host write into a staging buffer whose copy has not been waited for corrupts the
+ *    copy here too.
  * The thread order within a phase is forward by default; CNB_CUDA_EMU_ORDER=reverse runs the
  * fibers last-first, which exposes a read of shared memory that a missing barrier left
  * unordered. What it cannot check: races between blocks, warp-synchronous code (none here),
@@ -53,7 +58,9 @@ typedef struct cnb_emu_stream *cudaStream_t;
  * was recorded: elapsed time between two is the time the work between them took. */
 typedef struct cnb_emu_event *cudaEvent_t;
 #define cudaStreamNonBlocking 0x01
+#define cudaHostAllocDefault 0x00
 #define cudaHostAllocMapped 0x02
+#define cudaEventDisableTiming 0x02
 #define CUDART_VERSION 13000
 
 struct cudaDeviceProp {
@@ -80,6 +87,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
                             cudaStream_t stream);
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream);
 cudaError_t cudaEventCreate(cudaEvent_t *event);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 /* cudaErrorInvalidResourceHandle when either event was never recorded, as the runtime. */
@@ -99,6 +107,13 @@ extern cnb_emu_dim cnb_emu_thread_idx, cnb_emu_block_idx, cnb_emu_block_dim, cnb
  * configuration error, or records a launch failure that the next synchronizing call returns. */
 cudaError_t cnb_emu_launch(cnb_emu_dim grid, cnb_emu_dim block, void (*body)(void *), void *arg);
 void cnb_emu_syncthreads(void);
+
+/* ---- test hooks, exported from the cuda_emu backend for tests (dlsym) ---- */
+/* Leaves e as the runtime's last error, as a failed library call would. */
+void cnb_emu_test_set_last_error(int e);
+/* Counters since load: "stream_syncs", "event_syncs", "pageable_uploads" (host-to-device
+ * copies from memory not from cudaHostAlloc), "pinned_uploads", "launches"; -1 if unknown. */
+long cnb_emu_test_count(const char *what);
 
 #ifdef __cplusplus
 }
