@@ -39,6 +39,7 @@ typedef struct cli {
     double lr;
     unsigned long long seed;
     int have_seed, quiet, progress, deterministic, tf32;
+    int allow_nonfinite;
 } cli;
 
 static void usage(FILE *f) {
@@ -65,6 +66,7 @@ static void usage(FILE *f) {
             "                        PyTorch state_dict names and layouts)\n"
             "  --load FILE           start from the parameters in FILE (and its optimizer state)\n"
             "  --resume FILE         continue a checkpointed run from the step it reached\n"
+            "  --allow-nonfinite     let --load/--resume read NaN or Inf values (fault studies)\n"
             "  --checkpoint FILE     where periodic and on-signal checkpoints go (default: the\n"
             "                        --save file, else cnnbench-MODEL-BACKEND.ckpt.safetensors)\n"
             "  --checkpoint-every N  write a checkpoint every N steps\n"
@@ -333,8 +335,8 @@ static int train_command(const cli *c, int argc, char **argv) {
     }
     const char *from = c->resume ? c->resume : c->load;
     if (from) {
-        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL, err,
-                                        sizeof err) != 0) {
+        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL,
+                                        c->allow_nonfinite, err, sizeof err) != 0) {
             fprintf(stderr, "cnnbench: %s: %s\n", c->resume ? "--resume" : "--load", err);
             rc = EXIT_USAGE;
             goto done;
@@ -453,7 +455,7 @@ int main(int argc, char **argv) {
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
            O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
            O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
-           O_EVAL_ONLY };
+           O_EVAL_ONLY, O_ALLOW_NONFINITE };
     static const struct option opts[] = {
         {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -471,6 +473,7 @@ int main(int argc, char **argv) {
         {"version", no_argument, 0, O_VERSION}, {"help", no_argument, 0, 'h'},
         {"save", required_argument, 0, O_SAVE}, {"load", required_argument, 0, O_LOAD},
         {"resume", required_argument, 0, O_RESUME},
+        {"allow-nonfinite", no_argument, 0, O_ALLOW_NONFINITE},
         {"checkpoint", required_argument, 0, O_CHECKPOINT},
         {"checkpoint-every", required_argument, 0, O_CHECKPOINT_EVERY},
         {"dump-logits", required_argument, 0, O_DUMP_LOGITS},
@@ -523,6 +526,7 @@ int main(int argc, char **argv) {
         case O_SAVE: c.save = optarg; break;
         case O_LOAD: c.load = optarg; break;
         case O_RESUME: c.resume = optarg; break;
+        case O_ALLOW_NONFINITE: c.allow_nonfinite = 1; break;
         case O_CHECKPOINT: c.checkpoint = optarg; break;
         case O_CHECKPOINT_EVERY:
             bad = parse_long("--checkpoint-every", optarg, 1, LONG_MAX, &c.checkpoint_every);
