@@ -5,10 +5,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "nonfinite.h"
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -416,6 +420,31 @@ static int optimizer_step(cnb_trainer *t, char *err, size_t err_len) {
     return 0;
 }
 
+/* Divergence from the parameters, not only the loss (a NaN weight behind a ReLU can leave the
+ * loss finite for a while). After each optimizer step the backend sums the parameter block (its
+ * bias_backward over one channel, into t->loss, free again once the loss is downloaded) and one
+ * float comes down: the sum is finite unless a value is NaN or +-Inf (or the values are beyond
+ * 1e38, diverged too). Only then is the whole block downloaded to name the tensor. */
+static int params_diverged(cnb_trainer *t, char *what, size_t what_len, char *err,
+                           size_t err_len) {
+    const size_t np = t->m->n_params;
+    if (np == 0 || np > INT_MAX) return 0;
+    float sum;
+    KCHECK(t, t->api->bias_backward(t->ctx, t->loss, t->params, 1, 1, (int)np),
+           "bias_backward (parameter check)");
+    KCHECK(t, t->api->download(t->ctx, &sum, t->loss, sizeof sum), "download (parameter check)");
+    if (isfinite(sum)) return 0;
+    float *host = malloc(np * sizeof *host);
+    if (!host) return cnb_errf(err, err_len, "out of host memory for the parameter check");
+    if (cnb_trainer_get_params(t, host, err, err_len) != 0) {
+        free(host);
+        return -1;
+    }
+    cnb_describe_nonfinite(t->m, host, sum, what, what_len);
+    free(host);
+    return 1;
+}
+
 /* Gather images idx[0..n) (or the contiguous range from `first` when idx is NULL) and upload. */
 static int upload_batch(cnb_trainer *t, const float *images, const uint8_t *labels,
                         const int32_t *idx, int first, int n, char *err, size_t err_len) {
@@ -555,6 +584,18 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                          "training diverged: loss became %s at epoch %d step %ld (step %ld "
                          "overall); try a smaller --lr",
                          isnan(loss) ? "NaN" : "infinite", e, s + 1, t->global_step + 1);
+                rc = -1;
+                break;
+            }
+            char bad[256];
+            int pd = params_diverged(t, bad, sizeof bad, err, err_len);
+            if (pd != 0) {
+                r->status = pd > 0 ? CNB_RUN_DIVERGED : CNB_RUN_BACKEND_ERROR;
+                snprintf(r->message, sizeof r->message,
+                         pd > 0 ? "training diverged: %s after the optimizer step of epoch %d "
+                                  "step %ld (step %ld overall; the loss was still %g)"
+                                : "%s (epoch %d step %ld, step %ld overall; loss %g)",
+                         pd > 0 ? bad : err, e, s + 1, t->global_step + 1, (double)loss);
                 rc = -1;
                 break;
             }

@@ -16,7 +16,7 @@ flags="-g -O1 -std=c11 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 incs="-I$src/harness -I$src/harness/abi $(pkg-config --cflags libcjson hwloc)"
 libs="$(pkg-config --libs libcjson hwloc) -lz -ldl -lm"
 # The core sources the parsers need (cmd_compare pulls in the results-reading helpers).
-core="util data model checkpoint results train machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader"
+core="util data model checkpoint results train nonfinite machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader"
 objs=""
 for f in $core; do
   [ -f "$src/harness/$f.c" ] || continue
