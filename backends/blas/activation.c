@@ -2,6 +2,7 @@
  * backward, as loops the compiler vectorizes. tanh and sigmoid use an inline exp (Cephes' expf:
  * Cody-Waite range reduction and a degree-6 polynomial, ~1 ulp) instead of a libm call per
  * element, which would keep the loop scalar. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -9,8 +10,11 @@
 #include "cnb_abi_check.h"
 
 /* exp(x) for x clamped to [-87, 88] (outside, the answer is 0 or overflow anyway and the callers
- * below only need the saturated value). Branch-free, so a loop of it vectorizes. */
+ * below only need the saturated value), and +Inf beyond float's range, so that sigmoid(-Inf)
+ * is exactly 0 as IEEE gives it (then dy*y*(1-y) is NaN for an infinite dy, as in naive).
+ * Branch-free, so a loop of it vectorizes. */
 static inline float exp_inline(float x) {
+    const float overflow = x > 88.7228394f ? INFINITY : 0.0f; /* ln(FLT_MAX) */
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     /* NaN passes the clamps; keep it out of the float-to-int conversion below (undefined
@@ -31,7 +35,7 @@ static inline float exp_inline(float x) {
     uint32_t bits = (uint32_t)(n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return e * scale + nan_or_zero;
+    return e * scale + nan_or_zero + overflow;
 }
 
 /* tanh: odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), else through exp;
