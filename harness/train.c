@@ -229,7 +229,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
              dev_alloc(t, (void **)&t->y, mb, sizeof(int32_t), "alloc labels", err, err_len) ||
              dev_alloc(t, (void **)&t->pred, mb, sizeof(int32_t), "alloc predictions", err,
                        err_len) ||
-             dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes, sizeof(float),
+             dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes + 2, sizeof(float),
                        "alloc probabilities", err, err_len) ||
              dev_alloc(t, (void **)&t->loss, 1, sizeof(float), "alloc loss", err, err_len);
     for (int i = 0; ok == 0 && i < m->n_layers; i++) {
@@ -421,26 +421,37 @@ static int optimizer_step(cnb_trainer *t, char *err, size_t err_len) {
 }
 
 /* Divergence from the parameters, not only the loss (a NaN weight behind a ReLU can leave the
- * loss finite for a while). After each optimizer step the backend sums the parameter block (its
- * bias_backward over one channel, into t->loss, free again once the loss is downloaded) and one
- * float comes down: the sum is finite unless a value is NaN or +-Inf (or the values are beyond
- * 1e38, diverged too). Only then is the whole block downloaded to name the tensor. */
+ * loss finite for a while). After each optimizer step the backend sums the parameter block with
+ * its bias_backward, viewed as PARAM_CHECK_ROWS images of one channel (backends split that
+ * kernel over images or channels; rows keep it parallel) plus the tail that does not divide,
+ * into t->probs[0..1] (free between the softmax backward and the next forward), and two floats
+ * come down: a sum is finite unless a value is NaN or +-Inf (or the sum passes float's range,
+ * 3.4e38: diverged too). Only then is the whole block downloaded to name the tensor. */
+#define PARAM_CHECK_ROWS 16
 static int params_diverged(cnb_trainer *t, char *what, size_t what_len, char *err,
                            size_t err_len) {
-    const size_t np = t->m->n_params;
+    const size_t np = t->m->n_params, row = np / PARAM_CHECK_ROWS, tail = np % PARAM_CHECK_ROWS;
     if (np == 0 || np > INT_MAX) return 0;
-    float sum;
-    KCHECK(t, t->api->bias_backward(t->ctx, t->loss, t->params, 1, 1, (int)np),
-           "bias_backward (parameter check)");
-    KCHECK(t, t->api->download(t->ctx, &sum, t->loss, sizeof sum), "download (parameter check)");
-    if (isfinite(sum)) return 0;
+    float sum[2] = {0.0f, 0.0f};
+    if (row)
+        KCHECK(t, t->api->bias_backward(t->ctx, t->probs, t->params, PARAM_CHECK_ROWS, 1,
+                                        (int)row),
+               "bias_backward (parameter check)");
+    if (tail)
+        KCHECK(t, t->api->bias_backward(t->ctx, t->probs + 1, t->params + np - tail, 1, 1,
+                                        (int)tail),
+               "bias_backward (parameter check)");
+    KCHECK(t, t->api->download(t->ctx, sum, t->probs, sizeof sum), "download (parameter check)");
+    if (!row) sum[0] = 0.0f;
+    if (!tail) sum[1] = 0.0f;
+    if (isfinite(sum[0]) && isfinite(sum[1])) return 0;
     float *host = malloc(np * sizeof *host);
     if (!host) return cnb_errf(err, err_len, "out of host memory for the parameter check");
     if (cnb_trainer_get_params(t, host, err, err_len) != 0) {
         free(host);
         return -1;
     }
-    cnb_describe_nonfinite(t->m, host, sum, what, what_len);
+    cnb_describe_nonfinite(t->m, host, isfinite(sum[0]) ? sum[1] : sum[0], what, what_len);
     free(host);
     return 1;
 }
