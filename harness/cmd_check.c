@@ -178,7 +178,7 @@ static void print_line(const ck_state *s, const ck_backend *b, const char *famil
                        const char *label, const char *shape, const char *mode,
                        const cnb_check_outcome *o, const char *extra) {
     if (s->o.quiet && o->status == CNB_CHECK_PASSED) return;
-    printf("%-10s %-7s %-15s %-24s %-36s %-6s", cnb_check_status_name(o->status), b->name,
+    printf("%-10s %-7s %-15s %-24s %-36s %-9s", cnb_check_status_name(o->status), b->name,
            family, label, shape, mode);
     if (o->status == CNB_CHECK_SKIPPED) {
         printf("  %s\n", o->reason);
