@@ -5,8 +5,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,8 +310,8 @@ static int refuse_nonfinite(const ck_tensor *t, int n, const char *name, char *e
         for (size_t k = 0; k < t[i].count; k++)
             if (!isfinite(t[i].dst[k]))
                 return cnb_errf(err, err_len,
-                                "%s: tensor '%s' holds a non-finite value: %g at index %zu "
-                                "(its first); pass --allow-nonfinite to load it on purpose",
+                                "%s: tensor '%s' holds %g at index %zu (its first non-finite "
+                                "value); pass --allow-nonfinite to load it on purpose",
                                 name, t[i].name, (double)t[i].dst[k], k);
     return 0;
 }

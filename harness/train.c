@@ -229,6 +229,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
              dev_alloc(t, (void **)&t->y, mb, sizeof(int32_t), "alloc labels", err, err_len) ||
              dev_alloc(t, (void **)&t->pred, mb, sizeof(int32_t), "alloc predictions", err,
                        err_len) ||
+             /* + 2: room for the parameter check's two sums (params_diverged) */
              dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes + 2, sizeof(float),
                        "alloc probabilities", err, err_len) ||
              dev_alloc(t, (void **)&t->loss, 1, sizeof(float), "alloc loss", err, err_len);
@@ -600,13 +601,18 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
             }
             char bad[256];
             int pd = params_diverged(t, bad, sizeof bad, err, err_len);
-            if (pd != 0) {
-                r->status = pd > 0 ? CNB_RUN_DIVERGED : CNB_RUN_BACKEND_ERROR;
+            if (pd > 0) {
+                r->status = CNB_RUN_DIVERGED;
                 snprintf(r->message, sizeof r->message,
-                         pd > 0 ? "training diverged: %s after the optimizer step of epoch %d "
-                                  "step %ld (step %ld overall; the loss was still %g)"
-                                : "%s (epoch %d step %ld, step %ld overall; loss %g)",
-                         pd > 0 ? bad : err, e, s + 1, t->global_step + 1, (double)loss);
+                         "training diverged: %s after the optimizer step of epoch %d step %ld "
+                         "(step %ld overall; the loss was still %g)",
+                         bad, e, s + 1, t->global_step + 1, (double)loss);
+            } else if (pd < 0) {
+                r->status = CNB_RUN_BACKEND_ERROR;
+                snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
+                         e, s + 1, t->global_step + 1, err);
+            }
+            if (pd != 0) {
                 rc = -1;
                 break;
             }
