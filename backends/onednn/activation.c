@@ -171,19 +171,33 @@ static int loop_teams(const cnb_context *ctx, size_t count) {
     return count >= 65536 ? ctx->threads : 1;
 }
 
-/* y = x < 0 ? 0 : x: NaN stays NaN. y may be x. */
+/* y = x < 0 ? 0 : x: NaN stays NaN. y may be x. Each thread takes a contiguous range (GCC 12's
+ * `parallel for simd` of the same loop measured 25-50x slower here: 5 ms for 1.6M values). */
 static void relu_forward_loop(const cnb_context *ctx, size_t count, float *y, const float *x) {
     int teams = loop_teams(ctx, count);
-#pragma omp parallel for simd num_threads(teams) if (teams > 1) schedule(static)
-    for (size_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+#pragma omp parallel num_threads(teams) if (teams > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    }
 }
 
 /* dx = x <= 0 ? 0 : dy: 0 at +-0 even when dy is NaN, dy at x = NaN. */
 static void relu_backward_loop(const cnb_context *ctx, size_t count, float *dx, const float *dy,
                                const float *x) {
     int teams = loop_teams(ctx, count);
-#pragma omp parallel for simd num_threads(teams) if (teams > 1) schedule(static)
-    for (size_t i = 0; i < count; i++) dx[i] = x[i] <= 0.0f ? 0.0f : dy[i];
+#pragma omp parallel num_threads(teams) if (teams > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) {
+            float g = dy[i]; /* read unconditionally: a conditional read stays scalar (14x) */
+            dx[i] = x[i] <= 0.0f ? 0.0f : g;
+        }
+    }
 }
 
 cnb_status odn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,

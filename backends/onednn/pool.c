@@ -17,11 +17,16 @@
 
 #define NAN_FLAG_BYTES 64 /* after oneDNN's workspace: 1 when the forward took the NaN path */
 
+/* Each thread scans a contiguous range (see relu_forward_loop on `parallel for simd`). */
 static int has_nan(const cnb_context *ctx, const float *x, size_t count) {
     int teams = count >= 65536 ? ctx->threads : 1, found = 0;
-#pragma omp parallel for simd num_threads(teams) if (teams > 1) reduction(| : found) \
-    schedule(static)
-    for (size_t i = 0; i < count; i++) found |= x[i] != x[i];
+#pragma omp parallel num_threads(teams) if (teams > 1) reduction(| : found)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+#pragma omp simd reduction(| : found)
+        for (size_t i = i0; i < i1; i++) found |= x[i] != x[i];
+    }
     return found;
 }
 
