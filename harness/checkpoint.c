@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,8 +302,30 @@ static int parse_metadata(const cJSON *meta, const char *name, cnb_checkpoint *c
     return 0;
 }
 
+/* The first NaN or +-Inf of any tensor, named: a checkpoint holding one would train on silently
+ * (ReLU and the optimizers carry it along) or diverge at once, so it is refused unless asked. */
+static int refuse_nonfinite(const ck_tensor *t, int n, const char *name, char *err,
+                            size_t err_len) {
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < t[i].count; k++)
+            if (!isfinite(t[i].dst[k]))
+                return cnb_errf(err, err_len,
+                                "%s: tensor '%s' holds %g at index %zu (its first non-finite "
+                                "value); pass --allow-nonfinite to load it on purpose",
+                                name, t[i].name, (double)t[i].dst[k], k);
+    return 0;
+}
+
+static int parse_checkpoint(const void *data, size_t len, const char *name, const cnb_model *m,
+                            int allow_nonfinite, cnb_checkpoint *c, char *err, size_t err_len);
+
 int cnb_checkpoint_parse(const void *data, size_t len, const char *name, const cnb_model *m,
                          cnb_checkpoint *c, char *err, size_t err_len) {
+    return parse_checkpoint(data, len, name, m, 0, c, err, err_len);
+}
+
+static int parse_checkpoint(const void *data, size_t len, const char *name, const cnb_model *m,
+                            int allow_nonfinite, cnb_checkpoint *c, char *err, size_t err_len) {
     static ck_tensor expect[MAX_TENSORS];
     static span spans[MAX_TENSORS];
     const unsigned char *p = data;
@@ -456,6 +479,7 @@ int cnb_checkpoint_parse(const void *data, size_t len, const char *name, const c
                          : "");
             goto out;
         }
+    if (!allow_nonfinite && refuse_nonfinite(expect, n, name, err, err_len) != 0) goto out;
     if (meta && parse_metadata(meta, name, c, opt, err, err_len) != 0) goto out;
     rc = 0;
 out:
@@ -466,6 +490,11 @@ out:
 
 int cnb_checkpoint_read(const char *path, const cnb_model *m, cnb_checkpoint *c, char *err,
                         size_t err_len) {
+    return cnb_checkpoint_read_ex(path, m, 0, c, err, err_len);
+}
+
+int cnb_checkpoint_read_ex(const char *path, const cnb_model *m, int allow_nonfinite,
+                           cnb_checkpoint *c, char *err, size_t err_len) {
     memset(c, 0, sizeof *c);
     FILE *f = fopen(path, "rb");
     if (!f) return cnb_errf(err, err_len, "%s: cannot open checkpoint: %s", path, strerror(errno));
@@ -492,7 +521,7 @@ int cnb_checkpoint_read(const char *path, const cnb_model *m, cnb_checkpoint *c,
         free(buf);
         return cnb_errf(err, err_len, "%s: read failed after %zu of %zu bytes", path, got, len);
     }
-    int rc = cnb_checkpoint_parse(buf, len, path, m, c, err, err_len);
+    int rc = parse_checkpoint(buf, len, path, m, allow_nonfinite, c, err, err_len);
     free(buf);
     return rc;
 }
@@ -523,9 +552,10 @@ int cnb_checkpoint_save_trainer(const char *path, cnb_trainer *t, const cnb_mode
 }
 
 int cnb_checkpoint_load_trainer(const char *path, cnb_trainer *t, const cnb_model *m,
-                                const char *optimizer, int resume, char *err, size_t err_len) {
+                                const char *optimizer, int resume, int allow_nonfinite, char *err,
+                                size_t err_len) {
     cnb_checkpoint c;
-    if (cnb_checkpoint_read(path, m, &c, err, err_len) != 0) return -1;
+    if (cnb_checkpoint_read_ex(path, m, allow_nonfinite, &c, err, err_len) != 0) return -1;
     int rc = -1;
     cnb_ckpt_optimizer want = optimizer_kind(optimizer);
     if (c.model[0] && strcmp(c.model, m->name) != 0)

@@ -47,6 +47,10 @@ int cnb_checkpoint_write(const char *path, const cnb_model *m, const cnb_checkpo
  * Allocates the arrays (free with cnb_checkpoint_free). 0 or -1. */
 int cnb_checkpoint_read(const char *path, const cnb_model *m, cnb_checkpoint *c, char *err,
                         size_t err_len);
+/* Every reader refuses a tensor holding NaN or +-Inf, naming the tensor, the index of its first
+ * such value and the value; allow_nonfinite = 1 reads it anyway (fault studies). */
+int cnb_checkpoint_read_ex(const char *path, const cnb_model *m, int allow_nonfinite,
+                           cnb_checkpoint *c, char *err, size_t err_len);
 /* The same from bytes in memory; `name` stands for the file in messages (used by the fuzzer). */
 int cnb_checkpoint_parse(const void *data, size_t len, const char *name, const cnb_model *m,
                          cnb_checkpoint *c, char *err, size_t err_len);
@@ -60,7 +64,8 @@ int cnb_checkpoint_save_trainer(const char *path, cnb_trainer *t, const cnb_mode
  * this optimizer (a fresh optimizer otherwise); the run starts at step 0. resume = 1: also the
  * position; the file must hold the optimizer state and a position. */
 int cnb_checkpoint_load_trainer(const char *path, cnb_trainer *t, const cnb_model *m,
-                                const char *optimizer, int resume, char *err, size_t err_len);
+                                const char *optimizer, int resume, int allow_nonfinite, char *err,
+                                size_t err_len);
 
 /* A generic F32 safetensors file (used for logit dumps): n tensors with names, shapes (rank
  * dims each, rank <= 4) and data. */

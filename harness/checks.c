@@ -108,6 +108,18 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
         int area = c->pool.kh * c->pool.kw; /* x / 2^k is exact; x / 9 is not */
         return area > 0 && (area & (area - 1)) == 0;
     }
+    case CNB_CK_ACT_FWD: case CNB_CK_ACT_BWD: /* comparisons and products by 0.25: exact */
+        return c->act == CNB_ACT_RELU || c->act == CNB_ACT_PRELU;
+    default:
+        return 0;
+    }
+}
+
+int cnb_check_case_supports_nonfinite(const cnb_check_case *c) {
+    switch (c->family) {
+    case CNB_CK_ACT_FWD: case CNB_CK_ACT_BWD: case CNB_CK_POOL_FWD: case CNB_CK_POOL_BWD:
+    case CNB_CK_SOFTMAX_FWD: case CNB_CK_SOFTMAX_BWD: case CNB_CK_SGD: case CNB_CK_ADAM:
+        return 1;
     default:
         return 0;
     }
@@ -473,7 +485,35 @@ static double uncovered_share(int in, int out, int window, int stride, int pad) 
     return in ? 1.0 - (double)covered / in : 0.0;
 }
 
-static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int exact, void *host) {
+/* Exact activation inputs: integers with +0 and -0 among them (the boundary where ReLU's and
+ * PReLU's branches meet), leaning positive so that under 30% of ReLU's outputs are zero. A
+ * tensor of under 8 values gets positive ones (ReLU) or negative ones (PReLU, so dslope != 0),
+ * as in random mode. */
+static float exact_act_input(cnb_rng *r, int fill_kind, size_t count) {
+    static const float relu_in[12] = {-2, -0.0f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    static const float prelu_in[12] = {-4, -3, -2, -1, -0.0f, 0, 1, 2, 3, 4, 5, 6};
+    if (count < 8) return fill_kind == F_RELU_IN ? 1.0f + (float)cnb_rng_below(r, 4)
+                                                 : -1.0f - (float)cnb_rng_below(r, 4);
+    return (fill_kind == F_RELU_IN ? relu_in : prelu_in)[cnb_rng_below(r, 12)];
+}
+
+/* Non-finite mode: after the usual fill, about one value in 8 becomes NaN, +Inf, -Inf, +0 or -0
+ * (NaN twice as often: max pooling windows then hold two NaNs often enough to test which one
+ * takes the gradient). Labels and the PReLU slope stay finite. A tensor of one value gets NaN,
+ * so even the smallest shapes carry one. */
+static void plant_nonfinite(cnb_rng *r, const buf_spec *b, float *v) {
+    static const float special[6] = {NAN, NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
+    if (b->is_int || b->fill == F_SLOPE || b->count == 0) return;
+    if (b->count == 1) {
+        v[0] = NAN;
+        return;
+    }
+    for (size_t i = 0; i < b->count; i++)
+        if (cnb_rng_below(r, 8) == 0) v[i] = special[cnb_rng_below(r, 6)];
+}
+
+static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int mode, void *host) {
+    const int exact = mode == CNB_CHECK_EXACT;
     if (b->is_int) {
         int32_t *v = host;
         for (size_t i = 0; i < b->count; i++) v[i] = (int32_t)cnb_rng_below(r, (uint32_t)c->bc);
@@ -483,6 +523,14 @@ static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int exa
     for (size_t i = 0; i < b->count; i++) {
         if (exact && b->fill == F_SIGNED) {
             v[i] = small_int(r);
+            continue;
+        }
+        if (exact && (b->fill == F_RELU_IN || b->fill == F_PRELU_IN)) {
+            v[i] = exact_act_input(r, b->fill, b->count);
+            continue;
+        }
+        if (exact && b->fill == F_SLOPE) { /* a*x is exact for small integers x */
+            v[i] = 0.25f;
             continue;
         }
         if (exact && b->fill == F_BIAS) { /* +-3 or +-4: y + b is never 0 for y in +-{1, 2} */
@@ -502,6 +550,7 @@ static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int exa
         default: v[i] = uniform(r, -1.0f, 1.0f); break;
         }
     }
+    if (mode == CNB_CHECK_NONFINITE) plant_nonfinite(r, b, v);
 }
 
 void cnb_check_data_free(cnb_check_data *d) {
@@ -551,6 +600,8 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
             if (maxima < covered) structural = 1.0 - maxima;
         }
     }
+    /* Planted zeros, and -Inf through ReLU or a softmax, add zeros of their own. */
+    if (exact == CNB_CHECK_NONFINITE) structural += 0.15;
     d->allowed_zero_share = fmin(0.99, structural + CNB_MISTRUST_ZERO_SHARE);
     d->ref = malloc((d->out_count ? d->out_count : 1) * sizeof(float));
     if (!d->ref) {
@@ -679,16 +730,25 @@ done:
 void cnb_check_judge(const cnb_check_data *d, const float *got, double tol, double point_tol,
                      cnb_check_outcome *o) {
     memset(o, 0, sizeof *o);
-    o->tol = d->exact ? 0.0 : tol;
-    o->point_tol = d->exact ? 0.0 : point_tol;
-    cnb_compare(got, d->ref, d->out_count, o->point_tol, &o->stats);
-    int pass = d->exact ? (o->stats.mismatches == 0 && o->stats.nonfinite == 0)
-                        : cnb_compare_passed(&o->stats, o->tol);
+    const int exact = d->exact == CNB_CHECK_EXACT;
+    o->tol = exact ? 0.0 : tol;
+    o->point_tol = exact ? 0.0 : point_tol;
+    int pass;
+    if (d->exact == CNB_CHECK_NONFINITE) {
+        cnb_compare_nonfinite(got, d->ref, d->out_count, o->point_tol, &o->stats);
+        pass = o->stats.nonfinite == 0 && o->stats.rel_l2 <= o->tol;
+    } else {
+        cnb_compare(got, d->ref, d->out_count, o->point_tol, &o->stats);
+        pass = exact ? (o->stats.mismatches == 0 && o->stats.nonfinite == 0)
+                     : cnb_compare_passed(&o->stats, o->tol);
+    }
     if (!pass) {
         o->status = CNB_CHECK_FAILED;
         for (size_t i = 0; i < d->out_count && o->listed < CNB_CHECK_LIST; i++) {
             double diff = fabs((double)got[i] - (double)d->ref[i]);
-            if (isfinite(got[i]) && diff <= o->point_tol * fmax(1.0, fabs((double)d->ref[i])))
+            if (d->exact == CNB_CHECK_NONFINITE ? cnb_compare_point_same(got[i], d->ref[i],
+                                                                         o->point_tol)
+                : isfinite(got[i]) && diff <= o->point_tol * fmax(1.0, fabs((double)d->ref[i])))
                 continue;
             o->bad_index[o->listed] = i;
             o->bad_expected[o->listed] = d->ref[i];

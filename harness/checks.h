@@ -66,8 +66,15 @@ void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len);
 /* A key that is equal for two cases with the same family and shape (for de-duplication). */
 void cnb_check_case_key(const cnb_check_case *c, char *buf, size_t len);
 /* 1 when the exact-integer mode applies (the result is exact in float32 whatever the order of
- * summation): corr2d, convolution, bias, gemm, max pooling, average pooling over 2^k windows. */
+ * summation): corr2d, convolution, bias, gemm, max pooling, average pooling over 2^k windows,
+ * ReLU and PReLU (whose exact inputs include +0 and -0, the boundary of both). */
 int cnb_check_case_supports_exact(const cnb_check_case *c);
+/* 1 when the non-finite mode applies: activations, pooling, softmax-CE and the optimizers get
+ * inputs with NaN, +Inf, -Inf, +0 and -0 planted at chosen places (cnb_abi.h's rule). */
+int cnb_check_case_supports_nonfinite(const cnb_check_case *c);
+
+/* Input modes of cnb_check_prepare. */
+enum { CNB_CHECK_RANDOM = 0, CNB_CHECK_EXACT = 1, CNB_CHECK_NONFINITE = 2 };
 
 /* Append the cases of every layer of m at batch n (conv, bias, pool, gemm of the three products
  * a linear layer uses, activations, softmax-CE, the model's optimizer over all parameters).
@@ -81,7 +88,7 @@ int cnb_check_edge_cases(cnb_check_case *out, int max);
 #define CNB_CHECK_MAX_BUFS 8
 typedef struct cnb_check_data {
     const cnb_check_case *c;
-    int exact;
+    int exact;                        /* the mode: CNB_CHECK_RANDOM, _EXACT or _NONFINITE */
     int nbufs;
     int role[CNB_CHECK_MAX_BUFS];     /* internal: input / output / in-out / scratch / workspace */
     int is_int[CNB_CHECK_MAX_BUFS];
@@ -92,7 +99,8 @@ typedef struct cnb_check_data {
     double allowed_zero_share;        /* the mistrust limit for this case */
 } cnb_check_data;
 
-/* Generate the inputs (exact = 1: small integers) from seed. 0 or -1 (out of memory). */
+/* Generate the inputs (exact: the mode; CNB_CHECK_EXACT: small integers, CNB_CHECK_NONFINITE:
+ * non-finite values and signed zeros among them) from seed. 0 or -1 (out of memory). */
 int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_check_data *d,
                       char *err, size_t err_len);
 /* Run the case on a backend; out holds d->out_count floats. Returns the kernel's status (a
@@ -114,7 +122,9 @@ typedef struct cnb_check_outcome {
 } cnb_check_outcome;
 
 /* Compare got with d->ref: PASSED when rel L2 <= tol (exact mode: every point equal), FAILED
- * otherwise, MISTRUSTED when the reference is mostly zeros. */
+ * otherwise, MISTRUSTED when the reference is mostly zeros. In the non-finite mode NaN positions
+ * must match exactly (NaN against a number is a mismatch either way) and so must +-Inf; the
+ * finite points are judged as in random mode. */
 void cnb_check_judge(const cnb_check_data *d, const float *got, double tol, double point_tol,
                      cnb_check_outcome *o);
 

@@ -59,7 +59,7 @@
 #define POINT_TOL 1e-5
 
 enum { EXIT_USAGE = 2 };
-enum { MODE_RANDOM = 1, MODE_EXACT = 2 };
+enum { MODE_RANDOM = 1, MODE_EXACT = 2, MODE_NONFINITE = 4 };
 
 typedef struct ck_backend {
     const char *name;
@@ -121,7 +121,9 @@ static void usage(FILE *f) {
         "  --model LIST      models whose layer shapes to check (default: all in %s),\n"
         "                    and 'edge' for the edge shapes\n"
         "  --shape GLOB      only shapes whose label matches, e.g. 'simplecnn.conv*'\n"
-        "  --mode M          random, exact or both (default both)\n"
+        "  --mode M          random, exact, nonfinite (NaN, +-Inf and +-0 planted in the\n"
+        "                    inputs of activations, pooling, softmax-CE and optimizers),\n"
+        "                    both (random and exact) or all (default all)\n"
         "  --batch N         batch for the layer shapes (default 8)\n"
         "  --steps N         training steps compared (default 10)\n"
         "  --test-limit N    test images for the training agreement (default 500)\n"
@@ -138,9 +140,13 @@ static void usage(FILE *f) {
 
 /* FNV-1a: each check's inputs come from the run's seed and the check's own name, so a
  * reproduction command that selects one check regenerates exactly its inputs. */
-static uint64_t check_seed(uint64_t seed, const char *family, const char *label, int exact) {
+static const char *mode_name(int mode) {
+    return mode == CNB_CHECK_EXACT ? "exact" : mode == CNB_CHECK_NONFINITE ? "nonfinite" : "random";
+}
+
+static uint64_t check_seed(uint64_t seed, const char *family, const char *label, int mode) {
     uint64_t h = 1469598103934665603ull ^ seed;
-    const char *parts[3] = {family, label, exact ? "exact" : "random"};
+    const char *parts[3] = {family, label, mode_name(mode)};
     for (int p = 0; p < 3; p++) {
         for (const char *c = parts[p]; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
         h = (h ^ '/') * 1099511628211ull;
@@ -213,7 +219,7 @@ static void print_line(const ck_state *s, const ck_backend *b, const char *famil
                        const char *label, const char *shape, const char *mode,
                        const cnb_check_outcome *o, const char *extra) {
     if (s->o.quiet && o->status == CNB_CHECK_PASSED) return;
-    printf("%-10s %-7s %-15s %-24s %-36s %-6s", cnb_check_status_name(o->status), b->name,
+    printf("%-10s %-7s %-15s %-24s %-36s %-9s", cnb_check_status_name(o->status), b->name,
            family, label, shape, mode);
     if (o->status == CNB_CHECK_SKIPPED) {
         printf("  %s\n", o->reason);
@@ -291,7 +297,7 @@ static int model_selected(const ck_state *s, const char *name) {
 
 static void run_kernel_case(ck_state *s, const cnb_check_case *c, int exact) {
     const char *family = cnb_check_family_name(c->family);
-    const char *mode = exact ? "exact" : "random";
+    const char *mode = mode_name(exact);
     char shape[256], err[CNB_ERR_LEN];
     cnb_check_case_shape(c, shape, sizeof shape);
     cnb_check_data d;
@@ -420,7 +426,10 @@ static int run_kernel_checks(ck_state *s, cnb_model **models, int n_models) {
         }
         run++;
         if (s->o.modes & MODE_RANDOM) run_kernel_case(s, c, 0);
-        if ((s->o.modes & MODE_EXACT) && cnb_check_case_supports_exact(c)) run_kernel_case(s, c, 1);
+        if ((s->o.modes & MODE_EXACT) && cnb_check_case_supports_exact(c))
+            run_kernel_case(s, c, CNB_CHECK_EXACT);
+        if ((s->o.modes & MODE_NONFINITE) && cnb_check_case_supports_nonfinite(c))
+            run_kernel_case(s, c, CNB_CHECK_NONFINITE);
     }
     if (dup && !s->o.quiet)
         printf("(%d shapes shared between models were checked once, under the first model)\n",
@@ -691,9 +700,12 @@ static int on_check_flag(void *user, int id, const char *arg) {
     case O_MODE:
         if (strcmp(arg, "random") == 0) o->modes = MODE_RANDOM;
         else if (strcmp(arg, "exact") == 0) o->modes = MODE_EXACT;
+        else if (strcmp(arg, "nonfinite") == 0) o->modes = MODE_NONFINITE;
         else if (strcmp(arg, "both") == 0) o->modes = MODE_RANDOM | MODE_EXACT;
+        else if (strcmp(arg, "all") == 0) o->modes = MODE_RANDOM | MODE_EXACT | MODE_NONFINITE;
         else {
-            fprintf(stderr, CHECK_PROG ": --mode: '%s' is not random, exact or both\n", arg);
+            fprintf(stderr, CHECK_PROG ": --mode: '%s' is not random, exact, nonfinite, both or "
+                            "all\n", arg);
             return -1;
         }
         return 0;
@@ -709,7 +721,7 @@ static int on_check_flag(void *user, int id, const char *arg) {
 }
 
 static int parse_opts(int argc, char **argv, ck_opts *o) {
-    *o = (ck_opts){.modes = MODE_RANDOM | MODE_EXACT, .batch = 8, .seed = 42, .steps = 10,
+    *o = (ck_opts){.modes = MODE_RANDOM | MODE_EXACT | MODE_NONFINITE, .batch = 8, .seed = 42, .steps = 10,
                    .test_limit = 500, .training = 1, .out = "cnnbench-check.json"};
     cnb_common_opts *co = &o->common;
     int rc = cnb_parse_options(CHECK_PROG, argc, argv,
@@ -828,11 +840,13 @@ int cnb_cmd_check(int argc, char **argv) {
     if (!s.b) goto done;
     s.checks = cJSON_CreateArray();
 
-    printf("cnnbench check: reference naive (%s); seed %llu, layer shapes at batch %d, modes %s%s\n",
+    printf("cnnbench check: reference naive (%s); seed %llu, layer shapes at batch %d, modes %s%s%s\n",
            s.ref_lib.path, (unsigned long long)s.o.seed, s.o.batch,
-           s.o.modes & MODE_RANDOM ? "random " : "", s.o.modes & MODE_EXACT ? "exact" : "");
-    printf("tolerances: fp32 relL2 %.0e; exact mode and naive-vs-naive bit for bit; training "
-           "relL2 %.0e over %d steps and test accuracy within %.1f pp%s\n",
+           s.o.modes & MODE_RANDOM ? "random " : "", s.o.modes & MODE_EXACT ? "exact " : "",
+           s.o.modes & MODE_NONFINITE ? "nonfinite" : "");
+    printf("tolerances: fp32 relL2 %.0e; exact mode and naive-vs-naive bit for bit; nonfinite "
+           "mode NaN and +-Inf positions exactly; training relL2 %.0e over %d steps and test "
+           "accuracy within %.1f pp%s\n",
            TOL_FP32, TOL_TRAIN, s.o.steps, TOL_ACC_PP,
            s.o.tf32 ? "; TF32 conv/gemm 5e-3" : "");
     for (int i = 0; i < s.nb; i++) {
@@ -871,6 +885,8 @@ int cnb_cmd_check(int argc, char **argv) {
     cJSON_AddNumberToObject(tol, "test_accuracy_pp", TOL_ACC_PP);
     cJSON_AddNumberToObject(tol, "point_tolerance", POINT_TOL);
     cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
+    cJSON_AddStringToObject(tol, "nonfinite_mode",
+                            "NaN and +-Inf at the same positions, finite points as random mode");
     cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cmd_check.c");
     cJSON *set = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(set, "batch", s.o.batch);

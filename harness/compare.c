@@ -33,6 +33,42 @@ void cnb_compare(const float *got, const float *ref, size_t count, double point_
     s->zero_share = count ? (double)zeros / (double)count : 0.0;
 }
 
+int cnb_compare_point_same(float got, float ref, double point_tol) {
+    if (isnan(ref) || isnan(got)) return isnan(ref) && isnan(got);
+    if (isinf(ref) || isinf(got)) return got == ref;
+    return fabs((double)got - ref) <= point_tol * fmax(1.0, fabs((double)ref));
+}
+
+void cnb_compare_nonfinite(const float *got, const float *ref, size_t count, double point_tol,
+                           cnb_compare_stats *s) {
+    double diff2 = 0.0, ref2 = 0.0;
+    *s = (cnb_compare_stats){.count = count};
+    size_t zeros = 0;
+    for (size_t i = 0; i < count; i++) {
+        double g = got[i], r = ref[i];
+        if (r == 0.0) zeros++;
+        if (!isfinite(g) || !isfinite(r)) {
+            if (!cnb_compare_point_same(got[i], ref[i], point_tol)) {
+                s->nonfinite++;
+                s->mismatches++;
+            }
+            continue;
+        }
+        double d = fabs(g - r);
+        diff2 += d * d;
+        ref2 += r * r;
+        if (d > s->max_abs) {
+            s->max_abs = d;
+            s->max_abs_index = i;
+        }
+        if (r != 0.0 && d / fabs(r) > s->max_rel) s->max_rel = d / fabs(r);
+        if (!(d <= point_tol * fmax(1.0, fabs(r)))) s->mismatches++;
+    }
+    s->rel_l2 = ref2 > 0.0 ? sqrt(diff2) / sqrt(ref2) : sqrt(diff2);
+    s->mismatch_share = count ? (double)s->mismatches / (double)count : 0.0;
+    s->zero_share = count ? (double)zeros / (double)count : 0.0;
+}
+
 int cnb_compare_mistrusted(const cnb_compare_stats *s) {
     return s->zero_share > CNB_MISTRUST_ZERO_SHARE;
 }

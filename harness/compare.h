@@ -22,6 +22,15 @@ typedef struct cnb_compare_stats {
 void cnb_compare(const float *got, const float *ref, size_t count, double point_tol,
                  cnb_compare_stats *s);
 
+/* The same where non-finite values are expected (benchdnn's rule): a point whose reference or
+ * output is NaN or +-Inf must be the same in the other (NaN for NaN, Inf of the same sign), else
+ * it counts in `nonfinite` and as a mismatch; rel_l2, max_abs, max_rel are taken over the points
+ * finite in both. */
+void cnb_compare_nonfinite(const float *got, const float *ref, size_t count, double point_tol,
+                           cnb_compare_stats *s);
+/* 1 when got agrees with ref at one point under cnb_compare_nonfinite's rule. */
+int cnb_compare_point_same(float got, float ref, double point_tol);
+
 /* benchdnn's rule: a check whose reference is over 30% zeros proves little. */
 #define CNB_MISTRUST_ZERO_SHARE 0.30
 int cnb_compare_mistrusted(const cnb_compare_stats *s);

@@ -45,6 +45,7 @@ typedef struct cli {
     double lr;
     unsigned long long seed;
     int have_seed, quiet, progress, deterministic, tf32;
+    int allow_nonfinite;
 } cli;
 
 static void usage(FILE *f) {
@@ -74,6 +75,7 @@ static void usage(FILE *f) {
             "                        PyTorch state_dict names and layouts)\n"
             "  --load FILE           start from the parameters in FILE (and its optimizer state)\n"
             "  --resume FILE         continue a checkpointed run from the step it reached\n"
+            "  --allow-nonfinite     let --load/--resume read NaN or Inf values (fault studies)\n"
             "  --checkpoint FILE     where periodic and on-signal checkpoints go (default: the\n"
             "                        --save file, else cnnbench-MODEL-BACKEND.ckpt.safetensors)\n"
             "  --checkpoint-every N  write a checkpoint every N steps\n"
@@ -389,8 +391,8 @@ static int train_command(const cli *c, int argc, char **argv) {
     }
     const char *from = c->resume ? c->resume : c->load;
     if (from) {
-        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL, err,
-                                        sizeof err) != 0) {
+        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL,
+                                        c->allow_nonfinite, err, sizeof err) != 0) {
             fprintf(stderr, "cnnbench: %s: %s\n", c->resume ? "--resume" : "--load", err);
             rc = EXIT_USAGE;
             goto done;
@@ -524,7 +526,8 @@ done:
 /* The training verb's own flags (the shared ones are in options.c). */
 enum { O_EPOCHS = 256, O_EVAL_BATCH, O_LR, O_STEPS, O_LIST_BACKENDS, O_LIST_MODELS, O_SHOW_MODEL,
        O_NO_PROGRESS, O_DETERMINISTIC, O_TF32, O_VERSION, O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT,
-       O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS, O_SCALING_BASELINE };
+       O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS, O_SCALING_BASELINE,
+       O_ALLOW_NONFINITE };
 
 static const struct option train_flags[] = {
     {"epochs", required_argument, 0, O_EPOCHS}, {"eval-batch", required_argument, 0, O_EVAL_BATCH},
@@ -542,6 +545,7 @@ static const struct option train_flags[] = {
     {"eval-only", no_argument, 0, O_EVAL_ONLY},
     {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
     {"scaling-baseline", required_argument, 0, O_SCALING_BASELINE},
+    {"allow-nonfinite", no_argument, 0, O_ALLOW_NONFINITE},
     {0, 0, 0, 0}};
 
 typedef struct train_parse {
@@ -576,6 +580,7 @@ static int on_train_flag(void *user, int id, const char *arg) {
     case O_DUMP_LOGITS: c->dump_logits = arg; break;
     case O_EVAL_ONLY: c->eval_only = 1; break;
     case O_SCALING_BASELINE: c->scaling_baseline = arg; break;
+    case O_ALLOW_NONFINITE: c->allow_nonfinite = 1; break;
     case O_NAIVE_STEPS: bad = parse_long("--naive-steps", arg, 1, 100000, &c->naive_steps); break;
     case O_LIST_BACKENDS: case O_LIST_MODELS: case O_VERSION: p->action = id; break;
     case O_SHOW_MODEL: p->action = id; p->show = arg; break;

@@ -5,12 +5,19 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "distributed.h"
+#include "nonfinite.h"
+
+/* The words ahead of the predictions in the results buffer: the loss, and the parameter check's
+ * two sums (params_diverged), so one download per step brings all three and the predictions. */
+#define RESULTS_HEAD 3
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -28,7 +35,8 @@ struct cnb_trainer {
     int32_t *order;         /* shuffled training order */
     float *stage_x;         /* one batch, gathered for upload */
     int32_t *stage_y;
-    int32_t *host_results;  /* [0]: the loss's bits, then the predictions (host_pred) */
+    int32_t *host_results;  /* RESULTS_HEAD words (the loss's bits, the parameter sums'), then
+                             * the predictions (host_pred) */
     int32_t *host_pred;
     size_t in_size;         /* c*h*w of one input */
     /* device */
@@ -37,7 +45,8 @@ struct cnb_trainer {
     int32_t *y, *pred;      /* labels and predictions (max_batch) */
     float *probs, *loss;
     /* loss (one float) then pred, in one buffer: one download, one wait, per batch */
-    int32_t *results;
+    int32_t *results;       /* on the device: loss, parameter sums, predictions (one download) */
+    float *param_sums;      /* two floats inside results: the parameter check's sums */
     float *act[CNB_MAX_LAYERS];   /* each layer's output; flatten aliases its input */
     int act_owned[CNB_MAX_LAYERS];
     void *pool_ws[CNB_MAX_LAYERS];
@@ -219,8 +228,8 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->order = malloc((size_t)train->count * sizeof(int32_t));
     t->stage_x = cnb_aligned_alloc(mb * t->in_size * sizeof(float));
     t->stage_y = malloc(mb * sizeof(int32_t));
-    t->host_results = malloc((mb + 1) * sizeof(int32_t));
-    t->host_pred = t->host_results ? t->host_results + 1 : NULL;
+    t->host_results = malloc((mb + RESULTS_HEAD) * sizeof(int32_t));
+    t->host_pred = t->host_results ? t->host_results + RESULTS_HEAD : NULL;
     if (!t->train_x || !t->test_x || !t->order || !t->stage_x || !t->stage_y || !t->host_pred) {
         cnb_trainer_destroy(t);
         return cnb_errf(err, err_len, "out of host memory for the data sets");
@@ -242,13 +251,14 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
              dev_alloc(t, (void **)&t->x, mb * t->in_size, sizeof(float), "alloc input", err,
                        err_len) ||
              dev_alloc(t, (void **)&t->y, mb, sizeof(int32_t), "alloc labels", err, err_len) ||
-             dev_alloc(t, (void **)&t->results, mb + 1, sizeof(int32_t),
+             dev_alloc(t, (void **)&t->results, mb + RESULTS_HEAD, sizeof(int32_t),
                        "alloc loss and predictions", err, err_len) ||
              dev_alloc(t, (void **)&t->probs, mb * (size_t)m->classes, sizeof(float),
                        "alloc probabilities", err, err_len);
     if (ok == 0) {
         t->loss = (float *)t->results;
-        t->pred = t->results + 1;
+        t->param_sums = (float *)t->results + 1;
+        t->pred = t->results + RESULTS_HEAD;
     }
     for (int i = 0; ok == 0 && i < m->n_layers; i++) {
         const cnb_layer *l = &m->layers[i];
@@ -444,6 +454,54 @@ static int optimizer_step(cnb_trainer *t, char *err, size_t err_len) {
     return 0;
 }
 
+/* Divergence from the parameters, not only the loss (a NaN weight behind a ReLU can leave the
+ * loss finite for a while). After each optimizer step the backend sums the parameter block with
+ * its bias_backward, viewed as PARAM_CHECK_ROWS images of one channel (backends split that
+ * kernel over images or channels; rows keep it parallel) plus the tail that does not divide,
+ * into two floats of the results buffer, which come down with the step's loss in the one
+ * download the step waits for (the data-parallel path reads them on their own): a sum is finite unless a value is NaN or +-Inf (or the sum passes float's range,
+ * 3.4e38: diverged too). Only then is the whole block downloaded to name the tensor. */
+#define PARAM_CHECK_ROWS 16
+static int queue_param_sums(cnb_trainer *t, char *err, size_t err_len) {
+    const size_t np = t->m->n_params, row = np / PARAM_CHECK_ROWS, tail = np % PARAM_CHECK_ROWS;
+    if (np == 0 || np > INT_MAX) return 0;
+    if (row)
+        KCHECK(t, t->api->bias_backward(t->ctx, t->param_sums, t->params, PARAM_CHECK_ROWS, 1,
+                                        (int)row),
+               "bias_backward (parameter check)");
+    if (tail)
+        KCHECK(t, t->api->bias_backward(t->ctx, t->param_sums + 1, t->params + np - tail, 1, 1,
+                                        (int)tail),
+               "bias_backward (parameter check)");
+    return 0;
+}
+
+/* 1 (what names the tensor and the value) when the downloaded sums say a parameter is not
+ * finite, 0 when all are, -1 on an error. */
+static int params_diverged(cnb_trainer *t, const float *sums, char *what, size_t what_len,
+                           char *err, size_t err_len) {
+    const size_t np = t->m->n_params, row = np / PARAM_CHECK_ROWS, tail = np % PARAM_CHECK_ROWS;
+    if (np == 0 || np > INT_MAX) return 0;
+    float sum[2] = {row ? sums[0] : 0.0f, tail ? sums[1] : 0.0f};
+    if (isfinite(sum[0]) && isfinite(sum[1])) return 0;
+    float *host = malloc(np * sizeof *host);
+    if (!host) return cnb_errf(err, err_len, "out of host memory for the parameter check");
+    if (cnb_trainer_get_params(t, host, err, err_len) != 0) {
+        free(host);
+        return -1;
+    }
+    cnb_describe_nonfinite(t->m, host, isfinite(sum[0]) ? sum[1] : sum[0], what, what_len);
+    free(host);
+    return 1;
+}
+
+/* The data-parallel path reads the sums on their own (its loss came down before the update). */
+static int download_param_sums(cnb_trainer *t, char *err, size_t err_len) {
+    KCHECK(t, t->api->download(t->ctx, t->host_results + 1, t->param_sums, 2 * sizeof(float)),
+           "download (parameter check)");
+    return 0;
+}
+
 /* Gather images idx[0..n) (or the contiguous range from `first` when idx is NULL) and upload. */
 static int upload_batch(cnb_trainer *t, const float *images, const uint8_t *labels,
                         const int32_t *idx, int first, int n, char *err, size_t err_len) {
@@ -500,7 +558,7 @@ static int reduce_evaluation(cnb_trainer *t, cnb_run_result *r, double *loss_sum
 /* Waits for the queued loss and predictions: one download, so one wait, for both. */
 static int read_loss(cnb_trainer *t, int n, float *loss, char *err, size_t err_len) {
     KCHECK(t, t->api->download(t->ctx, t->host_results, t->results,
-                               ((size_t)n + 1) * sizeof(int32_t)),
+                               ((size_t)n + RESULTS_HEAD) * sizeof(int32_t)),
            "download (loss and predictions)");
     memcpy(loss, t->host_results, sizeof *loss);
     return 0;
@@ -747,7 +805,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                                     err_len) ||
                          exchange_gradients(t, r, n_local, n, &loss, &step_correct, err,
                                             err_len) ||
-                         optimizer_step(t, err, err_len);
+                         optimizer_step(t, err, err_len) || queue_param_sums(t, err, err_len) ||
+                         download_param_sums(t, err, err_len);
                 if (!failed) r->local_images += n_local;
             } else {
                 /* The whole step is queued, then the next batch, and only then does the harness
@@ -758,7 +817,8 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                     forward(t, n, err, err_len) || queue_loss(t, n, err, err_len) ||
                     t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs,
                                                 t->y) != CNB_OK ||
-                    backward(t, n, err, err_len) || optimizer_step(t, err, err_len);
+                    backward(t, n, err, err_len) || optimizer_step(t, err, err_len) ||
+                    queue_param_sums(t, err, err_len);
                 if (!failed) {
                     uploaded = upload_next(t, s + 1, steps_per_epoch, batch, err, err_len);
                     failed = uploaded == -2;
@@ -791,6 +851,24 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
                          "training diverged: loss became %s at epoch %d step %ld (step %ld "
                          "overall); try a smaller --lr",
                          isnan(loss) ? "NaN" : "infinite", e, s + 1, t->global_step + 1);
+                rc = -1;
+                break;
+            }
+            char bad[256];
+            int pd = params_diverged(t, (const float *)t->host_results + 1, bad, sizeof bad, err,
+                                     err_len);
+            if (pd > 0) {
+                r->status = CNB_RUN_DIVERGED;
+                snprintf(r->message, sizeof r->message,
+                         "training diverged: %s after the optimizer step of epoch %d step %ld "
+                         "(step %ld overall; the loss was still %g)",
+                         bad, e, s + 1, t->global_step + 1, (double)loss);
+            } else if (pd < 0) {
+                r->status = CNB_RUN_BACKEND_ERROR;
+                snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
+                         e, s + 1, t->global_step + 1, err);
+            }
+            if (pd != 0) {
                 rc = -1;
                 break;
             }

@@ -16,7 +16,7 @@ flags="-g -O1 -std=c11 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 incs="-I$src/harness -I$src/harness/abi $(pkg-config --cflags libcjson hwloc)"
 libs="$(pkg-config --libs libcjson hwloc) -lz -ldl -lm"
 # The core sources the parsers need (cmd_compare pulls in the results-reading helpers).
-core="util paths data model checkpoint results train machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader
+core="util paths data model checkpoint results train nonfinite machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader
       openblas_core options comparison bench_schedule bench_stats bench_output
       distributed dist_report dist_device check_dist bench_dist"
 objs=""

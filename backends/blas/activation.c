@@ -2,6 +2,7 @@
  * backward, as loops the compiler vectorizes. tanh and sigmoid use an inline exp (Cephes' expf:
  * Cody-Waite range reduction and a degree-6 polynomial, ~1 ulp) instead of a libm call per
  * element, which would keep the loop scalar. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -9,10 +10,17 @@
 #include "cnb_abi_check.h"
 
 /* exp(x) for x clamped to [-87, 88] (outside, the answer is 0 or overflow anyway and the callers
- * below only need the saturated value). Branch-free, so a loop of it vectorizes. */
+ * below only need the saturated value), and +Inf beyond float's range, so that sigmoid(-Inf)
+ * is exactly 0 as IEEE gives it (then dy*y*(1-y) is NaN for an infinite dy, as in naive).
+ * Branch-free, so a loop of it vectorizes. */
 static inline float exp_inline(float x) {
+    const float overflow = x > 88.7228394f ? INFINITY : 0.0f; /* ln(FLT_MAX) */
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
+    /* NaN passes the clamps; keep it out of the float-to-int conversion below (undefined
+     * behaviour) and add it back at the end: nan_or_zero is NaN for NaN, else 0. */
+    const float nan_or_zero = x - x;
+    x = x == x ? x : 0.0f;
     /* n = round(x / ln 2) by the 1.5*2^23 trick (round to nearest even, no libm call). */
     const float magic = 12582912.0f;
     float fn = (x * 1.44269504088896341f + magic) - magic;
@@ -27,7 +35,7 @@ static inline float exp_inline(float x) {
     uint32_t bits = (uint32_t)(n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return e * scale;
+    return e * scale + nan_or_zero + overflow;
 }
 
 /* tanh: odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), else through exp;
@@ -63,7 +71,7 @@ static void forward_range(void *p, int thread, size_t lo, size_t hi) {
     const float *x = j->x;
     switch (j->act) {
     case CNB_ACT_RELU:
-        for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = lo; i < hi; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays */
         break;
     case CNB_ACT_TANH:
         for (size_t i = lo; i < hi; i++) y[i] = tanh_inline(x[i]);
@@ -87,7 +95,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
     case CNB_ACT_RELU:
         for (size_t i = lo; i < hi; i++) {
             float g = dy[i]; /* read unconditionally so the loop vectorizes */
-            dx[i] = x[i] > 0.0f ? g : 0.0f;
+            dx[i] = x[i] <= 0.0f ? 0.0f : g; /* 0 at +-0, dy at NaN */
         }
         break;
     case CNB_ACT_TANH:
@@ -128,7 +136,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
 }
 
 /* y and x are (count). slope is one value, read only for PReLU:
- *   relu: y = max(x, 0)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
+ *   relu: y = x < 0 ? 0 : x   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
  *   prelu: y = x > 0 ? x : slope*x */
 cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                    const float *x, const float *slope) {
@@ -142,7 +150,7 @@ cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, floa
 }
 
 /* dx, dy, x, y are (count); dslope and slope are one value each (PReLU only):
- *   relu: dx = x > 0 ? dy : 0            tanh: dx = dy * (1 - y^2)
+ *   relu: dx = x <= 0 ? 0 : dy           tanh: dx = dy * (1 - y^2)
  *   sigmoid: dx = dy * y * (1 - y)        prelu: dx = x > 0 ? dy : slope*dy,
  *                                                dslope = sum over x <= 0 of x*dy
  * At x == 0 ReLU and PReLU take the x <= 0 branch, as PyTorch does. PReLU's dslope adds the

@@ -41,7 +41,8 @@ cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, si
 }
 
 /* One plane of 2x2 stride-2 max pooling: y (p, q), argmax (p, q), x (h, w). The comparisons
- * run in window order with a strict '>', so the first maximum wins a tie. */
+ * run in window order with a strict '>', so the first maximum wins a tie; a NaN (v != v) always
+ * takes over, so a window holding NaN yields its last NaN (cnb_abi.h's non-finite rule). */
 static void max_2x2_plane(float *restrict y, int32_t *restrict arg, const float *restrict x,
                           int w, int p, int q) {
     for (int oh = 0; oh < p; oh++) {
@@ -53,11 +54,11 @@ static void max_2x2_plane(float *restrict y, int32_t *restrict arg, const float 
             float m = r0[2 * ow];
             int32_t at = base + 2 * ow;
             float v = r0[2 * ow + 1];
-            if (v > m) { m = v; at = base + 2 * ow + 1; }
+            if (v > m || v != v) { m = v; at = base + 2 * ow + 1; }
             v = r1[2 * ow];
-            if (v > m) { m = v; at = base + w + 2 * ow; }
+            if (v > m || v != v) { m = v; at = base + w + 2 * ow; }
             v = r1[2 * ow + 1];
-            if (v > m) { m = v; at = base + w + 2 * ow + 1; }
+            if (v > m || v != v) { m = v; at = base + w + 2 * ow + 1; }
             yr[ow] = m;
             ar[ow] = at;
         }
@@ -92,7 +93,7 @@ static void pool_plane_general(const cnb_pool_desc *d, float *restrict y, int32_
                 for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
                     const float *row = x + (size_t)ih * w;
                     for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) {
-                        if (row[iw] > m) {
+                        if (row[iw] > m || row[iw] != row[iw]) { /* NaN wins */
                             m = row[iw];
                             at = ih * w + iw;
                         }

@@ -19,7 +19,8 @@ static cnb_status check_labels(cnb_context *ctx, const char *fn, int n, int clas
 
 /* probs and logits are (n, classes), labels and pred are (n), loss is one value.
  *   probs[i,j] = exp(z_ij - max_i) / sum_j' exp(z_ij' - max_i)
- *   loss = mean_i (logsumexp(z_i) - z_i,label_i);  pred[i] = first argmax_j z_ij */
+ *   loss = mean_i (logsumexp(z_i) - z_i,label_i);  pred[i] = first argmax_j z_ij (NaN counts
+ * as the maximum, cnb_abi.h's non-finite rule) */
 cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
                                    float *loss, int32_t *pred, const float *logits,
                                    const int32_t *labels) {
@@ -40,8 +41,8 @@ cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *
         const float *z = logits + (size_t)i * classes;
         float *pr = probs + (size_t)i * classes;
         int argmax = 0;
-        for (int j = 1; j < classes; j++)
-            if (z[j] > z[argmax]) argmax = j; /* strict '>': the first maximum wins */
+        for (int j = 1; j < classes && !isnan(z[argmax]); j++) /* the first NaN wins */
+            if (z[j] > z[argmax] || isnan(z[j])) argmax = j; /* strict '>': first maximum */
         const float zmax = z[argmax];         /* subtracted so exp never overflows */
         float sum = 0.0f;
         for (int j = 0; j < classes; j++) {

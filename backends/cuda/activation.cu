@@ -8,8 +8,8 @@
 
 namespace {
 
-/* y = f(x); slope is read only for PReLU. x > 0 takes the identity branch of ReLU/PReLU, so
- * x == 0 and NaN take the other (as the naive backend and PyTorch do). */
+/* y = f(x); slope is read only for PReLU. ReLU is x < 0 ? 0 : x, so NaN stays NaN; PReLU's
+ * x > 0 takes the identity branch, so +-0 and NaN take the slope's (cnb_abi.h's rule). */
 __global__ void activation_forward_kernel(int act, size_t count, float *y, const float *x,
                                           const float *slope) {
     const float a = act == CNB_ACT_PRELU ? *slope : 0.0f;
@@ -17,7 +17,7 @@ __global__ void activation_forward_kernel(int act, size_t count, float *y, const
          i += (size_t)gridDim.x * blockDim.x) {
         float v = x[i];
         switch (act) {
-        case CNB_ACT_RELU: y[i] = v > 0.0f ? v : 0.0f; break;
+        case CNB_ACT_RELU: y[i] = v < 0.0f ? 0.0f : v; break;
         case CNB_ACT_TANH: y[i] = tanhf(v); break;
         case CNB_ACT_SIGMOID: y[i] = 1.0f / (1.0f + expf(-v)); break;
         default: y[i] = v > 0.0f ? v : __fmul_rn(a, v); break;
@@ -25,14 +25,15 @@ __global__ void activation_forward_kernel(int act, size_t count, float *y, const
     }
 }
 
-/* dx = f'(x) dy from x (ReLU) or y (tanh: 1 - y^2, sigmoid: y (1 - y)). */
+/* dx = f'(x) dy from x (ReLU: x <= 0 ? 0 : dy, so 0 at +-0 and dy at NaN) or y (tanh: 1 - y^2,
+ * sigmoid: y (1 - y)). */
 __global__ void activation_backward_kernel(int act, size_t count, float *dx, const float *dy,
                                            const float *x, const float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
         float g = dy[i];
         switch (act) {
-        case CNB_ACT_RELU: dx[i] = x[i] > 0.0f ? g : 0.0f; break;
+        case CNB_ACT_RELU: dx[i] = x[i] <= 0.0f ? 0.0f : g; break;
         case CNB_ACT_TANH: {
             /* (1-t)(1+t), not 1-t*t: near |t| = 1 the latter cancels away its precision. */
             float t = y[i];

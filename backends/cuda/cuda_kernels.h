@@ -75,11 +75,13 @@ cudaError_t cnbk_activation_backward(cudaStream_t s, int act, size_t count, floa
 cudaError_t cnbk_softmax_ce_forward(cudaStream_t s, int n, int classes, float *probs,
                                     float *loss, int32_t *pred, float *row_loss, int *bad_label,
                                     const float *logits, const int32_t *labels);
-/* The loss half alone, for a backend whose library computed log-softmax: loss (1) = mean of
- * -logprobs[i, labels[i]], pred (n) = first argmax of logits (n,classes) or NULL. */
+/* The loss half alone, for a backend whose library computed softmax and log-softmax: loss (1) =
+ * mean of -logprobs[i, labels[i]], pred (n) = first argmax of logits (n,classes) or NULL (NaN
+ * counts as the maximum). A row of logits holding NaN or +Inf gets NaN probs (n,classes) and a
+ * NaN loss whatever the library wrote (cnb_abi.h's non-finite rule). */
 cudaError_t cnbk_ce_loss_from_logprobs(cudaStream_t s, int n, int classes, float *loss,
                                        int32_t *pred, float *row_loss, int *bad_label,
-                                       const float *logprobs, const float *logits,
+                                       float *probs, const float *logprobs, const float *logits,
                                        const int32_t *labels);
 /* dlogits (n,classes) = (probs - onehot(labels)) / n. */
 cudaError_t cnbk_softmax_ce_backward(cudaStream_t s, int n, int classes, float *dlogits,

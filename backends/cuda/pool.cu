@@ -10,7 +10,8 @@
 namespace {
 
 /* y (n,c,p,q), argmax (n,c,p,q) or NULL, x (n,c,h,w). Ties: the first maximum in row-major
- * window order wins (strict '>'); padding is skipped, never a candidate. */
+ * window order wins (strict '>'), but a NaN always takes over, so a window holding NaN yields
+ * its last NaN (PyTorch's rule, cnb_abi.h); padding is skipped, never a candidate. */
 __global__ void pool_forward_kernel(cnb_pool_desc d, float *y, int32_t *argmax, const float *x,
                                     int total) {
     const float window = (float)d.kh * (float)d.kw;
@@ -29,7 +30,7 @@ __global__ void pool_forward_kernel(cnb_pool_desc d, float *y, int32_t *argmax, 
                     int iw = w0 + j;
                     if (iw < 0 || iw >= d.w) continue;
                     float v = xp[ih * d.w + iw];
-                    if (best < 0 || v > best_v) {
+                    if (best < 0 || v > best_v || v != v) {
                         best = ih * d.w + iw;
                         best_v = v;
                     }

@@ -22,8 +22,9 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, float *probs, floa
         float *pr = probs + i * classes;
         int argmax = 0;
         float zmax = z[0];
-        for (int j = 1; j < classes; j++)
-            if (z[j] > zmax) { /* strict '>': the first maximum wins */
+        /* strict '>': the first maximum wins; NaN counts as the maximum, the first NaN wins */
+        for (int j = 1; j < classes && zmax == zmax; j++)
+            if (z[j] > zmax || z[j] != z[j]) {
                 zmax = z[j];
                 argmax = j;
             }
@@ -41,26 +42,30 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, float *probs, floa
     }
 }
 
-/* row_loss (n) = -logprobs[i, labels[i]], pred (n) or NULL from logits (n,classes). */
+/* row_loss (n) = -logprobs[i, labels[i]], pred (n) or NULL from logits (n,classes); a row of
+ * logits holding NaN or +Inf (Inf - Inf in exp(z - max)) gets NaN probs and loss, which no
+ * library documents for its softmax. */
 __global__ void ce_loss_from_logprobs_kernel(int n, int classes, float *row_loss, int32_t *pred,
-                                             int *bad_label, const float *logprobs,
-                                             const float *logits, const int32_t *labels) {
+                                             int *bad_label, float *probs,
+                                             const float *logprobs, const float *logits,
+                                             const int32_t *labels) {
     CNB_GRID_STRIDE(i64, n) {
         const int i = (int)i64;
+        const float *z = logits + (size_t)i * classes;
+        int argmax = 0;
+        for (int j = 1; j < classes && z[argmax] == z[argmax]; j++) /* first NaN wins */
+            if (z[j] > z[argmax] || z[j] != z[j]) argmax = j;
+        const int poisoned = z[argmax] != z[argmax] || z[argmax] == INFINITY;
+        if (poisoned)
+            for (int j = 0; j < classes; j++) probs[(size_t)i * classes + j] = NAN;
         int label = labels[i];
         if (label < 0 || label >= classes) {
             *bad_label = 1;
             row_loss[i] = NAN;
         } else {
-            row_loss[i] = -logprobs[i * classes + label];
+            row_loss[i] = poisoned ? NAN : -logprobs[i * classes + label];
         }
-        if (pred) {
-            const float *z = logits + i * classes;
-            int argmax = 0;
-            for (int j = 1; j < classes; j++)
-                if (z[j] > z[argmax]) argmax = j;
-            pred[i] = argmax;
-        }
+        if (pred) pred[i] = argmax;
     }
 }
 
@@ -98,11 +103,13 @@ extern "C" cudaError_t cnbk_softmax_ce_forward(cudaStream_t s, int n, int classe
 
 extern "C" cudaError_t cnbk_ce_loss_from_logprobs(cudaStream_t s, int n, int classes,
                                                   float *loss, int32_t *pred, float *row_loss,
-                                                  int *bad_label, const float *logprobs,
-                                                  const float *logits, const int32_t *labels) {
+                                                  int *bad_label, float *probs,
+                                                  const float *logprobs, const float *logits,
+                                                  const int32_t *labels) {
     int blocks = cnb_plan_blocks((size_t)n, 128, CNB_EW_MAX_BLOCKS);
     cudaError_t e = cnb_launch(ce_loss_from_logprobs_kernel, dim3((unsigned)blocks), dim3(128),
-                               s, n, classes, row_loss, pred, bad_label, logprobs, logits, labels);
+                               s, n, classes, row_loss, pred, bad_label, probs, logprobs, logits,
+                               labels);
     if (e != cudaSuccess) return e;
     return cnb_launch(sum_to_scalar_kernel, dim3(1), dim3(CNB_REDUCE_THREADS), s, loss,
                       (const float *)row_loss, n, (float)n);

@@ -64,7 +64,7 @@ static cnb_status get_pool(cnb_context *ctx, const cnb_pool_desc *d, const char 
     POOL_TRY(cudnnCreatePoolingDescriptor(&e.pool), "cudnnCreatePoolingDescriptor");
     POOL_TRY(cudnnCreateTensorDescriptor(&e.x), "cudnnCreateTensorDescriptor");
     POOL_TRY(cudnnCreateTensorDescriptor(&e.y), "cudnnCreateTensorDescriptor");
-    POOL_TRY(cudnnSetPooling2dDescriptor(e.pool, mode, CUDNN_NOT_PROPAGATE_NAN, p.window[0],
+    POOL_TRY(cudnnSetPooling2dDescriptor(e.pool, mode, CUDNN_PROPAGATE_NAN, p.window[0],
                                          p.window[1], p.pad[0], p.pad[1], p.stride[0],
                                          p.stride[1]),
              "cudnnSetPooling2dDescriptor");
@@ -157,15 +157,17 @@ cnb_status dnn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, in
 /* ---- activations ---- */
 
 static cudnnActivationMode_t act_mode(int act) {
-    return act == CNB_ACT_RELU ? CUDNN_ACTIVATION_RELU
-           : act == CNB_ACT_TANH ? CUDNN_ACTIVATION_TANH
-                                 : CUDNN_ACTIVATION_SIGMOID;
+    return act == CNB_ACT_TANH ? CUDNN_ACTIVATION_TANH : CUDNN_ACTIVATION_SIGMOID;
 }
 
+/* NaN: tanh and sigmoid run on cuDNN with CUDNN_PROPAGATE_NAN (IEEE through the formula). ReLU
+ * runs on the hand-written kernels: cuDNN documents no rule for its ReLU gradient at NaN or
+ * where dy is NaN and x <= 0, and cnb_abi.h fixes both (PyTorch's threshold_backward, which is
+ * what PyTorch runs on GPUs too, not cuDNN). */
 cnb_status dnn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                   const float *x, const float *slope) {
-    /* cuDNN has no PReLU: the hand-written kernel. */
-    if (act == CNB_ACT_PRELU)
+    /* cuDNN has no PReLU, and ReLU follows the rule above: the hand-written kernels. */
+    if (act == CNB_ACT_PRELU || act == CNB_ACT_RELU)
         return cnb_gpu_activation_forward(CTX_GPU(ctx), act, count, y, x, slope);
     cnb_status st = cnb_gpu_check_activation("activation_forward", act, count, ctx->gpu.err,
                                              sizeof ctx->gpu.err);
@@ -174,7 +176,7 @@ cnb_status dnn_activation_forward(cnb_context *ctx, int act, size_t count, float
     GPU_CHECK_PTR(CTX_GPU(ctx), "activation_forward", x);
     if ((st = dnn_check(ctx,
                         cudnnSetActivationDescriptor(ctx->act, act_mode(act),
-                                                     CUDNN_NOT_PROPAGATE_NAN, 0.0),
+                                                     CUDNN_PROPAGATE_NAN, 0.0),
                         "cudnnSetActivationDescriptor")) != CNB_OK)
         return st;
     for (size_t off = 0; off < count; off += CNB_CUDNN_CHUNK) {
@@ -193,9 +195,9 @@ cnb_status dnn_activation_forward(cnb_context *ctx, int act, size_t count, float
 cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
                                    float *dslope, const float *dy, const float *x, const float *y,
                                    const float *slope) {
-    /* PReLU (no cuDNN call), and a call without both x and y (cuDNN's backward takes both):
-     * the hand-written kernels, which need only the one their formula uses. */
-    if (act == CNB_ACT_PRELU || !x || !y)
+    /* PReLU (no cuDNN call), ReLU (the NaN rule above), and a call without both x and y (cuDNN's
+     * backward takes both): the hand-written kernels, which need only what their formula uses. */
+    if (act == CNB_ACT_PRELU || act == CNB_ACT_RELU || !x || !y)
         return cnb_gpu_activation_backward(CTX_GPU(ctx), act, count, dx, dslope, dy, x, y, slope);
     cnb_status st = cnb_gpu_check_activation("activation_backward", act, count, ctx->gpu.err,
                                              sizeof ctx->gpu.err);
@@ -204,7 +206,7 @@ cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, floa
     GPU_CHECK_PTR(CTX_GPU(ctx), "activation_backward", dy);
     if ((st = dnn_check(ctx,
                         cudnnSetActivationDescriptor(ctx->act, act_mode(act),
-                                                     CUDNN_NOT_PROPAGATE_NAN, 0.0),
+                                                     CUDNN_PROPAGATE_NAN, 0.0),
                         "cudnnSetActivationDescriptor")) != CNB_OK)
         return st;
     for (size_t off = 0; off < count; off += CNB_CUDNN_CHUNK) {
@@ -258,7 +260,7 @@ cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
         return st;
     return cnb_gpu_check(CTX_GPU(ctx),
                          cnbk_ce_loss_from_logprobs(ctx->gpu.stream, n, classes, loss, pred,
-                                                    row_loss, ctx->gpu.flags_dev, logp, logits,
-                                                    labels),
+                                                    row_loss, ctx->gpu.flags_dev, probs, logp,
+                                                    logits, labels),
                          "softmax_ce_forward");
 }

@@ -7,7 +7,7 @@
 #include "naive.h"
 
 /* y and x are (count). slope is one value, read only for PReLU:
- *   relu: y = max(x, 0)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
+ *   relu: y = x < 0 ? 0 : x (NaN stays NaN)   tanh: y = tanh(x)   sigmoid: y = 1/(1+exp(-x))
  *   prelu: y = x > 0 ? x : slope*x */
 cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                     const float *x, const float *slope) {
@@ -17,7 +17,7 @@ cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, flo
         return CNB_ERR_INVALID_ARGUMENT;
     switch (act) {
     case CNB_ACT_RELU:
-        for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
         break;
     case CNB_ACT_TANH:
         for (size_t i = 0; i < count; i++) y[i] = (float)tanh((double)x[i]);
@@ -35,10 +35,11 @@ cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, flo
 }
 
 /* dx, dy, x, y are (count); dslope and slope are one value each (PReLU only):
- *   relu: dx = x > 0 ? dy : 0            tanh: dx = dy * (1 - y^2)
+ *   relu: dx = x <= 0 ? 0 : dy           tanh: dx = dy * (1 - y^2)
  *   sigmoid: dx = dy * y * (1 - y)        prelu: dx = x > 0 ? dy : slope*dy,
  *                                                dslope = sum over x <= 0 of x*dy
- * At x == 0 ReLU and PReLU take the x <= 0 branch, as PyTorch does. */
+ * At x == 0 ReLU and PReLU take the x <= 0 branch, as PyTorch does; at x = NaN ReLU passes dy
+ * and PReLU takes the slope branch (cnb_abi.h's non-finite rule). */
 cnb_status naive_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
                                      float *dslope, const float *dy, const float *x,
                                      const float *y, const float *slope) {
@@ -50,7 +51,7 @@ cnb_status naive_activation_backward(cnb_context *ctx, int act, size_t count, fl
     case CNB_ACT_RELU:
         for (size_t i = 0; i < count; i++) {
             float g = dy[i]; /* read unconditionally so the loop vectorizes */
-            dx[i] = x[i] > 0.0f ? g : 0.0f;
+            dx[i] = x[i] <= 0.0f ? 0.0f : g;
         }
         break;
     case CNB_ACT_TANH:

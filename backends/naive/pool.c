@@ -1,6 +1,6 @@
 /* pool.c — max and average pooling, forward and backward. Max pooling records nothing: its
  * backward finds each window's argmax again from x (the readable choice), with the same rule as
- * the forward (first maximum in row-major window order wins). Average pooling divides by kh*kw,
+ * the forward (first maximum in row-major window order wins, NaN beats every number). Average pooling divides by kh*kw,
  * padding included (PyTorch's count_include_pad=True). */
 #include <math.h>
 
@@ -8,7 +8,8 @@
 #include "naive.h"
 
 /* Index into the (h, w) plane of the window maximum at output (oh, ow): the first maximum in
- * row-major window order, padding skipped. cnb_check_pool_desc guarantees a real value exists. */
+ * row-major window order, padding skipped; a NaN always takes over, so a window holding NaN
+ * yields its last NaN (PyTorch's max_pool2d). cnb_check_pool_desc guarantees a real value. */
 static size_t window_argmax(const cnb_pool_desc *d, const float *plane, int oh, int ow) {
     size_t best = 0;
     float best_v = -INFINITY;
@@ -20,7 +21,8 @@ static size_t window_argmax(const cnb_pool_desc *d, const float *plane, int oh, 
             int iw = ow * d->stride_w - d->pad_w + j;
             if (iw < 0 || iw >= d->w) continue;
             size_t e = (size_t)ih * d->w + iw;
-            if (!found || plane[e] > best_v) { /* strict '>': a later tie never wins */
+            /* strict '>': a later tie never wins */
+            if (!found || plane[e] > best_v || isnan(plane[e])) {
                 best = e;
                 best_v = plane[e];
                 found = 1;

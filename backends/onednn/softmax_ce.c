@@ -73,8 +73,12 @@ cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
         /* The first maximum is also pred: argmax of the logits themselves, so no rounding in
          * exp can create a tie the logits do not have. */
         int best = 0;
-        for (int j = 1; j < classes; j++)
-            if (row[j] > row[best]) best = j;
+        for (int j = 1; j < classes && !isnan(row[best]); j++) /* the first NaN wins */
+            if (row[j] > row[best] || isnan(row[j])) best = j;
+        /* A row holding NaN or +Inf has NaN probabilities (Inf - Inf in exp(z - max), as in
+         * PyTorch and cnb_abi.h's rule); oneDNN's softmax writes numbers there. */
+        if (isnan(row[best]) || row[best] == INFINITY)
+            for (int j = 0; j < classes; j++) probs[(size_t)i * classes + j] = NAN;
         double mx = row[best], se = 0.0;
         for (int j = 0; j < classes; j++) se += exp((double)row[j] - mx);
         sum += log(se) + mx - row[labels[i]];

@@ -32,6 +32,27 @@
  *    buffer that an earlier kernel reads lands after that kernel. upload() has read its source
  *    when it returns (the source may be reused at once) but need not wait for the device copy;
  *    the harness relies on this to queue the next batch before it reads a step's loss.
+ *  - Non-finite values (NaN, +-Inf) follow IEEE arithmetic and PyTorch 1.13 (checked against
+ *    it), never silently turn into numbers; `cnnbench check` compares NaN positions exactly (a
+ *    NaN where naive has a number, or the reverse, is a mismatch; +-Inf must match exactly; the
+ *    sign of a zero is not compared). Boundary rules, where a comparison decides:
+ *      relu      y = x < 0 ? 0 : x (so relu(NaN) = NaN); dx = x <= 0 ? 0 : dy, so the gradient
+ *                at exactly +-0 is 0 and at NaN is dy (PyTorch's threshold_backward).
+ *      prelu     y = x > 0 ? x : a*x; dx = x > 0 ? dy : a*dy; dslope = sum over x <= 0 (NaN
+ *                included) of x*dy: at +-0 the slope branch, at NaN dslope is NaN.
+ *      max pool  scanning the window row-major (padding is never a candidate), a value becomes
+ *                the maximum when it is greater than the current one OR is NaN: ties of
+ *                numbers keep the FIRST, a window holding NaN yields NaN and its gradient goes
+ *                to the LAST NaN (PyTorch's max_pool2d, CPU and CUDA); +Inf beats numbers.
+ *      avg pool, tanh, sigmoid, bias, conv, gemm: plain IEEE (NaN in, NaN out; tanh(+-Inf) =
+ *                +-1, sigmoid(-Inf) = 0; backward from y as the formulas say).
+ *      softmax-CE a row holding NaN or +Inf gives NaN probabilities and a NaN loss (Inf - Inf);
+ *                a -Inf logit has probability 0 (loss +Inf when it is the label); pred is the
+ *                first NaN of the row if any, else the first maximum (torch.argmax).
+ *      sgd, adam IEEE through the formulas below: a NaN/Inf gradient or state reaches param.
+ *    A kernel must not use a fast-math mode or a library path that drops these (e.g. a max that
+ *    ignores NaN, fminf/fmaxf, -ffinite-math-only); where a library does, the backend fixes the
+ *    result up or falls back, and says so in a comment.
  */
 #ifndef CNB_ABI_H
 #define CNB_ABI_H
@@ -96,7 +117,7 @@ typedef struct cnb_conv_desc {
 } cnb_conv_desc;
 
 typedef enum cnb_pool_mode {
-    CNB_POOL_MAX = 0, /* ties: the first maximum in row-major window order wins */
+    CNB_POOL_MAX = 0, /* ties: the first maximum in row-major order wins; NaN: the last NaN */
     CNB_POOL_AVG = 1  /* divides by kh*kw, padding included (PyTorch's count_include_pad) */
 } cnb_pool_mode;
 
