@@ -1,4 +1,4 @@
-/* test_compare.c — the agreement statistics of harness/compare.c must catch planted errors (one
+/* test_compare.c — the agreement statistics of harness/engine/compare.c must catch planted errors (one
  * element changed, a NaN, an Inf, a scaled output, a NaN in the reference), flag a mostly-zero
  * reference as MISTRUSTED, and pass identical or rounding-noise outputs: a check that cannot fail
  * proves nothing, and neither does one that always fails. */

@@ -1,5 +1,5 @@
 /* test_openblas_core.c — the choice of OpenBLAS's kernel core from the CPU's feature bits
- * (harness/openblas_core.c): the decision as a table of CPUs, OpenBLAS defaults and builds, and
+ * (harness/engine/openblas_core.c): the decision as a table of CPUs, OpenBLAS defaults and builds, and
  * end to end, the core the blas backend runs on this machine. */
 #include <criterion/criterion.h>
 #include <stdlib.h>

@@ -13,17 +13,18 @@ targets="idx csv model checkpoint compare"
 CC=${CC:-clang}
 mkdir -p "$build/obj" "$build/crashes"
 flags="-g -O1 -std=c11 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
-incs="-I$src/harness -I$src/harness/abi $(pkg-config --cflags libcjson hwloc)"
+incs="-I$src/harness/cli -I$src/harness/engine -I$src/harness/io -I$src/harness/abi $(pkg-config --cflags libcjson hwloc)"
 libs="$(pkg-config --libs libcjson hwloc) -lz -ldl -lm"
 # The core sources the parsers need (cmd_compare pulls in the results-reading helpers).
-core="util paths data model checkpoint results train nonfinite machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader
+core="util paths data atomic_file model checkpoint results train nonfinite machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader
       openblas_core options comparison bench_schedule bench_stats bench_output
       distributed dist_report dist_device check_dist bench_dist"
 objs=""
 for f in $core; do
-  [ -f "$src/harness/$f.c" ] || continue
+  file=$(ls "$src"/harness/*/"$f.c" 2>/dev/null | head -1)
+  [ -n "$file" ] || { echo "fuzz.sh: harness source $f.c not found" >&2; exit 1; }
   $CC $flags $incs -DCNB_VERSION='"fuzz"' -DCNB_GIT_COMMIT='"fuzz"' \
-    -c "$src/harness/$f.c" -o "$build/obj/$f.o"
+    -c "$file" -o "$build/obj/$f.o"
   objs="$objs $build/obj/$f.o"
 done
 for t in $targets; do

@@ -3,7 +3,7 @@
 does (same Fashion-MNIST data, batch, optimizer, lr, normalization, threads), and measures training
 and inference images/s, so cnnbench's figures have a reference measured on the same machine.
 
-What is timed, to match cnnbench's training loop (harness/train.c):
+What is timed, to match cnnbench's training loop (harness/engine/train.c):
   * train: per epoch, the whole loop over the steps — gather the shuffled batch from the in-memory
     tensor, forward, cross-entropy loss, zero_grad, backward, optimizer step, read the loss and the
     correct count back. The shuffle (torch.randperm) happens before the clock starts, as in

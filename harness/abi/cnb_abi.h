@@ -283,7 +283,7 @@ typedef struct cnb_backend {
 
     /* ---- version 1, optional: device collectives (present when struct_size covers
      * collective_destroy, see cnb_backend_has_collectives) ----
-     * For data-parallel training on GPUs (harness/distributed.h): the gradient block is summed
+     * For data-parallel training on GPUs (harness/engine/distributed.h): the gradient block is summed
      * across processes on the device (NCCL), so it never crosses to the host. The harness starts
      * the processes (MPI) and carries the communicator's id from rank 0 to the others; the
      * backend does the rest. A backend fills all four or none; without them the harness sums on

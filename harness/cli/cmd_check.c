@@ -887,7 +887,7 @@ int cnb_cmd_check(int argc, char **argv) {
     cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
     cJSON_AddStringToObject(tol, "nonfinite_mode",
                             "NaN and +-Inf at the same positions, finite points as random mode");
-    cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cmd_check.c");
+    cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cli/cmd_check.c");
     cJSON *set = cJSON_AddObjectToObject(root, "settings");
     cJSON_AddNumberToObject(set, "batch", s.o.batch);
     cJSON_AddNumberToObject(set, "training_steps", s.o.training ? s.o.steps : 0);

@@ -31,7 +31,7 @@ typedef struct cnb_run_settings {
     long checkpoint_every;
     int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
     void *checkpoint_user;
-    /* Data-parallel training (harness/distributed.h): NULL trains alone. Under mpirun each rank
+    /* Data-parallel training (harness/engine/distributed.h): NULL trains alone. Under mpirun each rank
      * takes its slice of every global batch (s->batch) and of the test set, and the gradients
      * are summed between backward and update (also on a single rank, which then times the
      * exchange's code path). */

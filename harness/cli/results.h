@@ -60,11 +60,6 @@ struct cJSON *cnb_results_json(const cnb_run_record *rec);
  * and fsync'd, then renamed over path. 0 or -1 (err names the file and the failure). */
 int cnb_results_write(const char *path, const cnb_run_record *rec, char *err, size_t err_len);
 
-/* Write text to path atomically (the primitive behind cnb_results_write). */
-int cnb_write_file_atomic(const char *path, const char *text, char *err, size_t err_len);
-/* The same for len bytes of binary data (checkpoints). A path that exists but is not a regular
- * file (a device such as /dev/full, a FIFO) is written in place instead of renamed over. */
-int cnb_write_bytes_atomic(const char *path, const void *data, size_t len, char *err,
-                           size_t err_len);
+#include "atomic_file.h" /* cnb_write_file_atomic, cnb_write_bytes_atomic */
 
 #endif
