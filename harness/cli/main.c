@@ -294,170 +294,148 @@ static int comparison_command(const cli *c, const cnb_model *m, int argc, char *
     return cnb_train_comparison(&q);
 }
 
-static int train_command(const cli *c, int argc, char **argv) {
-    int rc = 1;
-    char err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cnb_run_result *r = calloc(1, sizeof *r);
-    cnb_dataset train = {0}, test = {0};
-    cnb_loaded_backend lib = {0};
-    cnb_context *ctx = NULL;
-    cnb_trainer *t = NULL;
-    int joined = 0; /* 1: this rank joined the backend's device communicator */
-    FILE *log = c->quiet ? NULL : stdout;
-    if (!m || !r) {
-        fprintf(stderr, "cnnbench: out of memory\n");
-        goto done;
-    }
-    if (load_model(c->model, m) != 0) {
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    if (cnb_is_backend_list(c->backend)) {
-        rc = comparison_command(c, m, argc, argv);
-        goto done;
-    }
+/* Everything one training run holds, so its stages below stay short. */
+typedef struct train_run {
+    const cli *c;
+    int argc;
+    char **argv;
+    cnb_model *m;
+    cnb_run_result *r;
     cnb_run_settings s;
-    settings_for(c, m, &s);
-    cnb_dist *dist = cnb_dist_world();
-    int rank0 = cnb_dist_rank(dist) == 0; /* only rank 0 prints and writes */
-    if (!rank0) log = NULL;
-    s.progress = rank0 && c->progress && isatty(STDERR_FILENO);
-    s.log = log;
-    s.dist = dist;
-    char ckpt_default[512];
-    snprintf(ckpt_default, sizeof ckpt_default, "cnnbench-%s-%s.ckpt.safetensors", m->name,
-             c->backend && !strchr(c->backend, '/') ? c->backend : "custom");
-    const char *ckpt_path = c->checkpoint ? c->checkpoint : c->save ? c->save : ckpt_default;
-    ckpt_ctx kctx = {.path = ckpt_path, .m = m, .s = &s};
-    s.checkpoint_every = c->checkpoint_every;
-    s.checkpoint = periodic_checkpoint;
-    s.checkpoint_user = &kctx;
-
+    cnb_dataset train, test;
+    cnb_loaded_backend lib;
+    cnb_context *ctx;
+    cnb_trainer *t;
+    cnb_info_list info;
     cnb_machine mc;
-    cnb_machine_probe(&mc);
-    int threads = c->threads ? c->threads
-                  : dist ? cnb_dist_default_threads(dist, mc.cores)
-                         : (mc.cores > 0 ? mc.cores : 1);
-    cnb_config cfg = {.size = sizeof cfg, .threads = threads, .deterministic = c->deterministic,
-                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(dist)};
-    if (cnb_open_backend(c->backend, &cfg, &lib, &ctx, err, sizeof err) != 0) {
+    cnb_dist *dist;
+    int rank0, threads, joined; /* joined: this rank joined the backend's device communicator */
+    FILE *log;
+    const char *kind, *ckpt_path;
+    char ckpt_default[512], device_library[128], host_why[CNB_ERR_LEN];
+    ckpt_ctx kctx;
+} train_run;
+
+/* Settings from the model file and the flags; only rank 0 prints and writes. */
+static void prepare_settings(train_run *w) {
+    const cli *c = w->c;
+    settings_for(c, w->m, &w->s);
+    w->dist = cnb_dist_world();
+    w->rank0 = cnb_dist_rank(w->dist) == 0;
+    w->log = c->quiet || !w->rank0 ? NULL : stdout;
+    w->s.progress = w->rank0 && c->progress && isatty(STDERR_FILENO);
+    w->s.log = w->log;
+    w->s.dist = w->dist;
+    snprintf(w->ckpt_default, sizeof w->ckpt_default, "cnnbench-%s-%s.ckpt.safetensors",
+             w->m->name, c->backend && !strchr(c->backend, '/') ? c->backend : "custom");
+    w->ckpt_path = c->checkpoint ? c->checkpoint : c->save ? c->save : w->ckpt_default;
+    w->kctx = (ckpt_ctx){.path = w->ckpt_path, .m = w->m, .s = &w->s};
+    w->s.checkpoint_every = c->checkpoint_every;
+    w->s.checkpoint = periodic_checkpoint;
+    w->s.checkpoint_user = &w->kctx;
+}
+
+/* The backend (and, under mpirun, its device communicator) and the data; 0 or -1 (printed). */
+static int open_backend_and_data(train_run *w) {
+    const cli *c = w->c;
+    char err[CNB_ERR_LEN];
+    cnb_machine_probe(&w->mc);
+    w->threads = c->threads ? c->threads
+                 : w->dist  ? cnb_dist_default_threads(w->dist, w->mc.cores)
+                            : (w->mc.cores > 0 ? w->mc.cores : 1);
+    cnb_config cfg = {.size = sizeof cfg, .threads = w->threads, .deterministic = c->deterministic,
+                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(w->dist)};
+    if (cnb_open_backend(c->backend, &cfg, &w->lib, &w->ctx, err, sizeof err) != 0) {
         fprintf(stderr, "cnnbench: --backend: %s%s\n", err,
-                dist ? " (under mpirun each rank takes the device numbered by its rank on the "
-                       "node: start at most as many ranks per node as it has devices)"
-                     : "");
-        goto done;
+                w->dist ? " (under mpirun each rank takes the device numbered by its rank on "
+                          "the node: start at most as many ranks per node as it has devices)"
+                        : "");
+        return -1;
     }
-    char device_library[128] = "", host_why[CNB_ERR_LEN] = "";
-    joined = cnb_dist_device_join(dist, lib.api, ctx, device_library,
-                                      sizeof device_library, host_why, sizeof host_why);
-    if (joined < 0) {
-        fprintf(stderr, "cnnbench: device communicator: %s\n", host_why);
-        goto done;
+    w->joined = cnb_dist_device_join(w->dist, w->lib.api, w->ctx, w->device_library,
+                                     sizeof w->device_library, w->host_why, sizeof w->host_why);
+    if (w->joined < 0) {
+        fprintf(stderr, "cnnbench: device communicator: %s\n", w->host_why);
+        return -1;
     }
-    s.device_allreduce = joined;
-    cnb_info_list info = {0};
-    cnb_backend_info(lib.api, ctx, cnb_info_collect, &info);
-    const char *mismatch = cnb_info_get(&info, "version_mismatch");
-    if (mismatch && rank0) fprintf(stderr, "warning: %s: %s\n", lib.api->name, mismatch);
-
-    const char *kind = c->dataset ? c->dataset : "fashion-mnist";
-    if (cnb_dataset_open(kind, c->data, c->train_limit, c->test_limit, &train, &test, err,
-                         sizeof err) != 0) {
+    w->s.device_allreduce = w->joined;
+    cnb_backend_info(w->lib.api, w->ctx, cnb_info_collect, &w->info);
+    const char *mismatch = cnb_info_get(&w->info, "version_mismatch");
+    if (mismatch && w->rank0) fprintf(stderr, "warning: %s: %s\n", w->lib.api->name, mismatch);
+    w->kind = c->dataset ? c->dataset : "fashion-mnist";
+    if (cnb_dataset_open(w->kind, c->data, c->train_limit, c->test_limit, &w->train, &w->test,
+                         err, sizeof err) != 0) {
         fprintf(stderr, "cnnbench: data: %s\n", err);
-        goto done;
+        return -1;
     }
+    return 0;
+}
 
-    if (log) {
-        fprintf(log, "cnnbench %s: model %s (%zu parameters), backend %s (%d threads)\n",
-                CNB_VERSION, m->name, m->n_params, lib.api->name, threads);
-        fprintf(log, "machine: %s, %d cores / %d threads\n", mc.cpu_model, mc.cores, mc.pus);
-        for (int i = 0; i < info.count; i++)
-            fprintf(log, "  %s: %s\n", info.key[i], info.value[i]);
-        cnb_openblas_note(lib.api->name, cnb_info_get(&info, "openblas.corename"), log);
-        fprintf(log, "data: %s, %d training / %d test images (%s)\n", kind, train.count,
-                test.count, train.images_path);
-        print_settings(m, &s, log);
-        if (dist)
-            fprintf(log, "data parallel: %d ranks split each global batch of %d; gradients summed "
-                    "%s%s%s%s\n", cnb_dist_size(dist), s.batch,
-                    joined ? "on the device by " : "on the host by MPI_Allreduce",
-                    joined ? device_library : " (", joined ? "" : host_why, joined ? "" : ")");
-    }
+static void print_header(const train_run *w) {
+    FILE *log = w->log;
+    if (!log) return;
+    fprintf(log, "cnnbench %s: model %s (%zu parameters), backend %s (%d threads)\n", CNB_VERSION,
+            w->m->name, w->m->n_params, w->lib.api->name, w->threads);
+    fprintf(log, "machine: %s, %d cores / %d threads\n", w->mc.cpu_model, w->mc.cores,
+            w->mc.pus);
+    for (int i = 0; i < w->info.count; i++)
+        fprintf(log, "  %s: %s\n", w->info.key[i], w->info.value[i]);
+    cnb_openblas_note(w->lib.api->name, cnb_info_get(&w->info, "openblas.corename"), log);
+    fprintf(log, "data: %s, %d training / %d test images (%s)\n", w->kind, w->train.count,
+            w->test.count, w->train.images_path);
+    print_settings(w->m, &w->s, log);
+    if (w->dist)
+        fprintf(log, "data parallel: %d ranks split each global batch of %d; gradients summed "
+                "%s%s%s%s\n", cnb_dist_size(w->dist), w->s.batch,
+                w->joined ? "on the device by " : "on the host by MPI_Allreduce",
+                w->joined ? w->device_library : " (", w->joined ? "" : w->host_why,
+                w->joined ? "" : ")");
+}
 
-    if (cnb_trainer_create(lib.api, ctx, m, &train, &test, &s, &t, err, sizeof err) != 0) {
-        fprintf(stderr, "cnnbench: %s\n", err);
-        goto done;
-    }
+/* --load / --resume into the trainer; 0 or EXIT_USAGE (printed). */
+static int load_start(train_run *w) {
+    const cli *c = w->c;
     const char *from = c->resume ? c->resume : c->load;
-    if (from) {
-        if (cnb_checkpoint_load_trainer(from, t, m, s.optimizer, c->resume != NULL,
-                                        c->allow_nonfinite, err, sizeof err) != 0) {
-            fprintf(stderr, "cnnbench: %s: %s\n", c->resume ? "--resume" : "--load", err);
-            rc = EXIT_USAGE;
-            goto done;
-        }
-        if (log) {
-            cnb_train_state st;
-            cnb_trainer_get_state(t, &st);
-            fprintf(log, "%s %s: starting at epoch %d step %ld (%ld steps done)\n",
-                    c->resume ? "resumed from" : "loaded", from, st.epoch, st.step_in_epoch + 1,
-                    st.global_step);
-        }
+    if (!from) return 0;
+    char err[CNB_ERR_LEN];
+    if (cnb_checkpoint_load_trainer(from, w->t, w->m, w->s.optimizer, c->resume != NULL,
+                                    c->allow_nonfinite, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench: %s: %s\n", c->resume ? "--resume" : "--load", err);
+        return EXIT_USAGE;
     }
-    if (c->eval_only && !rank0) {
-        rc = 0;
-        goto done;
+    if (w->log) {
+        cnb_train_state st;
+        cnb_trainer_get_state(w->t, &st);
+        fprintf(w->log, "%s %s: starting at epoch %d step %ld (%ld steps done)\n",
+                c->resume ? "resumed from" : "loaded", from, st.epoch, st.step_in_epoch + 1,
+                st.global_step);
     }
-    if (c->eval_only) {
-        long correct = 0;
-        if (dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err) != 0) {
-            fprintf(stderr, "cnnbench: --dump-logits: %s\n", err);
-            goto done;
-        }
-        printf("result: %s on %s: test accuracy %.2f%% on %d images (no training)\n", m->name,
-               lib.api->name, 100.0 * correct / test.count, test.count);
-        if (c->dump_logits) printf("logits: %s\n", c->dump_logits);
-        rc = 0;
-        goto done;
-    }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int run_rc = cnb_trainer_run(t, r);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    return 0;
+}
 
-    char out_default[512];
-    snprintf(out_default, sizeof out_default, "cnnbench-%s-%s.json", m->name, lib.api->name);
-    const char *out = c->out ? c->out : out_default;
-    cJSON *dist_json = NULL;
-    if (dist) {
-        /* Collective: every rank reports its share before rank 0 writes. */
-        dist_json = cnb_dist_run_json(dist, t, m, &s, r, threads,
-                                      joined ? device_library : NULL, c->scaling_baseline, err,
-                                      sizeof err);
-        if (!dist_json) {
-            fprintf(stderr, "cnnbench: %s\n", err);
-            goto done;
-        }
-        if (log) cnb_dist_print(log, dist_json);
+/* --eval-only: the starting parameters on the test set; the exit code. */
+static int evaluate_only(train_run *w) {
+    if (!w->rank0) return 0;
+    long correct = 0;
+    char err[CNB_ERR_LEN];
+    if (dump_logits(w->c->dump_logits, w->t, w->m, &w->test, &correct, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench: --dump-logits: %s\n", err);
+        return 1;
     }
-    if (!rank0) {
-        cJSON_Delete(dist_json);
-        rc = run_rc == 0 ? 0 : r->status == CNB_RUN_DIVERGED ? EXIT_DIVERGED
-                          : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED : 1;
-        goto done;
-    }
-    cnb_run_record rec = {.argc = argc, .argv = argv, .model = m, .settings = &s,
-                          .backend_name = lib.api->name, .backend_path = lib.path,
-                          .backend_info = &info, .machine = &mc, .dataset_kind = kind,
-                          .train = &train, .test = &test, .result = r,
-                          .build_type = CNB_BUILD_TYPE, .threads = threads,
-                          .distributed = dist_json};
-    int write_rc = cnb_results_write(out, &rec, err, sizeof err);
-    cJSON_Delete(dist_json);
+    printf("result: %s on %s: test accuracy %.2f%% on %d images (no training)\n", w->m->name,
+           w->lib.api->name, 100.0 * correct / w->test.count, w->test.count);
+    if (w->c->dump_logits) printf("logits: %s\n", w->c->dump_logits);
+    return 0;
+}
 
-    if (r->have_confusion && log) print_confusion(r, log);
+static int exit_code_of(const cnb_run_result *r) {
+    return r->status == CNB_RUN_DIVERGED      ? EXIT_DIVERGED
+           : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED
+                                              : 1;
+}
+
+static void print_result_line(const train_run *w) {
+    const cnb_run_result *r = w->r;
     double ips[CNB_MAX_EPOCHS], iips[CNB_MAX_EPOCHS];
     int n_ips = 0, n_iips = 0;
     for (int i = 0; i < r->epochs_done; i++) {
@@ -469,57 +447,134 @@ static int train_command(const cli *c, int argc, char **argv) {
     cnb_summarize(iips, n_iips, &is);
     printf("result: %s on %s: test accuracy %.2f%%, test loss %.4f after %d epoch(s), %ld steps; "
            "train %.0f img/s, infer %.0f img/s (medians over %d epoch(s)); %.1f s\n",
-           m->name, lib.api->name, 100 * r->final_test_accuracy, r->final_test_loss,
+           w->m->name, w->lib.api->name, 100 * r->final_test_accuracy, r->final_test_loss,
            r->epochs_done, r->total_steps, ts.median, is.median, n_ips, r->wall_seconds);
+}
+
+/* Parameters worth keeping: a finished run's (--save) and an interrupted one's (always, so it
+ * can be resumed). A diverged or failed run's parameters are NaN or half-updated. Returns the
+ * path written, or NULL (*rc = 1 when the save failed). */
+static const char *save_after_run(const train_run *w, long steps, int *rc) {
+    const cnb_run_result *r = w->r;
+    const char *save_path = NULL;
+    if (r->status == CNB_RUN_INTERRUPTED) save_path = w->ckpt_path;
+    else if ((r->status == CNB_RUN_OK || r->status == CNB_RUN_CHECKPOINT_ERROR) && w->c->save)
+        save_path = w->c->save;
+    *rc = 0;
+    if (!save_path) return NULL;
+    char err[CNB_ERR_LEN];
+    if (cnb_checkpoint_save_trainer(save_path, w->t, w->m, w->s.optimizer, w->s.seed, err,
+                                    sizeof err) != 0) {
+        fprintf(stderr, "cnnbench: checkpoint not saved: %s\n", err);
+        *rc = 1;
+        return NULL;
+    }
+    printf("checkpoint: %s (after %ld steps)\n", save_path, steps);
+    return save_path;
+}
+
+/* After training (rank 0): the results file, the summary, the checkpoint, the logits; the exit
+ * code. dist_json (data-parallel runs) is taken over. */
+static int finish_run(train_run *w, int run_rc, cJSON *dist_json) {
+    char err[CNB_ERR_LEN], out_default[512];
+    snprintf(out_default, sizeof out_default, "cnnbench-%s-%s.json", w->m->name,
+             w->lib.api->name);
+    const char *out = w->c->out ? w->c->out : out_default;
+    cnb_run_record rec = {.argc = w->argc, .argv = w->argv, .model = w->m, .settings = &w->s,
+                          .backend_name = w->lib.api->name, .backend_path = w->lib.path,
+                          .backend_info = &w->info, .machine = &w->mc, .dataset_kind = w->kind,
+                          .train = &w->train, .test = &w->test, .result = w->r,
+                          .build_type = CNB_BUILD_TYPE, .threads = w->threads,
+                          .distributed = dist_json};
+    int write_rc = cnb_results_write(out, &rec, err, sizeof err);
+    cJSON_Delete(dist_json);
+    if (w->r->have_confusion && w->log) print_confusion(w->r, w->log);
+    print_result_line(w);
     cnb_train_state pos;
-    cnb_trainer_get_state(t, &pos);
+    cnb_trainer_get_state(w->t, &pos);
     if (write_rc == 0) printf("results: %s\n", out);
     else fprintf(stderr, "cnnbench: results not saved after %ld steps: %s\n", pos.global_step, err);
-
-    /* Parameters worth keeping: a finished run's (--save) and an interrupted one's (always, so
-     * it can be resumed). A diverged or failed run's parameters are NaN or half-updated. */
-    int save_rc = 0;
-    const char *save_path = NULL;
-    if (r->status == CNB_RUN_INTERRUPTED) save_path = ckpt_path;
-    else if ((r->status == CNB_RUN_OK || r->status == CNB_RUN_CHECKPOINT_ERROR) && c->save)
-        save_path = c->save;
-    char save_err[CNB_ERR_LEN] = "";
-    if (save_path) {
-        save_rc = cnb_checkpoint_save_trainer(save_path, t, m, s.optimizer, s.seed, save_err,
-                                              sizeof save_err);
-        if (save_rc == 0) printf("checkpoint: %s (after %ld steps)\n", save_path, pos.global_step);
-        else fprintf(stderr, "cnnbench: checkpoint not saved: %s\n", save_err);
-    }
-    int dump_rc = 0;
-    if (c->dump_logits && (r->status == CNB_RUN_OK || r->status == CNB_RUN_INTERRUPTED)) {
+    int save_rc, dump_rc = 0;
+    const char *saved = save_after_run(w, pos.global_step, &save_rc);
+    const cnb_run_result *r = w->r;
+    if (w->c->dump_logits && (r->status == CNB_RUN_OK || r->status == CNB_RUN_INTERRUPTED)) {
         long correct;
-        dump_rc = dump_logits(c->dump_logits, t, m, &test, &correct, err, sizeof err);
+        dump_rc = dump_logits(w->c->dump_logits, w->t, w->m, &w->test, &correct, err, sizeof err);
         if (dump_rc != 0) fprintf(stderr, "cnnbench: --dump-logits: %s\n", err);
     }
+    if (run_rc == 0) return write_rc == 0 && save_rc == 0 && dump_rc == 0 ? 0 : 1;
+    fprintf(stderr, "cnnbench: stopped: %s%s%s%s%s\n", r->message,
+            write_rc == 0 ? "; results so far are in " : "; results could not be saved",
+            write_rc == 0 ? out : "", saved ? "; checkpoint in " : "", saved ? saved : "");
+    return exit_code_of(r);
+}
 
-    if (run_rc != 0) {
-        fprintf(stderr, "cnnbench: stopped: %s%s%s%s%s\n", r->message,
-                write_rc == 0 ? "; results so far are in " : "; results could not be saved",
-                write_rc == 0 ? out : "",
-                save_path && save_rc == 0 ? "; checkpoint in " : "",
-                save_path && save_rc == 0 ? save_path : "");
-        rc = r->status == CNB_RUN_DIVERGED      ? EXIT_DIVERGED
-             : r->status == CNB_RUN_INTERRUPTED ? EXIT_INTERRUPTED
-                                                : 1;
-    } else {
-        rc = write_rc == 0 && save_rc == 0 && dump_rc == 0 ? 0 : 1;
+/* Train, then report: every rank trains; under mpirun every rank reports its share and rank 0
+ * writes. Returns the exit code. */
+static int run_and_report(train_run *w) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int run_rc = cnb_trainer_run(w->t, w->r);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    cJSON *dist_json = NULL;
+    if (w->dist) {
+        /* Collective: every rank reports its share before rank 0 writes. */
+        char err[CNB_ERR_LEN];
+        dist_json = cnb_dist_run_json(w->dist, w->t, w->m, &w->s, w->r, w->threads,
+                                      w->joined ? w->device_library : NULL,
+                                      w->c->scaling_baseline, err, sizeof err);
+        if (!dist_json) {
+            fprintf(stderr, "cnnbench: %s\n", err);
+            return 1;
+        }
+        if (w->log) cnb_dist_print(w->log, dist_json);
     }
-done:
+    if (!w->rank0) {
+        cJSON_Delete(dist_json);
+        return run_rc == 0 ? 0 : exit_code_of(w->r);
+    }
+    return finish_run(w, run_rc, dist_json);
+}
+
+static int train_command(const cli *c, int argc, char **argv) {
+    int rc = 1;
+    train_run *w = calloc(1, sizeof *w);
+    if (!w) {
+        fprintf(stderr, "cnnbench: out of memory\n");
+        return 1;
+    }
+    *w = (train_run){.c = c, .argc = argc, .argv = argv, .m = calloc(1, sizeof *w->m),
+                     .r = calloc(1, sizeof *w->r)};
+    char err[CNB_ERR_LEN];
+    if (!w->m || !w->r) {
+        fprintf(stderr, "cnnbench: out of memory\n");
+    } else if (load_model(c->model, w->m) != 0) {
+        rc = EXIT_USAGE;
+    } else if (cnb_is_backend_list(c->backend)) {
+        rc = comparison_command(c, w->m, argc, argv);
+    } else {
+        prepare_settings(w);
+        if (open_backend_and_data(w) == 0) {
+            print_header(w);
+            if (cnb_trainer_create(w->lib.api, w->ctx, w->m, &w->train, &w->test, &w->s, &w->t,
+                                   err, sizeof err) != 0)
+                fprintf(stderr, "cnnbench: %s\n", err);
+            else if ((rc = load_start(w)) == 0)
+                rc = c->eval_only ? evaluate_only(w) : run_and_report(w);
+        }
+    }
     /* A failure on one rank leaves the others waiting in a collective: stop them all. */
     if (rc == 1) cnb_dist_abort(cnb_dist_world(), rc);
-    cnb_trainer_destroy(t);
-    if (joined > 0) cnb_dist_device_leave(lib.api, ctx);
-    if (ctx) cnb_close_backend(&lib, ctx);
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&test);
-    if (r) cnb_run_result_free(r);
-    free(r);
-    free(m);
+    cnb_trainer_destroy(w->t);
+    if (w->joined > 0) cnb_dist_device_leave(w->lib.api, w->ctx);
+    if (w->ctx) cnb_close_backend(&w->lib, w->ctx);
+    cnb_dataset_free(&w->train);
+    cnb_dataset_free(&w->test);
+    if (w->r) cnb_run_result_free(w->r);
+    free(w->r);
+    free(w->m);
+    free(w);
     return rc;
 }
 
