@@ -789,6 +789,65 @@ static void open_backends(ck_state *s, const cnb_config *cfg) {
     }
 }
 
+static void print_summary(const ck_state *s) {
+    printf("\nsummary:\n");
+    for (int i = 0; i < s->nb; i++) {
+        const ck_backend *b = &s->b[i];
+        printf("  %-8s %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted", b->name,
+               b->count[CNB_CHECK_PASSED], b->count[CNB_CHECK_FAILED], b->count[CNB_CHECK_SKIPPED],
+               b->count[CNB_CHECK_MISTRUSTED]);
+        if (!b->usable) printf("  (cannot run here: see the SKIPPED line above)");
+        printf("\n");
+    }
+    printf("  total    %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted\n",
+           s->total[CNB_CHECK_PASSED], s->total[CNB_CHECK_FAILED], s->total[CNB_CHECK_SKIPPED],
+           s->total[CNB_CHECK_MISTRUSTED]);
+}
+
+/* The report: the context block, tolerances and their reasons, settings, backends, every check
+ * (taken over from s->checks) and the summary. */
+static cJSON *check_report_json(ck_state *s, int argc, char **argv, int threads,
+                                const cnb_machine *mc) {
+    cJSON *root = cnb_context_json("check", argc, argv, s->o.seed, threads, mc);
+    cJSON *tol = cJSON_AddObjectToObject(root, "tolerances");
+    cJSON_AddNumberToObject(tol, "fp32_rel_l2", TOL_FP32);
+    cJSON_AddNumberToObject(tol, "tf32_rel_l2", TOL_TF32);
+    cJSON_AddNumberToObject(tol, "training_rel_l2", TOL_TRAIN);
+    cJSON_AddNumberToObject(tol, "test_accuracy_pp", TOL_ACC_PP);
+    cJSON_AddNumberToObject(tol, "point_tolerance", POINT_TOL);
+    cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
+    cJSON_AddStringToObject(tol, "nonfinite_mode",
+                            "NaN and +-Inf at the same positions, finite points as random mode");
+    cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cli/cmd_check.c");
+    cJSON *set = cJSON_AddObjectToObject(root, "settings");
+    cJSON_AddNumberToObject(set, "batch", s->o.batch);
+    cJSON_AddNumberToObject(set, "training_steps", s->o.training ? s->o.steps : 0);
+    cJSON_AddNumberToObject(set, "test_limit", s->o.test_limit);
+    cJSON_AddBoolToObject(set, "tf32", s->o.tf32);
+    cJSON_AddBoolToObject(set, "deterministic", s->o.deterministic);
+    cJSON *bj = cJSON_AddArrayToObject(root, "backends");
+    for (int i = 0; i < s->nb; i++) {
+        const ck_backend *b = &s->b[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", b->name);
+        cJSON_AddStringToObject(e, "status", b->usable ? "loaded" : "skipped");
+        if (!b->usable) cJSON_AddStringToObject(e, "reason", b->why);
+        else {
+            cJSON_AddStringToObject(e, "path", b->lib.path);
+            cJSON_AddItemToObject(e, "info", cnb_info_json(&b->info));
+        }
+        if (b->fault_env[0]) cJSON_AddStringToObject(e, "test_fault", b->fault_env);
+        cJSON *cnt = cJSON_AddObjectToObject(e, "counts");
+        for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(cnt, cnb_check_status_name(k), (double)b->count[k]);
+        cJSON_AddItemToArray(bj, e);
+    }
+    cJSON_AddItemToObject(root, "checks", s->checks);
+    s->checks = NULL;
+    cJSON *sum = cJSON_AddObjectToObject(root, "summary");
+    for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(sum, cnb_check_status_name(k), (double)s->total[k]);
+    return root;
+}
+
 int cnb_cmd_check(int argc, char **argv) {
     static ck_state s;
     memset(&s, 0, sizeof s);
@@ -864,56 +923,8 @@ int cnb_cmd_check(int argc, char **argv) {
     if (run_training_checks(&s, models, n_models) != 0) goto done;
     if (run_distributed_checks(&s, models, n_models) != 0) goto done;
 
-    printf("\nsummary:\n");
-    for (int i = 0; i < s.nb; i++) {
-        ck_backend *b = &s.b[i];
-        printf("  %-8s %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted", b->name,
-               b->count[CNB_CHECK_PASSED], b->count[CNB_CHECK_FAILED], b->count[CNB_CHECK_SKIPPED],
-               b->count[CNB_CHECK_MISTRUSTED]);
-        if (!b->usable) printf("  (cannot run here: see the SKIPPED line above)");
-        printf("\n");
-    }
-    printf("  total    %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted\n",
-           s.total[CNB_CHECK_PASSED], s.total[CNB_CHECK_FAILED], s.total[CNB_CHECK_SKIPPED],
-           s.total[CNB_CHECK_MISTRUSTED]);
-
-    root = cnb_context_json("check", argc, argv, s.o.seed, threads, &mc);
-    cJSON *tol = cJSON_AddObjectToObject(root, "tolerances");
-    cJSON_AddNumberToObject(tol, "fp32_rel_l2", TOL_FP32);
-    cJSON_AddNumberToObject(tol, "tf32_rel_l2", TOL_TF32);
-    cJSON_AddNumberToObject(tol, "training_rel_l2", TOL_TRAIN);
-    cJSON_AddNumberToObject(tol, "test_accuracy_pp", TOL_ACC_PP);
-    cJSON_AddNumberToObject(tol, "point_tolerance", POINT_TOL);
-    cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
-    cJSON_AddStringToObject(tol, "nonfinite_mode",
-                            "NaN and +-Inf at the same positions, finite points as random mode");
-    cJSON_AddStringToObject(tol, "reasons", "see the comment at the top of harness/cli/cmd_check.c");
-    cJSON *set = cJSON_AddObjectToObject(root, "settings");
-    cJSON_AddNumberToObject(set, "batch", s.o.batch);
-    cJSON_AddNumberToObject(set, "training_steps", s.o.training ? s.o.steps : 0);
-    cJSON_AddNumberToObject(set, "test_limit", s.o.test_limit);
-    cJSON_AddBoolToObject(set, "tf32", s.o.tf32);
-    cJSON_AddBoolToObject(set, "deterministic", s.o.deterministic);
-    cJSON *bj = cJSON_AddArrayToObject(root, "backends");
-    for (int i = 0; i < s.nb; i++) {
-        ck_backend *b = &s.b[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", b->name);
-        cJSON_AddStringToObject(e, "status", b->usable ? "loaded" : "skipped");
-        if (!b->usable) cJSON_AddStringToObject(e, "reason", b->why);
-        else {
-            cJSON_AddStringToObject(e, "path", b->lib.path);
-            cJSON_AddItemToObject(e, "info", cnb_info_json(&b->info));
-        }
-        if (b->fault_env[0]) cJSON_AddStringToObject(e, "test_fault", b->fault_env);
-        cJSON *cnt = cJSON_AddObjectToObject(e, "counts");
-        for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(cnt, cnb_check_status_name(k), (double)b->count[k]);
-        cJSON_AddItemToArray(bj, e);
-    }
-    cJSON_AddItemToObject(root, "checks", s.checks);
-    s.checks = NULL;
-    cJSON *sum = cJSON_AddObjectToObject(root, "summary");
-    for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(sum, cnb_check_status_name(k), (double)s.total[k]);
+    print_summary(&s);
+    root = check_report_json(&s, argc, argv, threads, &mc);
     if (cnb_dist_rank(cnb_dist_world()) != 0) { /* only rank 0 writes the report */
         rc = s.total[CNB_CHECK_FAILED] ? 1 : 0;
     } else if (cnb_write_json(s.o.out, root, err, sizeof err) != 0) {
