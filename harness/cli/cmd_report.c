@@ -305,17 +305,8 @@ static void report_comparison(rp *r, const cJSON *root, const char *path, const 
 
 /* ---- bench results ---- */
 
-static void report_bench(rp *r, const cJSON *root, const char *path, const char *stem) {
-    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
-    fprintf(r->md, "## Benchmark\n\n");
-    context_md(r, root, path);
-    const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "settings");
-    int steps = cnb_json_int(set, "steps_per_run", 0);
-    fprintf(r->md, "%d training step%s + %d inference images per run; at least %g s and %d runs "
-                   "per cell; %d threads.\n\n",
-            steps, steps == 1 ? "" : "s", cnb_json_int(set, "infer_images", 0),
-            cnb_json_num(set, "min_time_s", 0), cnb_json_int(set, "min_runs", 0),
-            cnb_json_int(root, "threads", 0));
+/* The throughput table and chart: one row per cell, images/s with min..max whiskers. */
+static void bench_throughput(rp *r, const cJSON *cells, const char *stem) {
     char dat[256], png[1024], script[8192];
     FILE *f = data_file(r, dat, sizeof dat);
     if (!f) return;
@@ -362,6 +353,10 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         if (gnuplot(r, script, png) == 0)
             fprintf(r->md, "![images per second](%s)\n\n", base_name(png));
     }
+}
+
+/* Speed-ups measured within the run: per-round medians and the uncontended figure. */
+static void bench_ratios(rp *r, const cJSON *root) {
     const cJSON *ratios = cJSON_GetObjectItemCaseSensitive(root, "ratios");
     if (cJSON_GetArraySize(ratios) > 0) {
         fprintf(r->md, "Speed-ups measured within this run: medians of per-round ratios, and "
@@ -389,6 +384,13 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         }
         fprintf(r->md, "\n");
     }
+}
+
+/* Where a training step goes: a stacked bar per cell and the harness's own overhead. */
+static void bench_breakdown(rp *r, const cJSON *cells, const char *stem) {
+    char dat[256], png[1024], script[8192];
+    FILE *f;
+    const cJSON *c;
     /* per-kernel breakdown: one stacked bar per cell, ms per training step */
     f = data_file(r, dat, sizeof dat);
     if (!f) return;
@@ -456,6 +458,22 @@ static void report_bench(rp *r, const cJSON *root, const char *path, const char 
         }
         fprintf(r->md, "\n");
     }
+}
+
+static void report_bench(rp *r, const cJSON *root, const char *path, const char *stem) {
+    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
+    fprintf(r->md, "## Benchmark\n\n");
+    context_md(r, root, path);
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "settings");
+    int steps = cnb_json_int(set, "steps_per_run", 0);
+    fprintf(r->md, "%d training step%s + %d inference images per run; at least %g s and %d runs "
+                   "per cell; %d threads.\n\n",
+            steps, steps == 1 ? "" : "s", cnb_json_int(set, "infer_images", 0),
+            cnb_json_num(set, "min_time_s", 0), cnb_json_int(set, "min_runs", 0),
+            cnb_json_int(root, "threads", 0));
+    bench_throughput(r, cells, stem);
+    bench_ratios(r, root);
+    bench_breakdown(r, cells, stem);
 }
 
 /* ---- check results ---- */
