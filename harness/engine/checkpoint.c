@@ -324,6 +324,54 @@ int cnb_checkpoint_parse(const void *data, size_t len, const char *name, const c
     return parse_checkpoint(data, len, name, m, 0, c, err, err_len);
 }
 
+/* One header entry: dtype, shape and data offsets checked against the tensor the model
+ * expects, and its data copied; *sp records where it lies. 0 or -1 (err names the tensor). */
+static int read_tensor(const cJSON *e, ck_tensor *x, const char *name, const cnb_model *m,
+                       const unsigned char *body, uint64_t body_len, span *sp, char *err,
+                       size_t err_len) {
+    const char *tn = x->name;
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of))
+        return cnb_errf(err, err_len, "%s: tensor '%s' needs \"dtype\", \"shape\" and "
+                        "\"data_offsets\"", name, tn);
+    if (strcmp(dt->valuestring, "F32") != 0)
+        return cnb_errf(err, err_len, "%s: tensor '%s' has dtype %.16s; cnnbench reads F32 only",
+                        name, tn, dt->valuestring);
+    int rank = cJSON_GetArraySize(sh);
+    char got[128] = "", want[128] = "";
+    int same = rank == x->rank;
+    size_t gl = 0, wl = 0;
+    int d = 0;
+    for (const cJSON *v = sh->child; v; v = v->next, d++) {
+        uint64_t dim;
+        if (json_index(v, &dim) != 0)
+            return cnb_errf(err, err_len, "%s: tensor '%s' has a shape entry that is not a "
+                            "non-negative integer", name, tn);
+        if (gl < sizeof got)
+            gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%" PRIu64, d ? ", " : "", dim);
+        if (d >= x->rank || (int64_t)dim != x->shape[d]) same = 0;
+    }
+    for (d = 0; d < x->rank && wl < sizeof want; d++)
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%" PRId64, d ? ", " : "",
+                               x->shape[d]);
+    if (!same)
+        return cnb_errf(err, err_len, "%s: tensor '%s' has shape [%s] but model %s needs [%s]",
+                        name, tn, got, m->name, want);
+    uint64_t b, en;
+    if (cJSON_GetArraySize(of) != 2 || json_index(of->child, &b) != 0 ||
+        json_index(of->child->next, &en) != 0 || b > en || en > body_len)
+        return cnb_errf(err, err_len, "%s: tensor '%s' has data_offsets outside the %" PRIu64
+                        " data bytes (or not [begin, end] with begin <= end)", name, tn, body_len);
+    if (en - b != (uint64_t)x->count * sizeof(float))
+        return cnb_errf(err, err_len, "%s: tensor '%s' spans %" PRIu64 " bytes but [%s] F32 "
+                        "needs %zu", name, tn, en - b, want, x->count * sizeof(float));
+    *sp = (span){b, en, x->name};
+    memcpy(x->dst, body + b, x->count * sizeof(float));
+    return 0;
+}
+
 static int parse_checkpoint(const void *data, size_t len, const char *name, const cnb_model *m,
                             int allow_nonfinite, cnb_checkpoint *c, char *err, size_t err_len) {
     static ck_tensor expect[MAX_TENSORS];
@@ -411,57 +459,9 @@ static int parse_checkpoint(const void *data, size_t len, const char *name, cons
             goto out;
         }
         x->found = 1;
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of)) {
-            cnb_errf(err, err_len, "%s: tensor '%s' needs \"dtype\", \"shape\" and \"data_offsets\"",
-                     name, tn);
+        if (read_tensor(e, x, name, m, body, body_len, &spans[n_spans], err, err_len) != 0)
             goto out;
-        }
-        if (strcmp(dt->valuestring, "F32") != 0) {
-            cnb_errf(err, err_len, "%s: tensor '%s' has dtype %.16s; cnnbench reads F32 only", name,
-                     tn, dt->valuestring);
-            goto out;
-        }
-        int rank = cJSON_GetArraySize(sh);
-        char got[128] = "", want[128] = "";
-        int same = rank == x->rank;
-        size_t gl = 0, wl = 0;
-        int d = 0;
-        for (const cJSON *v = sh->child; v; v = v->next, d++) {
-            uint64_t dim;
-            if (json_index(v, &dim) != 0) {
-                cnb_errf(err, err_len, "%s: tensor '%s' has a shape entry that is not a "
-                         "non-negative integer", name, tn);
-                goto out;
-            }
-            if (gl < sizeof got)
-                gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%" PRIu64, d ? ", " : "", dim);
-            if (d >= x->rank || (int64_t)dim != x->shape[d]) same = 0;
-        }
-        for (d = 0; d < x->rank && wl < sizeof want; d++)
-            wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%" PRId64, d ? ", " : "",
-                                   x->shape[d]);
-        if (!same) {
-            cnb_errf(err, err_len, "%s: tensor '%s' has shape [%s] but model %s needs [%s]", name,
-                     tn, got, m->name, want);
-            goto out;
-        }
-        uint64_t b, en;
-        if (cJSON_GetArraySize(of) != 2 || json_index(of->child, &b) != 0 ||
-            json_index(of->child->next, &en) != 0 || b > en || en > body_len) {
-            cnb_errf(err, err_len, "%s: tensor '%s' has data_offsets outside the %" PRIu64
-                     " data bytes (or not [begin, end] with begin <= end)", name, tn, body_len);
-            goto out;
-        }
-        if (en - b != (uint64_t)x->count * sizeof(float)) {
-            cnb_errf(err, err_len, "%s: tensor '%s' spans %" PRIu64 " bytes but [%s] F32 needs %zu",
-                     name, tn, en - b, want, x->count * sizeof(float));
-            goto out;
-        }
-        spans[n_spans++] = (span){b, en, x->name};
-        memcpy(x->dst, body + b, x->count * sizeof(float));
+        n_spans++;
     }
     qsort(spans, (size_t)n_spans, sizeof spans[0], cmp_span);
     for (int i = 1; i < n_spans; i++)
