@@ -8,24 +8,7 @@
 #include <string.h>
 
 #include "cnb_abi_check.h"
-
-static cnb_conv_desc conv(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
-                          int pw) {
-    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
-                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - r) / sh + 1;
-    d.q = (w + 2 * pw - s) / sw + 1;
-    return d;
-}
-
-static cnb_pool_desc pool(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
-                          int ph, int pw) {
-    cnb_pool_desc d = {.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
-                       .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - kh) / sh + 1;
-    d.q = (w + 2 * pw - kw) / sw + 1;
-    return d;
-}
+#include "testutil.h"
 
 /* The check of d must fail with invalid argument and a message "fn: ..." containing every
  * needle (up to three; NULL ends the list early). */
@@ -45,11 +28,11 @@ static cnb_pool_desc pool(int mode, int n, int c, int h, int w, int kh, int kw, 
 
 Test(abi_check, good_conv_descriptors_pass_and_leave_err_alone) {
     const cnb_conv_desc good[] = {
-        conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1), /* simplecnn conv1 */
-        conv(2, 3, 9, 7, 4, 3, 2, 2, 3, 0, 1),     /* uneven strides, one-sided padding */
-        conv(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     /* the smallest */
-        conv(1, 1, 2, 2, 1, 4, 4, 1, 1, 1, 1),     /* filter as large as the padded input */
-        conv(1, 1, 5, 5, 1, 2, 2, 3, 3, 0, 0),     /* stride skips the last column (floor) */
+        tu_conv_desc(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1), /* simplecnn conv1 */
+        tu_conv_desc(2, 3, 9, 7, 4, 3, 2, 2, 3, 0, 1),     /* uneven strides, one-sided padding */
+        tu_conv_desc(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0),     /* the smallest */
+        tu_conv_desc(1, 1, 2, 2, 1, 4, 4, 1, 1, 1, 1),     /* filter as large as padded input */
+        tu_conv_desc(1, 1, 5, 5, 1, 2, 2, 3, 3, 0, 0),     /* stride skips the last column */
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char err[128] = "untouched";
@@ -63,7 +46,7 @@ Test(abi_check, good_conv_descriptors_pass_and_leave_err_alone) {
 
 Test(abi_check, bad_conv_descriptors_name_the_field) {
     char err[256];
-    const cnb_conv_desc d = conv(1, 2, 14, 14, 2, 3, 3, 1, 1, 1, 1); /* 14x14 -> 14x14 */
+    const cnb_conv_desc d = tu_conv_desc(1, 2, 14, 14, 2, 3, 3, 1, 1, 1, 1); /* 14x14 -> 14x14 */
     cnb_conv_desc b;
 
     EXPECT_BAD(cnb_check_conv_desc("fn", NULL, err, sizeof err), err, "descriptor is NULL", NULL,
@@ -123,7 +106,7 @@ Test(abi_check, bad_conv_descriptors_name_the_field) {
 
 Test(abi_check, padding_near_int_max_does_not_overflow) {
     char err[256];
-    cnb_conv_desc b = conv(1, 1, 4, 4, 1, 3, 3, 1, 1, 0, 0);
+    cnb_conv_desc b = tu_conv_desc(1, 1, 4, 4, 1, 3, 3, 1, 1, 0, 0);
     b.pad_h = 2147483647; /* 4 + 2*pad overflows int; the check works in long long */
     EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, "p=2", "does not match",
                "=4294967296");
@@ -131,10 +114,10 @@ Test(abi_check, padding_near_int_max_does_not_overflow) {
 
 Test(abi_check, good_pool_descriptors_pass) {
     const cnb_pool_desc good[] = {
-        pool(CNB_POOL_MAX, 64, 32, 28, 28, 2, 2, 2, 2, 0, 0),
-        pool(CNB_POOL_MAX, 2, 3, 9, 7, 3, 3, 2, 2, 1, 1),
-        pool(CNB_POOL_AVG, 2, 3, 9, 7, 3, 3, 2, 2, 2, 2), /* avg may pad a whole window */
-        pool(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0),
+        tu_pool_desc(CNB_POOL_MAX, 64, 32, 28, 28, 2, 2, 2, 2, 0, 0),
+        tu_pool_desc(CNB_POOL_MAX, 2, 3, 9, 7, 3, 3, 2, 2, 1, 1),
+        tu_pool_desc(CNB_POOL_AVG, 2, 3, 9, 7, 3, 3, 2, 2, 2, 2), /* avg may pad a whole window */
+        tu_pool_desc(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0),
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char err[128] = "untouched";
@@ -148,7 +131,8 @@ Test(abi_check, good_pool_descriptors_pass) {
 
 Test(abi_check, bad_pool_descriptors_name_the_field) {
     char err[256];
-    const cnb_pool_desc d = pool(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 0, 0); /* 7x7 -> 3x3 */
+    /* 7x7 -> 3x3 */
+    const cnb_pool_desc d = tu_pool_desc(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 0, 0);
     cnb_pool_desc b;
 
     EXPECT_BAD(cnb_check_pool_desc("fn", NULL, err, sizeof err), err, "descriptor is NULL", NULL,
@@ -176,10 +160,10 @@ Test(abi_check, bad_pool_descriptors_name_the_field) {
                NULL);
 
     /* Max pooling: padding must be smaller than the window; average pooling may pad more. */
-    b = pool(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 2, 0);
+    b = tu_pool_desc(CNB_POOL_MAX, 1, 1, 7, 7, 2, 2, 2, 2, 2, 0);
     EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "pad_h=2",
                "smaller than the window", "2x2");
-    b = pool(CNB_POOL_MAX, 1, 1, 7, 7, 3, 2, 2, 2, 1, 2);
+    b = tu_pool_desc(CNB_POOL_MAX, 1, 1, 7, 7, 3, 2, 2, 2, 1, 2);
     EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, "pad_w=2",
                "smaller than the window", "3x2");
     b.mode = CNB_POOL_AVG;
@@ -207,21 +191,21 @@ Test(abi_check, bad_pool_descriptors_name_the_field) {
 Test(abi_check, fits_int_names_the_tensor) {
     char err[256];
     /* x = 65536 * 1 * 256 * 128 = 2^31 elements: a valid descriptor past an int index. */
-    cnb_conv_desc big = conv(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
+    cnb_conv_desc big = tu_conv_desc(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
     cr_expect_eq(cnb_check_conv_desc("fn", &big, err, sizeof err), CNB_OK, "%s", err);
     cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
     cr_expect(strncmp(err, "fn: x = ", 8) == 0 && strstr(err, "65536 x 1 x 256 x 128"), "%s",
               err);
     /* x fits, y does not (k = 2). */
-    big = conv(32768, 1, 256, 128, 2, 1, 1, 1, 1, 0, 0);
+    big = tu_conv_desc(32768, 1, 256, 128, 2, 1, 1, 1, 1, 0, 0);
     cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
     cr_expect(strstr(err, "fn: y = "), "%s", err);
     /* Only the weight is large. */
-    big = conv(1, 32768, 4, 4, 32768, 2, 2, 1, 1, 0, 0);
+    big = tu_conv_desc(1, 32768, 4, 4, 32768, 2, 2, 1, 1, 0, 0);
     cr_expect_not(cnb_check_conv_fits_int("fn", &big, err, sizeof err));
     cr_expect(strstr(err, "fn: weight = "), "%s", err);
 
-    cnb_pool_desc p = pool(CNB_POOL_AVG, 65536, 1, 256, 128, 1, 1, 1, 1, 0, 0);
+    cnb_pool_desc p = tu_pool_desc(CNB_POOL_AVG, 65536, 1, 256, 128, 1, 1, 1, 1, 0, 0);
     cr_expect_not(cnb_check_pool_fits_int("fn", &p, err, sizeof err));
     cr_expect(strstr(err, "fn: x = "), "%s", err);
 

@@ -22,21 +22,11 @@
 #include "testutil.h"
 #include "train.h"
 
-static cJSON *read_json(const char *path) {
-    char err[CNB_ERR_LEN];
-    cJSON *j = cnb_read_json(path, err, sizeof err);
-    cr_assert_not_null(j, "%s", err);
-    return j;
-}
-
 Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout = 60) {
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    char err[CNB_ERR_LEN];
+    cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 300, 50, &train, &test, err, sizeof err),
-                 0, "%s", err);
+    tu_open_fashion(300, 50, &train, &test);
     tu_backend b;
     tu_open(&b, "naive", 1);
     cnb_profiler *p = malloc(sizeof *p);
@@ -114,7 +104,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "per-kernel breakdown"), "%s", out);
     cr_expect_not_null(strstr(out, "vs naive"), "%s", out);
-    cJSON *root = read_json(json);
+    cJSON *root = tu_read_json(json);
     cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
     cr_expect_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "bench");
     const char *ctx_keys[] = {"machine", "environment", "pinning", "threads", "seed", "build_type",
@@ -216,7 +206,7 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     fclose(f);
     cr_expect_eq(rows, 3);
     /* github-action-benchmark: [{name, unit, value, range}] */
-    cJSON *g = read_json(gab);
+    cJSON *g = tu_read_json(gab);
     cr_assert(cJSON_IsArray(g));
     cr_expect_geq(cJSON_GetArraySize(g), 2);
     cJSON_ArrayForEach(c, g) {

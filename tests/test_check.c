@@ -53,10 +53,7 @@ static const cnb_check_case *find_case(const cnb_check_case *cs, int n, int fami
 }
 
 Test(check, layer_shapes_come_from_the_model_file) {
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_eq(cnb_model_resolve("simplecnn", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    cnb_model *m = tu_load_model("simplecnn");
     cnb_check_case cs[256];
     int n = cnb_check_cases_for_model(m, 4, cs, 256);
     /* conv2: 32 -> 64 channels at 14x14, 3x3 pad 1, as the model file says */
@@ -143,13 +140,6 @@ Test(check, exact_mode_catches_one_ulp_and_mistrust_fires) {
     cnb_check_data_free(&d);
 }
 
-static cJSON *read_json(const char *path) {
-    char err[CNB_ERR_LEN];
-    cJSON *j = cnb_read_json(path, err, sizeof err);
-    cr_assert_not_null(j, "%s", err);
-    return j;
-}
-
 Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .timeout = 120) {
     if (blas_or_skip()) cr_skip_test("blas not usable");
     const char *json = CNB_TEST_TMP_DIR "/check-planted.json";
@@ -161,7 +151,7 @@ Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .time
     char *out;
     int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 1, "exit %d, want 1 on a FAILED check; output:\n%s", rc, out);
-    cJSON *root = read_json(json);
+    cJSON *root = tu_read_json(json);
     const cJSON *c, *checks = cJSON_GetObjectItem(root, "checks");
     int failed = 0, bwd_data = 0;
     cJSON_ArrayForEach(c, checks) {
@@ -212,7 +202,7 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
     char *out;
     int rc = tu_run(cmd, &out);
     cr_expect_eq(rc, 0, "exit %d; output:\n%s", rc, out);
-    cJSON *root = read_json(json);
+    cJSON *root = tu_read_json(json);
     cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
     cr_expect_str_eq(cJSON_GetObjectItem(root, "kind")->valuestring, "check");
     cr_expect_not_null(cJSON_GetObjectItem(root, "machine"));

@@ -107,13 +107,10 @@ Test(cuda_emu, fiber_order_does_not_change_results) {
 Test(cuda_emu, profiler_times_kernels_with_the_device_timers, .timeout = 300) {
     tu_backend g;
     open_gpu(&g);
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    char err[CNB_ERR_LEN];
+    cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 16, 8, &train, &test, err, sizeof err),
-                 0, "%s", err);
+    tu_open_fashion(16, 8, &train, &test);
     cnb_profiler *p = malloc(sizeof *p);
     cnb_profiler_init(p, g.api, g.ctx, 1);
     cr_assert(p->use_timers, "the profiler does not use the backend's timers");
@@ -251,13 +248,10 @@ Test(cuda_emu, upload_returns_without_waiting_and_guards_its_staging) {
 Test(cuda_emu, a_training_step_waits_once, .timeout = 300) {
     tu_backend g;
     open_gpu(&g);
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    char err[CNB_ERR_LEN];
+    cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 16, 8, &train, &test, err, sizeof err),
-                 0, "%s", err);
+    tu_open_fashion(16, 8, &train, &test);
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     s.epochs = 1;

@@ -112,10 +112,8 @@ static void gpu_bench(const char *path, const char *created, double ips) {
 }
 
 static void build_site(void) {
-    snprintf(dir, sizeof dir, "%s/dashboard_%d", CNB_TEST_TMP_DIR, (int)getpid());
+    tu_make_dir(dir, sizeof dir, "dashboard");
     char cmd[8192], *out = NULL;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
     char gpu1[1024], gpu2[1024];
     snprintf(gpu1, sizeof gpu1, "%s/gpu-1.json", dir);
     snprintf(gpu2, sizeof gpu2, "%s/gpu-2.json", dir);
@@ -134,19 +132,6 @@ static void build_site(void) {
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_not_null(strstr(out, "14 run pages"), "%s", out);
     free(out);
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
 }
 
 /* Headless Chromium on the site with `flags`: its output into <dir>/<name>.out, its log (one
@@ -225,19 +210,14 @@ static void check_run_pages(const cJSON *c) {
 
 /* Chromium's log has a line per console message ("...:CONSOLE:..."); the page logs none. */
 static void expect_no_console_messages(const char *log_path) {
-    char *log = slurp(log_path);
+    char *log = tu_slurp(log_path, NULL);
     for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
         cr_expect_null(strstr(line, ":CONSOLE"), "console message: %s", line);
     free(log);
 }
 
 /* The scratch directory goes after each test (the messages say what failed). */
-static void remove_scratch(void) {
-    if (!dir[0]) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
+static void remove_scratch(void) { tu_remove_dir(dir); }
 
 TestSuite(dashboard, .fini = remove_scratch);
 
@@ -247,7 +227,7 @@ Test(dashboard, renders_every_chart_in_chromium, .timeout = 300) {
     open_in_chromium("dom", "--dump-dom");
     char path[1024];
     snprintf(path, sizeof path, "%s/dom.out", dir);
-    char *dom = slurp(path);
+    char *dom = tu_slurp(path, NULL);
     cJSON *s = page_summary(dom);
     free(dom);
     const cJSON *errors = cJSON_GetObjectItem(s, "errors");

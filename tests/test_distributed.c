@@ -53,14 +53,7 @@ static void run_ok(const char *cmd) {
     free(out);
 }
 
-static cnb_model *network(void) {
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_not_null(m);
-    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
-    return m;
-}
+static cnb_model *network(void) { return tu_load_model("network"); }
 
 /* Relative L2 distance of the parameters in two checkpoints of `network`. */
 static double weights_distance(const char *a, const char *b, int *identical) {

@@ -14,20 +14,11 @@
 #include "../backends/cudnn/cudnn_plan.c"
 #include "testutil.h"
 
-static cnb_conv_desc conv(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
-                          int pw) {
-    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
-                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - r) / sh + 1;
-    d.q = (w + 2 * pw - s) / sw + 1;
-    return d;
-}
-
 /* ---- validation ---- */
 
 Test(gpu_plan, conv_validation) {
     char err[256];
-    cnb_conv_desc d = conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
+    cnb_conv_desc d = tu_conv_desc(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
     cr_expect_eq(cnb_gpu_check_conv("conv_forward", &d, err, sizeof err), CNB_OK, "%s", err);
     cnb_conv_desc bad = d;
     bad.p = 27;
@@ -41,12 +32,12 @@ Test(gpu_plan, conv_validation) {
     bad.stride_h = 0;
     cr_expect_eq(cnb_gpu_check_conv("f", &bad, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
     cr_expect(strstr(err, "stride_h=0"), "message: %s", err);
-    bad = conv(1, 1, 2, 2, 1, 5, 5, 1, 1, 0, 0); /* filter larger than the padded input */
+    bad = tu_conv_desc(1, 1, 2, 2, 1, 5, 5, 1, 1, 0, 0); /* filter larger than the padded input */
     bad.p = bad.q = 1;
     cr_expect_eq(cnb_gpu_check_conv("f", &bad, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
     cr_expect_eq(cnb_gpu_check_conv("f", NULL, err, sizeof err), CNB_ERR_INVALID_ARGUMENT);
     /* 2^31 elements: valid, but past the kernels' 32-bit indexing */
-    cnb_conv_desc big = conv(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
+    cnb_conv_desc big = tu_conv_desc(65536, 1, 256, 128, 1, 1, 1, 1, 1, 0, 0);
     cr_expect_eq(cnb_gpu_check_conv("f", &big, err, sizeof err), CNB_ERR_UNSUPPORTED, "%s", err);
 }
 
@@ -270,13 +261,60 @@ static void ref_backward(const cnb_conv_desc *d, double *dx, double *dw, const f
 
 static float *ints(cnb_rng *rng, size_t n) { return tu_small_ints(rng, n, -3, 3, 0.1); }
 
+/* One pass's index maps: its GEMM sizes, its A and B operands and where a result goes. */
+typedef struct gemm_maps {
+    const char *out_name; /* for messages: "y", "dx", "dw" */
+    void (*mnk)(const cnb_conv_geom *g, int *m, int *n, int *k);
+    float (*a)(const cnb_conv_geom *g, const float *src, int row, int kk);
+    float (*b)(const cnb_conv_geom *g, const float *src, int kk, int col);
+    int (*out_index)(const cnb_conv_geom *g, int row, int col);
+} gemm_maps;
+
+static const gemm_maps forward_maps = {"y", cnb_conv_forward_mnk, cnb_conv_forward_a,
+                                       cnb_conv_forward_b, cnb_conv_forward_y_index};
+static const gemm_maps backward_data_maps = {"dx", cnb_conv_backward_data_mnk,
+                                             cnb_conv_backward_data_a, cnb_conv_backward_data_b,
+                                             cnb_conv_backward_data_dx_index};
+static const gemm_maps backward_filter_maps = {
+    "dw", cnb_conv_backward_filter_mnk, cnb_conv_backward_filter_a, cnb_conv_backward_filter_b,
+    cnb_conv_backward_filter_dw_index};
+
+/* The pass as a plain GEMM in double: out[index] = sum A B, counting the writes per index. */
+static void run_maps(const gemm_maps *mp, const cnb_conv_geom *g, const float *a_src,
+                     const float *b_src, double *out, int *hits, size_t count, size_t t) {
+    int m, n, k;
+    mp->mnk(g, &m, &n, &k);
+    for (int row = 0; row < m; row++)
+        for (int col = 0; col < n; col++) {
+            double s = 0;
+            for (int kk = 0; kk < k; kk++)
+                s += (double)mp->a(g, a_src, row, kk) * mp->b(g, b_src, kk, col);
+            int oi = mp->out_index(g, row, col);
+            cr_assert(oi >= 0 && (size_t)oi < count, "case %zu: %s index %d out of range", t,
+                      mp->out_name, oi);
+            out[oi] = s;
+            hits[oi]++;
+        }
+}
+
+/* Outputs that differ from the direct loops or were not written exactly once. */
+static size_t count_bad(const double *got, const double *ref, const int *hits, size_t count) {
+    size_t bad = 0;
+    for (size_t i = 0; i < count; i++) bad += got[i] != ref[i] || hits[i] != 1;
+    return bad;
+}
+
 Test(gpu_plan, conv_index_maps_equal_direct_convolution) {
     const cnb_conv_desc cases[] = {
-        conv(2, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),  conv(2, 6, 12, 12, 12, 5, 5, 1, 1, 0, 0),
-        conv(3, 12, 4, 4, 24, 2, 2, 1, 1, 1, 1),   conv(1, 3, 11, 9, 5, 3, 2, 2, 2, 1, 0),
-        conv(2, 3, 17, 12, 5, 3, 5, 2, 1, 1, 2),   conv(3, 2, 10, 11, 4, 4, 3, 3, 2, 0, 1),
-        conv(2, 2, 5, 6, 3, 3, 3, 1, 1, 2, 2),     conv(4, 8, 9, 9, 16, 1, 1, 1, 1, 0, 0),
-        conv(1, 2, 7, 7, 3, 7, 7, 3, 3, 3, 3)};
+        tu_conv_desc(2, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+        tu_conv_desc(2, 6, 12, 12, 12, 5, 5, 1, 1, 0, 0),
+        tu_conv_desc(3, 12, 4, 4, 24, 2, 2, 1, 1, 1, 1),
+        tu_conv_desc(1, 3, 11, 9, 5, 3, 2, 2, 2, 1, 0),
+        tu_conv_desc(2, 3, 17, 12, 5, 3, 5, 2, 1, 1, 2),
+        tu_conv_desc(3, 2, 10, 11, 4, 4, 3, 3, 2, 0, 1),
+        tu_conv_desc(2, 2, 5, 6, 3, 3, 3, 1, 1, 2, 2),
+        tu_conv_desc(4, 8, 9, 9, 16, 1, 1, 1, 1, 0, 0),
+        tu_conv_desc(1, 2, 7, 7, 3, 7, 7, 3, 3, 3, 3)};
     cnb_rng rng;
     cnb_rng_seed(&rng, 5);
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -296,51 +334,15 @@ Test(gpu_plan, conv_index_maps_equal_direct_convolution) {
             *hits_dw = calloc(nw, sizeof(int));
         ref_forward(d, ry, x, w);
         ref_backward(d, rdx, rdw, dy, x, w);
-        int m, n, k;
-        /* forward: y = A B with the maps, each output index written exactly once */
-        cnb_conv_forward_mnk(&g, &m, &n, &k);
-        for (int row = 0; row < m; row++)
-            for (int col = 0; col < n; col++) {
-                double s = 0;
-                for (int kk = 0; kk < k; kk++)
-                    s += (double)cnb_conv_forward_a(&g, w, row, kk) * cnb_conv_forward_b(&g, x, kk, col);
-                int yi = cnb_conv_forward_y_index(&g, row, col);
-                cr_assert(yi >= 0 && (size_t)yi < ny, "case %zu: y index %d out of range", t, yi);
-                gy[yi] = s;
-                hits_y[yi]++;
-            }
-        cnb_conv_backward_data_mnk(&g, &m, &n, &k);
-        for (int row = 0; row < m; row++)
-            for (int col = 0; col < n; col++) {
-                double s = 0;
-                for (int kk = 0; kk < k; kk++)
-                    s += (double)cnb_conv_backward_data_a(&g, w, row, kk) *
-                         cnb_conv_backward_data_b(&g, dy, kk, col);
-                int xi = cnb_conv_backward_data_dx_index(&g, row, col);
-                cr_assert(xi >= 0 && (size_t)xi < nx, "case %zu: dx index %d out of range", t, xi);
-                gdx[xi] = s;
-                hits_dx[xi]++;
-            }
-        cnb_conv_backward_filter_mnk(&g, &m, &n, &k);
-        for (int row = 0; row < m; row++)
-            for (int col = 0; col < n; col++) {
-                double s = 0;
-                for (int kk = 0; kk < k; kk++)
-                    s += (double)cnb_conv_backward_filter_a(&g, dy, row, kk) *
-                         cnb_conv_backward_filter_b(&g, x, kk, col);
-                int wi = cnb_conv_backward_filter_dw_index(&g, row, col);
-                cr_assert(wi >= 0 && (size_t)wi < nw, "case %zu: dw index %d out of range", t, wi);
-                gdw[wi] = s;
-                hits_dw[wi]++;
-            }
-        size_t bad = 0;
-        for (size_t i = 0; i < ny; i++) bad += gy[i] != ry[i] || hits_y[i] != 1;
+        /* each pass: y = A B with the maps, each output index written exactly once */
+        run_maps(&forward_maps, &g, w, x, gy, hits_y, ny, t);
+        run_maps(&backward_data_maps, &g, w, dy, gdx, hits_dx, nx, t);
+        run_maps(&backward_filter_maps, &g, dy, x, gdw, hits_dw, nw, t);
+        size_t bad = count_bad(gy, ry, hits_y, ny);
         cr_expect_eq(bad, 0, "case %zu: forward map differs at %zu of %zu outputs", t, bad, ny);
-        bad = 0;
-        for (size_t i = 0; i < nx; i++) bad += gdx[i] != rdx[i] || hits_dx[i] != 1;
+        bad = count_bad(gdx, rdx, hits_dx, nx);
         cr_expect_eq(bad, 0, "case %zu: backward-data map differs at %zu of %zu", t, bad, nx);
-        bad = 0;
-        for (size_t i = 0; i < nw; i++) bad += gdw[i] != rdw[i] || hits_dw[i] != 1;
+        bad = count_bad(gdw, rdw, hits_dw, nw);
         cr_expect_eq(bad, 0, "case %zu: backward-filter map differs at %zu of %zu", t, bad, nw);
         free(x), free(w), free(dy), free(ry), free(rdx), free(rdw), free(gy), free(gdx), free(gdw);
         free(hits_y), free(hits_dx), free(hits_dw);
@@ -442,7 +444,7 @@ Test(gpu_plan, cudnn_cublas_version_rule) {
 /* ---- cudnn backend: descriptors, algorithm rule, cache ---- */
 
 Test(gpu_plan, cudnn_descriptor_params) {
-    cnb_conv_desc d = conv(64, 32, 14, 14, 64, 3, 3, 1, 2, 1, 0);
+    cnb_conv_desc d = tu_conv_desc(64, 32, 14, 14, 64, 3, 3, 1, 2, 1, 0);
     cnb_cudnn_conv_params p;
     cnb_cudnn_conv_params_from(&d, &p);
     int x[4] = {64, 32, 14, 14}, w[4] = {64, 32, 3, 3}, y[4] = {64, 64, d.p, d.q},
@@ -705,7 +707,7 @@ static void count_release(void *p) {
 
 Test(gpu_plan, cudnn_cache_keys) {
     cnb_cudnn_conv_cache c = {0};
-    cnb_conv_desc a = conv(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
+    cnb_conv_desc a = tu_conv_desc(64, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1);
     cnb_conv_desc b = a;
     b.n = 32; /* another batch is another shape: descriptors carry n */
     cnb_conv_desc s = a;
@@ -722,11 +724,11 @@ Test(gpu_plan, cudnn_cache_keys) {
     cr_expect_null(cnb_cudnn_cache_find(&c, &s));
     /* growing past the first capacity keeps every entry findable */
     for (int i = 0; i < 40; i++) {
-        cnb_conv_desc d = conv(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
+        cnb_conv_desc d = tu_conv_desc(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
         cr_assert_not_null(cnb_cudnn_cache_add(&c, &d));
     }
     for (int i = 0; i < 40; i++) {
-        cnb_conv_desc d = conv(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
+        cnb_conv_desc d = tu_conv_desc(1 + i, 3, 9, 9, 4, 3, 3, 1, 1, 0, 0);
         cnb_cudnn_conv_entry *f = cnb_cudnn_cache_find(&c, &d);
         cr_assert_not_null(f, "entry %d lost after growth", i);
         cr_expect_eq(f->key.n, 1 + i);

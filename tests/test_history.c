@@ -32,10 +32,7 @@ static void setup(void) {
         printf("[SKIP-ALL] cnnbench was built without history (no SQLite or libcrypto)\n");
         cr_skip_test("history not built");
     }
-    snprintf(dir, sizeof dir, "%s/history_%d", CNB_TEST_TMP_DIR, (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
+    tu_make_dir(dir, sizeof dir, "history");
 }
 
 /* Runs `cnnbench history ARGS --db <dir>/h.sqlite`, returns the exit code, output in *out. */
@@ -43,22 +40,6 @@ static int history(const char *args, char **out) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, CNB " history %s --db '%s/h.sqlite'", args, dir);
     return tu_run(cmd, out);
-}
-
-static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    cJSON *root = cJSON_Parse(buf);
-    free(buf);
-    cr_assert_not_null(root, "%s does not parse", path);
-    return root;
 }
 
 static void write_text(const char *path, const char *text, size_t len) {
@@ -76,12 +57,7 @@ static void expect_has(const char *out, const char *fmt, double v) {
 }
 
 /* The scratch directory goes after each test (the messages say what failed). */
-static void remove_scratch(void) {
-    if (!dir[0]) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
+static void remove_scratch(void) { tu_remove_dir(dir); }
 
 TestSuite(history, .init = setup, .fini = remove_scratch);
 
@@ -92,7 +68,7 @@ Test(history, add_list_show_match_the_files) {
     cr_expect_not_null(strstr(out, "3 added, 0 already stored, 0 refused"), "%s", out);
     free(out);
 
-    cJSON *train = read_json(TRAIN_FILE);
+    cJSON *train = tu_read_json(TRAIN_FILE);
     double acc = cJSON_GetObjectItem(cJSON_GetObjectItem(train, "final"), "test_accuracy")->valuedouble;
     double ips = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(train, "throughput"),
                                                          "train_images_per_s"), "median")->valuedouble;
@@ -107,7 +83,7 @@ Test(history, add_list_show_match_the_files) {
     free(out);
 
     /* the bench file's blas/naive speed-up, found here by walking its ratios */
-    cJSON *bench = read_json(BENCH_FILE), *r;
+    cJSON *bench = tu_read_json(BENCH_FILE), *r;
     double speedup = 0;
     cJSON_ArrayForEach(r, cJSON_GetObjectItem(bench, "ratios"))
         if (strcmp(cJSON_GetObjectItem(r, "kind")->valuestring, "vs_naive") == 0)
@@ -264,7 +240,7 @@ Test(history, check_report_and_fresh_training_run) {
     cr_assert_eq(tu_run(cmd, &out), 0, "%s", out);
     free(out);
 
-    cJSON *c = read_json(check), *t = read_json(train), *e;
+    cJSON *c = tu_read_json(check), *t = tu_read_json(train), *e;
     int passed = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "checks"))
         passed += strcmp(cJSON_GetObjectItem(e, "status")->valuestring, "PASSED") == 0;

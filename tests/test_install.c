@@ -26,10 +26,7 @@
 static char dir[512];
 
 static void make_scratch(void) {
-    snprintf(dir, sizeof dir, "%s/install_%d", CNB_TEST_TMP_DIR, (int)getpid());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-    cr_assert_eq(system(cmd), 0);
+    tu_make_dir(dir, sizeof dir, "install");
 }
 
 static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -40,19 +37,6 @@ static int run(char **out, const char *fmt, ...) {
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     return tu_run(cmd, out);
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void expect_file(const char *prefix, const char *rel) {
@@ -77,7 +61,7 @@ static void expect_no_tree_paths(const char *prefix) {
     cr_assert_eq(rc, 0, "objcopy: %s", out);
     free(out);
     size_t len;
-    char *bin = slurp(sections, &len);
+    char *bin = tu_slurp(sections, &len);
     cr_assert_gt(len, 1000, "no .rodata in %s?", exe);
     cr_assert_not_null(memmem(bin, len, "CNNBENCH_BACKEND_PATH", 21), "the scan sees the strings");
     char build[4096];
@@ -99,7 +83,7 @@ static void train_from(const char *prefix, const char *backend, const char *mode
     cr_assert_eq(rc, 0, "training from %s failed:\n%s", prefix, out);
     free(out);
     size_t len;
-    char *text = slurp(json, &len);
+    char *text = tu_slurp(json, &len);
     cJSON *r = cJSON_Parse(text);
     free(text);
     cr_assert_not_null(r);
@@ -112,12 +96,7 @@ static void train_from(const char *prefix, const char *backend, const char *mode
 }
 
 /* The scratch directory goes after each test (the messages say what failed). */
-static void remove_scratch(void) {
-    if (!dir[0]) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
+static void remove_scratch(void) { tu_remove_dir(dir); }
 
 TestSuite(install, .fini = remove_scratch);
 

@@ -133,15 +133,6 @@ static double conv_loss(const void *problem) {
     return dot_g(pr->y, pr->g, (size_t)pr->d->n * pr->d->k * pr->d->p * pr->d->q);
 }
 
-static cnb_conv_desc conv_desc(int n, int c, int h, int w, int k, int r, int s, int sh, int sw,
-                               int ph, int pw) {
-    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
-                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - r) / sh + 1;
-    d.q = (w + 2 * pw - s) / sw + 1;
-    return d;
-}
-
 static void check_conv(tu_backend *b, const cnb_conv_desc *d, cnb_rng *rng) {
     char what[160];
     const size_t nx = (size_t)d->n * d->c * d->h * d->w, nw = (size_t)d->k * d->c * d->r * d->s;
@@ -205,13 +196,13 @@ Test(naive_gradcheck, conv_data_filter_bias) {
     cnb_rng_seed(&rng, 2024);
     /*                            n  c  h   w  k  r  s  sh sw ph pw */
     const cnb_conv_desc shapes[] = {
-        conv_desc(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),  /* batch 1, the plain case */
-        conv_desc(3, 2, 7, 6, 3, 3, 2, 2, 1, 1, 0),  /* batch 3, stride (2,1), pad (1,0) */
-        conv_desc(2, 3, 8, 9, 2, 2, 3, 2, 2, 1, 1),  /* non-square filter, stride 2, pad 1 */
-        conv_desc(3, 2, 6, 5, 4, 5, 5, 2, 2, 2, 2),  /* 5x5 with pad 2, stride 2 */
-        conv_desc(1, 4, 4, 7, 2, 1, 1, 1, 1, 0, 0),  /* 1x1 filter, non-square image */
-        conv_desc(1, 1, 3, 3, 1, 2, 2, 1, 1, 2, 2),  /* pad >= filter: all-padding corners */
-        conv_desc(3, 3, 10, 7, 2, 3, 3, 2, 1, 0, 2), /* stride 2 leaves the last row unread */
+        tu_conv_desc(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),  /* batch 1, the plain case */
+        tu_conv_desc(3, 2, 7, 6, 3, 3, 2, 2, 1, 1, 0),  /* batch 3, stride (2,1), pad (1,0) */
+        tu_conv_desc(2, 3, 8, 9, 2, 2, 3, 2, 2, 1, 1),  /* non-square filter, stride 2, pad 1 */
+        tu_conv_desc(3, 2, 6, 5, 4, 5, 5, 2, 2, 2, 2),  /* 5x5 with pad 2, stride 2 */
+        tu_conv_desc(1, 4, 4, 7, 2, 1, 1, 1, 1, 0, 0),  /* 1x1 filter, non-square image */
+        tu_conv_desc(1, 1, 3, 3, 1, 2, 2, 1, 1, 2, 2),  /* pad >= filter: all-padding corners */
+        tu_conv_desc(3, 3, 10, 7, 2, 3, 3, 2, 1, 0, 2), /* stride 2 leaves the last row unread */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_conv(&b, &shapes[i], &rng);
     tu_close(&b);
@@ -307,15 +298,6 @@ static double pool_loss(const void *problem) {
     return dot_g(pr->y, pr->g, (size_t)pr->d->n * pr->d->c * pr->d->p * pr->d->q);
 }
 
-static cnb_pool_desc pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh,
-                               int sw, int ph, int pw) {
-    cnb_pool_desc d = {.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
-                       .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - kh) / sh + 1;
-    d.q = (w + 2 * pw - kw) / sw + 1;
-    return d;
-}
-
 static void check_pool(tu_backend *b, const cnb_pool_desc *d, cnb_rng *rng) {
     const size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * d->p * d->q;
     char shape[128], what[192];
@@ -358,10 +340,10 @@ Test(naive_gradcheck, pool_max_and_avg) {
     for (int mode = CNB_POOL_MAX; mode <= CNB_POOL_AVG; mode++) {
         /*                               n  c  h  w  kh kw sh sw ph pw */
         const cnb_pool_desc shapes[] = {
-            pool_desc(mode, 1, 1, 4, 4, 2, 2, 2, 2, 0, 0), /* batch 1, simplecnn's pool */
-            pool_desc(mode, 3, 2, 6, 7, 2, 2, 2, 2, 0, 0), /* floor mode drops a column */
-            pool_desc(mode, 1, 2, 7, 6, 3, 3, 2, 2, 1, 1), /* overlapping windows, pad 1 */
-            pool_desc(mode, 3, 1, 5, 7, 2, 3, 1, 2, 1, 1), /* non-square window and stride */
+            tu_pool_desc(mode, 1, 1, 4, 4, 2, 2, 2, 2, 0, 0), /* batch 1, simplecnn's pool */
+            tu_pool_desc(mode, 3, 2, 6, 7, 2, 2, 2, 2, 0, 0), /* floor mode drops a column */
+            tu_pool_desc(mode, 1, 2, 7, 6, 3, 3, 2, 2, 1, 1), /* overlapping windows, pad 1 */
+            tu_pool_desc(mode, 3, 1, 5, 7, 2, 3, 1, 2, 1, 1), /* non-square window and stride */
         };
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             check_pool(&b, &shapes[i], &rng);

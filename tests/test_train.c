@@ -13,22 +13,6 @@
 #include "testutil.h"
 #include "train.h"
 
-static cnb_model *load(const char *name) {
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_not_null(m);
-    cr_assert_eq(cnb_model_resolve(name, path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
-    return m;
-}
-
-static void fashion(int train_limit, int test_limit, cnb_dataset *train, cnb_dataset *test) {
-    char err[CNB_ERR_LEN];
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, train_limit, test_limit, train, test,
-                                  err, sizeof err),
-                 0, "%s", err);
-}
-
 /* Train `m` under `backend`; returns the result (caller frees) and optionally final params. */
 static cnb_run_result *run(const char *backend, const cnb_model *m, const cnb_dataset *train,
                            const cnb_dataset *test, const cnb_run_settings *s, float *params) {
@@ -48,7 +32,7 @@ static cnb_run_result *run(const char *backend, const cnb_model *m, const cnb_da
 }
 
 Test(train, init_follows_pytorch_defaults) {
-    cnb_model *m = load("simplecnn");
+    cnb_model *m = tu_load_model("simplecnn");
     float *p = malloc(m->n_params * sizeof *p);
     cnb_rng rng;
     cnb_rng_seed(&rng, 7);
@@ -86,9 +70,9 @@ Test(train, init_follows_pytorch_defaults) {
 /* naive and blas start from the same bits and see the same batches, so their per-step losses
  * and final weights agree to float32 summation-order noise. */
 static void agree(const char *model, int batch, int steps, double loss_tol, double weight_tol) {
-    cnb_model *m = load(model);
+    cnb_model *m = tu_load_model(model);
     cnb_dataset train, test;
-    fashion(batch * steps, 200, &train, &test);
+    tu_open_fashion(batch * steps, 200, &train, &test);
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     s.batch = batch;
@@ -128,9 +112,9 @@ Test(train, naive_and_blas_agree_simplecnn, .timeout = 300) { agree("simplecnn",
 Test(train, naive_and_blas_agree_lenet5, .timeout = 300) { agree("lenet5", 32, 8, 1e-4, 1e-4); }
 
 Test(train, learns_on_a_real_slice, .timeout = 300) {
-    cnb_model *m = load("network");
+    cnb_model *m = tu_load_model("network");
     cnb_dataset train, test;
-    fashion(6000, 1000, &train, &test);
+    tu_open_fashion(6000, 1000, &train, &test);
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     s.epochs = 3; /* plain SGD at batch 100: 60 steps an epoch, a slow start */
@@ -163,9 +147,9 @@ Test(train, learns_on_a_real_slice, .timeout = 300) {
 Test(train, divergence_stops_cleanly_keeping_results, .timeout = 300) {
     /* A deep linear network at lr 5: a ReLU network at a huge lr tends to die (constant finite
      * loss) rather than diverge, so it would not exercise the NaN stop. */
-    cnb_model *m = load(CNB_TEST_DATA_DIR "/diverge.cfg");
+    cnb_model *m = tu_load_model(CNB_TEST_DATA_DIR "/diverge.cfg");
     cnb_dataset train, test;
-    fashion(64 * 40, 100, &train, &test);
+    tu_open_fashion(64 * 40, 100, &train, &test);
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     cnb_run_result *r = run("blas", m, &train, &test, &s, NULL);
@@ -182,9 +166,9 @@ Test(train, divergence_stops_cleanly_keeping_results, .timeout = 300) {
 }
 
 Test(train, same_seed_same_run_different_seed_different_run, .timeout = 300) {
-    cnb_model *m = load("network");
+    cnb_model *m = tu_load_model("network");
     cnb_dataset train, test;
-    fashion(1000, 100, &train, &test);
+    tu_open_fashion(1000, 100, &train, &test);
     cnb_run_settings s;
     cnb_settings_from_model(m, &s);
     s.epochs = 1;

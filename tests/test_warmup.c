@@ -32,14 +32,11 @@ static void collect(void *user, const char *key, const char *value) {
 /* One epoch of "network" on 20 training images in batches of 8 (the last one 4) and 10 test
  * images in batches of 4 (the last one 2); the final parameters into params. */
 static void run(const char *backend, float *params, size_t np, counts *c) {
-    char path[4096], err[CNB_ERR_LEN];
-    cnb_model *m = calloc(1, sizeof *m);
-    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    char err[CNB_ERR_LEN];
+    cnb_model *m = tu_load_model("network");
     cr_assert_eq(m->n_params, np);
     cnb_dataset train = {0}, test = {0};
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 20, 10, &train, &test, err, sizeof err),
-                 0, "%s", err);
+    tu_open_fashion(20, 10, &train, &test);
     cnb_config cfg = {.size = sizeof cfg, .threads = 1};
     cnb_loaded_backend lib;
     cnb_context *ctx;

@@ -137,3 +137,76 @@ int tu_run(const char *cmd, char **out) {
     /* sh reports a child killed by a signal as 128 + signal. */
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+cnb_conv_desc tu_conv_desc(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
+                           int pw) {
+    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
+                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
+    d.p = (h + 2 * ph - r) / sh + 1;
+    d.q = (w + 2 * pw - s) / sw + 1;
+    return d;
+}
+
+cnb_pool_desc tu_pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                           int ph, int pw) {
+    cnb_pool_desc d = {.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
+                       .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw};
+    d.p = (h + 2 * ph - kh) / sh + 1;
+    d.q = (w + 2 * pw - kw) / sw + 1;
+    return d;
+}
+
+cnb_model *tu_load_model(const char *name) {
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_not_null(m);
+    cr_assert_eq(cnb_model_resolve(name, path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    return m;
+}
+
+void tu_open_fashion(int train_limit, int test_limit, cnb_dataset *train, cnb_dataset *test) {
+    char err[CNB_ERR_LEN];
+    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, train_limit, test_limit, train, test,
+                                  err, sizeof err),
+                 0, "%s", err);
+}
+
+char *tu_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    cr_assert_eq(got, (size_t)n, "%s: short read", path);
+    buf[got] = '\0';
+    fclose(f);
+    if (len) *len = got;
+    return buf;
+}
+
+cJSON *tu_read_json(const char *path) {
+    size_t len;
+    char *text = tu_slurp(path, &len);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cr_assert_not_null(root, "%s does not parse", path);
+    return root;
+}
+
+void tu_make_dir(char *dir, size_t dir_len, const char *name) {
+    snprintf(dir, dir_len, "%s/%s_%d", CNB_TEST_TMP_DIR, name, (int)getpid());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+void tu_remove_dir(const char *dir) {
+    if (!dir[0]) return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}

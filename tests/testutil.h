@@ -6,8 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "cnb_abi.h"
+#include "data.h"
 #include "loader.h"
+#include "model.h"
 #include "util.h"
 
 /* A loaded backend with a live context; tu_open fails the current test if it cannot load. */
@@ -46,5 +50,26 @@ void tu_expect_equal(const char *what, const float *got, const float *ref, size_
 /* Run `sh -c cmd` with stdin from /dev/null, capturing stdout and stderr together into *out
  * (malloc'd, NUL-terminated). Returns the exit code, or 128 + the signal that killed it. */
 int tu_run(const char *cmd, char **out);
+
+/* The model file `name` (as --model takes it) resolved and loaded into a calloc'd model. */
+cnb_model *tu_load_model(const char *name);
+/* fashion-mnist, limited to the first train_limit / test_limit examples (0: all). */
+void tu_open_fashion(int train_limit, int test_limit, cnb_dataset *train, cnb_dataset *test);
+
+/* A whole file, NUL-terminated (malloc'd); *len gets its length when len is not NULL. */
+char *tu_slurp(const char *path, size_t *len);
+/* A JSON file parsed (cJSON_Delete it); fails the test if it is missing or does not parse. */
+cJSON *tu_read_json(const char *path);
+/* A fresh scratch directory CNB_TEST_TMP_DIR/<name>_<pid> into dir; tu_remove_dir deletes it
+ * (a test suite's .fini; nothing when dir is empty, a message if it cannot). */
+void tu_make_dir(char *dir, size_t dir_len, const char *name);
+void tu_remove_dir(const char *dir);
+
+/* Layer descriptors with the output size filled in by the usual floor formula
+ * (in + 2 pad - filter) / stride + 1, written here once for every test that builds them. */
+cnb_conv_desc tu_conv_desc(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
+                           int pw);
+cnb_pool_desc tu_pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                           int ph, int pw);
 
 #endif

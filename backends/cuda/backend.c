@@ -58,8 +58,6 @@ static void cuda_destroy(cnb_context *ctx) {
     free(ctx);
 }
 
-static const char *cuda_last_error(cnb_context *ctx) { return ctx ? ctx->gpu.err : ""; }
-
 static cnb_status cuda_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     GPU_CHECK_PTR(&ctx->gpu, "info", fn);
@@ -80,30 +78,9 @@ static cnb_status cuda_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 }
 
 /* The slots: the context is checked here, the rest is shared with the cudnn backend. */
-#define GPU(ctx) (&(ctx)->gpu)
-#define REQUIRE_CTX(ctx) \
-    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
+#include "gpu_slots.inc"
+#define GPU(ctx) GPU_SLOT_BASE(ctx)
 
-static cnb_status cuda_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_alloc(GPU(ctx), ptr, bytes);
-}
-static cnb_status cuda_free(cnb_context *ctx, void *ptr) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_free(GPU(ctx), ptr);
-}
-static cnb_status cuda_upload(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_upload(GPU(ctx), dst, src, bytes);
-}
-static cnb_status cuda_download(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_download(GPU(ctx), dst, src, bytes);
-}
-static cnb_status cuda_synchronize(cnb_context *ctx) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_synchronize(GPU(ctx));
-}
 static cnb_status cuda_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h,
                               int w, int kh, int kw) {
     REQUIRE_CTX(ctx);
@@ -174,58 +151,6 @@ static cnb_status cuda_softmax_ce_forward(cnb_context *ctx, int n, int classes, 
     REQUIRE_CTX(ctx);
     return cnb_gpu_softmax_ce_forward(GPU(ctx), n, classes, probs, loss, pred, logits, labels);
 }
-static cnb_status cuda_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
-                                           const float *probs, const int32_t *labels) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_softmax_ce_backward(GPU(ctx), n, classes, dlogits, probs, labels);
-}
-static cnb_status cuda_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count,
-                                float *param, float *velocity, const float *grad) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_sgd_step(GPU(ctx), d, count, param, velocity, grad);
-}
-static cnb_status cuda_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,
-                                 float *param, float *m, float *v, const float *grad) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_adam_step(GPU(ctx), d, count, param, m, v, grad);
-}
-
-static cnb_status cuda_timer_create(cnb_context *ctx, cnb_timer **out) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_create(GPU(ctx), out);
-}
-static cnb_status cuda_timer_record(cnb_context *ctx, cnb_timer *t) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_record(GPU(ctx), t);
-}
-static cnb_status cuda_timer_elapsed(cnb_context *ctx, const cnb_timer *start,
-                                const cnb_timer *stop, double *ms) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_elapsed(GPU(ctx), start, stop, ms);
-}
-static cnb_status cuda_timer_destroy(cnb_context *ctx, cnb_timer *t) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_destroy(GPU(ctx), t);
-}
-
-static cnb_status cuda_collective_id(cnb_context *ctx, void *id, size_t *id_bytes,
-                                     char *library, size_t library_len) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_id(GPU(ctx), id, id_bytes, library, library_len);
-}
-static cnb_status cuda_collective_init(cnb_context *ctx, const void *id, size_t id_bytes,
-                                       int ranks, int rank) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_init(GPU(ctx), id, id_bytes, ranks, rank);
-}
-static cnb_status cuda_allreduce_sum(cnb_context *ctx, float *buf, size_t count, float scale) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_allreduce_sum(GPU(ctx), buf, count, scale);
-}
-static cnb_status cuda_collective_destroy(cnb_context *ctx) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_destroy(GPU(ctx));
-}
 
 static const cnb_backend cuda_table = {
     .abi_version = 1,
@@ -235,13 +160,9 @@ static const cnb_backend cuda_table = {
     .description = BACKEND_DESCRIPTION,
     .create = cuda_create,
     .destroy = cuda_destroy,
-    .last_error = cuda_last_error,
+    .last_error = gpu_slot_last_error,
     .info = cuda_info,
-    .alloc = cuda_alloc,
-    .free = cuda_free,
-    .upload = cuda_upload,
-    .download = cuda_download,
-    .synchronize = cuda_synchronize,
+    GPU_SLOTS_MEMORY,
     .corr2d = cuda_corr2d,
     .conv_forward = cuda_conv_forward,
     .conv_backward_data = cuda_conv_backward_data,
@@ -255,18 +176,10 @@ static const cnb_backend cuda_table = {
     .activation_forward = cuda_activation_forward,
     .activation_backward = cuda_activation_backward,
     .softmax_ce_forward = cuda_softmax_ce_forward,
-    .softmax_ce_backward = cuda_softmax_ce_backward,
-    .sgd_step = cuda_sgd_step,
-    .adam_step = cuda_adam_step,
-    /* Kernels run asynchronously on the stream: the profiler times them with events. */
-    .timer_create = cuda_timer_create,
-    .timer_record = cuda_timer_record,
-    .timer_elapsed = cuda_timer_elapsed,
-    .timer_destroy = cuda_timer_destroy,
-    .collective_id = cuda_collective_id,
-    .collective_init = cuda_collective_init,
-    .allreduce_sum = cuda_allreduce_sum,
-    .collective_destroy = cuda_collective_destroy,
+    .softmax_ce_backward = gpu_slot_softmax_ce_backward,
+    .sgd_step = gpu_slot_sgd_step,
+    .adam_step = gpu_slot_adam_step,
+    GPU_SLOTS_TIMERS_AND_COLLECTIVES,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */

@@ -255,8 +255,6 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
     return CNB_OK;
 }
 
-static const char *cudnn_last_error(cnb_context *ctx) { return ctx ? ctx->gpu.err : ""; }
-
 static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     GPU_CHECK_PTR(CTX_GPU(ctx), "info", fn);
@@ -335,29 +333,8 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 }
 
 /* ---- the slots: context check, then the shared GPU code or the library code ---- */
-#define REQUIRE_CTX(ctx) \
-    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
+#include "gpu_slots.inc"
 
-static cnb_status cudnn_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_alloc(CTX_GPU(ctx), ptr, bytes);
-}
-static cnb_status cudnn_free(cnb_context *ctx, void *ptr) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_free(CTX_GPU(ctx), ptr);
-}
-static cnb_status cudnn_upload(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_upload(CTX_GPU(ctx), dst, src, bytes);
-}
-static cnb_status cudnn_download(cnb_context *ctx, void *dst, const void *src, size_t bytes) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_download(CTX_GPU(ctx), dst, src, bytes);
-}
-static cnb_status cudnn_synchronize(cnb_context *ctx) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_synchronize(CTX_GPU(ctx));
-}
 static cnb_status cudnn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h,
                                int w, int kh, int kw) {
     REQUIRE_CTX(ctx);
@@ -427,59 +404,6 @@ static cnb_status cudnn_softmax_ce_forward(cnb_context *ctx, int n, int classes,
     REQUIRE_CTX(ctx);
     return dnn_softmax_ce_forward(ctx, n, classes, probs, loss, pred, logits, labels);
 }
-static cnb_status cudnn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
-                                            const float *probs, const int32_t *labels) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_softmax_ce_backward(CTX_GPU(ctx), n, classes, dlogits, probs, labels);
-}
-static cnb_status cudnn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count,
-                                 float *param, float *velocity, const float *grad) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_sgd_step(CTX_GPU(ctx), d, count, param, velocity, grad);
-}
-static cnb_status cudnn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,
-                                  float *param, float *m, float *v, const float *grad) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_adam_step(CTX_GPU(ctx), d, count, param, m, v, grad);
-}
-
-static cnb_status cudnn_timer_create(cnb_context *ctx, cnb_timer **out) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_create(CTX_GPU(ctx), out);
-}
-static cnb_status cudnn_timer_record(cnb_context *ctx, cnb_timer *t) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_record(CTX_GPU(ctx), t);
-}
-static cnb_status cudnn_timer_elapsed(cnb_context *ctx, const cnb_timer *start,
-                                 const cnb_timer *stop, double *ms) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_elapsed(CTX_GPU(ctx), start, stop, ms);
-}
-static cnb_status cudnn_timer_destroy(cnb_context *ctx, cnb_timer *t) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_timer_destroy(CTX_GPU(ctx), t);
-}
-
-/* The device collectives: NCCL on the context's stream, shared with the cuda backend. */
-static cnb_status cudnn_collective_id(cnb_context *ctx, void *id, size_t *id_bytes,
-                                      char *library, size_t library_len) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_id(CTX_GPU(ctx), id, id_bytes, library, library_len);
-}
-static cnb_status cudnn_collective_init(cnb_context *ctx, const void *id, size_t id_bytes,
-                                        int ranks, int rank) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_init(CTX_GPU(ctx), id, id_bytes, ranks, rank);
-}
-static cnb_status cudnn_allreduce_sum(cnb_context *ctx, float *buf, size_t count, float scale) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_allreduce_sum(CTX_GPU(ctx), buf, count, scale);
-}
-static cnb_status cudnn_collective_destroy(cnb_context *ctx) {
-    REQUIRE_CTX(ctx);
-    return cnb_gpu_collective_destroy(CTX_GPU(ctx));
-}
 
 static const cnb_backend cudnn_table = {
     .abi_version = 1,
@@ -491,13 +415,9 @@ static const cnb_backend cudnn_table = {
                    "which cuDNN does not document)",
     .create = cudnn_create,
     .destroy = cudnn_destroy,
-    .last_error = cudnn_last_error,
+    .last_error = gpu_slot_last_error,
     .info = cudnn_info,
-    .alloc = cudnn_alloc,
-    .free = cudnn_free,
-    .upload = cudnn_upload,
-    .download = cudnn_download,
-    .synchronize = cudnn_synchronize,
+    GPU_SLOTS_MEMORY,
     .corr2d = cudnn_corr2d,
     .conv_forward = cudnn_conv_forward,
     .conv_backward_data = cudnn_conv_backward_data,
@@ -511,18 +431,10 @@ static const cnb_backend cudnn_table = {
     .activation_forward = cudnn_activation_forward,
     .activation_backward = cudnn_activation_backward,
     .softmax_ce_forward = cudnn_softmax_ce_forward,
-    .softmax_ce_backward = cudnn_softmax_ce_backward,
-    .sgd_step = cudnn_sgd_step,
-    .adam_step = cudnn_adam_step,
-    /* Kernels run asynchronously on the stream: the profiler times them with events. */
-    .timer_create = cudnn_timer_create,
-    .timer_record = cudnn_timer_record,
-    .timer_elapsed = cudnn_timer_elapsed,
-    .timer_destroy = cudnn_timer_destroy,
-    .collective_id = cudnn_collective_id,
-    .collective_init = cudnn_collective_init,
-    .allreduce_sum = cudnn_allreduce_sum,
-    .collective_destroy = cudnn_collective_destroy,
+    .softmax_ce_backward = gpu_slot_softmax_ce_backward,
+    .sgd_step = gpu_slot_sgd_step,
+    .adam_step = gpu_slot_adam_step,
+    GPU_SLOTS_TIMERS_AND_COLLECTIVES,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */
