@@ -23,7 +23,6 @@
 #include "train.h"
 
 Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout = 60) {
-    char err[CNB_ERR_LEN];
     cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
     tu_open_fashion(300, 50, &train, &test);
@@ -38,12 +37,9 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     s.epochs = 1;
     s.max_steps = 3;
     s.eval_batch = 50;
-    cnb_trainer *t;
-    cr_assert_eq(cnb_trainer_create(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test,
-                                    &s, &t, err, sizeof err), 0, "%s", err);
+    cnb_trainer *t = tu_trainer(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test, &s);
     cnb_profiler_reset(p);
-    cnb_run_result *r = calloc(1, sizeof *r);
-    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cnb_run_result *r = tu_train_to_end(t);
     cr_assert_eq(r->total_steps, 3);
     /* network has 2 convolutions and 3 linear layers: per step 2 conv forwards, 2 filter
      * gradients, 1 data gradient (the first layer needs none), 3 forward products, 6 gradient
@@ -65,9 +61,7 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     for (int f = 0; f < CNB_KF_COUNT; f++) kern += p->train.seconds[f];
     cr_expect_leq(kern, r->epoch[0].train_seconds * 1.001 + 1e-4,
                   "kernel time %g exceeds the step time %g", kern, r->epoch[0].train_seconds);
-    cnb_trainer_destroy(t);
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(t, r);
     cnb_profiler_release(p);
     free(p);
     tu_close(&b);

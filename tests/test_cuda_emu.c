@@ -100,34 +100,38 @@ Test(cuda_emu, fiber_order_does_not_change_results) {
     }
 }
 
+/* The emulated GPU opened, "network" loaded, 16 training and 8 test images, and settings for
+ * three steps in the largest batch the emulator runs quickly. */
+static cnb_model *three_steps_of_network(tu_backend *g, cnb_dataset *train, cnb_dataset *test,
+                                         cnb_run_settings *s) {
+    open_gpu(g);
+    cnb_model *m = tu_load_model("network");
+    tu_open_fashion(16, 8, train, test);
+    cnb_settings_from_model(m, s);
+    s->epochs = 1;
+    s->batch = GPU_BATCH_CAP;
+    s->eval_batch = GPU_BATCH_CAP;
+    s->max_steps = 3;
+    return m;
+}
+
 /* The profiler on a backend with timers, end to end: every call of a short training run and its
  * evaluation timed by a device timer pair (no synchronize per call), read back per step and at
  * the flush, with the same call counts the host clock gives (test_bench) and a kernel total
  * inside the step time. */
 Test(cuda_emu, profiler_times_kernels_with_the_device_timers, .timeout = 300) {
     tu_backend g;
-    open_gpu(&g);
-    char err[CNB_ERR_LEN];
-    cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
-    tu_open_fashion(16, 8, &train, &test);
+    cnb_run_settings s;
+    cnb_model *m = three_steps_of_network(&g, &train, &test, &s);
     cnb_profiler *p = malloc(sizeof *p);
     cnb_profiler_init(p, g.api, g.ctx, 1);
     cr_assert(p->use_timers, "the profiler does not use the backend's timers");
     cr_expect_str_eq(cnb_profiler_timing_method(p), "device timers (cnb timer slots)");
     cr_expect(cnb_backend_has_timers(cnb_profiler_api(p)), "the proxy hides the timer slots");
-    cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
-    s.epochs = 1;
-    s.batch = GPU_BATCH_CAP;
-    s.eval_batch = GPU_BATCH_CAP;
-    s.max_steps = 3;
-    cnb_trainer *t;
-    cr_assert_eq(cnb_trainer_create(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test,
-                                    &s, &t, err, sizeof err), 0, "%s", err);
+    cnb_trainer *t = tu_trainer(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test, &s);
     cnb_profiler_reset(p);
-    cnb_run_result *r = calloc(1, sizeof *r);
-    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cnb_run_result *r = tu_train_to_end(t);
     cr_assert_eq(r->total_steps, 3);
     /* the last optimizer step read its pairs back; the evaluation's wait for the flush */
     cr_expect_gt(p->timers_used, 0, "the evaluation's pairs are read back only at the flush");
@@ -162,9 +166,7 @@ Test(cuda_emu, profiler_times_kernels_with_the_device_timers, .timeout = 300) {
     cr_expect_gt(p->train.seconds[CNB_KF_CONV_BWD_FILTER], 0.0);
     cr_expect_leq(kern, r->epoch[0].train_seconds * 1.001 + 1e-4,
                   "kernel time %g exceeds the step time %g", kern, r->epoch[0].train_seconds);
-    cnb_trainer_destroy(t);
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(t, r);
     cnb_profiler_release(p);
     cr_expect_eq(p->timer_pairs, 0);
     free(p);
@@ -247,28 +249,16 @@ Test(cuda_emu, upload_returns_without_waiting_and_guards_its_staging) {
  * buffer), read after the next batch is already queued. Uploads never wait. */
 Test(cuda_emu, a_training_step_waits_once, .timeout = 300) {
     tu_backend g;
-    open_gpu(&g);
-    char err[CNB_ERR_LEN];
-    cnb_model *m = tu_load_model("network");
     cnb_dataset train = {0}, test = {0};
-    tu_open_fashion(16, 8, &train, &test);
     cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
-    s.epochs = 1;
-    s.batch = GPU_BATCH_CAP;
-    s.eval_batch = GPU_BATCH_CAP;
-    s.max_steps = 3;
-    cnb_trainer *t;
-    cnb_run_result *r = calloc(1, sizeof *r);
+    cnb_model *m = three_steps_of_network(&g, &train, &test, &s);
     /* a first run grows the context's scratch (one wait, once per context) */
-    cr_assert_eq(cnb_trainer_create(g.api, g.ctx, m, &train, &test, &s, &t, err, sizeof err), 0,
-                 "%s", err);
-    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cnb_trainer *t = tu_trainer(g.api, g.ctx, m, &train, &test, &s);
+    cnb_run_result *r = tu_train_to_end(t);
     cnb_trainer_destroy(t);
     cnb_run_result_free(r);
     memset(r, 0, sizeof *r);
-    cr_assert_eq(cnb_trainer_create(g.api, g.ctx, m, &train, &test, &s, &t, err, sizeof err), 0,
-                 "%s", err);
+    t = tu_trainer(g.api, g.ctx, m, &train, &test, &s);
     long syncs = emu_count(&g, "stream_syncs"), pageable = emu_count(&g, "pageable_uploads");
     cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
     cr_assert_eq(r->total_steps, 3);
@@ -277,9 +267,7 @@ Test(cuda_emu, a_training_step_waits_once, .timeout = 300) {
                  emu_count(&g, "stream_syncs") - syncs);
     cr_expect_eq(emu_count(&g, "pageable_uploads"), pageable);
     cr_expect(isfinite(r->step_losses[0]) && r->step_losses[0] > 0.0f);
-    cnb_trainer_destroy(t);
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(t, r);
     free(m);
     tu_close(&g);
     cnb_dataset_free(&train);

@@ -18,10 +18,8 @@ static cnb_run_result *run(const char *backend, const cnb_model *m, const cnb_da
                            const cnb_dataset *test, const cnb_run_settings *s, float *params) {
     tu_backend b;
     tu_open(&b, backend, 2);
-    cnb_trainer *t;
+    cnb_trainer *t = tu_trainer(b.api, b.ctx, m, train, test, s);
     char err[CNB_ERR_LEN];
-    cr_assert_eq(cnb_trainer_create(b.api, b.ctx, m, train, test, s, &t, err, sizeof err), 0,
-                 "%s", err);
     cnb_run_result *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
     cnb_trainer_run(t, r);
@@ -137,8 +135,7 @@ Test(train, learns_on_a_real_slice, .timeout = 300) {
         }
     cr_expect_eq(total, 1000, "confusion matrix counts %ld images", total);
     cr_expect(fabs((double)diag / total - r->final_test_accuracy) < 1e-12);
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(NULL, r);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
     free(m);
@@ -158,8 +155,7 @@ Test(train, divergence_stops_cleanly_keeping_results, .timeout = 300) {
     cr_assert_gt(r->total_steps, 0);
     cr_expect(!isfinite(r->step_losses[r->total_steps - 1]));
     for (long i = 0; i + 1 < r->total_steps; i++) cr_expect(isfinite(r->step_losses[i]));
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(NULL, r);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);
     free(m);

@@ -46,20 +46,15 @@ static void run(const char *backend, float *params, size_t np, counts *c) {
     s.epochs = 1;
     s.batch = 8;
     s.eval_batch = 4;
-    cnb_trainer *t;
-    cr_assert_eq(cnb_trainer_create(lib.api, ctx, m, &train, &test, &s, &t, err, sizeof err), 0,
-                 "%s", err);
-    cnb_run_result *r = calloc(1, sizeof *r);
-    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    cnb_trainer *t = tu_trainer(lib.api, ctx, m, &train, &test, &s);
+    cnb_run_result *r = tu_train_to_end(t);
     cr_assert_eq(r->total_steps, 3);
     cr_assert_eq(cnb_trainer_get_params(t, params, err, sizeof err), 0, "%s", err);
     if (c) {
         c->searches = c->at_first_step = -2;
         lib.api->info(ctx, collect, c);
     }
-    cnb_trainer_destroy(t);
-    cnb_run_result_free(r);
-    free(r);
+    tu_train_free(t, r);
     cnb_close_backend(&lib, ctx);
     cnb_dataset_free(&train);
     cnb_dataset_free(&test);

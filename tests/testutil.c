@@ -138,22 +138,23 @@ int tu_run(const char *cmd, char **out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Output size along one axis: floor((in + 2 pad - filter) / stride) + 1. */
+static int out_size(int in, int pad, int filter, int stride) {
+    return (in + 2 * pad - filter) / stride + 1;
+}
+
 cnb_conv_desc tu_conv_desc(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
                            int pw) {
-    cnb_conv_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s, .stride_h = sh,
-                       .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - r) / sh + 1;
-    d.q = (w + 2 * pw - s) / sw + 1;
-    return d;
+    return (cnb_conv_desc){.n = n, .c = c, .h = h, .w = w, .k = k, .r = r, .s = s,
+                           .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw,
+                           .p = out_size(h, ph, r, sh), .q = out_size(w, pw, s, sw)};
 }
 
 cnb_pool_desc tu_pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                            int ph, int pw) {
-    cnb_pool_desc d = {.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
-                       .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw};
-    d.p = (h + 2 * ph - kh) / sh + 1;
-    d.q = (w + 2 * pw - kw) / sw + 1;
-    return d;
+    return (cnb_pool_desc){.mode = mode, .n = n, .c = c, .h = h, .w = w, .kh = kh, .kw = kw,
+                           .stride_h = sh, .stride_w = sw, .pad_h = ph, .pad_w = pw,
+                           .p = out_size(h, ph, kh, sh), .q = out_size(w, pw, kw, sw)};
 }
 
 cnb_model *tu_load_model(const char *name) {
@@ -170,6 +171,31 @@ void tu_open_fashion(int train_limit, int test_limit, cnb_dataset *train, cnb_da
     cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, train_limit, test_limit, train, test,
                                   err, sizeof err),
                  0, "%s", err);
+}
+
+cnb_trainer *tu_trainer(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
+                        const cnb_dataset *train, const cnb_dataset *test,
+                        const cnb_run_settings *s) {
+    char err[CNB_ERR_LEN];
+    cnb_trainer *t = NULL;
+    cr_assert_eq(cnb_trainer_create(api, ctx, m, train, test, s, &t, err, sizeof err), 0, "%s",
+                 err);
+    return t;
+}
+
+cnb_run_result *tu_train_to_end(cnb_trainer *t) {
+    cnb_run_result *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+    return r;
+}
+
+void tu_train_free(cnb_trainer *t, cnb_run_result *r) {
+    if (t) cnb_trainer_destroy(t);
+    if (r) {
+        cnb_run_result_free(r);
+        free(r);
+    }
 }
 
 char *tu_slurp(const char *path, size_t *len) {

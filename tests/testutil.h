@@ -12,6 +12,7 @@
 #include "data.h"
 #include "loader.h"
 #include "model.h"
+#include "train.h"
 #include "util.h"
 
 /* A loaded backend with a live context; tu_open fails the current test if it cannot load. */
@@ -55,6 +56,15 @@ int tu_run(const char *cmd, char **out);
 cnb_model *tu_load_model(const char *name);
 /* fashion-mnist, limited to the first train_limit / test_limit examples (0: all). */
 void tu_open_fashion(int train_limit, int test_limit, cnb_dataset *train, cnb_dataset *test);
+
+/* A trainer for m on api/ctx with settings s; fails the test if it cannot be made. */
+cnb_trainer *tu_trainer(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
+                        const cnb_dataset *train, const cnb_dataset *test,
+                        const cnb_run_settings *s);
+/* Runs t to its end; fails the test unless the run completed. The result is calloc'd. */
+cnb_run_result *tu_train_to_end(cnb_trainer *t);
+/* Destroys t and frees r (either may be NULL). */
+void tu_train_free(cnb_trainer *t, cnb_run_result *r);
 
 /* A whole file, NUL-terminated (malloc'd); *len gets its length when len is not NULL. */
 char *tu_slurp(const char *path, size_t *len);

@@ -431,10 +431,7 @@ static const cnb_backend cudnn_table = {
     .activation_forward = cudnn_activation_forward,
     .activation_backward = cudnn_activation_backward,
     .softmax_ce_forward = cudnn_softmax_ce_forward,
-    .softmax_ce_backward = gpu_slot_softmax_ce_backward,
-    .sgd_step = gpu_slot_sgd_step,
-    .adam_step = gpu_slot_adam_step,
-    GPU_SLOTS_TIMERS_AND_COLLECTIVES,
+    GPU_SLOTS_LOSS_OPTIMIZERS_TIMERS_COLLECTIVES,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table. */
