@@ -95,6 +95,13 @@ void cnb_gpu_info_device(const cnb_gpu_base *g, cnb_info_fn fn, void *user, char
         if (!(p))                                                                            \
             return cnb_gpu_fail((g), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);  \
     } while (0)
+/* The three tensors of a convolution pass, checked in order. */
+#define GPU_CHECK_PTR3(g, fn, a, b, c)                                                       \
+    do {                                                                                     \
+        GPU_CHECK_PTR(g, fn, a);                                                             \
+        GPU_CHECK_PTR(g, fn, b);                                                             \
+        GPU_CHECK_PTR(g, fn, c);                                                             \
+    } while (0)
 
 /* ---- upload staging (gpu_stage.c) ---- */
 /* Creates the slots' events (buffers come on first use); on failure the message is in g->err. */

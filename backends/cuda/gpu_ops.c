@@ -23,9 +23,9 @@ cnb_status cnb_gpu_corr2d(cnb_gpu_base *g, float *y, const float *x, const float
     return cnb_gpu_check(g, cnbk_corr2d(g->stream, y, x, k, h, w, kh, kw), "corr2d");
 }
 
-/* Plans the GEMM of one convolution and takes the scratch its split needs. */
-static cnb_status plan_conv_gemm(cnb_gpu_base *g, int m, int n, int k, cnb_gemm_plan *plan,
-                                 float **partial) {
+/* Plans a GEMM and takes the scratch its split needs. */
+static cnb_status plan_gemm_scratch(cnb_gpu_base *g, int m, int n, int k, cnb_gemm_plan *plan,
+                                    float **partial) {
     VALIDATE(cnb_plan_gemm(plan, m, n, k, g->dev.sm_count, g->err, sizeof g->err));
     void *p = NULL;
     VALIDATE(cnb_gpu_scratch(g, plan->partial_floats * sizeof(float), &p));
@@ -33,57 +33,58 @@ static cnb_status plan_conv_gemm(cnb_gpu_base *g, int m, int n, int k, cnb_gemm_
     return CNB_OK;
 }
 
-cnb_status cnb_gpu_conv_forward(cnb_gpu_base *g, const cnb_conv_desc *d, float *y,
-                                const float *x, const float *weight, const float *bias) {
-    VALIDATE(cnb_gpu_check_conv("conv_forward", d, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "conv_forward", y);
-    GPU_CHECK_PTR(g, "conv_forward", x);
-    GPU_CHECK_PTR(g, "conv_forward", weight);
+/* One convolution pass made ready to launch: the descriptor and the three tensors it touches
+ * checked (named in the messages as the slot's arguments are), the geometry, the GEMM plan of
+ * the pass (mnk gives its sizes) and the scratch its split needs. */
+typedef struct conv_pass {
     cnb_conv_geom geo;
-    cnb_conv_geom_init(&geo, d);
-    int m, n, k;
-    cnb_conv_forward_mnk(&geo, &m, &n, &k);
     cnb_gemm_plan plan;
     float *partial;
-    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+} conv_pass;
+
+static cnb_status prepare_conv_pass(cnb_gpu_base *g, const char *fn, const cnb_conv_desc *d,
+                                    const void *const tensors[3], const char *const names[3],
+                                    void (*mnk)(const cnb_conv_geom *, int *, int *, int *),
+                                    conv_pass *cp) {
+    VALIDATE(cnb_gpu_check_conv(fn, d, g->err, sizeof g->err));
+    for (int i = 0; i < 3; i++)
+        if (!tensors[i])
+            return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, names[i]);
+    cnb_conv_geom_init(&cp->geo, d);
+    int m, n, k;
+    mnk(&cp->geo, &m, &n, &k);
+    return plan_gemm_scratch(g, m, n, k, &cp->plan, &cp->partial);
+}
+
+cnb_status cnb_gpu_conv_forward(cnb_gpu_base *g, const cnb_conv_desc *d, float *y,
+                                const float *x, const float *weight, const float *bias) {
+    conv_pass cp;
+    VALIDATE(prepare_conv_pass(g, "conv_forward", d, (const void *[]){y, x, weight},
+                               (const char *[]){"y", "x", "weight"}, cnb_conv_forward_mnk, &cp));
     return cnb_gpu_check(
-        g, cnbk_conv_forward(g->stream, &geo, &plan, partial, y, x, weight, bias),
+        g, cnbk_conv_forward(g->stream, &cp.geo, &cp.plan, cp.partial, y, x, weight, bias),
         "conv_forward");
 }
 
 cnb_status cnb_gpu_conv_backward_data(cnb_gpu_base *g, const cnb_conv_desc *d, float *dx,
                                       const float *dy, const float *weight) {
-    VALIDATE(cnb_gpu_check_conv("conv_backward_data", d, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "conv_backward_data", dx);
-    GPU_CHECK_PTR(g, "conv_backward_data", dy);
-    GPU_CHECK_PTR(g, "conv_backward_data", weight);
-    cnb_conv_geom geo;
-    cnb_conv_geom_init(&geo, d);
-    int m, n, k;
-    cnb_conv_backward_data_mnk(&geo, &m, &n, &k);
-    cnb_gemm_plan plan;
-    float *partial;
-    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    conv_pass cp;
+    VALIDATE(prepare_conv_pass(g, "conv_backward_data", d, (const void *[]){dx, dy, weight},
+                               (const char *[]){"dx", "dy", "weight"},
+                               cnb_conv_backward_data_mnk, &cp));
     return cnb_gpu_check(
-        g, cnbk_conv_backward_data(g->stream, &geo, &plan, partial, dx, dy, weight),
+        g, cnbk_conv_backward_data(g->stream, &cp.geo, &cp.plan, cp.partial, dx, dy, weight),
         "conv_backward_data");
 }
 
 cnb_status cnb_gpu_conv_backward_filter(cnb_gpu_base *g, const cnb_conv_desc *d,
                                         float *dweight, const float *dy, const float *x) {
-    VALIDATE(cnb_gpu_check_conv("conv_backward_filter", d, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "conv_backward_filter", dweight);
-    GPU_CHECK_PTR(g, "conv_backward_filter", dy);
-    GPU_CHECK_PTR(g, "conv_backward_filter", x);
-    cnb_conv_geom geo;
-    cnb_conv_geom_init(&geo, d);
-    int m, n, k;
-    cnb_conv_backward_filter_mnk(&geo, &m, &n, &k);
-    cnb_gemm_plan plan;
-    float *partial;
-    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    conv_pass cp;
+    VALIDATE(prepare_conv_pass(g, "conv_backward_filter", d, (const void *[]){dweight, dy, x},
+                               (const char *[]){"dweight", "dy", "x"},
+                               cnb_conv_backward_filter_mnk, &cp));
     return cnb_gpu_check(
-        g, cnbk_conv_backward_filter(g->stream, &geo, &plan, partial, dweight, dy, x),
+        g, cnbk_conv_backward_filter(g->stream, &cp.geo, &cp.plan, cp.partial, dweight, dy, x),
         "conv_backward_filter");
 }
 
@@ -150,7 +151,7 @@ cnb_status cnb_gpu_gemm(cnb_gpu_base *g, int trans_a, int trans_b, int m, int n,
     GPU_CHECK_PTR(g, "gemm", c);
     cnb_gemm_plan plan;
     float *partial;
-    VALIDATE(plan_conv_gemm(g, m, n, k, &plan, &partial));
+    VALIDATE(plan_gemm_scratch(g, m, n, k, &plan, &partial));
     return cnb_gpu_check(g,
                          cnbk_gemm(g->stream, &plan, partial, trans_a, trans_b, alpha, a, lda, b,
                                    ldb, beta, c, ldc),

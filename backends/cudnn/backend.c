@@ -33,6 +33,15 @@ cnb_status dnn_check(cnb_context *ctx, cudnnStatus_t s, const char *what) {
                         detail[0] ? ": " : "", detail);
 }
 
+cnb_status dnn_check_output_dim(cnb_context *ctx, const char *fn, const int got[4],
+                                const int want[4]) {
+    if (memcmp(got, want, 4 * sizeof got[0]) == 0) return CNB_OK;
+    return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INTERNAL,
+                        "%s: cuDNN computes output (%d, %d, %d, %d), the descriptor says "
+                        "(%d, %d, %d, %d)",
+                        fn, got[0], got[1], got[2], got[3], want[0], want[1], want[2], want[3]);
+}
+
 cnb_status blas_check(cnb_context *ctx, cublasStatus_t s, const char *what) {
     if (s == CUBLAS_STATUS_SUCCESS) return CNB_OK;
     cudaGetLastError();

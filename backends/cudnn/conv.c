@@ -54,7 +54,7 @@ static cnb_status make_descs(cnb_context *ctx, const cnb_conv_desc *d, const cha
     conv_descs *cd = calloc(1, sizeof *cd);
     if (!cd) return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     cnb_status st = CNB_ERR_LIBRARY;
-    int on, oc, oh, ow;
+    int out_dim[4]; /* n, c, h, w */
     DNN_TRY(cudnnCreateTensorDescriptor(&cd->x), "cudnnCreateTensorDescriptor");
     DNN_TRY(cudnnCreateTensorDescriptor(&cd->y), "cudnnCreateTensorDescriptor");
     DNN_TRY(cudnnCreateTensorDescriptor(&cd->bias), "cudnnCreateTensorDescriptor");
@@ -78,15 +78,11 @@ static cnb_status make_descs(cnb_context *ctx, const cnb_conv_desc *d, const cha
             "cudnnSetConvolution2dDescriptor");
     DNN_TRY(cudnnSetConvolutionMathType(cd->conv, ctx->conv_math), "cudnnSetConvolutionMathType");
     /* cuDNN's own idea of the output shape must be the harness's. */
-    DNN_TRY(cudnnGetConvolution2dForwardOutputDim(cd->conv, cd->x, cd->w, &on, &oc, &oh, &ow),
+    DNN_TRY(cudnnGetConvolution2dForwardOutputDim(cd->conv, cd->x, cd->w, &out_dim[0],
+                                                  &out_dim[1], &out_dim[2], &out_dim[3]),
             "cudnnGetConvolution2dForwardOutputDim");
-    if (on != p.y[0] || oc != p.y[1] || oh != p.y[2] || ow != p.y[3]) {
-        st = cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INTERNAL,
-                          "%s: cuDNN computes output (%d, %d, %d, %d), the descriptor says "
-                          "(%d, %d, %d, %d)",
-                          fn, on, oc, oh, ow, p.y[0], p.y[1], p.y[2], p.y[3]);
-        goto fail;
-    }
+    st = dnn_check_output_dim(ctx, fn, out_dim, p.y);
+    if (st != CNB_OK) goto fail;
     *out = cd;
     return CNB_OK;
 fail:
@@ -337,25 +333,19 @@ static cnb_status conv_run(cnb_context *ctx, const cnb_conv_desc *d, int dir, co
 
 cnb_status dnn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                             const float *weight, const float *bias) {
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", y);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", x);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_forward", weight);
+    GPU_CHECK_PTR3(CTX_GPU(ctx), "conv_forward", y, x, weight);
     return conv_run(ctx, d, CNB_CUDNN_FWD, x, weight, y, bias);
 }
 
 cnb_status dnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
                                   const float *dy, const float *weight) {
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dx);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", dy);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_data", weight);
+    GPU_CHECK_PTR3(CTX_GPU(ctx), "conv_backward_data", dx, dy, weight);
     return conv_run(ctx, d, CNB_CUDNN_BWD_DATA, weight, dy, dx, NULL);
 }
 
 cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                     const float *dy, const float *x) {
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dweight);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", dy);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "conv_backward_filter", x);
+    GPU_CHECK_PTR3(CTX_GPU(ctx), "conv_backward_filter", dweight, dy, x);
     return conv_run(ctx, d, CNB_CUDNN_BWD_FILTER, x, dy, dweight, NULL);
 }
 

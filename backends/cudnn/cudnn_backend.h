@@ -43,6 +43,10 @@ struct cnb_context {
 
 /* CNB_OK, or keeps "<what>: CUDNN_STATUS_X: text (cuDNN's last message)" and maps the status. */
 cnb_status dnn_check(cnb_context *ctx, cudnnStatus_t s, const char *what);
+/* CNB_OK when the output shape cuDNN computes (n, c, h, w) is the descriptor's; else
+ * CNB_ERR_INTERNAL with "fn: cuDNN computes output (...), the descriptor says (...)". */
+cnb_status dnn_check_output_dim(cnb_context *ctx, const char *fn, const int got[4],
+                                const int want[4]);
 /* CNB_OK, or keeps "<what>: CUBLAS_STATUS_X: text" and maps the status. */
 cnb_status blas_check(cnb_context *ctx, cublasStatus_t s, const char *what);
 /* At least bytes of workspace in *out (NULL when 0). */

@@ -60,7 +60,7 @@ static cnb_status get_pool(cnb_context *ctx, const cnb_pool_desc *d, const char 
     cnb_cudnn_pool_params_from(d, &p);
     /* The ABI's average divides by kh*kw, padding included (count_include_pad). */
     const cudnnPoolingMode_t mode = CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING;
-    int on, oc, oh, ow;
+    int out_dim[4]; /* n, c, h, w */
     POOL_TRY(cudnnCreatePoolingDescriptor(&e.pool), "cudnnCreatePoolingDescriptor");
     POOL_TRY(cudnnCreateTensorDescriptor(&e.x), "cudnnCreateTensorDescriptor");
     POOL_TRY(cudnnCreateTensorDescriptor(&e.y), "cudnnCreateTensorDescriptor");
@@ -74,15 +74,11 @@ static cnb_status get_pool(cnb_context *ctx, const cnb_pool_desc *d, const char 
     POOL_TRY(cudnnSetTensor4dDescriptor(e.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p.y[0], p.y[1],
                                         p.y[2], p.y[3]),
              "cudnnSetTensor4dDescriptor (y)");
-    POOL_TRY(cudnnGetPooling2dForwardOutputDim(e.pool, e.x, &on, &oc, &oh, &ow),
+    POOL_TRY(cudnnGetPooling2dForwardOutputDim(e.pool, e.x, &out_dim[0], &out_dim[1],
+                                               &out_dim[2], &out_dim[3]),
              "cudnnGetPooling2dForwardOutputDim");
-    if (on != p.y[0] || oc != p.y[1] || oh != p.y[2] || ow != p.y[3]) {
-        st = cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INTERNAL,
-                          "%s: cuDNN computes output (%d, %d, %d, %d), the descriptor says "
-                          "(%d, %d, %d, %d)",
-                          fn, on, oc, oh, ow, p.y[0], p.y[1], p.y[2], p.y[3]);
-        goto fail;
-    }
+    st = dnn_check_output_dim(ctx, fn, out_dim, p.y);
+    if (st != CNB_OK) goto fail;
     ctx->pools[ctx->pool_count] = e;
     *out = &ctx->pools[ctx->pool_count++];
     return CNB_OK;
@@ -160,6 +156,29 @@ static cudnnActivationMode_t act_mode(int act) {
     return act == CNB_ACT_TANH ? CUDNN_ACTIVATION_TANH : CUDNN_ACTIVATION_SIGMOID;
 }
 
+/* The checks of an activation call cuDNN runs (kind, count, the tensor written and the one
+ * read, named as in the slot), then the activation descriptor set for act. */
+static cnb_status prepare_activation(cnb_context *ctx, const char *fn, int act, size_t count,
+                                     const float *out, const char *out_name, const float *in,
+                                     const char *in_name) {
+    cnb_status st = cnb_gpu_check_activation(fn, act, count, ctx->gpu.err, sizeof ctx->gpu.err);
+    if (st != CNB_OK) return st;
+    if (!out) return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                                  out_name);
+    if (!in) return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                                 in_name);
+    return dnn_check(ctx,
+                     cudnnSetActivationDescriptor(ctx->act, act_mode(act), CUDNN_PROPAGATE_NAN,
+                                                  0.0),
+                     "cudnnSetActivationDescriptor");
+}
+
+/* ctx->t_a shaped as the chunk of a count-long vector that starts at off. */
+static cnb_status set_chunk(cnb_context *ctx, size_t count, size_t off, const char *fn) {
+    size_t len = count - off < CNB_CUDNN_CHUNK ? count - off : CNB_CUDNN_CHUNK;
+    return dnn_set_tensor(ctx, ctx->t_a, 1, 1, 1, (int)len, fn);
+}
+
 /* NaN: tanh and sigmoid run on cuDNN with CUDNN_PROPAGATE_NAN (IEEE through the formula). ReLU
  * runs on the hand-written kernels: cuDNN documents no rule for its ReLU gradient at NaN or
  * where dy is NaN and x <= 0, and cnb_abi.h fixes both (PyTorch's threshold_backward, which is
@@ -169,27 +188,16 @@ cnb_status dnn_activation_forward(cnb_context *ctx, int act, size_t count, float
     /* cuDNN has no PReLU, and ReLU follows the rule above: the hand-written kernels. */
     if (act == CNB_ACT_PRELU || act == CNB_ACT_RELU)
         return cnb_gpu_activation_forward(CTX_GPU(ctx), act, count, y, x, slope);
-    cnb_status st = cnb_gpu_check_activation("activation_forward", act, count, ctx->gpu.err,
-                                             sizeof ctx->gpu.err);
-    if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "activation_forward", y);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "activation_forward", x);
-    if ((st = dnn_check(ctx,
-                        cudnnSetActivationDescriptor(ctx->act, act_mode(act),
-                                                     CUDNN_PROPAGATE_NAN, 0.0),
-                        "cudnnSetActivationDescriptor")) != CNB_OK)
-        return st;
-    for (size_t off = 0; off < count; off += CNB_CUDNN_CHUNK) {
-        size_t len = count - off < CNB_CUDNN_CHUNK ? count - off : CNB_CUDNN_CHUNK;
-        if ((st = dnn_set_tensor(ctx, ctx->t_a, 1, 1, 1, (int)len, "activation_forward")) !=
-                CNB_OK ||
-            (st = dnn_check(ctx,
-                            cudnnActivationForward(ctx->dnn, ctx->act, &one, ctx->t_a, x + off,
-                                                   &zero, ctx->t_a, y + off),
-                            "cudnnActivationForward")) != CNB_OK)
-            return st;
+    cnb_status st = prepare_activation(ctx, "activation_forward", act, count, y, "y", x, "x");
+    for (size_t off = 0; st == CNB_OK && off < count; off += CNB_CUDNN_CHUNK) {
+        st = set_chunk(ctx, count, off, "activation_forward");
+        if (st == CNB_OK)
+            st = dnn_check(ctx,
+                           cudnnActivationForward(ctx->dnn, ctx->act, &one, ctx->t_a, x + off,
+                                                  &zero, ctx->t_a, y + off),
+                           "cudnnActivationForward");
     }
-    return CNB_OK;
+    return st;
 }
 
 cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
@@ -199,28 +207,18 @@ cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, floa
      * backward takes both): the hand-written kernels, which need only what their formula uses. */
     if (act == CNB_ACT_PRELU || act == CNB_ACT_RELU || !x || !y)
         return cnb_gpu_activation_backward(CTX_GPU(ctx), act, count, dx, dslope, dy, x, y, slope);
-    cnb_status st = cnb_gpu_check_activation("activation_backward", act, count, ctx->gpu.err,
-                                             sizeof ctx->gpu.err);
-    if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "activation_backward", dx);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "activation_backward", dy);
-    if ((st = dnn_check(ctx,
-                        cudnnSetActivationDescriptor(ctx->act, act_mode(act),
-                                                     CUDNN_PROPAGATE_NAN, 0.0),
-                        "cudnnSetActivationDescriptor")) != CNB_OK)
-        return st;
-    for (size_t off = 0; off < count; off += CNB_CUDNN_CHUNK) {
-        size_t len = count - off < CNB_CUDNN_CHUNK ? count - off : CNB_CUDNN_CHUNK;
-        if ((st = dnn_set_tensor(ctx, ctx->t_a, 1, 1, 1, (int)len, "activation_backward")) !=
-                CNB_OK ||
-            (st = dnn_check(ctx,
-                            cudnnActivationBackward(ctx->dnn, ctx->act, &one, ctx->t_a, y + off,
-                                                    ctx->t_a, dy + off, ctx->t_a, x + off, &zero,
-                                                    ctx->t_a, dx + off),
-                            "cudnnActivationBackward")) != CNB_OK)
-            return st;
+    cnb_status st =
+        prepare_activation(ctx, "activation_backward", act, count, dx, "dx", dy, "dy");
+    for (size_t off = 0; st == CNB_OK && off < count; off += CNB_CUDNN_CHUNK) {
+        st = set_chunk(ctx, count, off, "activation_backward");
+        if (st == CNB_OK)
+            st = dnn_check(ctx,
+                           cudnnActivationBackward(ctx->dnn, ctx->act, &one, ctx->t_a, y + off,
+                                                   ctx->t_a, dy + off, ctx->t_a, x + off, &zero,
+                                                   ctx->t_a, dx + off),
+                           "cudnnActivationBackward");
     }
-    return CNB_OK;
+    return st;
 }
 
 /* ---- softmax + cross-entropy ---- */
