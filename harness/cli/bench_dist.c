@@ -126,16 +126,7 @@ static int parse_opts(int argc, char **argv, bd_opts *o, int world) {
                                    CNB_OPT_DATA | CNB_OPT_OUT | CNB_OPT_QUIET,
                                bench_dist_flags, on_bench_dist_flag, &p, usage, co, NULL);
     if (rc != 0) return rc;
-    for (int i = 0; i < co->n_backends; i++) o->backends[i] = co->backends[i];
-    o->n_backends = co->n_backends;
-    for (int i = 0; i < co->n_models; i++) o->models[i] = co->models[i];
-    o->n_models = co->n_models;
-    if (co->have_seed) o->seed = co->seed;
-    if (co->out) o->out = co->out;
-    o->threads = co->threads;
-    o->dataset = co->dataset;
-    o->data = co->data;
-    o->quiet = co->quiet;
+    CNB_TAKE_COMMON_OPTS(o, co);
     if (o->n_ranks == 0) {
         for (int k = 1; k < world && o->n_ranks < CNB_MAX_LIST - 1; k *= 2) o->ranks[o->n_ranks++] = k;
         o->ranks[o->n_ranks++] = world;

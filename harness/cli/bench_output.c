@@ -205,28 +205,36 @@ int bench_write_csv(const char *path, bn_cell *cells, int n, double *buf, char *
     return rc;
 }
 
+/* One github-action-benchmark entry: the median of n samples, "± MAD" to `decimals` places as
+ * its range. */
+static void add_gab_entry(cJSON *arr, const char *name, const char *unit, const double *x, int n,
+                          int decimals) {
+    cnb_summary s;
+    cnb_summarize(x, n, &s);
+    char range[64];
+    snprintf(range, sizeof range, "± %.*f", decimals, s.mad);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "unit", unit);
+    cJSON_AddNumberToObject(e, "value", s.median);
+    cJSON_AddStringToObject(e, "range", range);
+    cJSON_AddItemToArray(arr, e);
+}
+
 /* github-action-benchmark's customBiggerIsBetter: [{name, unit, value, range}], one entry per
  * measured figure; the within-run speed-ups are the ones worth alerting on. */
 int bench_write_gab(const char *path, bn_cell *cells, int n, double *buf, char *err,
                      size_t err_len) {
     cJSON *arr = cJSON_CreateArray();
-    char name[256], range[64];
+    char name[256];
     for (int i = 0; i < n; i++) {
         bn_cell *c = &cells[i];
         if (c->status) continue;
         const char *what[2] = {"train", "infer"};
         for (int w = 0; w < 2; w++) {
-            cnb_summary s;
-            cnb_summarize(w ? c->infer_ips : c->train_ips, c->runs, &s);
-            cJSON *e = cJSON_CreateObject();
             snprintf(name, sizeof name, "%s/%s/batch%d %s images/s", c->m->name, c->b->name,
                      c->batch, what[w]);
-            snprintf(range, sizeof range, "± %.2f", s.mad);
-            cJSON_AddStringToObject(e, "name", name);
-            cJSON_AddStringToObject(e, "unit", "images/s");
-            cJSON_AddNumberToObject(e, "value", s.median);
-            cJSON_AddStringToObject(e, "range", range);
-            cJSON_AddItemToArray(arr, e);
+            add_gab_entry(arr, name, "images/s", w ? c->infer_ips : c->train_ips, c->runs, 2);
         }
         for (int j = 0; j < n; j++) {
             const bn_cell *b = &cells[j];
@@ -235,17 +243,9 @@ int bench_write_gab(const char *path, bn_cell *cells, int n, double *buf, char *
                 continue;
             for (int w = 0; w < 2; w++) {
                 int k = bench_ratio_samples(c, b, w, buf);
-                cnb_summary s;
-                cnb_summarize(buf, k, &s);
-                cJSON *e = cJSON_CreateObject();
                 snprintf(name, sizeof name, "%s/batch%d %s/naive %s speed-up", c->m->name,
                          c->batch, c->b->name, what[w]);
-                snprintf(range, sizeof range, "± %.4f", s.mad);
-                cJSON_AddStringToObject(e, "name", name);
-                cJSON_AddStringToObject(e, "unit", "x");
-                cJSON_AddNumberToObject(e, "value", s.median);
-                cJSON_AddStringToObject(e, "range", range);
-                cJSON_AddItemToArray(arr, e);
+                add_gab_entry(arr, name, "x", buf, k, 4);
             }
         }
     }

@@ -21,16 +21,9 @@ int bench_outliers(const double *x, int n, const cnb_summary *s, int *idx, int m
 }
 
 cJSON *bench_summary_json(const double *x, int n) {
+    cJSON *o = cnb_summary_json(x, n);
     cnb_summary s;
     cnb_summarize(x, n, &s);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "min", s.min);
-    cJSON_AddNumberToObject(o, "median", s.median);
-    cJSON_AddNumberToObject(o, "max", s.max);
-    cJSON_AddNumberToObject(o, "mad", s.mad);
-    cJSON_AddNumberToObject(o, "samples", s.n);
-    cJSON *v = cJSON_AddArrayToObject(o, "values");
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(v, cJSON_CreateNumber(x[i]));
     int idx[MAX_RUNS];
     int k = bench_outliers(x, n, &s, idx, MAX_RUNS);
     cJSON *ol = cJSON_AddArrayToObject(o, "outliers");

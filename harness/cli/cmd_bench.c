@@ -155,18 +155,9 @@ static int parse_opts(int argc, char **argv, bn_opts *o) {
     o->infer_images = p.set.infer_images >= 0 ? p.set.infer_images : base->infer_images;
     o->profile_runs = p.set.profile_runs >= 0 ? p.set.profile_runs : base->profile_runs;
     if (o->max_runs < o->min_runs) o->max_runs = o->min_runs;
-    for (int i = 0; i < co->n_backends; i++) o->backends[i] = co->backends[i];
-    o->n_backends = co->n_backends;
-    for (int i = 0; i < co->n_models; i++) o->models[i] = co->models[i];
-    o->n_models = co->n_models;
+    CNB_TAKE_COMMON_OPTS(o, co);
     for (int i = 0; i < co->n_batches; i++) o->batches[i] = co->batches[i];
     o->n_batches = co->n_batches;
-    if (co->have_seed) o->seed = co->seed;
-    if (co->out) o->out = co->out;
-    o->threads = co->threads;
-    o->dataset = co->dataset;
-    o->data = co->data;
-    o->quiet = co->quiet;
     return 0;
 }
 

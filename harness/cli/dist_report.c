@@ -28,6 +28,14 @@ static cJSON *per_rank_array(cnb_dist *d, double v, double *mean) {
     return a;
 }
 
+/* This rank's figure v: every rank's value under per_rank_key, their mean under mean_key. */
+static void add_rank_figure(cJSON *j, cnb_dist *d, double v, const char *per_rank_key,
+                            const char *mean_key) {
+    double mean;
+    cJSON_AddItemToObject(j, per_rank_key, per_rank_array(d, v, &mean));
+    cJSON_AddNumberToObject(j, mean_key, mean);
+}
+
 static double median_train_ips(const cnb_run_result *r) {
     double ips[CNB_MAX_EPOCHS];
     int n = 0;
@@ -109,21 +117,15 @@ cJSON *cnb_dist_run_json(cnb_dist *d, cnb_trainer *t, const cnb_model *m,
     cJSON_AddNumberToObject(j, "images_per_s", median_train_ips(r));
     cJSON_AddItemToObject(j, "per_rank_images_per_s",
                           per_rank_array(d, r->local_images / train_s, &mean));
-    cJSON_AddItemToObject(j, "per_rank_allreduce_s_per_step",
-                          per_rank_array(d, r->allreduce_seconds / steps, &mean));
-    cJSON_AddNumberToObject(j, "allreduce_s_per_step", mean);
-    cJSON_AddItemToObject(j, "per_rank_wait_s_per_step",
-                          per_rank_array(d, r->wait_seconds / steps, &mean));
-    cJSON_AddNumberToObject(j, "wait_s_per_step", mean);
-    cJSON_AddItemToObject(j, "per_rank_wait_share",
-                          per_rank_array(d, r->wait_seconds / train_s, &mean));
-    cJSON_AddNumberToObject(j, "wait_share_of_step", mean);
-    cJSON_AddItemToObject(j, "per_rank_allreduce_share",
-                          per_rank_array(d, r->allreduce_seconds / train_s, &mean));
-    cJSON_AddNumberToObject(j, "allreduce_share_of_step", mean);
-    cJSON_AddItemToObject(j, "per_rank_exchange_share",
-                          per_rank_array(d, r->exchange_seconds / train_s, &mean));
-    cJSON_AddNumberToObject(j, "exchange_share_of_step", mean);
+    add_rank_figure(j, d, r->allreduce_seconds / steps, "per_rank_allreduce_s_per_step",
+                    "allreduce_s_per_step");
+    add_rank_figure(j, d, r->wait_seconds / steps, "per_rank_wait_s_per_step", "wait_s_per_step");
+    add_rank_figure(j, d, r->wait_seconds / train_s, "per_rank_wait_share",
+                    "wait_share_of_step");
+    add_rank_figure(j, d, r->allreduce_seconds / train_s, "per_rank_allreduce_share",
+                    "allreduce_share_of_step");
+    add_rank_figure(j, d, r->exchange_seconds / train_s, "per_rank_exchange_share",
+                    "exchange_share_of_step");
     cJSON_AddStringToObject(j, "note",
                             "wait: at a barrier just before the all-reduce, for the slowest "
                             "rank; all-reduce: the call itself once all ranks arrived; the "

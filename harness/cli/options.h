@@ -45,6 +45,23 @@ typedef struct cnb_common_opts {
     char lists[2][4096];                     /* storage the split lists point into */
 } cnb_common_opts;
 
+/* Copies the shared flags into a verb's options struct o whose fields have the same names:
+ * the backend and model lists, threads, dataset, data and quiet; seed and out only when given,
+ * so the verb's defaults stand otherwise. A macro because each verb has its own struct. */
+#define CNB_TAKE_COMMON_OPTS(o, co)                                                          \
+    do {                                                                                     \
+        for (int i_ = 0; i_ < (co)->n_backends; i_++) (o)->backends[i_] = (co)->backends[i_]; \
+        (o)->n_backends = (co)->n_backends;                                                  \
+        for (int i_ = 0; i_ < (co)->n_models; i_++) (o)->models[i_] = (co)->models[i_];     \
+        (o)->n_models = (co)->n_models;                                                      \
+        if ((co)->have_seed) (o)->seed = (co)->seed;                                         \
+        if ((co)->out) (o)->out = (co)->out;                                                 \
+        (o)->threads = (co)->threads;                                                        \
+        (o)->dataset = (co)->dataset;                                                        \
+        (o)->data = (co)->data;                                                              \
+        (o)->quiet = (co)->quiet;                                                            \
+    } while (0)
+
 /* A verb's own flags: getopt entries whose val is the verb's id (any value below 1000), and a
  * handler that returns 0, or -1 after printing what is wrong with the flag. */
 typedef int (*cnb_own_flag_fn)(void *user, int id, const char *arg);

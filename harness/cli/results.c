@@ -71,7 +71,7 @@ const char *cnb_info_get(const cnb_info_list *l, const char *key) {
     return NULL;
 }
 
-static cJSON *summary_json(const double *x, int n) {
+cJSON *cnb_summary_json(const double *x, int n) {
     cnb_summary s;
     cnb_summarize(x, n, &s);
     cJSON *o = cJSON_CreateObject();
@@ -88,7 +88,7 @@ static cJSON *summary_json(const double *x, int n) {
 /* The same without the values (per-step logs are thousands long); null when there are none. */
 static cJSON *summary_only_json(const double *x, int n) {
     if (n < 1) return cJSON_CreateNull();
-    cJSON *o = summary_json(x, n);
+    cJSON *o = cnb_summary_json(x, n);
     cJSON_DeleteItemFromObjectCaseSensitive(o, "values");
     return o;
 }
@@ -223,8 +223,8 @@ cJSON *cnb_results_json(const cnb_run_record *rec) {
                                 r->epoch[r->epochs_done - 1].train_accuracy);
     }
     cJSON *tp = cJSON_AddObjectToObject(root, "throughput");
-    cJSON_AddItemToObject(tp, "train_images_per_s", summary_json(train_ips, n_train));
-    cJSON_AddItemToObject(tp, "infer_images_per_s", summary_json(infer_ips, n_infer));
+    cJSON_AddItemToObject(tp, "train_images_per_s", cnb_summary_json(train_ips, n_train));
+    cJSON_AddItemToObject(tp, "infer_images_per_s", cnb_summary_json(infer_ips, n_infer));
     cJSON_AddStringToObject(tp, "note",
                             "per-epoch samples; training excludes evaluation, data in memory");
     cJSON_AddItemToObject(tp, "train_step_images_per_s",

@@ -21,6 +21,9 @@ typedef struct cnb_summary {
     double min, median, max, mad;
 } cnb_summary;
 void cnb_summarize(const double *x, int n, cnb_summary *s);
+/* {"min", "median", "max", "mad", "samples", "values"} of n samples, the block every timing
+ * figure in a results file is written as. */
+struct cJSON *cnb_summary_json(const double *x, int n);
 /* The q-quantile (0 <= q <= 1) of n samples, interpolated linearly between order statistics
  * (numpy's default); 0 when n < 1 or memory runs out. */
 double cnb_quantile(const double *x, int n, double q);
