@@ -11,13 +11,9 @@
 #       77 valgrind missing and cannot be installed (a skip, not a pass)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-update=0
-if [ "${1:-}" = "--update" ]; then update=1; shift; fi
-build=${1:-build-test}
-exe=$build/harness/cnnbench
+. tools/gate_args.sh callgrind_count "$@"
 baseline=results/callgrind-baseline.txt
 threshold=${CNB_CALLGRIND_THRESHOLD:-1}
-[ -x "$exe" ] || { echo "callgrind_count: $exe not built (run cmake --build $build first)" >&2; exit 2; }
 if ! command -v valgrind > /dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get > /dev/null; then
     echo "callgrind_count: installing valgrind" >&2

@@ -15,12 +15,8 @@
 # exit: 0 no regression, 1 regression, 2 setup error
 set -euo pipefail
 cd "$(dirname "$0")/.."
-update=0
-if [ "${1:-}" = "--update" ]; then update=1; shift; fi
-build=${1:-build-test}
-exe=$build/harness/cnnbench
+. tools/gate_args.sh ci_bench "$@"
 baseline=results/ci-baseline.json
-[ -x "$exe" ] || { echo "ci_bench: $exe not built (run cmake --build $build first)" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 new=${CNB_CI_OUT:-$work/ci-bench.json}

@@ -86,4 +86,21 @@ static float benchmark_kernel(int repeats, F launch) {
     return ms / repeats;
 }
 
+/* One version of a bench: launched once, checked against ref (relative L2 within tol), then
+ * timed over 20 calls and reported as "version v: ms, GFLOP/s" and note. 1 when the check
+ * failed. */
+template <class F>
+static int check_and_time(const char *bench, int v, F launch, const float *d_out,
+                          const double *ref, size_t n, double tol, double flops,
+                          const char *note = "") {
+    launch();
+    cudaCheck(cudaDeviceSynchronize());
+    char name[64];
+    snprintf(name, sizeof name, "%s version %d", bench, v);
+    int failed = !validate_result(d_out, ref, n, name, tol);
+    float ms = benchmark_kernel(20, launch);
+    printf("version %d: %.4f ms, %.1f GFLOP/s%s\n", v, ms, flops / (ms * 1e6), note);
+    return failed;
+}
+
 #endif /* CNB_DEV_COMMON_H */

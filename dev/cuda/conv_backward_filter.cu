@@ -116,14 +116,8 @@ int main(int argc, char **argv) {
             else
                 cudaCheck(cnbk_conv_backward_filter(0, &g, &plan, d_partial, d_dw, d_dy, d_x));
         };
-        launch();
-        cudaCheck(cudaDeviceSynchronize());
-        char name[64];
-        snprintf(name, sizeof name, "conv_backward_filter version %d", v);
         /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
-        failed += !validate_result(d_dw, ref, nw, name, 1e-5);
-        float ms = benchmark_kernel(20, launch);
-        printf("version %d: %.4f ms, %.1f GFLOP/s\n", v, ms, flops / (ms * 1e6));
+        failed += check_and_time("conv_backward_filter", v, launch, d_dw, ref, nw, 1e-5, flops);
     }
     cudaCheck(cudaFree(d_x));
     cudaCheck(cudaFree(d_dy));

@@ -101,13 +101,7 @@ int main(int argc, char **argv) {
                 cudaCheck(cnbk_conv_forward(0, &g, &plan, d_partial, d_y, d_x, d_w, NULL));
             }
         };
-        launch();
-        cudaCheck(cudaDeviceSynchronize());
-        char name[64];
-        snprintf(name, sizeof name, "conv_forward version %d", v);
-        failed += !validate_result(d_y, ref, ny, name, 1e-5);
-        float ms = benchmark_kernel(20, launch);
-        printf("version %d: %.4f ms, %.1f GFLOP/s\n", v, ms, flops / (ms * 1e6));
+        failed += check_and_time("conv_forward", v, launch, d_y, ref, ny, 1e-5, flops);
     }
     cudaCheck(cudaFree(d_x));
     cudaCheck(cudaFree(d_w));

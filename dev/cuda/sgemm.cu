@@ -107,14 +107,8 @@ int main(int argc, char **argv) {
             }
             }
         };
-        launch();
-        cudaCheck(cudaDeviceSynchronize());
-        char name[64];
-        snprintf(name, sizeof name, "sgemm version %d", v);
-        failed += !validate_result(d_c, ref, (size_t)m * n, name, 1e-5);
-        float ms = benchmark_kernel(20, launch);
-        printf("version %d: %.4f ms, %.1f GFLOP/s%s\n", v, ms, flops / (ms * 1e6),
-               v == 3 && plan.splits > 1 ? " (split-K)" : "");
+        failed += check_and_time("sgemm", v, launch, d_c, ref, (size_t)m * n, 1e-5, flops,
+                                 v == 3 && plan.splits > 1 ? " (split-K)" : "");
     }
     cublasDestroy(blas);
     cudaCheck(cudaFree(d_a));
