@@ -29,6 +29,17 @@ static void expect_all(const char *out, const char *const *phrases) {
         cr_expect(strstr(out, phrases[i]) != NULL, "output lacks '%s':\n%s", phrases[i], out);
 }
 
+/* Runs cnnbench with env and args; expects exit code want_rc and every phrase of want in the
+ * output, which it returns (free it). */
+static char *expect_run(const char *env, const char *args, int want_rc,
+                        const char *const *want) {
+    char *out;
+    int rc = run(env, args, &out);
+    cr_expect_eq(rc, want_rc, "exit %d\n%s", rc, out);
+    expect_all(out, want);
+    return out;
+}
+
 static char *results_status(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return strdup("(no file)");
@@ -68,75 +79,55 @@ Test(faults, optimizer_fails_at_step_3) { kernel_fault("sgd_step:3", "sgd_step",
 Test(faults, upload_fails_mid_run) { kernel_fault("upload:7", "upload", "step 2"); }
 
 Test(faults, device_allocation_failure_is_named) {
-    char *out;
-    int rc = run("CNB_FAULT=alloc:3", "--backend " FAULT_SO " " SMALL " --steps 2 --out " TMP
-                 "/fault_alloc.json", &out);
-    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
     const char *want[] = {"alloc", "out of memory", "call 3 of alloc", NULL};
-    expect_all(out, want);
-    free(out);
+    free(expect_run("CNB_FAULT=alloc:3", "--backend " FAULT_SO " " SMALL " --steps 2 --out " TMP
+                    "/fault_alloc.json", 1, want));
 }
 
 Test(faults, evaluation_failure_after_training_is_named) {
     /* network has 2 convolutions: 4 training steps make 8 conv_forward calls, so call 9 is the
      * first of the evaluation that follows. */
-    char *out;
-    int rc = run("CNB_FAULT=conv_forward:9", "--backend " FAULT_SO " " SMALL " --steps 4 --out "
-                 TMP "/fault_eval.json", &out);
-    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
     const char *want[] = {"evaluation after epoch 1", "conv_forward", "results so far are in",
                           NULL};
-    expect_all(out, want);
-    free(out);
+    free(expect_run("CNB_FAULT=conv_forward:9", "--backend " FAULT_SO " " SMALL " --steps 4 --out "
+                    TMP "/fault_eval.json", 1, want));
 }
 
 Test(faults, nan_loss_names_the_step) {
-    char *out;
-    int rc = run(NULL, "--backend blas --model " CNB_TEST_DATA_DIR "/diverge.cfg --train-limit 2560 "
-                 "--test-limit 100 --no-progress --quiet --out " TMP "/fault_nan.json", &out);
-    cr_expect_eq(rc, 3, "exit %d\n%s", rc, out);
     const char *want[] = {"diverged", "step", "results so far are in", "fault_nan.json", NULL};
-    expect_all(out, want);
+    free(expect_run(NULL,
+                    "--backend blas --model " CNB_TEST_DATA_DIR "/diverge.cfg --train-limit 2560 "
+                    "--test-limit 100 --no-progress --quiet --out " TMP "/fault_nan.json",
+                    3, want));
     char *status = results_status(TMP "/fault_nan.json");
     cr_expect_str_eq(status, "diverged");
     free(status);
-    free(out);
 }
 
 Test(faults, full_disk_for_results_is_named_and_the_device_survives) {
-    char *out;
-    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --out /dev/full", &out);
-    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
     const char *want[] = {"results not saved after 3 steps", "/dev/full", "No space left", NULL};
-    expect_all(out, want);
+    free(expect_run(NULL, "--backend naive " SMALL " --steps 3 --out /dev/full", 1, want));
     struct stat st;
     cr_expect(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode),
               "/dev/full is no longer a character device");
-    free(out);
 }
 
 Test(faults, full_disk_for_the_checkpoint_is_named) {
-    char *out;
-    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --out " TMP "/fault_full.json --save "
-                 "/dev/full", &out);
-    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
     const char *want[] = {"checkpoint not saved", "/dev/full", "No space left", NULL};
-    expect_all(out, want);
-    free(out);
+    free(expect_run(NULL,
+                    "--backend naive " SMALL " --steps 3 --out " TMP "/fault_full.json --save "
+                    "/dev/full",
+                    1, want));
 }
 
 Test(faults, periodic_checkpoint_failure_stops_the_run) {
-    char *out;
-    int rc = run(NULL, "--backend naive " SMALL " --steps 6 --checkpoint-every 2 --checkpoint "
-                 "/nonexistent-dir/ck.safetensors --out " TMP "/fault_ck.json", &out);
-    cr_expect_eq(rc, 1, "exit %d\n%s", rc, out);
     const char *want[] = {"checkpoint after epoch 1 step 2", "/nonexistent-dir/ck.safetensors",
                           "results so far are in", NULL};
-    expect_all(out, want);
+    free(expect_run(NULL, "--backend naive " SMALL " --steps 6 --checkpoint-every 2 --checkpoint "
+                    "/nonexistent-dir/ck.safetensors --out " TMP "/fault_ck.json", 1, want));
     char *status = results_status(TMP "/fault_ck.json");
     cr_expect_str_eq(status, "checkpoint_error");
     free(status);
-    free(out);
 }
 
 Test(faults, host_allocation_failure_is_named) {
