@@ -89,6 +89,7 @@ typedef struct bn_opts {
     double min_time;
     int min_runs, max_runs, warmup, steps_per_run, infer_images, eval_batch, profile_runs;
     int threads, breakdown, quiet, quick;
+    int no_fusion;
     uint64_t seed;
     const char *out, *csv, *gab, *dataset, *data;
 } bn_opts;
@@ -117,6 +118,7 @@ static void usage(FILE *f) {
         "  --eval-batch N        inference batch (default: the training batch)\n"
         "  --profile-runs N      runs of the profiled pass for the breakdown (default 40)\n"
         "  --no-breakdown        skip the profiled pass\n"
+        "  --no-fusion           separate kernels only, never the backends' fused ones\n"
         "  --quick               short bounded run for CI: min-time 0.5, min-runs 5, max-runs 30,\n"
         "                        warmup 1, 10 steps per run, 200 inference images, 1 profile run\n"
         "  --threads N           CPU backend threads (default: all cores)\n"
@@ -135,7 +137,7 @@ static int parse_long_opt(const char *flag, const char *s, long lo, long hi, lon
 static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {
     enum { O_BACKENDS = 256, O_MODEL, O_BATCH, O_MIN_TIME, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP,
            O_STEPS, O_INFER, O_EVAL_BATCH, O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_THREADS,
-           O_SEED, O_DATASET, O_DATA, O_OUT, O_CSV, O_GAB, O_QUIET, O_HELP };
+           O_SEED, O_DATASET, O_DATA, O_OUT, O_CSV, O_GAB, O_QUIET, O_HELP, O_NO_FUSION };
     static const struct option opts[] = {
         {"backends", required_argument, 0, O_BACKENDS}, {"backend", required_argument, 0, O_BACKENDS},
         {"model", required_argument, 0, O_MODEL}, {"models", required_argument, 0, O_MODEL},
@@ -146,6 +148,7 @@ static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {
         {"eval-batch", required_argument, 0, O_EVAL_BATCH},
         {"profile-runs", required_argument, 0, O_PROFILE_RUNS},
         {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
+        {"no-fusion", no_argument, 0, O_NO_FUSION},
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"dataset", required_argument, 0, O_DATASET}, {"data", required_argument, 0, O_DATA},
         {"out", required_argument, 0, O_OUT}, {"csv", required_argument, 0, O_CSV},
@@ -262,6 +265,7 @@ static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {
         case O_CSV: o->csv = optarg; break;
         case O_GAB: o->gab = optarg; break;
         case O_QUIET: o->quiet = 1; break;
+        case O_NO_FUSION: o->no_fusion = 1; break;
         case O_HELP: case 'h': usage(stdout); return 1;
         default:
             fprintf(stderr, "cnnbench bench: unknown option or missing value: '%s'\n",
@@ -287,6 +291,7 @@ static void settings_for(const bn_opts *o, const cnb_model *m, int batch, cnb_ru
     s->epochs = 1;
     s->max_steps = o->steps_per_run;
     s->seed = o->seed;
+    s->no_fusion = o->no_fusion;
 }
 
 /* Remember where a fresh trainer stands, to start every run from there. */
@@ -1090,6 +1095,7 @@ int cnb_cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(set, "eval_batch", o.eval_batch);
     cJSON_AddNumberToObject(set, "profile_runs", o.breakdown ? o.profile_runs : 0);
     cJSON_AddBoolToObject(set, "quick", o.quick);
+    cJSON_AddBoolToObject(set, "fusion", !o.no_fusion);
     cJSON_AddNumberToObject(set, "outlier_mads", OUTLIER_MADS);
     cJSON_AddStringToObject(set, "schedule",
                             "time-balanced rounds: in each round every backend runs about as long "

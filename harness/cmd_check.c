@@ -77,6 +77,7 @@ typedef struct ck_opts {
     int batch;
     uint64_t seed;
     int steps, test_limit, training, threads, tf32, deterministic, quiet;
+    int no_fusion;
     const char *out, *dataset, *data;
 } ck_opts;
 
@@ -118,6 +119,7 @@ static void usage(FILE *f) {
         "  --threads N       CPU backend threads (default: all cores)\n"
         "  --tf32            GPU backends may use TF32 (looser tolerance for conv and gemm)\n"
         "  --deterministic   GPU backends: deterministic algorithms only\n"
+        "  --no-fusion       training agreement with separate kernels only\n"
         "  --dataset NAME, --data PATH   data for the training agreement (as for training)\n"
         "  --out FILE        JSON report (default cnnbench-check.json)\n"
         "  --quiet           print only failures, skips and the summary\n",
@@ -458,8 +460,12 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
         if (view.count > m->batch * s->o.steps) view.count = m->batch * s->o.steps;
         snprintf(shape, sizeof shape, "batch %d, %s lr %g, %d test images", m->batch,
                  st.optimizer, st.lr, test.count);
+        /* The reference is naive's separate kernels; the backends use their fused slots
+         * unless --no-fusion. */
         train_out ref;
+        st.no_fusion = 1;
         train_once(s->ref_lib.api, s->ref_ctx, m, &view, &test, &st, &ref);
+        st.no_fusion = s->o.no_fusion;
         for (int bi = 0; bi < s->nb; bi++) {
             ck_backend *b = &s->b[bi];
             if (!b->usable) continue;
@@ -534,7 +540,7 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
 static int parse_opts(int argc, char **argv, ck_opts *o, char *lists) {
     enum { O_BACKENDS = 256, O_FAMILY, O_MODEL, O_SHAPE, O_MODE, O_BATCH, O_STEPS, O_TEST_LIMIT,
            O_NO_TRAINING, O_SEED, O_THREADS, O_TF32, O_DET, O_DATASET, O_DATA, O_OUT, O_QUIET,
-           O_HELP };
+           O_HELP, O_NO_FUSION };
     static const struct option opts[] = {
         {"backends", required_argument, 0, O_BACKENDS}, {"backend", required_argument, 0, O_BACKENDS},
         {"family", required_argument, 0, O_FAMILY}, {"model", required_argument, 0, O_MODEL},
@@ -543,7 +549,7 @@ static int parse_opts(int argc, char **argv, ck_opts *o, char *lists) {
         {"test-limit", required_argument, 0, O_TEST_LIMIT},
         {"no-training", no_argument, 0, O_NO_TRAINING}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"tf32", no_argument, 0, O_TF32},
-        {"deterministic", no_argument, 0, O_DET}, {"dataset", required_argument, 0, O_DATASET},
+        {"deterministic", no_argument, 0, O_DET}, {"no-fusion", no_argument, 0, O_NO_FUSION}, {"dataset", required_argument, 0, O_DATASET},
         {"data", required_argument, 0, O_DATA}, {"out", required_argument, 0, O_OUT},
         {"quiet", no_argument, 0, O_QUIET}, {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -629,6 +635,7 @@ static int parse_opts(int argc, char **argv, ck_opts *o, char *lists) {
             break;
         case O_TF32: o->tf32 = 1; break;
         case O_DET: o->deterministic = 1; break;
+        case O_NO_FUSION: o->no_fusion = 1; break;
         case O_DATASET: o->dataset = optarg; break;
         case O_DATA: o->data = optarg; break;
         case O_OUT: o->out = optarg; break;
@@ -786,6 +793,7 @@ int cnb_cmd_check(int argc, char **argv) {
     cJSON_AddNumberToObject(set, "test_limit", s.o.test_limit);
     cJSON_AddBoolToObject(set, "tf32", s.o.tf32);
     cJSON_AddBoolToObject(set, "deterministic", s.o.deterministic);
+    cJSON_AddBoolToObject(set, "fusion", !s.o.no_fusion);
     cJSON *bj = cJSON_AddArrayToObject(root, "backends");
     for (int i = 0; i < s.nb; i++) {
         ck_backend *b = &s.b[i];

@@ -58,8 +58,24 @@ static const struct {
     const char *name;
     size_t offset;
 } timer_slots[] = {SLOT(timer_create), SLOT(timer_record), SLOT(timer_elapsed),
-                   SLOT(timer_destroy)};
+                   SLOT(timer_destroy)},
+  /* The optional fusion group: both or none, likewise. */
+  fusion_slots[] = {SLOT(conv_bias_act_forward), SLOT(pool_act_backward)};
 #undef SLOT
+
+/* The first empty slot of a half-filled optional group, or NULL when it is all or none. */
+static const char *half_filled(const cnb_backend *t, const void *slots, size_t n) {
+    const struct { const char *name; size_t offset; } *g = slots;
+    size_t filled = 0;
+    const char *empty = NULL;
+    for (size_t i = 0; i < n; i++) {
+        void *slot;
+        memcpy(&slot, (const char *)t + g[i].offset, sizeof slot);
+        if (slot) filled++;
+        else if (!empty) empty = g[i].name;
+    }
+    return filled && filled < n ? empty : NULL;
+}
 
 static int check_table(const cnb_backend *t, const char *path, char *err, size_t err_len) {
     if (t->abi_version < CNB_ABI_MIN_VERSION || t->abi_version > CNB_ABI_VERSION)
@@ -97,6 +113,17 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
             return cnb_errf(err, err_len,
                             "%s: backend '%s' fills only some of the optional timer slots: "
                             "'%s' is empty (give all four or none)",
+                            path, t->name, empty);
+    }
+    /* Half a fused group would have the harness skip a layer's separate call in one pass and
+     * find no fused slot to stand in for it in the other. */
+    if (t->struct_size >= CNB_BACKEND_FUSION_SIZE) {
+        const char *empty =
+            half_filled(t, fusion_slots, sizeof fusion_slots / sizeof fusion_slots[0]);
+        if (empty)
+            return cnb_errf(err, err_len,
+                            "%s: backend '%s' fills only some of the optional fusion slots: "
+                            "'%s' is empty (give both or none)",
                             path, t->name, empty);
     }
     return 0;

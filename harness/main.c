@@ -39,6 +39,7 @@ typedef struct cli {
     double lr;
     unsigned long long seed;
     int have_seed, quiet, progress, deterministic, tf32;
+    int no_fusion;
 } cli;
 
 static void usage(FILE *f) {
@@ -72,6 +73,7 @@ static void usage(FILE *f) {
             "  --eval-only           no training: evaluate the starting (or --load) parameters\n"
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
+            "  --no-fusion           separate kernels only, never the backend's fused ones\n"
             "  --no-progress         no progress line on stderr\n"
             "  --quiet               only the final summary\n"
             "  --list-backends       each backend and whether it loads here\n"
@@ -283,6 +285,7 @@ static int train_command(const cli *c, int argc, char **argv) {
     if (c->lr > 0) s.lr = (float)c->lr;
     if (c->have_seed) s.seed = c->seed;
     s.max_steps = c->steps;
+    s.no_fusion = c->no_fusion;
     s.progress = c->progress && isatty(STDERR_FILENO);
     s.log = log;
     char ckpt_default[512];
@@ -453,7 +456,7 @@ int main(int argc, char **argv) {
            O_TRAIN_LIMIT, O_TEST_LIMIT, O_STEPS, O_OUT, O_LIST_BACKENDS, O_LIST_MODELS,
            O_SHOW_MODEL, O_NO_PROGRESS, O_QUIET, O_DETERMINISTIC, O_TF32, O_VERSION,
            O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT, O_CHECKPOINT_EVERY, O_DUMP_LOGITS,
-           O_EVAL_ONLY };
+           O_EVAL_ONLY, O_NO_FUSION };
     static const struct option opts[] = {
         {"backend", required_argument, 0, 'b'},  {"model", required_argument, 0, 'm'},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -468,6 +471,7 @@ int main(int argc, char **argv) {
         {"show-model", required_argument, 0, O_SHOW_MODEL},
         {"no-progress", no_argument, 0, O_NO_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
         {"deterministic", no_argument, 0, O_DETERMINISTIC}, {"tf32", no_argument, 0, O_TF32},
+        {"no-fusion", no_argument, 0, O_NO_FUSION},
         {"version", no_argument, 0, O_VERSION}, {"help", no_argument, 0, 'h'},
         {"save", required_argument, 0, O_SAVE}, {"load", required_argument, 0, O_LOAD},
         {"resume", required_argument, 0, O_RESUME},
@@ -536,6 +540,7 @@ int main(int argc, char **argv) {
         case O_QUIET: c.quiet = 1; break;
         case O_DETERMINISTIC: c.deterministic = 1; break;
         case O_TF32: c.tf32 = 1; break;
+        case O_NO_FUSION: c.no_fusion = 1; break;
         case O_VERSION: printf("cnnbench %s (kernel ABI %u)\n", CNB_VERSION, CNB_ABI_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         case ':':

@@ -31,6 +31,7 @@ typedef struct cnb_run_settings {
     long checkpoint_every;
     int (*checkpoint)(void *user, struct cnb_trainer *t, char *err, size_t err_len);
     void *checkpoint_user;
+    int no_fusion;           /* 1: never call the backend's fused slots (--no-fusion) */
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
