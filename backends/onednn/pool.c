@@ -1,7 +1,8 @@
-/* pool.c — max and average pooling, forward and backward, on oneDNN pooling primitives in plain
- * nchw. Max pooling records its argmax in the workspace oneDNN asks for (its size is what
- * pool_workspace_size reports, so the harness allocates it once per layer) and the backward
- * scatters through it; average pooling divides by kh*kw (dnnl_pooling_avg_include_padding). */
+/* pool.c — average pooling on oneDNN pooling primitives in plain nchw (dividing by kh*kw:
+ * dnnl_pooling_avg_include_padding), max pooling on the loops of pool_max.c (faster here than
+ * the primitive), each recording its argmax in the workspace (its size is what
+ * pool_workspace_size reports, so the harness allocates it once per layer). The fused
+ * pool_act_backward folds an activation's backward into either backward pass. */
 #include <string.h>
 
 #include "cnb_abi_check.h"
@@ -67,6 +68,10 @@ cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, siz
     *bytes = 0;
     cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
+    if (d->mode == CNB_POOL_MAX) {
+        *bytes = odn_maxpool_workspace_bytes(d);
+        return CNB_OK;
+    }
     odn_enter(ctx);
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
@@ -82,6 +87,15 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     ODN_CHECK_PTR(ctx, "pool_forward", y);
     ODN_CHECK_PTR(ctx, "pool_forward", x);
     odn_enter(ctx);
+    if (d->mode == CNB_POOL_MAX) {
+        if (!workspace)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "pool_forward: max pooling needs the %zu-byte workspace "
+                            "pool_workspace_size reports, got NULL",
+                            odn_maxpool_workspace_bytes(d));
+        odn_maxpool_forward(d, y, x, workspace);
+        return CNB_OK;
+    }
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
     if (op->workspace_bytes && !workspace)
@@ -93,22 +107,43 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     return odn_exec(ctx, &op->prim[P_FWD], ptrs);
 }
 
-cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
-                             const float *x, const float *y, const void *workspace) {
-    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = cnb_check_pool_desc("pool_backward", d, ctx->err, sizeof ctx->err);
+/* dx = act'(a) * dx in place, a the activation's output (the pooling's input), over planes of
+ * the whole tensor: average pooling's backward is a primitive, so this is a second pass. */
+static void act_grad(const cnb_pool_desc *d, int act, float *dx, const float *a) {
+    const long count = (long)d->n * d->c * d->h * d->w;
+    if (act == CNB_FUSED_ACT_NONE) return;
+#pragma omp parallel for simd schedule(static) if (count >= 16384)
+    for (long i = 0; i < count; i++) {
+        float g = dx[i], v = a[i];
+        dx[i] = act == CNB_ACT_RELU ? (v > 0.0f ? g : 0.0f)
+                : act == CNB_ACT_TANH ? g * ((1.0f - v) * (1.0f + v)) : g * (v * (1.0f - v));
+    }
+}
+
+/* pool_backward with an optional activation folded in (act, a); x and y are not read. */
+static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, int act,
+                                float *dx, const float *dy, const float *a,
+                                const void *workspace) {
+    cnb_status st = cnb_check_pool_desc(fn, d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "pool_backward", dx);
-    ODN_CHECK_PTR(ctx, "pool_backward", dy);
-    /* x and y are not read: the workspace the forward wrote already holds each argmax. */
-    (void)x;
-    (void)y;
+    ODN_CHECK_PTR(ctx, fn, dx);
+    ODN_CHECK_PTR(ctx, fn, dy);
+    if (act != CNB_FUSED_ACT_NONE) ODN_CHECK_PTR(ctx, fn, a);
     odn_enter(ctx);
+    if (d->mode == CNB_POOL_MAX) {
+        if (!workspace)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "%s: max pooling needs the forward's workspace, got NULL", fn);
+        long bad = odn_maxpool_backward(d, act, dx, dy, a, workspace);
+        if (bad >= 0)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "%s: workspace entry %ld is outside the %dx%d plane: it was not "
+                            "written by pool_forward with this descriptor",
+                            fn, bad, d->h, d->w);
+        return CNB_OK;
+    }
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
-    if (op->workspace_bytes && !workspace)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "pool_backward: max pooling needs the forward's workspace, got NULL");
     if (!op->prim[P_BWD].prim) {
         pool_mds m;
         dnnl_pooling_desc_t pd;
@@ -125,5 +160,25 @@ cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx
         }
     }
     void *ptrs[3] = {(void *)dy, dx, (void *)workspace};
-    return odn_exec(ctx, &op->prim[P_BWD], ptrs);
+    if ((st = odn_exec(ctx, &op->prim[P_BWD], ptrs)) != CNB_OK) return st;
+    act_grad(d, act, dx, a);
+    return CNB_OK;
+}
+
+cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
+                             const float *x, const float *y, const void *workspace) {
+    (void)y;
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    return pool_backward(ctx, "pool_backward", d, CNB_FUSED_ACT_NONE, dx, dy, x, workspace);
+}
+
+/* dx = act'(x) * pool_backward(dy), x being the activation's output. */
+cnb_status odn_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                 const float *dy, const float *x, const float *y,
+                                 const void *workspace) {
+    (void)y;
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = cnb_check_fused_act("pool_act_backward", act, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    return pool_backward(ctx, "pool_act_backward", d, act, dx, dy, x, workspace);
 }
