@@ -40,8 +40,14 @@ enum { EXIT_USAGE = 2 };
 #define MAX_RUNS 10000
 #define OUTLIER_MADS 3.0  /* a sample further than 3 MAD from the median is flagged, never dropped */
 
+/* A backend list entry NAME:nofusion is backend NAME with --no-fusion, timed in the same rounds
+ * as the others (so fused and separate kernels get a ratio measured in one run). */
+#define NOFUSION_SUFFIX ":nofusion"
+
 typedef struct bn_backend {
     const char *name;
+    char label[64];          /* NAME:nofusion entries: the name shown and recorded */
+    int no_fusion;
     cnb_loaded_backend lib;
     cnb_context *ctx;
     int usable, is_gpu;
@@ -105,7 +111,8 @@ static void usage(FILE *f) {
         "ratios, and the uncontended ratio (upper quartiles of per-round speeds), which holds\n"
         "still on a shared host whose neighbours come and go.\n"
         "\n"
-        "  --backends LIST       backends (default: every known one that loads here)\n"
+        "  --backends LIST       backends (default: every known one that loads here); NAME:nofusion\n"
+        "                        is NAME with --no-fusion, timed in the same rounds\n"
         "  --model LIST          models (default simplecnn)\n"
         "  --batch LIST          training batch sizes (default: each model's own)\n"
         "  --min-time S          minimum timed seconds per cell (default 3)\n"
@@ -284,14 +291,15 @@ static int parse_opts(int argc, char **argv, bn_opts *o, char *lists) {
 
 /* ---- one cell ---- */
 
-static void settings_for(const bn_opts *o, const cnb_model *m, int batch, cnb_run_settings *s) {
+static void settings_for(const bn_opts *o, const bn_backend *b, const cnb_model *m, int batch,
+                         cnb_run_settings *s) {
     cnb_settings_from_model(m, s);
     s->batch = batch;
     s->eval_batch = o->eval_batch ? o->eval_batch : batch;
     s->epochs = 1;
     s->max_steps = o->steps_per_run;
     s->seed = o->seed;
-    s->no_fusion = o->no_fusion;
+    s->no_fusion = o->no_fusion || b->no_fusion;
 }
 
 /* Remember where a fresh trainer stands, to start every run from there. */
@@ -339,7 +347,7 @@ static int cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
     if (!p) return -1;
     cnb_profiler_init(p, c->b->lib.api, c->b->ctx, 1);
     cnb_run_settings s;
-    settings_for(o, c->m, c->batch, &s);
+    settings_for(o, c->b, c->m, c->batch, &s);
     cnb_trainer *t = NULL;
     char err[CNB_ERR_LEN];
     int rc = 0;
@@ -915,13 +923,20 @@ int cnb_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < nb; i++) {
         bn_backend *b = &backends[i];
         b->name = o.backends[i];
+        size_t len = strlen(b->name), sl = strlen(NOFUSION_SUFFIX);
+        if (len > sl && strcmp(b->name + len - sl, NOFUSION_SUFFIX) == 0) {
+            b->no_fusion = 1;
+            o.backends[i][len - sl] = '\0'; /* open the backend by its own name */
+        }
         b->is_gpu = is_gpu_name(b->name);
         if (cnb_open_backend(b->name, &cfg, &b->lib, &b->ctx, b->why, sizeof b->why) != 0) {
             if (!o.quiet) printf("SKIPPED backend %s: %s\n", b->name, b->why);
             continue;
         }
         b->usable = 1;
-        b->name = b->lib.api->name;
+        snprintf(b->label, sizeof b->label, "%s%s", b->lib.api->name,
+                 b->no_fusion ? NOFUSION_SUFFIX : "");
+        b->name = b->label;
         b->lib.api->info(b->ctx, cnb_info_collect, &b->info);
         const char *mismatch = cnb_info_get(&b->info, "version_mismatch");
         if (mismatch) fprintf(stderr, "warning: %s: %s\n", b->name, mismatch);
@@ -982,7 +997,7 @@ int cnb_cmd_bench(int argc, char **argv) {
                     continue;
                 }
                 cnb_run_settings s;
-                settings_for(&o, c->m, batch, &s);
+                settings_for(&o, c->b, c->m, batch, &s);
                 const cnb_backend *api = c->b->lib.api;
                 cnb_context *ctx = c->b->ctx;
                 if (c->b->fault_env[0]) { /* the planted slowdown must act on the timed runs */

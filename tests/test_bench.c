@@ -158,6 +158,43 @@ Test(bench, quantile_interpolates_between_order_statistics) {
     cr_expect(x[0] == 4 && x[1] == 1 && x[2] == 3 && x[3] == 2, "input reordered");
 }
 
+/* NAME:nofusion is NAME with --no-fusion in the same rounds: its breakdown has the separate
+ * rows and no fused ones, the plain entry the reverse, and both get a ratio. */
+Test(bench, nofusion_entry_runs_the_separate_kernels_beside_the_fused_ones, .timeout = 120) {
+    const char *json = CNB_TEST_TMP_DIR "/bench-nofusion.json";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s bench --backends naive,naive:nofusion --model network --quick --min-runs 2 "
+             "--max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 --out %s 2>&1",
+             CNB_TEST_CNNBENCH, json);
+    char *out;
+    int rc = tu_run(cmd, &out);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "naive:nofusion"), "%s", out);
+    cJSON *root = read_json(json);
+    const cJSON *c, *cells = cJSON_GetObjectItem(root, "cells");
+    int seen = 0;
+    cJSON_ArrayForEach(c, cells) {
+        const char *be = cJSON_GetObjectItem(c, "backend")->valuestring;
+        int separate = strcmp(be, "naive:nofusion") == 0;
+        cr_assert(separate || strcmp(be, "naive") == 0, "unexpected backend %s", be);
+        const cJSON *fam = cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "train"), "families");
+        cr_assert_not_null(fam, "%s: no breakdown", be);
+        const cJSON *fused = cJSON_GetObjectItem(cJSON_GetObjectItem(fam, "conv_bias_act_fwd"),
+                                                 "calls");
+        const cJSON *conv = cJSON_GetObjectItem(cJSON_GetObjectItem(fam, "conv_fwd"), "calls");
+        double nf = cJSON_IsNumber(fused) ? fused->valuedouble : 0;
+        double nc = cJSON_IsNumber(conv) ? conv->valuedouble : 0;
+        cr_expect(separate ? nf == 0 && nc > 0 : nf > 0 && nc == 0,
+                  "%s: %g fused and %g separate convolution calls", be, nf, nc);
+        seen++;
+    }
+    cr_expect_eq(seen, 2);
+    cJSON_Delete(root);
+    free(out);
+}
+
 Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     const char *json = CNB_TEST_TMP_DIR "/bench-quick.json", *csv = CNB_TEST_TMP_DIR "/bench-quick.csv",
                *gab = CNB_TEST_TMP_DIR "/bench-quick.gab.json";
