@@ -64,6 +64,11 @@ struct cnb_trainer {
      * decision all ranks took together at the last step. */
     float *host_grads;
     int dist_stop;
+    /* Fusion (the backend's optional fused slots, unless --no-fusion): per layer, 0 = not tried
+     * yet, 1 = the last call fused, -1 = the backend said unsupported, separate calls from now
+     * on. fuse_fwd is indexed by the convolution, fuse_bwd by the pooling layer. */
+    int fusion;
+    signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -294,6 +299,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
         return -1;
     }
 
+    t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
     /* Same seed → same initial bits on every backend; the generator then drives shuffling. */
     cnb_rng_seed(&t->rng, s->seed);
     float *host = calloc(np ? np : 1, sizeof(float));
@@ -325,6 +331,49 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     return 0;
 }
 
+/* The activation a fused slot can take for layer j (CNB_ACT_RELU, TANH or SIGMOID), or -1 when
+ * fusion is off or layer j is not such an activation. */
+static int fusable_activation(const cnb_trainer *t, int j) {
+    if (!t->fusion || j < 0 || j >= t->m->n_layers) return -1;
+    cnb_layer_type ty = t->m->layers[j].type;
+    return ty == CNB_LAYER_RELU || ty == CNB_LAYER_TANH || ty == CNB_LAYER_SIGMOID
+               ? activation_of(ty) : -1;
+}
+
+/* Convolution i and the activation after it as one call, written into the activation's output
+ * (the convolution's own output is then not computed). 1: fused; 0: run the separate calls;
+ * -1: error. */
+static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, const float *in,
+                                  const float *w, const float *b, char *err, size_t err_len) {
+    int act = fusable_activation(t, i + 1);
+    if (act < 0 || t->fuse_fwd[i] < 0) return 0;
+    cnb_status st = t->api->conv_bias_act_forward(t->ctx, d, act, t->act[i + 1], in, w, b);
+    if (st == CNB_ERR_UNSUPPORTED) {
+        t->fuse_fwd[i] = -1;
+        return 0;
+    }
+    KCHECK(t, st, "conv_bias_act_forward");
+    t->fuse_fwd[i] = 1;
+    return 1;
+}
+
+/* Pooling i's backward with the activation i-1 before it folded in: dx is the gradient of the
+ * activation's input. 1: fused; 0: run the separate calls; -1: error. */
+static int pool_act_backward_fused(cnb_trainer *t, int i, const cnb_pool_desc *d, float *dx,
+                                   const float *dy, char *err, size_t err_len) {
+    int act = fusable_activation(t, i - 1);
+    if (act < 0 || i < 2 || t->fuse_bwd[i] < 0) return 0;
+    cnb_status st = t->api->pool_act_backward(t->ctx, d, act, dx, dy, t->act[i - 1], t->act[i],
+                                              t->pool_ws[i]);
+    if (st == CNB_ERR_UNSUPPORTED) {
+        t->fuse_bwd[i] = -1;
+        return 0;
+    }
+    KCHECK(t, st, "pool_act_backward");
+    t->fuse_bwd[i] = 1;
+    return 1;
+}
+
 /* Forward pass for n images already in t->x; logits end up in the last layer's output. */
 static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
     const cnb_model *m = t->m;
@@ -338,6 +387,12 @@ static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_CONV: {
             cnb_conv_desc d;
             conv_desc(l, n, &d);
+            int fused = conv_act_forward_fused(t, i, &d, in, w, b, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i++; /* the activation after it is done too */
+                break;
+            }
             KCHECK(t, t->api->conv_forward(t->ctx, &d, out, in, w, b), "conv_forward");
             break;
         }
@@ -378,6 +433,10 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
     for (int i = m->n_layers - 1; i >= 0; i--) {
         const cnb_layer *l = &m->layers[i];
         const float *in = layer_input(t, i), *out = t->act[i];
+        /* After a fused forward the activation's input was never written; its output stands in
+         * for it (ReLU's gradient tests x > 0, which holds exactly when the output is > 0;
+         * tanh and sigmoid use the output alone). */
+        if (i > 0 && t->fuse_fwd[i - 1] == 1 && activation_of(l->type) >= 0) in = out;
         const float *dy = t->dbuf[cur];
         float *dx = i > 0 ? t->dbuf[1 - cur] : NULL; /* no gradient for the input images */
         const float *w = t->params + l->param_offset;
@@ -415,6 +474,12 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
             if (!dx) break;
             cnb_pool_desc d;
             pool_desc(l, n, &d);
+            int fused = pool_act_backward_fused(t, i, &d, dx, dy, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i--; /* dx is already the gradient of the activation's input */
+                break;
+            }
             KCHECK(t, t->api->pool_backward(t->ctx, &d, dx, dy, in, out, t->pool_ws[i]),
                    "pool_backward");
             break;
