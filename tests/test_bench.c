@@ -37,6 +37,7 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     s.epochs = 1;
     s.max_steps = 3;
     s.eval_batch = 50;
+    s.no_fusion = 1; /* the separate kernels; fused_families_get_their_own_rows has the rest */
     cnb_trainer *t = tu_trainer(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train, &test, &s);
     cnb_profiler_reset(p);
     cnb_run_result *r = tu_train_to_end(t);
@@ -70,6 +71,63 @@ Test(bench, proxy_times_families_and_splits_training_from_evaluation, .timeout =
     free(m);
 }
 
+/* With fusion (naive fills the group), each conv + ReLU forward is one conv_bias_act_fwd call
+ * and each max pool + ReLU backward one pool_act_bwd call; the linear layers' ReLUs stay
+ * separate, and the losses are those of the separate kernels bit for bit (naive's fused slots
+ * are its separate kernels in a row). */
+Test(bench, fused_families_get_their_own_rows, .timeout = 60) {
+    char path[4096], err[CNB_ERR_LEN];
+    cnb_model *m = calloc(1, sizeof *m);
+    cr_assert_eq(cnb_model_resolve("network", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cnb_model_load(path, m, NULL, err, sizeof err), 0, "%s", err);
+    cnb_dataset train = {0}, test = {0};
+    cr_assert_eq(cnb_dataset_open("fashion-mnist", NULL, 300, 50, &train, &test, err, sizeof err),
+                 0, "%s", err);
+    tu_backend b;
+    tu_open(&b, "naive", 1);
+    float losses[2][3];
+    for (int fused = 1; fused >= 0; fused--) {
+        cnb_profiler *p = malloc(sizeof *p);
+        cnb_profiler_init(p, b.api, b.ctx, 1);
+        cnb_run_settings s;
+        cnb_settings_from_model(m, &s);
+        s.epochs = 1;
+        s.max_steps = 3;
+        s.eval_batch = 50;
+        s.no_fusion = !fused;
+        cnb_trainer *t;
+        cr_assert_eq(cnb_trainer_create(cnb_profiler_api(p), cnb_profiler_ctx(p), m, &train,
+                                        &test, &s, &t, err, sizeof err), 0, "%s", err);
+        cnb_profiler_reset(p);
+        cnb_run_result *r = calloc(1, sizeof *r);
+        cr_assert_eq(cnb_trainer_run(t, r), 0, "%s", r->message);
+        memcpy(losses[fused], r->step_losses, sizeof losses[fused]);
+        const long *c = p->train.calls;
+        /* network: conv-relu-maxpool twice, then linear-relu twice and a last linear */
+        cr_expect_eq(c[CNB_KF_CONV_ACT_FWD], fused ? 2 * 3 : 0);
+        cr_expect_eq(c[CNB_KF_CONV_FWD], fused ? 0 : 2 * 3);
+        cr_expect_eq(c[CNB_KF_POOL_ACT_BWD], fused ? 2 * 3 : 0);
+        cr_expect_eq(c[CNB_KF_POOL_BWD], fused ? 0 : 2 * 3);
+        cr_expect_eq(c[CNB_KF_ACT_FWD], (fused ? 2 : 4) * 3);
+        cr_expect_eq(c[CNB_KF_ACT_BWD], (fused ? 2 : 4) * 3);
+        if (fused) cr_expect_gt(p->train.seconds[CNB_KF_CONV_ACT_FWD], 0.0);
+        cr_expect_str_eq(cnb_kfamily_name(CNB_KF_CONV_ACT_FWD), "conv_bias_act_fwd");
+        cr_expect_str_eq(cnb_kfamily_direction(CNB_KF_POOL_ACT_BWD), "backward");
+        cnb_trainer_destroy(t);
+        cnb_run_result_free(r);
+        free(r);
+        cnb_profiler_release(p);
+        free(p);
+    }
+    cr_expect_eq(memcmp(losses[0], losses[1], sizeof losses[0]), 0,
+                 "fused losses %g %g %g, separate %g %g %g", losses[1][0], losses[1][1],
+                 losses[1][2], losses[0][0], losses[0][1], losses[0][2]);
+    tu_close(&b);
+    cnb_dataset_free(&train);
+    cnb_dataset_free(&test);
+    free(m);
+}
+
 /* numpy.percentile's default (linear between order statistics) gives these; order of the input
  * does not matter and the input is left as it was. */
 Test(bench, quantile_interpolates_between_order_statistics) {
@@ -82,6 +140,43 @@ Test(bench, quantile_interpolates_between_order_statistics) {
     cr_expect_float_eq(cnb_quantile(x, 1, 0.75), 4.0, 1e-12);
     cr_expect_float_eq(cnb_quantile(x, 0, 0.75), 0.0, 1e-12);
     cr_expect(x[0] == 4 && x[1] == 1 && x[2] == 3 && x[3] == 2, "input reordered");
+}
+
+/* NAME:nofusion is NAME with --no-fusion in the same rounds: its breakdown has the separate
+ * rows and no fused ones, the plain entry the reverse, and both get a ratio. */
+Test(bench, nofusion_entry_runs_the_separate_kernels_beside_the_fused_ones, .timeout = 120) {
+    const char *json = CNB_TEST_TMP_DIR "/bench-nofusion.json";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s bench --backends naive,naive:nofusion --model network --quick --min-runs 2 "
+             "--max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 --out %s 2>&1",
+             CNB_TEST_CNNBENCH, json);
+    char *out;
+    int rc = tu_run(cmd, &out);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "naive:nofusion"), "%s", out);
+    cJSON *root = tu_read_json(json);
+    const cJSON *c, *cells = cJSON_GetObjectItem(root, "cells");
+    int seen = 0;
+    cJSON_ArrayForEach(c, cells) {
+        const char *be = cJSON_GetObjectItem(c, "backend")->valuestring;
+        int separate = strcmp(be, "naive:nofusion") == 0;
+        cr_assert(separate || strcmp(be, "naive") == 0, "unexpected backend %s", be);
+        const cJSON *fam = cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(c, "breakdown"), "train"), "families");
+        cr_assert_not_null(fam, "%s: no breakdown", be);
+        const cJSON *fused = cJSON_GetObjectItem(cJSON_GetObjectItem(fam, "conv_bias_act_fwd"),
+                                                 "calls");
+        const cJSON *conv = cJSON_GetObjectItem(cJSON_GetObjectItem(fam, "conv_fwd"), "calls");
+        double nf = cJSON_IsNumber(fused) ? fused->valuedouble : 0;
+        double nc = cJSON_IsNumber(conv) ? conv->valuedouble : 0;
+        cr_expect(separate ? nf == 0 && nc > 0 : nf > 0 && nc == 0,
+                  "%s: %g fused and %g separate convolution calls", be, nf, nc);
+        seen++;
+    }
+    cr_expect_eq(seen, 2);
+    cJSON_Delete(root);
+    free(out);
 }
 
 Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
@@ -141,7 +236,9 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
                       strcmp(how->valuestring, "host clock after synchronize") == 0,
                   "%s: breakdown timing %s", be, cJSON_IsString(how) ? how->valuestring : "?");
         const cJSON *fam = cJSON_GetObjectItem(bd, "families");
-        cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_fwd"));
+        /* a backend with the fusion group runs conv + ReLU as one fused call */
+        cr_expect(cJSON_GetObjectItem(fam, "conv_fwd") ||
+                      cJSON_GetObjectItem(fam, "conv_bias_act_fwd"), "%s: no convolution row", be);
         cr_expect_not_null(cJSON_GetObjectItem(fam, "conv_bwd_filter"));
         double step = cJSON_GetObjectItem(bd, "step_ms")->valuedouble;
         double kern = cJSON_GetObjectItem(bd, "kernel_ms")->valuedouble;

@@ -140,6 +140,39 @@ Test(check, exact_mode_catches_one_ulp_and_mistrust_fires) {
     cnb_check_data_free(&d);
 }
 
+/* A planted error in blas's fused convolution fails exactly the fused family's checks (each of
+ * them, random and exact), while the separate conv_fwd it must agree with still passes. */
+Test(check, cli_planted_bug_in_a_fused_slot_fails_that_family, .timeout = 120) {
+    if (blas_or_skip()) cr_skip_test("blas not usable");
+    const char *json = CNB_TEST_TMP_DIR "/check-planted-fused.json";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "CNB_TEST_PERTURB=conv_bias_act_forward CNB_TEST_FAULT_BACKEND=blas %s check "
+             "--backends blas --model network,edge --family conv_fwd,conv_bias_act_fwd "
+             "--no-training --out %s 2>&1",
+             CNB_TEST_CNNBENCH, json);
+    char *out;
+    int rc = tu_run(cmd, &out);
+    cr_expect_eq(rc, 1, "exit %d, want 1 on a FAILED check; output:\n%s", rc, out);
+    cJSON *root = tu_read_json(json);
+    const cJSON *c, *checks = cJSON_GetObjectItem(root, "checks");
+    int fused = 0, plain = 0;
+    cJSON_ArrayForEach(c, checks) {
+        const char *fam = cJSON_GetObjectItem(c, "family")->valuestring;
+        const char *st = cJSON_GetObjectItem(c, "status")->valuestring;
+        int is_fused = strcmp(fam, "conv_bias_act_fwd") == 0;
+        fused += is_fused;
+        plain += !is_fused;
+        cr_expect_str_eq(st, is_fused ? "FAILED" : "PASSED", "%s %s %s", fam,
+                         cJSON_GetObjectItem(c, "label")->valuestring,
+                         cJSON_GetObjectItem(c, "mode")->valuestring);
+    }
+    cr_expect_geq(fused, 8, "only %d fused checks", fused);
+    cr_expect_gt(plain, 0);
+    cJSON_Delete(root);
+    free(out);
+}
+
 Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .timeout = 120) {
     if (blas_or_skip()) cr_skip_test("blas not usable");
     const char *json = CNB_TEST_TMP_DIR "/check-planted.json";

@@ -85,12 +85,58 @@ Test(faults, device_allocation_failure_is_named) {
 }
 
 Test(faults, evaluation_failure_after_training_is_named) {
-    /* network has 2 convolutions: 4 training steps make 8 conv_forward calls, so call 9 is the
-     * first of the evaluation that follows. */
-    const char *want[] = {"evaluation after epoch 1", "conv_forward", "results so far are in",
-                          NULL};
-    free(expect_run("CNB_FAULT=conv_forward:9", "--backend " FAULT_SO " " SMALL " --steps 4 --out "
-                    TMP "/fault_eval.json", 1, want));
+    /* network has 2 convolutions, each followed by ReLU: 4 training steps make 8 convolution
+     * calls, so call 9 is the first of the evaluation that follows; fused (the naive inside has
+     * the fusion group) or, with --no-fusion, the separate conv_forward. */
+    const char *slots[] = {"conv_bias_act_forward", "conv_forward"};
+    for (int i = 0; i < 2; i++) {
+        char env[128];
+        snprintf(env, sizeof env, "CNB_FAULT=%s:9", slots[i]);
+        const char *want[] = {"evaluation after epoch 1", slots[i], "results so far are in",
+                              NULL};
+        free(expect_run(env,
+                        i ? "--backend " FAULT_SO " " SMALL " --steps 4 --no-fusion --out " TMP
+                            "/fault_eval.json"
+                          : "--backend " FAULT_SO " " SMALL " --steps 4 --out " TMP
+                            "/fault_eval.json",
+                        1, want));
+    }
+}
+
+/* A backend whose fused slots decline (CNB_ERR_UNSUPPORTED) gets the separate calls for those
+ * layers instead: the run completes with the same test loss as the separate kernels' run. */
+static double test_loss_of(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1.0;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *root = cJSON_Parse(buf);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "final"), "test_loss");
+    double loss = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+    cJSON_Delete(root);
+    return loss;
+}
+
+Test(faults, declined_fused_slots_fall_back_to_the_separate_ones) {
+    const char *env[] = {"CNB_FAULT_UNSUPPORTED=conv_bias_act_forward,pool_act_backward",
+                         "CNB_FAULT_UNSUPPORTED=pool_act_backward", NULL};
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --no-fusion --out " TMP
+                 "/fallback_ref.json", &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    double ref = test_loss_of(TMP "/fallback_ref.json");
+    for (int i = 0; env[i]; i++) {
+        rc = run(env[i], "--backend " FAULT_SO " " SMALL " --steps 3 --out " TMP
+                 "/fallback.json", &out);
+        cr_expect_eq(rc, 0, "%s: exit %d\n%s", env[i], rc, out);
+        free(out);
+        double got = test_loss_of(TMP "/fallback.json");
+        cr_expect(got == ref && ref > 0, "%s: test loss %.9g, separate kernels %.9g", env[i],
+                  got, ref);
+    }
 }
 
 Test(faults, nan_loss_names_the_step) {

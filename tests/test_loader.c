@@ -171,6 +171,43 @@ Test(loader, accepts_a_full_collective_group_none_and_a_table_that_ends_before_i
     }
 }
 
+Test(loader, refuses_a_partial_fusion_group_naming_the_empty_slot) {
+    expect_refusal("partial_fusion", "'pool_act_backward' is empty");
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "partial_fusion");
+    cnb_loaded_backend b;
+    cnb_load_backend(path, &b, err, sizeof err);
+    cr_expect(strstr(err, "optional fusion slots") && strstr(err, "both or none"), "%s", err);
+}
+
+Test(loader, accepts_a_full_fusion_group_and_none) {
+    const struct {
+        const char *which;
+        int fusion;
+    } cases[] = {{"fusion", 1}, {"ok", 0}, {"timers", 0}};
+    for (int i = 0; i < 3; i++) {
+        char path[4096], err[CNB_ERR_LEN];
+        fixture(path, sizeof path, cases[i].which);
+        cnb_loaded_backend b;
+        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
+        cr_expect_eq(cnb_backend_has_fusion(b.api), cases[i].fusion, "%s", cases[i].which);
+        cnb_unload_backend(&b);
+    }
+}
+
+/* A table built with the timer group but before the fusion group: the half-filled group the
+ * fixture plants past its declared size is not read. */
+Test(loader, accepts_a_table_that_ends_before_the_fusion_group) {
+    char path[4096], err[CNB_ERR_LEN];
+    fixture(path, sizeof path, "pre_fusion_table");
+    cnb_loaded_backend b;
+    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(b.api->struct_size, (uint32_t)CNB_BACKEND_TIMERS_SIZE);
+    cr_expect_not_null(b.api->conv_bias_act_forward, "the fixture plants a slot past the end");
+    cr_expect_eq(cnb_backend_has_fusion(b.api), 0);
+    cnb_unload_backend(&b);
+}
+
 Test(loader, loads_built_backends_by_name) {
     const char *names[] = {"naive", "blas"};
     for (int i = 0; i < 2; i++) {

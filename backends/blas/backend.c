@@ -226,6 +226,8 @@ static const cnb_backend blas_table = {
     .softmax_ce_backward = blas_softmax_ce_backward,
     .sgd_step = blas_sgd_step,
     .adam_step = blas_adam_step,
+    .conv_bias_act_forward = blas_conv_bias_act_forward,
+    .pool_act_backward = blas_pool_act_backward,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks

@@ -117,6 +117,9 @@ cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, flo
                                    const float *dy, const float *weight);
 cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                      const float *dy, const float *x);
+cnb_status blas_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
+                                      float *y, const float *x, const float *weight,
+                                      const float *bias);
 cnb_status blas_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
 cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
                               int hw);
@@ -128,6 +131,9 @@ cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
 cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
                               const float *dy, const float *x, const float *y,
                               const void *workspace);
+cnb_status blas_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                  const float *dy, const float *x, const float *y,
+                                  const void *workspace);
 
 /* gemm.c */
 cnb_status blas_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,

@@ -23,6 +23,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "act_math.h"
 #include "blas_backend.h"
 #include "cnb_abi_check.h"
 
@@ -63,19 +64,38 @@ static int chunk_images(const cnb_conv_desc *d) {
 
 /* ---- batched layout ---------------------------------------------------------------------- */
 
-/* t (k, nb*pq) -> y (nb, k, pq), adding bias[k] (if any) on the way. */
-static void gather_nchw(float *y, const float *t, const float *bias, int nb, int k, int pq) {
+/* dst[j] = act(src[j] + b), j < n: the fused epilogue, one pass over an output row that the
+ * sgemm has just written (still in cache). dst may be src. One loop per activation, each with
+ * a constant act, so that every one of them vectorizes. */
+static void bias_act_row(float *dst, const float *src, float b, int n, int act) {
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (int j = 0; j < n; j++) dst[j] = fused_act(CNB_ACT_RELU, src[j] + b);
+        break;
+    case CNB_ACT_TANH:
+        for (int j = 0; j < n; j++) dst[j] = fused_act(CNB_ACT_TANH, src[j] + b);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (int j = 0; j < n; j++) dst[j] = fused_act(CNB_ACT_SIGMOID, src[j] + b);
+        break;
+    default:
+        for (int j = 0; j < n; j++) dst[j] = src[j] + b;
+        break;
+    }
+}
+
+/* t (k, nb*pq) -> y (nb, k, pq), adding bias[k] (if any) and applying act on the way. */
+static void gather_nchw(float *y, const float *t, const float *bias, int act, int nb, int k,
+                        int pq) {
     const size_t ld = (size_t)nb * pq;
     for (int i = 0; i < nb; i++) {
         for (int o = 0; o < k; o++) {
             const float *restrict src = t + (size_t)o * ld + (size_t)i * pq;
             float *restrict dst = y + ((size_t)i * k + o) * pq;
-            if (bias) {
-                const float bo = bias[o];
-                for (int j = 0; j < pq; j++) dst[j] = src[j] + bo;
-            } else {
+            if (bias || act != CNB_FUSED_ACT_NONE)
+                bias_act_row(dst, src, bias ? bias[o] : 0.0f, pq, act);
+            else
                 memcpy(dst, src, (size_t)pq * sizeof(float));
-            }
         }
     }
 }
@@ -93,8 +113,8 @@ static void scatter_knq(float *t, const float *dy, int nb, int k, int pq) {
  * thread's scratch (col: the columns, t: a GEMM operand in (k, m*pq) order). */
 
 static void forward_batched(const cnb_conv_desc *d, float *y, const float *x,
-                            const float *weight, const float *bias, float *col, float *t, int i0,
-                            int i1) {
+                            const float *weight, const float *bias, int act, float *col, float *t,
+                            int i0, int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q, nb = chunk_images(d);
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
     for (int n0 = i0; n0 < i1; n0 += nb) {
@@ -104,7 +124,7 @@ static void forward_batched(const cnb_conv_desc *d, float *y, const float *x,
         /* t (k, m*pq) = weight (k, crs) x col (crs, m*pq) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, ld, crs, 1.0f, weight, crs,
                     col, ld, 0.0f, t, ld);
-        gather_nchw(y + (size_t)n0 * kpq, t, bias, m, k, pq);
+        gather_nchw(y + (size_t)n0 * kpq, t, bias, act, m, k, pq);
     }
 }
 
@@ -143,7 +163,7 @@ static void backward_filter_batched(const cnb_conv_desc *d, float *dweight, cons
 /* ---- per-image layout (col is NULL for a pointwise filter) -------------------------------- */
 
 static void forward_per_image(const cnb_conv_desc *d, float *y, const float *x,
-                              const float *weight, const float *bias, float *col, int i0,
+                              const float *weight, const float *bias, int act, float *col, int i0,
                               int i1) {
     const int k = d->k, crs = d->c * d->r * d->s, pq = d->p * d->q;
     const size_t chw = (size_t)d->c * d->h * d->w, kpq = (size_t)k * pq;
@@ -154,13 +174,11 @@ static void forward_per_image(const cnb_conv_desc *d, float *y, const float *x,
         /* y_i (k, pq) = weight (k, crs) x col (crs, pq) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k, pq, crs, 1.0f, weight, crs,
                     col ? col : xi, pq, 0.0f, yi, pq);
-        if (bias) {
+        if (bias || act != CNB_FUSED_ACT_NONE)
             for (int o = 0; o < k; o++) {
-                const float bo = bias[o];
-                float *restrict row = yi + (size_t)o * pq;
-                for (int j = 0; j < pq; j++) row[j] += bo;
+                float *row = yi + (size_t)o * pq;
+                bias_act_row(row, row, bias ? bias[o] : 0.0f, pq, act);
             }
-        }
     }
 }
 
@@ -202,6 +220,7 @@ enum conv_pass { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER };
 typedef struct {
     const cnb_conv_desc *d;
     int pass, batched;
+    int act;                 /* forward: the fused activation, or CNB_FUSED_ACT_NONE */
     float *out;              /* y, dx, or dweight (thread 0's part of it) */
     const float *in, *other; /* forward: x, weight; data: dy, weight; filter: dy, x */
     const float *bias;
@@ -214,8 +233,10 @@ static void conv_range(void *arg, int th, size_t lo, size_t hi) {
     const int i0 = (int)lo, i1 = (int)hi;
     switch (j->pass) {
     case PASS_FORWARD:
-        if (j->batched) forward_batched(j->d, j->out, j->in, j->other, j->bias, j->col[th], j->t[th], i0, i1);
-        else forward_per_image(j->d, j->out, j->in, j->other, j->bias, j->col[th], i0, i1);
+        if (j->batched)
+            forward_batched(j->d, j->out, j->in, j->other, j->bias, j->act, j->col[th], j->t[th],
+                            i0, i1);
+        else forward_per_image(j->d, j->out, j->in, j->other, j->bias, j->act, j->col[th], i0, i1);
         break;
     case PASS_BACKWARD_DATA:
         if (j->batched) backward_data_batched(j->d, j->out, j->in, j->other, j->col[th], j->t[th], i0, i1);
@@ -277,6 +298,26 @@ cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
     BLAS_CHECK_PTR(ctx, "conv_forward", x);
     BLAS_CHECK_PTR(ctx, "conv_forward", weight);
     conv_job j = {.d = d, .pass = PASS_FORWARD, .out = y, .in = x, .other = weight, .bias = bias,
+                  .act = CNB_FUSED_ACT_NONE,
+                  .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
+    return run_conv(ctx, &j);
+}
+
+/* y = act(conv_forward(x, weight, bias)): the bias and the activation are applied in the pass
+ * that moves each output chunk from the sgemm's result into y (batched) or right after the
+ * image's sgemm (per image), while the output is still in cache. */
+cnb_status blas_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
+                                      float *y, const float *x, const float *weight,
+                                      const float *bias) {
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = cnb_check_fused_act("conv_bias_act_forward", act, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = check_conv_desc(ctx, "conv_bias_act_forward", d);
+    if (st != CNB_OK) return st;
+    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", y);
+    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", x);
+    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", weight);
+    conv_job j = {.d = d, .pass = PASS_FORWARD, .out = y, .in = x, .other = weight, .bias = bias,
+                  .act = act,
                   .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
     return run_conv(ctx, &j);
 }

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "act_math.h"
 #include "blas_backend.h"
 #include "cnb_abi_check.h"
 
@@ -118,8 +119,9 @@ static void pool_plane_general(const cnb_pool_desc *d, float *restrict y, int32_
 typedef struct {
     const cnb_pool_desc *d;
     int max, fast;
+    int act;                  /* backward: the activation folded in, or CNB_FUSED_ACT_NONE */
     float *y;                 /* forward */
-    const float *x;
+    const float *x;           /* forward: the input; fused backward: the activation's output */
     int32_t *arg;
     float *dx;                /* backward */
     const float *dy;
@@ -148,7 +150,26 @@ static void forward_range(void *p, int thread, size_t lo, size_t hi) {
     }
 }
 
-/* Work goes plane by plane so the zeroing and the scatter meet in L1. */
+/* dx[i] = act'(a[i]) * dx[i] over one plane, in L1 right after its scatter; one loop per
+ * activation so each vectorizes. */
+static void act_grad_plane(float *restrict dx, const float *restrict a, size_t n, int act) {
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_RELU, dx[i], a[i]);
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_TANH, dx[i], a[i]);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_SIGMOID, dx[i], a[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Work goes plane by plane so the zeroing, the scatter and a folded activation's backward meet
+ * in L1. */
 static void backward_range(void *p, int thread, size_t lo, size_t hi) {
     pool_job *j = p;
     const cnb_pool_desc *d = j->d;
@@ -168,6 +189,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
                 }
                 dxp[ap[o]] += dyp[o];
             }
+            act_grad_plane(dxp, j->x + pl * in, in, j->act);
             continue;
         }
         for (int oh = 0; oh < d->p; oh++) {
@@ -185,6 +207,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
                 }
             }
         }
+        act_grad_plane(dxp, j->x + pl * in, in, j->act);
     }
 }
 
@@ -210,22 +233,21 @@ cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
 /* dx is (n,c,h,w), dy is (n,c,p,q); dx is overwritten. Max: each dy goes to the argmax the
  * forward recorded (x and y are not needed). Avg: each dy is spread as dy/(kh*kw) over the real
  * cells of its window. Overlapping windows (stride < window) add up. */
-cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
-                              const float *dy, const float *x, const float *y,
-                              const void *workspace) {
-    (void)x;
-    (void)y;
+static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d,
+                                int act, float *dx, const float *dy, const float *x,
+                                const void *workspace) {
     BLAS_CHECK_CTX(ctx);
-    cnb_status st = check_pool_desc(ctx, "pool_backward", d);
+    cnb_status st = check_pool_desc(ctx, fn, d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "pool_backward", dx);
-    BLAS_CHECK_PTR(ctx, "pool_backward", dy);
+    BLAS_CHECK_PTR(ctx, fn, dx);
+    BLAS_CHECK_PTR(ctx, fn, dy);
+    if (act != CNB_FUSED_ACT_NONE) BLAS_CHECK_PTR(ctx, fn, x);
     const int max = d->mode == CNB_POOL_MAX;
     if (max && !workspace)
         return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "pool_backward: max pooling needs the forward's workspace (its argmax), "
-                         "got NULL");
-    pool_job j = {.d = d, .dx = dx, .dy = dy, .carg = workspace, .max = max};
+                         "%s: max pooling needs the forward's workspace (its argmax), got NULL",
+                         fn);
+    pool_job j = {.d = d, .dx = dx, .dy = dy, .x = x, .carg = workspace, .max = max, .act = act};
     const size_t planes = (size_t)d->n * d->c;
     const int parts = blas_team_parts(ctx, planes, plane_grain(d));
     for (int t = 0; t < parts; t++) j.bad_at[t] = SIZE_MAX;
@@ -234,9 +256,28 @@ cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *d
         if (j.bad_at[t] == SIZE_MAX) continue;
         /* An index outside the plane means the workspace is not this forward's. */
         return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "pool_backward: workspace entry %zu is %d, outside the %dx%d plane: it "
+                         "%s: workspace entry %zu is %d, outside the %dx%d plane: it "
                          "was not written by pool_forward with this descriptor",
-                         j.bad_at[t], (int)j.bad_value[t], d->h, d->w);
+                         fn, j.bad_at[t], (int)j.bad_value[t], d->h, d->w);
     }
     return CNB_OK;
+}
+
+cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
+                              const float *dy, const float *x, const float *y,
+                              const void *workspace) {
+    (void)y;
+    return pool_backward(ctx, "pool_backward", d, CNB_FUSED_ACT_NONE, dx, dy, x, workspace);
+}
+
+/* pool_backward, then each plane's dx times act'(x) while it is in L1: x is the pooling's input,
+ * the activation's output. */
+cnb_status blas_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                  const float *dy, const float *x, const float *y,
+                                  const void *workspace) {
+    (void)y;
+    BLAS_CHECK_CTX(ctx);
+    cnb_status st = cnb_check_fused_act("pool_act_backward", act, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    return pool_backward(ctx, "pool_act_backward", d, act, dx, dy, x, workspace);
 }

@@ -115,6 +115,8 @@ static const cnb_backend naive_table = {
     .softmax_ce_backward = naive_softmax_ce_backward,
     .sgd_step = naive_sgd_step,
     .adam_step = naive_adam_step,
+    .conv_bias_act_forward = naive_conv_bias_act_forward,
+    .pool_act_backward = naive_pool_act_backward,
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks

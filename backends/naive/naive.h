@@ -94,4 +94,12 @@ cnb_status naive_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count,
 cnb_status naive_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
                            float *m, float *v, const float *grad);
 
+/* fused.c: the fused slots as compositions of the kernels above */
+cnb_status naive_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
+                                       float *y, const float *x, const float *weight,
+                                       const float *bias);
+cnb_status naive_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                   const float *dy, const float *x, const float *y,
+                                   const void *workspace);
+
 #endif

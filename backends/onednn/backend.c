@@ -196,6 +196,8 @@ static const cnb_backend table = {
     .softmax_ce_backward = odn_softmax_ce_backward,
     .sgd_step = odn_sgd_step,
     .adam_step = odn_adam_step,
+    .conv_bias_act_forward = odn_conv_bias_act_forward,
+    .pool_act_backward = odn_pool_act_backward,
 };
 
 CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {

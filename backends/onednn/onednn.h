@@ -153,6 +153,8 @@ cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, floa
                                   const float *dy, const float *weight);
 cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                     const float *dy, const float *x);
+cnb_status odn_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act, float *y,
+                                     const float *x, const float *weight, const float *bias);
 cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
 cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c, int hw);
 
@@ -163,6 +165,15 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
 cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
                              const float *x, const float *y, const void *workspace);
 
+cnb_status odn_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                 const float *dy, const float *x, const float *y,
+                                 const void *workspace);
+/* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
+size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
+void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg);
+/* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
+long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
+                          const float *a, const int32_t *arg);
 /* gemm.c */
 cnb_status odn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,

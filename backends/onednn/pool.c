@@ -1,82 +1,15 @@
-/* pool.c — max and average pooling, forward and backward, on oneDNN pooling primitives in plain
- * nchw. Max pooling records its argmax in the workspace oneDNN asks for (its size is what
- * pool_workspace_size reports, so the harness allocates it once per layer) and the backward
- * scatters through it; average pooling divides by kh*kw (dnnl_pooling_avg_include_padding).
- *
- * NaN: oneDNN 2.6's max pooling skips NaN (a window holding one yields its largest number),
- * where PyTorch and cnb_abi.h's rule yield NaN and send the gradient to the window's last NaN.
- * So the forward first scans x for NaN (one streaming pass, a few percent of the pooling time);
- * only when it finds one do the windows run here as plain loops, and a flag stored after
- * oneDNN's own workspace bytes tells the backward to follow the same way. */
+/* pool.c — average pooling on oneDNN pooling primitives in plain nchw (dividing by kh*kw:
+ * dnnl_pooling_avg_include_padding), max pooling on the loops of pool_max.c (faster here than
+ * the primitive), each recording its argmax in the workspace (its size is what
+ * pool_workspace_size reports, so the harness allocates it once per layer). The fused
+ * pool_act_backward folds an activation's backward into either backward pass.
+ * NaN follows cnb_abi.h: the max loops take NaN as the maximum (the last NaN of a window gets
+ * the gradient; oneDNN 2.6's max primitive would skip NaN); the average primitive is plain IEEE
+ * arithmetic. */
 #include <string.h>
-
-#include <omp.h>
 
 #include "cnb_abi_check.h"
 #include "onednn.h"
-
-#define NAN_FLAG_BYTES 64 /* after oneDNN's workspace: 1 when the forward took the NaN path */
-
-/* Each thread scans a contiguous range (see relu_forward_loop on `parallel for simd`). */
-static int has_nan(const cnb_context *ctx, const float *x, size_t count) {
-    int teams = count >= 65536 ? ctx->threads : 1, found = 0;
-#pragma omp parallel num_threads(teams) if (teams > 1) reduction(| : found)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
-#pragma omp simd reduction(| : found)
-        for (size_t i = i0; i < i1; i++) found |= x[i] != x[i];
-    }
-    return found;
-}
-
-/* The window maximum at (oh, ow) of one (h, w) plane, padding skipped: a value wins when it is
- * greater or NaN, so number ties keep the first and NaN the last (the naive backend's rule). */
-static size_t window_argmax(const cnb_pool_desc *d, const float *plane, int oh, int ow) {
-    size_t best = 0;
-    int found = 0;
-    for (int i = 0; i < d->kh; i++) {
-        int ih = oh * d->stride_h - d->pad_h + i;
-        if (ih < 0 || ih >= d->h) continue;
-        for (int j = 0; j < d->kw; j++) {
-            int iw = ow * d->stride_w - d->pad_w + j;
-            if (iw < 0 || iw >= d->w) continue;
-            size_t e = (size_t)ih * d->w + iw;
-            if (!found || plane[e] > plane[best] || plane[e] != plane[e]) best = e;
-            found = 1;
-        }
-    }
-    return best;
-}
-
-/* Max pooling with NaN in x: forward (dx == NULL: y = x at each argmax) or backward (dx zeroed,
- * then each dy added at its window's argmax), planes split across threads. */
-static void max_pool_nan(const cnb_context *ctx, const cnb_pool_desc *d, float *y, float *dx,
-                         const float *dy, const float *x) {
-    const size_t planes = (size_t)d->n * d->c, in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
-    int teams = planes * in >= 65536 ? ctx->threads : 1;
-#pragma omp parallel for num_threads(teams) if (teams > 1) schedule(static)
-    for (size_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + pl * in;
-        if (dx) memset(dx + pl * in, 0, in * sizeof(float));
-        for (int oh = 0; oh < d->p; oh++)
-            for (int ow = 0; ow < d->q; ow++) {
-                size_t at = window_argmax(d, xp, oh, ow), o = pl * out + (size_t)oh * d->q + ow;
-                if (dx) dx[pl * in + at] += dy[o];
-                else y[o] = xp[at];
-            }
-    }
-}
-
-static void set_nan_flag(void *workspace, size_t at, int v) {
-    memcpy((char *)workspace + at, &v, sizeof v);
-}
-
-static int nan_flag(const void *workspace, size_t at) {
-    int v;
-    memcpy(&v, (const char *)workspace + at, sizeof v);
-    return v;
-}
 
 enum { P_FWD = 0, P_BWD = 1 };
 
@@ -138,10 +71,14 @@ cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, siz
     *bytes = 0;
     cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
+    if (d->mode == CNB_POOL_MAX) {
+        *bytes = odn_maxpool_workspace_bytes(d);
+        return CNB_OK;
+    }
     odn_enter(ctx);
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
-    *bytes = op->workspace_bytes ? op->workspace_bytes + NAN_FLAG_BYTES : 0;
+    *bytes = op->workspace_bytes;
     return CNB_OK;
 }
 
@@ -153,6 +90,15 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     ODN_CHECK_PTR(ctx, "pool_forward", y);
     ODN_CHECK_PTR(ctx, "pool_forward", x);
     odn_enter(ctx);
+    if (d->mode == CNB_POOL_MAX) {
+        if (!workspace)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "pool_forward: max pooling needs the %zu-byte workspace "
+                            "pool_workspace_size reports, got NULL",
+                            odn_maxpool_workspace_bytes(d));
+        odn_maxpool_forward(d, y, x, workspace);
+        return CNB_OK;
+    }
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
     if (op->workspace_bytes && !workspace)
@@ -160,39 +106,47 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
                         "pool_forward: max pooling needs the %zu-byte workspace "
                         "pool_workspace_size reports, got NULL",
                         op->workspace_bytes);
-    if (op->workspace_bytes) { /* max pooling */
-        int nan_path = has_nan(ctx, x, (size_t)d->n * d->c * d->h * d->w);
-        set_nan_flag(workspace, op->workspace_bytes, nan_path);
-        if (nan_path) {
-            max_pool_nan(ctx, d, y, NULL, NULL, x);
-            return CNB_OK;
-        }
-    }
     void *ptrs[3] = {(void *)x, y, workspace};
     return odn_exec(ctx, &op->prim[P_FWD], ptrs);
 }
 
-cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
-                             const float *x, const float *y, const void *workspace) {
-    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = cnb_check_pool_desc("pool_backward", d, ctx->err, sizeof ctx->err);
+/* dx = act'(a) * dx in place, a the activation's output (the pooling's input), over planes of
+ * the whole tensor: average pooling's backward is a primitive, so this is a second pass. */
+static void act_grad(const cnb_pool_desc *d, int act, float *dx, const float *a) {
+    const long count = (long)d->n * d->c * d->h * d->w;
+    if (act == CNB_FUSED_ACT_NONE) return;
+#pragma omp parallel for simd schedule(static) if (count >= 16384)
+    for (long i = 0; i < count; i++) {
+        float g = dx[i], v = a[i];
+        dx[i] = act == CNB_ACT_RELU ? (v <= 0.0f ? 0.0f : g) /* NaN passes g, as relu backward */
+                : act == CNB_ACT_TANH ? g * ((1.0f - v) * (1.0f + v)) : g * (v * (1.0f - v));
+    }
+}
+
+/* pool_backward with an optional activation folded in (act, a); x and y are not read. */
+static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, int act,
+                                float *dx, const float *dy, const float *a,
+                                const void *workspace) {
+    cnb_status st = cnb_check_pool_desc(fn, d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "pool_backward", dx);
-    ODN_CHECK_PTR(ctx, "pool_backward", dy);
-    /* y is not read: the workspace the forward wrote already holds each argmax, or says that
-     * NaN took the forward to the loops here, which find it again from x. */
-    (void)y;
+    ODN_CHECK_PTR(ctx, fn, dx);
+    ODN_CHECK_PTR(ctx, fn, dy);
+    if (act != CNB_FUSED_ACT_NONE) ODN_CHECK_PTR(ctx, fn, a);
     odn_enter(ctx);
-    odn_op *op;
-    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
-    if (op->workspace_bytes && !workspace)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "pool_backward: max pooling needs the forward's workspace, got NULL");
-    if (op->workspace_bytes && nan_flag(workspace, op->workspace_bytes)) {
-        ODN_CHECK_PTR(ctx, "pool_backward", x);
-        max_pool_nan(ctx, d, NULL, dx, dy, x);
+    if (d->mode == CNB_POOL_MAX) {
+        if (!workspace)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "%s: max pooling needs the forward's workspace, got NULL", fn);
+        long bad = odn_maxpool_backward(d, act, dx, dy, a, workspace);
+        if (bad >= 0)
+            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                            "%s: workspace entry %ld is outside the %dx%d plane: it was not "
+                            "written by pool_forward with this descriptor",
+                            fn, bad, d->h, d->w);
         return CNB_OK;
     }
+    odn_op *op;
+    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
     if (!op->prim[P_BWD].prim) {
         pool_mds m;
         dnnl_pooling_desc_t pd;
@@ -209,5 +163,25 @@ cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx
         }
     }
     void *ptrs[3] = {(void *)dy, dx, (void *)workspace};
-    return odn_exec(ctx, &op->prim[P_BWD], ptrs);
+    if ((st = odn_exec(ctx, &op->prim[P_BWD], ptrs)) != CNB_OK) return st;
+    act_grad(d, act, dx, a);
+    return CNB_OK;
+}
+
+cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
+                             const float *x, const float *y, const void *workspace) {
+    (void)y;
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    return pool_backward(ctx, "pool_backward", d, CNB_FUSED_ACT_NONE, dx, dy, x, workspace);
+}
+
+/* dx = act'(x) * pool_backward(dy), x being the activation's output. */
+cnb_status odn_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                 const float *dy, const float *x, const float *y,
+                                 const void *workspace) {
+    (void)y;
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = cnb_check_fused_act("pool_act_backward", act, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    return pool_backward(ctx, "pool_act_backward", d, act, dx, dy, x, workspace);
 }

@@ -303,6 +303,29 @@ typedef struct cnb_backend {
     /* Leave the communicator (no-op when none was joined). */
     cnb_status (*collective_destroy)(cnb_context *ctx);
 
+    /* ---- version 1, optional: fused kernels (present when struct_size covers
+     * pool_act_backward, see cnb_backend_has_fusion) ----
+     * Memory-bound passes over a tensor the kernel beside them has just written, done in the
+     * same pass (cuDNN's conv + bias + activation, oneDNN's post-ops). Each equals, within the
+     * fp32 tolerance, the composition of the separate slots it replaces; NaN propagates as in
+     * those. A backend fills both or none; it returns CNB_ERR_UNSUPPORTED (with a message) for
+     * a combination it does not fuse, and the harness then calls the separate slots for that
+     * layer. act is CNB_FUSED_ACT_NONE or an activation without a parameter: RELU, TANH or
+     * SIGMOID (PReLU's slope gradient needs the pre-activation, which fusion does not keep). */
+    /* y (n, k, p, q) = act(conv(x, weight) + bias): conv_forward, then activation_forward in
+     * place. bias may be NULL. The pre-activation is not stored. */
+    cnb_status (*conv_bias_act_forward)(cnb_context *ctx, const cnb_conv_desc *d, int act,
+                                        float *y, const float *x, const float *weight,
+                                        const float *bias);
+    /* Pooling backward followed by the backward of the activation that produced the pooling's
+     * input: dx (n, c, h, w) = act'(x) * pool_backward(dy), where x is the pooling's input,
+     * i.e. the activation's OUTPUT a, so act' is written in terms of it: relu: a > 0 ? g : 0
+     * (a > 0 exactly when the pre-activation was), tanh: g * (1 - a*a), sigmoid:
+     * g * a * (1 - a). x, y and workspace are the pooling forward's, as for pool_backward. */
+    cnb_status (*pool_act_backward)(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
+                                    const float *dy, const float *x, const float *y,
+                                    const void *workspace);
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -322,6 +345,12 @@ static inline int cnb_backend_has_collectives(const cnb_backend *t) {
            t->collective_init && t->allreduce_sum && t->collective_destroy;
 }
 
+/* The size of a table that carries the fusion group: the end of pool_act_backward. */
+#define CNB_BACKEND_FUSION_SIZE \
+    (offsetof(cnb_backend, pool_act_backward) + sizeof(void (*)(void)))
+/* The fused slots' "no activation": conv_bias_act_forward is then conv_forward. */
+#define CNB_FUSED_ACT_NONE (-1)
+
 /* 1 when t has the timer group and fills it (the loader refuses a table that fills only part). A
  * table whose struct_size ends before the group has none: its bytes there are not read. */
 static inline int cnb_backend_has_timers(const cnb_backend *t) {
@@ -334,6 +363,12 @@ static inline cnb_device_kind cnb_backend_device_kind(const cnb_backend *t) {
     if (t->struct_size < offsetof(cnb_backend, device_kind) + sizeof t->device_kind)
         return CNB_DEVICE_UNKNOWN;
     return t->device_kind <= CNB_DEVICE_GPU ? (cnb_device_kind)t->device_kind : CNB_DEVICE_UNKNOWN;
+}
+
+/* 1 when t has the fusion group and fills it (the loader refuses a half-filled group). */
+static inline int cnb_backend_has_fusion(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_FUSION_SIZE && t->conv_bias_act_forward &&
+           t->pool_act_backward;
 }
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend

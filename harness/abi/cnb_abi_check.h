@@ -232,4 +232,18 @@ static inline cnb_status cnb_check_activation_backward(const char *fn, int act, 
     return cnb_check_ptrs_(fn, p, n, err, err_len);
 }
 
+/* The activation of a fused slot: CNB_FUSED_ACT_NONE, RELU, TANH or SIGMOID. PReLU is a valid
+ * activation that no fused slot takes: CNB_ERR_UNSUPPORTED, so the harness falls back. */
+static inline cnb_status cnb_check_fused_act(const char *fn, int act, char *err, size_t err_len) {
+    if (act == CNB_FUSED_ACT_NONE || act == CNB_ACT_RELU || act == CNB_ACT_TANH ||
+        act == CNB_ACT_SIGMOID)
+        return CNB_OK;
+    if (act == CNB_ACT_PRELU) {
+        cnb_check_fail_(err, err_len, "%s: PReLU is not fused (its slope gradient needs the "
+                        "pre-activation); use the separate slots", fn);
+        return CNB_ERR_UNSUPPORTED;
+    }
+    return cnb_check_fail_(err, err_len, "%s: act=%d is not a fused activation", fn, act);
+}
+
 #endif /* CNB_ABI_CHECK_H */

@@ -22,8 +22,14 @@
 #define MAX_RUNS 10000
 #define OUTLIER_MADS 3.0  /* a sample further than 3 MAD from the median is flagged, never dropped */
 
+/* A backend list entry NAME:nofusion is backend NAME with --no-fusion, timed in the same rounds
+ * as the others (so fused and separate kernels get a ratio measured in one run). */
+#define NOFUSION_SUFFIX ":nofusion"
+
 typedef struct bn_backend {
     const char *name;
+    char label[64];          /* NAME:nofusion entries: the name shown and recorded */
+    int no_fusion;
     cnb_loaded_backend lib;
     cnb_context *ctx;
     int usable, is_gpu;
@@ -71,13 +77,15 @@ typedef struct bn_opts {
     double min_time;
     int min_runs, max_runs, warmup, steps_per_run, infer_images, eval_batch, profile_runs;
     int threads, breakdown, quiet, quick;
+    int no_fusion;
     uint64_t seed;
     const char *out, *csv, *gab, *dataset, *data;
     cnb_common_opts common;     /* the shared flags as parsed (the lists point into it) */
 } bn_opts;
 
 /* ---- bench_schedule.c: running cells ---- */
-void bench_settings(const bn_opts *o, const cnb_model *m, int batch, cnb_run_settings *s);
+void bench_settings(const bn_opts *o, const bn_backend *b, const cnb_model *m, int batch,
+                    cnb_run_settings *s);
 int bench_trainer_mark(cnb_trainer *t, const cnb_model *m, cnb_train_state *st, float **params, char *err, size_t err_len);
 int bench_cell_run(bn_cell *c, cnb_run_result *r, double *train_ips, double *infer_ips, double *step_ms, double *seconds);
 int bench_cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train, const cnb_dataset *test, cnb_run_result *r);

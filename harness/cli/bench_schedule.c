@@ -10,13 +10,15 @@
 
 #include "machine.h"
 
-void bench_settings(const bn_opts *o, const cnb_model *m, int batch, cnb_run_settings *s) {
+void bench_settings(const bn_opts *o, const bn_backend *b, const cnb_model *m, int batch,
+                    cnb_run_settings *s) {
     cnb_settings_from_model(m, s);
     s->batch = batch;
     s->eval_batch = o->eval_batch ? o->eval_batch : batch;
     s->epochs = 1;
     s->max_steps = o->steps_per_run;
     s->seed = o->seed;
+    s->no_fusion = o->no_fusion || b->no_fusion;
 }
 
 /* Remember where a fresh trainer stands, to start every run from there. */
@@ -64,7 +66,7 @@ int bench_cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
     if (!p) return -1;
     cnb_profiler_init(p, c->b->lib.api, c->b->ctx, 1);
     cnb_run_settings s;
-    bench_settings(o, c->m, c->batch, &s);
+    bench_settings(o, c->b, c->m, c->batch, &s);
     cnb_trainer *t = NULL;
     char err[CNB_ERR_LEN];
     int rc = 0;
@@ -216,7 +218,7 @@ void bench_prepare_group(bn_cell *g, int nb, bn_backend *backends, const cnb_mod
             continue;
         }
         cnb_run_settings s;
-        bench_settings(o, c->m, batch, &s);
+        bench_settings(o, c->b, c->m, batch, &s);
         const cnb_backend *api = c->b->lib.api;
         cnb_context *ctx = c->b->ctx;
         if (c->b->fault_env[0]) { /* the planted slowdown must act on the timed runs */

@@ -52,7 +52,8 @@ static void usage(FILE *f) {
         "ratios, and the uncontended ratio (upper quartiles of per-round speeds), which holds\n"
         "still on a shared host whose neighbours come and go.\n"
         "\n"
-        "  --backends LIST       backends (default: every known one that loads here)\n"
+        "  --backends LIST       backends (default: every known one that loads here); NAME:nofusion\n"
+        "                        is NAME with --no-fusion, timed in the same rounds\n"
         "  --model LIST          models (default simplecnn)\n"
         "  --batch LIST          training batch sizes (default: each model's own)\n"
         "  --min-time S          minimum timed seconds per cell (default 3)\n"
@@ -65,6 +66,7 @@ static void usage(FILE *f) {
         "  --eval-batch N        inference batch (default: the training batch)\n"
         "  --profile-runs N      runs of the profiled pass for the breakdown (default 40)\n"
         "  --no-breakdown        skip the profiled pass\n"
+        "  --no-fusion           separate kernels only, never the backends' fused ones\n"
         "  --quick               short bounded run for CI: min-time 0.5, min-runs 5, max-runs 30,\n"
         "                        warmup 1, 10 steps per run, 200 inference images, 1 profile run\n"
         "  --threads N           CPU backend threads (default: all cores)\n"
@@ -79,7 +81,7 @@ static void usage(FILE *f) {
 #define BENCH_PROG "cnnbench bench"
 
 enum { O_MIN_TIME = 256, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP, O_STEPS, O_INFER, O_EVAL_BATCH,
-       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB };
+       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB, O_NO_FUSION };
 
 static const struct option bench_flags[] = {
     {"min-time", required_argument, 0, O_MIN_TIME}, {"min-runs", required_argument, 0, O_MIN_RUNS},
@@ -89,7 +91,8 @@ static const struct option bench_flags[] = {
     {"eval-batch", required_argument, 0, O_EVAL_BATCH},
     {"profile-runs", required_argument, 0, O_PROFILE_RUNS},
     {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
-    {"csv", required_argument, 0, O_CSV}, {"gab", required_argument, 0, O_GAB}, {0, 0, 0, 0}};
+    {"csv", required_argument, 0, O_CSV}, {"gab", required_argument, 0, O_GAB},
+    {"no-fusion", no_argument, 0, O_NO_FUSION}, {0, 0, 0, 0}};
 
 /* The schedule's knobs: the defaults, --quick's, and what the command line set (-1: not set). */
 typedef struct bn_knobs {
@@ -132,6 +135,7 @@ static int on_bench_flag(void *user, int id, const char *arg) {
     case O_QUICK: p->o->quick = 1; break;
     case O_CSV: p->o->csv = arg; break;
     case O_GAB: p->o->gab = arg; break;
+    case O_NO_FUSION: p->o->no_fusion = 1; break;
     default: return -1;
     }
     return bad;
@@ -212,6 +216,11 @@ static bn_backend *open_backends(bn_opts *o, const cnb_config *cfg, int *nb) {
     for (int i = 0; i < *nb; i++) {
         bn_backend *b = &backends[i];
         b->name = o->backends[i];
+        size_t len = strlen(b->name), sl = strlen(NOFUSION_SUFFIX);
+        if (len > sl && strcmp(b->name + len - sl, NOFUSION_SUFFIX) == 0) {
+            b->no_fusion = 1;
+            o->backends[i][len - sl] = '\0'; /* open the backend by its own name */
+        }
         int opened = cnb_open_backend(b->name, cfg, &b->lib, &b->ctx, b->why, sizeof b->why);
         b->is_gpu = b->lib.device_kind == CNB_DEVICE_GPU;
         if (opened != 0) {
@@ -219,7 +228,9 @@ static bn_backend *open_backends(bn_opts *o, const cnb_config *cfg, int *nb) {
             continue;
         }
         b->usable = 1;
-        b->name = b->lib.api->name;
+        snprintf(b->label, sizeof b->label, "%s%s", b->lib.api->name,
+                 b->no_fusion ? NOFUSION_SUFFIX : "");
+        b->name = b->label;
         cnb_backend_info(b->lib.api, b->ctx, cnb_info_collect, &b->info);
         const char *mismatch = cnb_info_get(&b->info, "version_mismatch");
         if (mismatch) fprintf(stderr, "warning: %s: %s\n", b->name, mismatch);

@@ -86,6 +86,7 @@ typedef struct ck_opts {
     int batch;
     uint64_t seed;
     int steps, test_limit, training, threads, tf32, deterministic, quiet, any_family;
+    int no_fusion;
     const char *out, *dataset, *data;
     cnb_common_opts common;     /* the shared flags as parsed (the lists point into it) */
 } ck_opts;
@@ -132,6 +133,7 @@ static void usage(FILE *f) {
         "  --threads N       CPU backend threads (default: all cores)\n"
         "  --tf32            GPU backends may use TF32 (looser tolerance for conv and gemm)\n"
         "  --deterministic   GPU backends: deterministic algorithms only\n"
+        "  --no-fusion       training agreement with separate kernels only\n"
         "  --dataset NAME, --data PATH   data for the training agreement (as for training)\n"
         "  --out FILE        JSON report (default cnnbench-check.json)\n"
         "  --quiet           print only failures, skips and the summary\n",
@@ -307,8 +309,9 @@ static void run_kernel_case(ck_state *s, const cnb_check_case *c, int exact) {
         fprintf(stderr, "cnnbench check: %s\n", err);
         return;
     }
-    cnb_status ref_st = cnb_check_run(&d, s->ref_lib.api, s->ref_ctx,
-                                      d.ref, err, sizeof err);
+    /* the reference runs a fused family as the separate kernels it stands for */
+    cnb_status ref_st = cnb_check_run_composed(&d, s->ref_lib.api, s->ref_ctx,
+                                               d.ref, err, sizeof err);
     char ref_err[CNB_ERR_LEN];
     snprintf(ref_err, sizeof ref_err, "%s", err);
     float *got = malloc((d.out_count ? d.out_count : 1) * sizeof(float));
@@ -519,8 +522,12 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
         if (view.count > m->batch * s->o.steps) view.count = m->batch * s->o.steps;
         snprintf(shape, sizeof shape, "batch %d, %s lr %g, %d test images", m->batch,
                  st.optimizer, st.lr, test.count);
+        /* The reference is naive's separate kernels; the backends use their fused slots
+         * unless --no-fusion. */
         train_out ref;
+        st.no_fusion = 1;
         train_once(s->ref_lib.api, s->ref_ctx, m, &view, &test, &st, &ref);
+        st.no_fusion = s->o.no_fusion;
         for (int bi = 0; bi < s->nb; bi++) {
             ck_backend *b = &s->b[bi];
             if (!b->usable) continue;
@@ -660,13 +667,14 @@ static int run_distributed_checks(ck_state *s, cnb_model **models, int n_models)
 
 /* ---- the verb ---- */
 
-enum { O_FAMILY = 256, O_SHAPE, O_MODE, O_STEPS, O_NO_TRAINING, O_TF32, O_DET };
+enum { O_FAMILY = 256, O_SHAPE, O_MODE, O_STEPS, O_NO_TRAINING, O_TF32, O_DET, O_NO_FUSION };
 
 static const struct option check_flags[] = {
     {"family", required_argument, 0, O_FAMILY}, {"shape", required_argument, 0, O_SHAPE},
     {"mode", required_argument, 0, O_MODE}, {"steps", required_argument, 0, O_STEPS},
     {"no-training", no_argument, 0, O_NO_TRAINING}, {"tf32", no_argument, 0, O_TF32},
-    {"deterministic", no_argument, 0, O_DET}, {0, 0, 0, 0}};
+    {"deterministic", no_argument, 0, O_DET}, {"no-fusion", no_argument, 0, O_NO_FUSION},
+    {0, 0, 0, 0}};
 
 #define CHECK_PROG "cnnbench check"
 
@@ -716,6 +724,7 @@ static int on_check_flag(void *user, int id, const char *arg) {
     case O_NO_TRAINING: o->training = 0; return 0;
     case O_TF32: o->tf32 = 1; return 0;
     case O_DET: o->deterministic = 1; return 0;
+    case O_NO_FUSION: o->no_fusion = 1; return 0;
     }
     return -1;
 }
@@ -825,6 +834,7 @@ static cJSON *check_report_json(ck_state *s, int argc, char **argv, int threads,
     cJSON_AddNumberToObject(set, "test_limit", s->o.test_limit);
     cJSON_AddBoolToObject(set, "tf32", s->o.tf32);
     cJSON_AddBoolToObject(set, "deterministic", s->o.deterministic);
+    cJSON_AddBoolToObject(set, "fusion", !s->o.no_fusion);
     cJSON *bj = cJSON_AddArrayToObject(root, "backends");
     for (int i = 0; i < s->nb; i++) {
         const ck_backend *b = &s->b[i];

@@ -45,6 +45,7 @@ typedef struct cli {
     double lr;
     unsigned long long seed;
     int have_seed, quiet, progress, deterministic, tf32;
+    int no_fusion;
     int allow_nonfinite;
 } cli;
 
@@ -85,6 +86,7 @@ static void usage(FILE *f) {
             "                        the speed-up and scaling efficiency\n"
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
+            "  --no-fusion           separate kernels only, never the backend's fused ones\n"
             "  --no-progress         no progress line on stderr\n"
             "  --quiet               only the final summary\n"
             "  --list-backends       each backend and whether it loads here\n"
@@ -261,6 +263,7 @@ static void settings_for(const cli *c, const cnb_model *m, cnb_run_settings *s) 
     if (c->lr > 0) s->lr = (float)c->lr;
     if (c->have_seed) s->seed = c->seed;
     s->max_steps = c->steps;
+    s->no_fusion = c->no_fusion;
     s->progress = c->progress && isatty(STDERR_FILENO);
 }
 
@@ -582,7 +585,7 @@ static int train_command(const cli *c, int argc, char **argv) {
 enum { O_EPOCHS = 256, O_EVAL_BATCH, O_LR, O_STEPS, O_LIST_BACKENDS, O_LIST_MODELS, O_SHOW_MODEL,
        O_NO_PROGRESS, O_DETERMINISTIC, O_TF32, O_VERSION, O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT,
        O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS, O_SCALING_BASELINE,
-       O_ALLOW_NONFINITE };
+       O_ALLOW_NONFINITE, O_NO_FUSION };
 
 static const struct option train_flags[] = {
     {"epochs", required_argument, 0, O_EPOCHS}, {"eval-batch", required_argument, 0, O_EVAL_BATCH},
@@ -601,6 +604,7 @@ static const struct option train_flags[] = {
     {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
     {"scaling-baseline", required_argument, 0, O_SCALING_BASELINE},
     {"allow-nonfinite", no_argument, 0, O_ALLOW_NONFINITE},
+    {"no-fusion", no_argument, 0, O_NO_FUSION},
     {0, 0, 0, 0}};
 
 typedef struct train_parse {
@@ -636,6 +640,7 @@ static int on_train_flag(void *user, int id, const char *arg) {
     case O_EVAL_ONLY: c->eval_only = 1; break;
     case O_SCALING_BASELINE: c->scaling_baseline = arg; break;
     case O_ALLOW_NONFINITE: c->allow_nonfinite = 1; break;
+    case O_NO_FUSION: c->no_fusion = 1; break;
     case O_NAIVE_STEPS: bad = parse_long("--naive-steps", arg, 1, 100000, &c->naive_steps); break;
     case O_LIST_BACKENDS: case O_LIST_MODELS: case O_VERSION: p->action = id; break;
     case O_SHOW_MODEL: p->action = id; p->show = arg; break;

@@ -121,6 +121,7 @@ static cJSON *model_json(const cnb_model *m, const cnb_run_settings *s) {
     cJSON_AddNumberToObject(t, "eval_batch", s->eval_batch);
     cJSON_AddStringToObject(t, "optimizer", s->optimizer);
     cJSON_AddNumberToObject(t, "lr", s->lr);
+    cJSON_AddBoolToObject(t, "fusion", !s->no_fusion);
     if (strcmp(s->optimizer, "adam") == 0) {
         cJSON_AddNumberToObject(t, "beta1", s->beta1);
         cJSON_AddNumberToObject(t, "beta2", s->beta2);

@@ -15,13 +15,13 @@
 static const char *const ck_names[CNB_CK_COUNT] = {
     "corr2d", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd",
     "pool_fwd", "pool_bwd", "gemm", "act_fwd", "act_bwd", "softmax_ce_fwd", "softmax_ce_bwd",
-    "sgd", "adam", "memory", "training", "distributed"};
+    "sgd", "adam", "memory", "conv_bias_act_fwd", "pool_act_bwd", "training", "distributed"};
 /* The ABI slot names, accepted as aliases on the command line. */
 static const char *const ck_slots[CNB_CK_COUNT] = {
     "corr2d", "conv_forward", "conv_backward_data", "conv_backward_filter", "bias_forward",
     "bias_backward", "pool_forward", "pool_backward", "gemm", "activation_forward",
     "activation_backward", "softmax_ce_forward", "softmax_ce_backward", "sgd_step", "adam_step",
-    "upload", "train", "allreduce"};
+    "upload", "conv_bias_act_forward", "pool_act_backward", "train", "allreduce"};
 
 const char *cnb_check_family_name(int f) {
     return f >= 0 && f < CNB_CK_COUNT ? ck_names[f] : "unknown";
@@ -49,6 +49,7 @@ static const char *act_name(int a) {
     case CNB_ACT_TANH: return "tanh";
     case CNB_ACT_SIGMOID: return "sigmoid";
     case CNB_ACT_PRELU: return "prelu";
+    case CNB_FUSED_ACT_NONE: return "none";
     default: return "?";
     }
 }
@@ -80,6 +81,16 @@ void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len) {
     case CNB_CK_ACT_FWD: case CNB_CK_ACT_BWD:
         snprintf(buf, len, "%s count%zu", act_name(c->act), c->count);
         break;
+    case CNB_CK_CONV_ACT_FWD:
+        snprintf(buf, len, "n%d c%d %dx%d k%d %dx%d st%d,%d pad%d,%d%s +%s", d->n, d->c, d->h,
+                 d->w, d->k, d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
+                 c->has_bias ? "" : " nobias", act_name(c->act));
+        break;
+    case CNB_CK_POOL_ACT_BWD:
+        snprintf(buf, len, "%s n%d c%d %dx%d win%dx%d st%d,%d pad%d,%d +%s",
+                 p->mode == CNB_POOL_MAX ? "max" : "avg", p->n, p->c, p->h, p->w, p->kh, p->kw,
+                 p->stride_h, p->stride_w, p->pad_h, p->pad_w, act_name(c->act));
+        break;
     case CNB_CK_SOFTMAX_FWD: case CNB_CK_SOFTMAX_BWD:
         snprintf(buf, len, "n%d classes%d", c->bn, c->bc);
         break;
@@ -107,6 +118,15 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
         if (c->pool.mode == CNB_POOL_MAX) return 1;
         int area = c->pool.kh * c->pool.kw; /* x / 2^k is exact; x / 9 is not */
         return area > 0 && (area & (area - 1)) == 0;
+    }
+    /* fused: exact when the separate kernels are and the activation keeps integers */
+    case CNB_CK_CONV_ACT_FWD:
+        return c->act == CNB_ACT_RELU || c->act == CNB_FUSED_ACT_NONE;
+    case CNB_CK_POOL_ACT_BWD: {
+        cnb_check_case pool = *c;
+        pool.family = CNB_CK_POOL_BWD;
+        return (c->act == CNB_ACT_RELU || c->act == CNB_FUSED_ACT_NONE) &&
+               cnb_check_case_supports_exact(&pool);
     }
     case CNB_CK_ACT_FWD: case CNB_CK_ACT_BWD: /* comparisons and products by 0.25: exact */
         return c->act == CNB_ACT_RELU || c->act == CNB_ACT_PRELU;
@@ -197,6 +217,27 @@ static void add_act(cnb_check_case *out, int *n, int max, const char *label, int
     push(out, n, max, &c);
 }
 
+/* The fused slots' activations: those without a parameter (PReLU is never fused). */
+static int fusable_act(cnb_layer_type t) {
+    return t == CNB_LAYER_RELU ? CNB_ACT_RELU : t == CNB_LAYER_TANH ? CNB_ACT_TANH
+           : t == CNB_LAYER_SIGMOID ? CNB_ACT_SIGMOID : -2;
+}
+
+static void add_conv_act(cnb_check_case *out, int *n, int max, const char *label,
+                         cnb_conv_desc d, int has_bias, int act) {
+    cnb_check_case c = {.family = CNB_CK_CONV_ACT_FWD, .conv = d, .has_bias = has_bias,
+                        .act = act};
+    snprintf(c.label, sizeof c.label, "%.95s", label);
+    push(out, n, max, &c);
+}
+
+static void add_pool_act(cnb_check_case *out, int *n, int max, const char *label,
+                         cnb_pool_desc d, int act) {
+    cnb_check_case c = {.family = CNB_CK_POOL_ACT_BWD, .pool = d, .act = act};
+    snprintf(c.label, sizeof c.label, "%.95s", label);
+    push(out, n, max, &c);
+}
+
 static void add_simple(cnb_check_case *out, int *n, int max, const char *label, int family,
                        size_t count, int bn, int bc, int step) {
     cnb_check_case c = {.family = family, .count = count, .bn = bn, .bc = bc, .adam_step = step};
@@ -212,12 +253,15 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
         snprintf(label, sizeof label, "%s.%s", m->name, l->name);
         size_t out_size = (size_t)l->out_c * l->out_h * l->out_w;
         switch (l->type) {
-        case CNB_LAYER_CONV:
-            add_conv(out, &cnt, max, label,
-                     conv_d(n, l->in_c, l->in_h, l->in_w, l->out_c, l->size_h, l->size_w,
-                            l->stride_h, l->stride_w, l->pad_h, l->pad_w),
-                     l->bias_count > 0);
+        case CNB_LAYER_CONV: {
+            cnb_conv_desc d = conv_d(n, l->in_c, l->in_h, l->in_w, l->out_c, l->size_h,
+                                     l->size_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w);
+            add_conv(out, &cnt, max, label, d, l->bias_count > 0);
+            /* the fused pair train.c runs when an activation follows */
+            int act = i + 1 < m->n_layers ? fusable_act(m->layers[i + 1].type) : -2;
+            if (act != -2) add_conv_act(out, &cnt, max, label, d, l->bias_count > 0, act);
             break;
+        }
         case CNB_LAYER_LINEAR: {
             int fin = l->in_c * l->in_h * l->in_w, fout = l->out_c;
             /* the three products of train.c: forward, weight gradient, input gradient */
@@ -239,12 +283,15 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             break;
         }
         case CNB_LAYER_MAXPOOL:
-        case CNB_LAYER_AVGPOOL:
-            add_pool(out, &cnt, max, label,
-                     pool_d(l->type == CNB_LAYER_MAXPOOL ? CNB_POOL_MAX : CNB_POOL_AVG, n,
-                            l->in_c, l->in_h, l->in_w, l->size_h, l->size_w, l->stride_h,
-                            l->stride_w, l->pad_h, l->pad_w));
+        case CNB_LAYER_AVGPOOL: {
+            cnb_pool_desc d = pool_d(l->type == CNB_LAYER_MAXPOOL ? CNB_POOL_MAX : CNB_POOL_AVG,
+                                     n, l->in_c, l->in_h, l->in_w, l->size_h, l->size_w,
+                                     l->stride_h, l->stride_w, l->pad_h, l->pad_w);
+            add_pool(out, &cnt, max, label, d);
+            int act = i > 0 ? fusable_act(m->layers[i - 1].type) : -2;
+            if (act != -2) add_pool_act(out, &cnt, max, label, d, act);
             break;
+        }
         case CNB_LAYER_RELU:
             add_act(out, &cnt, max, label, CNB_ACT_RELU, (size_t)n * out_size);
             break;
@@ -326,6 +373,23 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
         snprintf(al, sizeof al, "edge.%s-odd", act_name(a));
         add_act(out, &n, max, al, a, 1023);
     }
+    /* fused slots at odd shapes, every activation they take */
+    add_conv_act(out, &n, max, "edge.fused-stride2-relu", conv_d(2, 2, 9, 9, 3, 3, 3, 2, 2, 1, 1),
+                 1, CNB_ACT_RELU);
+    add_conv_act(out, &n, max, "edge.fused-nonsquare-tanh",
+                 conv_d(3, 2, 11, 6, 5, 5, 2, 2, 1, 2, 0), 1, CNB_ACT_TANH);
+    add_conv_act(out, &n, max, "edge.fused-batch1-sigmoid",
+                 conv_d(1, 3, 7, 5, 4, 3, 3, 1, 1, 0, 0), 1, CNB_ACT_SIGMOID);
+    add_conv_act(out, &n, max, "edge.fused-nobias-none", conv_d(2, 8, 5, 5, 4, 1, 1, 1, 1, 0, 0),
+                 0, CNB_FUSED_ACT_NONE);
+    add_pool_act(out, &n, max, "edge.fused-maxpool-overlap-relu",
+                 pool_d(CNB_POOL_MAX, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU);
+    add_pool_act(out, &n, max, "edge.fused-maxpool-odd-sigmoid",
+                 pool_d(CNB_POOL_MAX, 1, 2, 7, 5, 2, 2, 2, 2, 0, 0), CNB_ACT_SIGMOID);
+    add_pool_act(out, &n, max, "edge.fused-avgpool-pad-tanh",
+                 pool_d(CNB_POOL_AVG, 2, 3, 6, 6, 2, 2, 2, 2, 1, 1), CNB_ACT_TANH);
+    add_pool_act(out, &n, max, "edge.fused-avgpool-odd-relu",
+                 pool_d(CNB_POOL_AVG, 2, 1, 5, 7, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU);
     add_simple(out, &n, max, "edge.softmax-batch1", CNB_CK_SOFTMAX_FWD, 0, 1, 10, 0);
     add_simple(out, &n, max, "edge.softmax-batch1", CNB_CK_SOFTMAX_BWD, 0, 1, 10, 0);
     add_simple(out, &n, max, "edge.softmax-odd", CNB_CK_SOFTMAX_FWD, 0, 7, 3, 0);
@@ -344,7 +408,16 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
 enum { R_IN = 0, R_OUT, R_INOUT, R_SCRATCH, R_WS };
 
 /* What a buffer holds: the range of its random values, or labels / small-integer kinds. */
-enum { F_SIGNED = 0, F_BIAS, F_RELU_IN, F_PRELU_IN, F_POSITIVE, F_LOGITS, F_PROBS, F_LABELS, F_SLOPE, F_NONE };
+enum { F_SIGNED = 0, F_BIAS, F_RELU_IN, F_PRELU_IN, F_POSITIVE, F_LOGITS, F_PROBS, F_LABELS, F_SLOPE, F_NONE,
+       F_RELU_OUT, F_TANH_OUT };
+
+/* A fused convolution before ReLU draws x and w leaning positive, so that under 30% of its
+ * outputs are zero; an activation's output (the fused pooling backward's x) lies in its range. */
+static int conv_act_fill(int act) { return act == CNB_ACT_RELU ? F_RELU_IN : F_SIGNED; }
+static int act_out_fill(int act) {
+    return act == CNB_ACT_RELU ? F_RELU_OUT : act == CNB_ACT_TANH ? F_TANH_OUT
+           : act == CNB_ACT_SIGMOID ? F_PROBS : F_SIGNED;
+}
 
 typedef struct buf_spec {
     int role, is_int, fill;
@@ -426,6 +499,21 @@ static int layout(const cnb_check_case *c, buf_spec *b) {
         B(R_IN, 0, F_SIGNED, c->count);     /* dy */
         B(R_OUT, 0, F_NONE, c->count);      /* dx */
         B(c->act == CNB_ACT_PRELU ? R_OUT : R_SCRATCH, 0, F_NONE, 1); /* dslope */
+        break;
+    case CNB_CK_CONV_ACT_FWD:
+        B(R_IN, 0, conv_act_fill(c->act), x);
+        B(R_IN, 0, conv_act_fill(c->act), w);
+        B(c->has_bias ? R_IN : R_SCRATCH, 0, F_BIAS, (size_t)d->k);
+        B(R_OUT, 0, F_NONE, y);
+        B(R_SCRATCH, 0, F_NONE, y);    /* the pre-activation, when composed */
+        break;
+    case CNB_CK_POOL_ACT_BWD:
+        B(R_IN, 0, act_out_fill(c->act), px); /* x: the activation's output */
+        B(R_WS, 0, F_NONE, 0);
+        B(R_SCRATCH, 0, F_NONE, py);   /* y, from the backend's own forward */
+        B(R_IN, 0, F_SIGNED, py);      /* dy */
+        B(R_OUT, 0, F_NONE, px);       /* dx */
+        B(R_SCRATCH, 0, F_NONE, px);   /* pool_backward's output, when composed */
         break;
     case CNB_CK_SOFTMAX_FWD:
         B(R_IN, 0, F_LOGITS, (size_t)c->bn * c->bc);
@@ -525,6 +613,14 @@ static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int mod
             v[i] = small_int(r);
             continue;
         }
+        if (exact && (b->fill == F_RELU_OUT ||
+                      (b->fill == F_RELU_IN && c->family == CNB_CK_CONV_ACT_FWD))) {
+            /* a fused convolution's inputs lean positive (under 30% of its ReLU outputs are
+             * zero), or a ReLU's output with a quarter zeros */
+            static const float lean[2][4] = {{-1.0f, 1.0f, 2.0f, 2.0f}, {0.0f, 1.0f, 2.0f, 3.0f}};
+            v[i] = lean[b->fill == F_RELU_OUT][cnb_rng_below(r, 4)];
+            continue;
+        }
         if (exact && (b->fill == F_RELU_IN || b->fill == F_PRELU_IN)) {
             v[i] = exact_act_input(r, b->fill, b->count);
             continue;
@@ -544,6 +640,8 @@ static void fill(cnb_rng *r, const buf_spec *b, const cnb_check_case *c, int mod
         case F_PRELU_IN: v[i] = b->count < 8 ? uniform(r, -1.0f, -0.05f) : uniform(r, -1.0f, 1.0f);
             break;
         case F_POSITIVE: v[i] = uniform(r, 0.0f, 0.01f); break;
+        case F_RELU_OUT: v[i] = fmaxf(0.0f, uniform(r, -0.25f, 1.0f)); break;
+        case F_TANH_OUT: v[i] = uniform(r, -0.99f, 0.99f); break;
         case F_LOGITS: v[i] = uniform(r, -3.0f, 3.0f); break;
         case F_PROBS: v[i] = uniform(r, 0.0f, 1.0f); break;
         case F_SLOPE: v[i] = uniform(r, 0.1f, 0.5f); break;
@@ -585,8 +683,9 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
      * wherever no window's maximum sits (at least 1 - p*q/covered of the covered positions).
      * Only zeros beyond those structural ones make a check untrustworthy. */
     double structural = 0.0;
-    if (c->family == CNB_CK_POOL_BWD || c->family == CNB_CK_CONV_BWD_DATA) {
-        int pool = c->family == CNB_CK_POOL_BWD;
+    if (c->family == CNB_CK_POOL_BWD || c->family == CNB_CK_POOL_ACT_BWD ||
+        c->family == CNB_CK_CONV_BWD_DATA) {
+        int pool = c->family != CNB_CK_CONV_BWD_DATA;
         const cnb_pool_desc *p = &c->pool;
         const cnb_conv_desc *cd = &c->conv;
         double uh = pool ? uncovered_share(p->h, p->p, p->kh, p->stride_h, p->pad_h)
@@ -621,13 +720,57 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
         }                                                                                     \
     } while (0)
 
-cnb_status cnb_check_run(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
-                         float *out, char *err, size_t err_len) {
+/* A fused family: the fused slot, or (compose) the separate slots it stands for, the
+ * intermediate in the case's last (scratch) buffer. */
+static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
+                            void **dev, int compose, char *err, size_t err_len) {
+    const cnb_check_case *c = d->c;
+    float **f = (float **)dev;
+    cnb_status st = CNB_OK;
+    if (!compose && !cnb_backend_has_fusion(api)) {
+        cnb_errf(err, err_len, "%s has no fused slots (the harness runs the separate ones)",
+                 api->name);
+        return CNB_ERR_UNSUPPORTED;
+    }
+    const float *bias = c->has_bias ? f[2] : NULL;
+    if (c->family == CNB_CK_CONV_ACT_FWD) {
+        size_t count = (size_t)c->conv.n * c->conv.k * c->conv.p * c->conv.q;
+        if (!compose)
+            RUN("conv_bias_act_forward",
+                api->conv_bias_act_forward(ctx, &c->conv, c->act, f[3], f[0], f[1], bias));
+        else if (c->act == CNB_FUSED_ACT_NONE)
+            RUN("conv_forward", api->conv_forward(ctx, &c->conv, f[3], f[0], f[1], bias));
+        else {
+            RUN("conv_forward", api->conv_forward(ctx, &c->conv, f[4], f[0], f[1], bias));
+            RUN("activation_forward", api->activation_forward(ctx, c->act, count, f[3], f[4], NULL));
+        }
+        return CNB_OK;
+    }
+    /* pool + activation backward: x (f[0]) is the activation's output */
+    size_t count = (size_t)c->pool.n * c->pool.c * c->pool.h * c->pool.w;
+    RUN("pool_forward", api->pool_forward(ctx, &c->pool, f[2], f[0], dev[1]));
+    if (!compose)
+        RUN("pool_act_backward", api->pool_act_backward(ctx, &c->pool, c->act, f[4], f[3], f[0],
+                                                        f[2], dev[1]));
+    else if (c->act == CNB_FUSED_ACT_NONE)
+        RUN("pool_backward", api->pool_backward(ctx, &c->pool, f[4], f[3], f[0], f[2], dev[1]));
+    else {
+        RUN("pool_backward", api->pool_backward(ctx, &c->pool, f[5], f[3], f[0], f[2], dev[1]));
+        RUN("activation_backward", api->activation_backward(ctx, c->act, count, f[4], NULL, f[5],
+                                                            f[0], f[0], NULL));
+    }
+done:
+    return st;
+}
+
+static cnb_status run_case(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
+                           float *out, int compose, char *err, size_t err_len) {
     const cnb_check_case *c = d->c;
     void *dev[CNB_CHECK_MAX_BUFS] = {0};
     cnb_status st = CNB_OK;
     size_t ws_bytes = 0;
-    if (c->family == CNB_CK_POOL_FWD || c->family == CNB_CK_POOL_BWD)
+    if (c->family == CNB_CK_POOL_FWD || c->family == CNB_CK_POOL_BWD ||
+        c->family == CNB_CK_POOL_ACT_BWD)
         RUN("pool_workspace_size", api->pool_workspace_size(ctx, &c->pool, &ws_bytes));
     for (int i = 0; i < d->nbufs; i++) {
         size_t bytes = d->role[i] == R_WS ? ws_bytes : d->count[i] * 4;
@@ -699,6 +842,11 @@ cnb_status cnb_check_run(const cnb_check_data *d, const cnb_backend *api, cnb_co
         RUN("adam_step", api->adam_step(ctx, &ad, c->count, f[0], f[1], f[2], f[3]));
         break;
     }
+    case CNB_CK_CONV_ACT_FWD:
+    case CNB_CK_POOL_ACT_BWD:
+        st = run_fused(d, api, ctx, dev, compose, err, err_len);
+        if (st != CNB_OK) goto done;
+        break;
     case CNB_CK_MEMORY:
         if (((uintptr_t)dev[0] & 63u) != 0) {
             st = CNB_ERR_INTERNAL;
@@ -725,6 +873,16 @@ done:
     for (int i = 0; i < d->nbufs; i++)
         if (dev[i]) api->free(ctx, dev[i]);
     return st;
+}
+
+cnb_status cnb_check_run(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
+                         float *out, char *err, size_t err_len) {
+    return run_case(d, api, ctx, out, 0, err, err_len);
+}
+
+cnb_status cnb_check_run_composed(const cnb_check_data *d, const cnb_backend *api,
+                                  cnb_context *ctx, float *out, char *err, size_t err_len) {
+    return run_case(d, api, ctx, out, 1, err, err_len);
 }
 
 void cnb_check_judge(const cnb_check_data *d, const float *got, double tol, double point_tol,

@@ -28,6 +28,8 @@ typedef enum cnb_check_family {
     CNB_CK_SGD,
     CNB_CK_ADAM,
     CNB_CK_MEMORY,
+    CNB_CK_CONV_ACT_FWD, /* fused conv_bias_act_forward against conv_forward + activation */
+    CNB_CK_POOL_ACT_BWD, /* fused pool_act_backward against pool_backward + activation */
     CNB_CK_TRAINING,   /* whole-training agreement; run by cmd_check.c, not by this file */
     CNB_CK_DISTRIBUTED,/* N ranks against one, under mpirun (check_dist.h) */
     CNB_CK_COUNT
@@ -54,11 +56,11 @@ typedef struct cnb_check_case {
     cnb_pool_desc pool;      /* pool_* */
     int trans_a, trans_b, m, n, k; /* gemm: C (m, n) */
     float alpha, beta;
-    int act;                 /* act_*: cnb_activation */
+    int act;                 /* act_*, fused: cnb_activation (fused: or CNB_FUSED_ACT_NONE) */
     size_t count;            /* act_*, sgd, adam, memory: elements; bias_*: see n, c, hw */
     int bn, bc, bhw;         /* bias_*: (n, c, hw); softmax: bn = batch, bc = classes */
     int adam_step;           /* adam: the step number t (bias correction) */
-    int has_bias;            /* conv_fwd */
+    int has_bias;            /* conv_fwd, conv_act_fwd */
 } cnb_check_case;
 
 /* Shape text for output, e.g. "n8 c32 14x14 k64 3x3 st1 pad1". */
@@ -107,6 +109,9 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
  * message in err when not CNB_OK). */
 cnb_status cnb_check_run(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
                          float *out, char *err, size_t err_len);
+/* The same, but a fused family runs as the separate kernels it stands for (the reference). */
+cnb_status cnb_check_run_composed(const cnb_check_data *d, const cnb_backend *api,
+                                  cnb_context *ctx, float *out, char *err, size_t err_len);
 void cnb_check_data_free(cnb_check_data *d);
 
 /* The verdict of one comparison. */

@@ -65,6 +65,8 @@ typedef struct slot_ref {
 } slot_ref;
 static const slot_ref collective_slots[] = {SLOT(collective_id), SLOT(collective_init),
                                             SLOT(allreduce_sum), SLOT(collective_destroy)};
+/* The optional fusion group: both or none, likewise. */
+static const slot_ref fusion_slots[] = {SLOT(conv_bias_act_forward), SLOT(pool_act_backward)};
 #undef SLOT
 
 /* The name of the first empty slot of a group that is neither all filled nor all empty. */
@@ -125,6 +127,17 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
             return cnb_errf(err, err_len,
                             "%s: backend '%s' fills only some of the optional collective slots: "
                             "'%s' is empty (give all four or none)",
+                            path, t->name, empty);
+    }
+    /* Half a fused group would have the harness skip a layer's separate call in one pass and
+     * find no fused slot to stand in for it in the other. */
+    if (t->struct_size >= CNB_BACKEND_FUSION_SIZE) {
+        const char *empty =
+            partial_group(t, fusion_slots, sizeof fusion_slots / sizeof fusion_slots[0]);
+        if (empty)
+            return cnb_errf(err, err_len,
+                            "%s: backend '%s' fills only some of the optional fusion slots: "
+                            "'%s' is empty (give both or none)",
                             path, t->name, empty);
     }
     return 0;

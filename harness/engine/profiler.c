@@ -15,7 +15,7 @@
 static const char *const family_names[CNB_KF_COUNT] = {
     "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd", "pool_fwd",
     "pool_bwd", "gemm_fwd", "gemm_bwd", "act_fwd", "act_bwd", "softmax_ce_fwd",
-    "softmax_ce_bwd", "optimizer", "memory", "other"};
+    "softmax_ce_bwd", "optimizer", "memory", "other", "conv_bias_act_fwd", "pool_act_bwd"};
 
 const char *cnb_kfamily_name(int f) {
     return f >= 0 && f < CNB_KF_COUNT ? family_names[f] : "unknown";
@@ -24,10 +24,10 @@ const char *cnb_kfamily_name(int f) {
 const char *cnb_kfamily_direction(int f) {
     switch (f) {
     case CNB_KF_CONV_FWD: case CNB_KF_BIAS_FWD: case CNB_KF_POOL_FWD: case CNB_KF_GEMM_FWD:
-    case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: return "forward";
+    case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: case CNB_KF_CONV_ACT_FWD: return "forward";
     case CNB_KF_CONV_BWD_DATA: case CNB_KF_CONV_BWD_FILTER: case CNB_KF_BIAS_BWD:
     case CNB_KF_POOL_BWD: case CNB_KF_GEMM_BWD: case CNB_KF_ACT_BWD:
-    case CNB_KF_SOFTMAX_BWD: return "backward";
+    case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: return "backward";
     case CNB_KF_OPTIMIZER: return "update";
     case CNB_KF_MEMORY: return "memory";
     default: return "other";
@@ -315,6 +315,21 @@ static cnb_status px_softmax_ce_backward(cnb_context *ctx, int n, int classes, f
     return CNB_OK;
 }
 
+static cnb_status px_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
+                                           float *y, const float *x, const float *w,
+                                           const float *b) {
+    FORWARD(CNB_KF_CONV_ACT_FWD, 1, conv_bias_act_forward(p_->real_ctx, d, act, y, x, w, b));
+    perturb(P(ctx), "conv_bias_act_forward", y, (size_t)d->n * d->k * d->p * d->q);
+    return CNB_OK;
+}
+static cnb_status px_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act,
+                                       float *dx, const float *dy, const float *x, const float *y,
+                                       const void *ws) {
+    FORWARD(CNB_KF_POOL_ACT_BWD, 0, pool_act_backward(p_->real_ctx, d, act, dx, dy, x, y, ws));
+    perturb(P(ctx), "pool_act_backward", dx, (size_t)d->n * d->c * d->h * d->w);
+    return CNB_OK;
+}
+
 /* The optimizer step ends a training step: fold the step's calls into the training totals. With
  * timers this is where the step's pairs are read back, one wait per step instead of per call. */
 static void end_of_step(cnb_profiler *p) {
@@ -405,6 +420,10 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
         p->table.timer_record = px_timer_record;
         p->table.timer_elapsed = px_timer_elapsed;
         p->table.timer_destroy = px_timer_destroy;
+    }
+    if (cnb_backend_has_fusion(real)) {
+        p->table.conv_bias_act_forward = px_conv_bias_act_forward;
+        p->table.pool_act_backward = px_pool_act_backward;
     }
 }
 

@@ -10,7 +10,7 @@
  *
  * The proxy also carries the test faults that prove the checks and the regression gate can fail
  * (never set in normal use; each is announced on stderr and recorded in results):
- *   CNB_TEST_SLOWDOWN_CONV=F     the three convolution slots take F times as long (busy wait)
+ *   CNB_TEST_SLOWDOWN_CONV=F     the convolution slots (fused one included) take F times as long
  *   CNB_TEST_PERTURB=SLOT        that slot's float output gets one element changed by +1%
  *   CNB_TEST_FAULT_BACKEND=NAME  which backend the faults apply to (default: blas)
  */
@@ -38,6 +38,8 @@ typedef enum cnb_kfamily {
     CNB_KF_OPTIMIZER,
     CNB_KF_MEMORY,     /* upload, download, alloc, free, synchronize */
     CNB_KF_OTHER,      /* corr2d, pool_workspace_size */
+    CNB_KF_CONV_ACT_FWD, /* fused: convolution + bias + activation forward */
+    CNB_KF_POOL_ACT_BWD, /* fused: pooling backward with the activation's backward folded in */
     CNB_KF_COUNT
 } cnb_kfamily;
 

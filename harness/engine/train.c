@@ -64,6 +64,11 @@ struct cnb_trainer {
      * decision all ranks took together at the last step. */
     float *host_grads;
     int dist_stop;
+    /* Fusion (the backend's optional fused slots, unless --no-fusion): per layer, 0 = not tried
+     * yet, 1 = the last call fused, -1 = the backend said unsupported, separate calls from now
+     * on. fuse_fwd is indexed by the convolution, fuse_bwd by the pooling layer. */
+    int fusion;
+    signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -185,10 +190,9 @@ static float *normalized_copy(const cnb_dataset *d, const cnb_model *m) {
 
 static int warm_up(cnb_trainer *t, char *err, size_t err_len);
 
-int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
-                       const cnb_dataset *train, const cnb_dataset *test,
-                       const cnb_run_settings *s, cnb_trainer **out, char *err, size_t err_len) {
-    *out = NULL;
+/* What a run needs of its inputs and settings; 0 or -1 (err says what does not fit). */
+static int check_run_inputs(const cnb_model *m, const cnb_dataset *train, const cnb_dataset *test,
+                            const cnb_run_settings *s, char *err, size_t err_len) {
     if (m->in_c != 1 || train->rows != m->in_h || train->cols != m->in_w)
         return cnb_errf(err, err_len,
                         "model %s expects %dx%dx%d inputs but %s holds 1x%dx%d images", m->name,
@@ -209,20 +213,15 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
         return cnb_errf(err, err_len, "empty data set (%d training, %d test images)",
                         train->count, test->count);
 
-    cnb_trainer *t = calloc(1, sizeof *t);
-    if (!t) return cnb_errf(err, err_len, "out of host memory");
-    t->api = api;
-    t->ctx = ctx;
-    t->m = m;
-    t->s = *s;
-    t->train = train;
-    t->test = test;
-    t->in_size = (size_t)m->in_c * (size_t)m->in_h * (size_t)m->in_w;
-    int train_batch = s->batch < train->count ? s->batch : train->count;
-    int eval_batch = s->eval_batch < test->count ? s->eval_batch : test->count;
-    t->max_batch = train_batch > eval_batch ? train_batch : eval_batch;
-    size_t mb = (size_t)t->max_batch;
+    return 0;
+}
 
+/* Host buffers: the normalized data sets, the order, the staging of one batch and its results. */
+static int alloc_host(cnb_trainer *t, char *err, size_t err_len) {
+    const cnb_model *m = t->m;
+    const cnb_dataset *train = t->train, *test = t->test;
+    const cnb_run_settings *s = &t->s;
+    size_t mb = (size_t)t->max_batch;
     t->train_x = normalized_copy(train, m);
     t->test_x = normalized_copy(test, m);
     t->order = malloc((size_t)train->count * sizeof(int32_t));
@@ -230,17 +229,23 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->stage_y = malloc(mb * sizeof(int32_t));
     t->host_results = malloc((mb + RESULTS_HEAD) * sizeof(int32_t));
     t->host_pred = t->host_results ? t->host_results + RESULTS_HEAD : NULL;
-    if (!t->train_x || !t->test_x || !t->order || !t->stage_x || !t->stage_y || !t->host_pred) {
-        cnb_trainer_destroy(t);
+    if (!t->train_x || !t->test_x || !t->order || !t->stage_x || !t->stage_y || !t->host_pred)
         return cnb_errf(err, err_len, "out of host memory for the data sets");
-    }
     for (int i = 0; i < train->count; i++) t->order[i] = i;
     if (s->dist &&
-        !(t->host_grads = cnb_aligned_alloc((m->n_params ? m->n_params : 1) * sizeof(float)))) {
-        cnb_trainer_destroy(t);
+        !(t->host_grads = cnb_aligned_alloc((m->n_params ? m->n_params : 1) * sizeof(float))))
         return cnb_errf(err, err_len, "out of host memory for the gradient exchange");
-    }
+    return 0;
+}
 
+/* Device buffers, every one allocated once before the first step (a page fault costs ~10 us per
+ * 4 KiB here): parameters, gradients, optimizer state, a batch, results, activations, pooling
+ * workspaces and two gradient buffers for the backward pass. 0 or -1. */
+static int alloc_device(cnb_trainer *t, char *err, size_t err_len) {
+    const cnb_backend *api = t->api;
+    cnb_context *ctx = t->ctx;
+    const cnb_model *m = t->m;
+    size_t mb = (size_t)t->max_batch;
     size_t np = m->n_params, max_act = t->in_size;
     int ok = dev_alloc(t, (void **)&t->params, np, sizeof(float), "alloc params", err, err_len) ||
              dev_alloc(t, (void **)&t->grads, np, sizeof(float), "alloc grads", err, err_len) ||
@@ -289,18 +294,19 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
                        err, err_len) ||
              dev_alloc(t, (void **)&t->dbuf[1], mb * max_act, sizeof(float), "alloc gradients",
                        err, err_len);
-    if (ok != 0) {
-        cnb_trainer_destroy(t);
-        return -1;
-    }
+    return ok != 0 ? -1 : 0;
+}
 
+/* PyTorch's initialization from the seed, uploaded, and a zeroed optimizer state. 0 or -1. */
+static int init_and_upload(cnb_trainer *t, char *err, size_t err_len) {
+    const cnb_backend *api = t->api;
+    cnb_context *ctx = t->ctx;
+    const cnb_model *m = t->m;
+    size_t np = m->n_params;
     /* Same seed → same initial bits on every backend; the generator then drives shuffling. */
-    cnb_rng_seed(&t->rng, s->seed);
+    cnb_rng_seed(&t->rng, t->s.seed);
     float *host = calloc(np ? np : 1, sizeof(float));
-    if (!host) {
-        cnb_trainer_destroy(t);
-        return cnb_errf(err, err_len, "out of host memory");
-    }
+    if (!host) return cnb_errf(err, err_len, "out of host memory");
     cnb_init_params(m, &t->rng, host);
     t->shuffle_start = t->rng;
     t->pos_epoch = 1;
@@ -309,20 +315,83 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     if (st == CNB_OK) st = api->upload(ctx, t->opt_m, host, np * sizeof(float));
     if (st == CNB_OK) st = api->upload(ctx, t->opt_v, host, np * sizeof(float));
     free(host);
-    if (st != CNB_OK) {
-        cnb_errf(err, err_len, "%s: upload of the initial parameters failed: %s", api->name,
-                 api->last_error(ctx));
-        cnb_trainer_destroy(t);
-        return -1;
-    }
+    if (st != CNB_OK)
+        return cnb_errf(err, err_len, "%s: upload of the initial parameters failed: %s",
+                        api->name, api->last_error(ctx));
+    return 0;
+}
+
+int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model *m,
+                       const cnb_dataset *train, const cnb_dataset *test,
+                       const cnb_run_settings *s, cnb_trainer **out, char *err, size_t err_len) {
+    *out = NULL;
+    if (check_run_inputs(m, train, test, s, err, err_len) != 0) return -1;
+    cnb_trainer *t = calloc(1, sizeof *t);
+    if (!t) return cnb_errf(err, err_len, "out of host memory");
+    t->api = api;
+    t->ctx = ctx;
+    t->m = m;
+    t->s = *s;
+    t->train = train;
+    t->test = test;
+    t->in_size = (size_t)m->in_c * (size_t)m->in_h * (size_t)m->in_w;
+    int train_batch = s->batch < train->count ? s->batch : train->count;
+    int eval_batch = s->eval_batch < test->count ? s->eval_batch : test->count;
+    t->max_batch = train_batch > eval_batch ? train_batch : eval_batch;
+    t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
     /* A device backend does per-shape work on first use (cuDNN's algorithm search, scratch
      * growth): done here, before anything is timed. CPU backends have none and skip it. */
-    if (cnb_backend_has_timers(api) && warm_up(t, err, err_len) != 0) {
+    if (alloc_host(t, err, err_len) != 0 || alloc_device(t, err, err_len) != 0 ||
+        init_and_upload(t, err, err_len) != 0 ||
+        (cnb_backend_has_timers(api) && warm_up(t, err, err_len) != 0)) {
         cnb_trainer_destroy(t);
         return -1;
     }
     *out = t;
     return 0;
+}
+
+/* The activation a fused slot can take for layer j (CNB_ACT_RELU, TANH or SIGMOID), or -1 when
+ * fusion is off or layer j is not such an activation. */
+static int fusable_activation(const cnb_trainer *t, int j) {
+    if (!t->fusion || j < 0 || j >= t->m->n_layers) return -1;
+    cnb_layer_type ty = t->m->layers[j].type;
+    return ty == CNB_LAYER_RELU || ty == CNB_LAYER_TANH || ty == CNB_LAYER_SIGMOID
+               ? activation_of(ty) : -1;
+}
+
+/* Convolution i and the activation after it as one call, written into the activation's output
+ * (the convolution's own output is then not computed). 1: fused; 0: run the separate calls;
+ * -1: error. */
+static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, const float *in,
+                                  const float *w, const float *b, char *err, size_t err_len) {
+    int act = fusable_activation(t, i + 1);
+    if (act < 0 || t->fuse_fwd[i] < 0) return 0;
+    cnb_status st = t->api->conv_bias_act_forward(t->ctx, d, act, t->act[i + 1], in, w, b);
+    if (st == CNB_ERR_UNSUPPORTED) {
+        t->fuse_fwd[i] = -1;
+        return 0;
+    }
+    KCHECK(t, st, "conv_bias_act_forward");
+    t->fuse_fwd[i] = 1;
+    return 1;
+}
+
+/* Pooling i's backward with the activation i-1 before it folded in: dx is the gradient of the
+ * activation's input. 1: fused; 0: run the separate calls; -1: error. */
+static int pool_act_backward_fused(cnb_trainer *t, int i, const cnb_pool_desc *d, float *dx,
+                                   const float *dy, char *err, size_t err_len) {
+    int act = fusable_activation(t, i - 1);
+    if (act < 0 || i < 2 || t->fuse_bwd[i] < 0) return 0;
+    cnb_status st = t->api->pool_act_backward(t->ctx, d, act, dx, dy, t->act[i - 1], t->act[i],
+                                              t->pool_ws[i]);
+    if (st == CNB_ERR_UNSUPPORTED) {
+        t->fuse_bwd[i] = -1;
+        return 0;
+    }
+    KCHECK(t, st, "pool_act_backward");
+    t->fuse_bwd[i] = 1;
+    return 1;
 }
 
 /* Forward pass for n images already in t->x; logits end up in the last layer's output. */
@@ -338,6 +407,12 @@ static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_CONV: {
             cnb_conv_desc d;
             conv_desc(l, n, &d);
+            int fused = conv_act_forward_fused(t, i, &d, in, w, b, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i++; /* the activation after it is done too */
+                break;
+            }
             KCHECK(t, t->api->conv_forward(t->ctx, &d, out, in, w, b), "conv_forward");
             break;
         }
@@ -378,6 +453,10 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
     for (int i = m->n_layers - 1; i >= 0; i--) {
         const cnb_layer *l = &m->layers[i];
         const float *in = layer_input(t, i), *out = t->act[i];
+        /* After a fused forward the activation's input was never written; its output stands in
+         * for it (ReLU's gradient tests x > 0, which holds exactly when the output is > 0;
+         * tanh and sigmoid use the output alone). */
+        if (i > 0 && t->fuse_fwd[i - 1] == 1 && activation_of(l->type) >= 0) in = out;
         const float *dy = t->dbuf[cur];
         float *dx = i > 0 ? t->dbuf[1 - cur] : NULL; /* no gradient for the input images */
         const float *w = t->params + l->param_offset;
@@ -415,6 +494,12 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
             if (!dx) break;
             cnb_pool_desc d;
             pool_desc(l, n, &d);
+            int fused = pool_act_backward_fused(t, i, &d, dx, dy, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i--; /* dx is already the gradient of the activation's input */
+                break;
+            }
             KCHECK(t, t->api->pool_backward(t->ctx, &d, dx, dy, in, out, t->pool_ws[i]),
                    "pool_backward");
             break;
@@ -754,21 +839,191 @@ static int exchange_gradients(cnb_trainer *t, cnb_run_result *r, int n_local, in
     return 0;
 }
 
-int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
-    char err[CNB_ERR_LEN] = "";
-    const size_t err_len = sizeof err;
+/* One training step of global batch [first, first + n) of this epoch's order: alone, the whole
+ * step is queued, then the next batch's upload, and only then does the harness wait for this
+ * step's loss (a device never idles while the host gathers); under mpirun, this rank's slice and
+ * the gradient exchange. 0, or -1 with *failed_step the 0-based step whose work failed. */
+static int run_step(cnb_trainer *t, cnb_run_result *r, long s, int first, int n, long *uploaded,
+                    long steps_per_epoch, int batch, float *loss, long *step_correct,
+                    long *failed_step, char *err, size_t err_len) {
     const cnb_dataset *d = t->train;
-    const cnb_model *m = t->m;
+    *step_correct = 0;
+    *failed_step = s;
+    if (t->s.dist) {
+        int lo, n_local;
+        cnb_dist_slice(t->s.dist, n, &lo, &n_local);
+        if (local_step(t, t->order + first + lo, n_local, loss, step_correct, err, err_len) ||
+            exchange_gradients(t, r, n_local, n, loss, step_correct, err, err_len) ||
+            optimizer_step(t, err, err_len) || queue_param_sums(t, err, err_len) ||
+            download_param_sums(t, err, err_len))
+            return -1;
+        r->local_images += n_local;
+        return 0;
+    }
+    if ((*uploaded != s &&
+         upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len)) ||
+        forward(t, n, err, err_len) || queue_loss(t, n, err, err_len))
+        return -1;
+    KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, t->m->classes, t->dbuf[0], t->probs, t->y),
+           "softmax_ce_backward");
+    if (backward(t, n, err, err_len) || optimizer_step(t, err, err_len) ||
+        queue_param_sums(t, err, err_len))
+        return -1;
+    *uploaded = upload_next(t, s + 1, steps_per_epoch, batch, err, err_len);
+    if (*uploaded == -2) {
+        *failed_step = s + 1; /* it was that step's batch */
+        return -1;
+    }
+    if (read_loss(t, n, loss, err, err_len) != 0) return -1;
+    /* stage_y may hold the next batch's labels already */
+    for (int b = 0; b < n; b++) *step_correct += t->host_pred[b] == d->labels[t->order[first + b]];
+    return 0;
+}
+
+/* After a step's update: its loss and time recorded, divergence caught from the loss and from
+ * the parameters, the periodic checkpoint. 0, or -1 with r's status and message set. */
+static int after_step(cnb_trainer *t, cnb_run_result *r, int e, long s, float loss, int n,
+                      double seconds, char *err, size_t err_len) {
+    if (record_step_loss(r, loss, seconds, n) != 0) {
+        r->status = CNB_RUN_BACKEND_ERROR;
+        snprintf(r->message, sizeof r->message, "out of host memory for the loss log");
+        return -1;
+    }
+    if (!isfinite(loss)) {
+        r->status = CNB_RUN_DIVERGED;
+        snprintf(r->message, sizeof r->message,
+                 "training diverged: loss became %s at epoch %d step %ld (step %ld overall); "
+                 "try a smaller --lr",
+                 isnan(loss) ? "NaN" : "infinite", e, s + 1, t->global_step + 1);
+        return -1;
+    }
+    char bad[256];
+    int pd = params_diverged(t, (const float *)t->host_results + 1, bad, sizeof bad, err, err_len);
+    if (pd > 0) {
+        r->status = CNB_RUN_DIVERGED;
+        snprintf(r->message, sizeof r->message,
+                 "training diverged: %s after the optimizer step of epoch %d step %ld (step %ld "
+                 "overall; the loss was still %g)",
+                 bad, e, s + 1, t->global_step + 1, (double)loss);
+        return -1;
+    }
+    if (pd < 0) {
+        r->status = CNB_RUN_BACKEND_ERROR;
+        snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s", e,
+                 s + 1, t->global_step + 1, err);
+        return -1;
+    }
+    t->global_step++;
+    t->pos_step = s + 1;
+    /* Only one rank writes; all of them stop together when that failed. */
+    if (t->s.checkpoint_every > 0 && t->s.checkpoint &&
+        t->global_step % t->s.checkpoint_every == 0 &&
+        cnb_dist_any(t->s.dist, t->s.checkpoint(t->s.checkpoint_user, t, err, err_len))) {
+        if (!err[0]) snprintf(err, err_len, "it failed on another rank");
+        r->status = CNB_RUN_CHECKPOINT_ERROR;
+        snprintf(r->message, sizeof r->message,
+                 "checkpoint after epoch %d step %ld (step %ld overall) failed: %s", e, s + 1,
+                 t->global_step, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The training steps of epoch e into em; 0, or -1 when the run stops (r says why). */
+static int train_epoch(cnb_trainer *t, cnb_run_result *r, cnb_epoch_metrics *em, int e,
+                       long first_step, long steps_per_epoch, int batch, long *correct) {
+    char err[CNB_ERR_LEN] = "";
+    const cnb_dataset *d = t->train;
+    double loss_sum = 0.0, progress_at = 0.0, start = cnb_now();
+    long uploaded = -1; /* the step whose batch is already on the device */
+    for (long s = first_step; s < steps_per_epoch; s++) {
+        t->pos_step = s;
+        if (t->s.max_steps && t->global_step >= t->s.max_steps) break;
+        if (t->s.dist ? t->dist_stop : stop_requested) {
+            r->status = CNB_RUN_INTERRUPTED;
+            snprintf(r->message, sizeof r->message, "interrupted by signal %d at epoch %d step %ld",
+                     (int)stop_requested, e, s + 1);
+            return -1;
+        }
+        int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
+        float loss = 0.0f;
+        long step_correct, failed_step;
+        double step_start = cnb_now();
+        if (run_step(t, r, s, first, n, &uploaded, steps_per_epoch, batch, &loss, &step_correct,
+                     &failed_step, err, sizeof err) != 0) {
+            r->status = CNB_RUN_BACKEND_ERROR;
+            snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s", e,
+                     failed_step + 1, t->global_step + 1 + (failed_step - s), err);
+            return -1;
+        }
+        if (after_step(t, r, e, s, loss, n, cnb_now() - step_start, err, sizeof err) != 0)
+            return -1;
+        loss_sum += (double)loss * n;
+        em->train_images += n;
+        em->steps++;
+        *correct += step_correct;
+        em->train_loss = loss_sum; /* the sum for now: the mean when the epoch ends */
+        double now = cnb_now();
+        if (t->s.progress && now - progress_at > 0.25) {
+            progress_line(t, e, s + 1, steps_per_epoch, loss_sum / em->train_images,
+                          em->train_images / (now - start));
+            progress_at = now;
+        }
+    }
+    return 0;
+}
+
+/* The end of epoch e: its means, the evaluation (not of a diverged model: its outputs are NaN;
+ * an interrupted or finished epoch is, so the results say how far training got), the log line.
+ * 0, or -1 when the evaluation failed. */
+static int finish_epoch(cnb_trainer *t, cnb_run_result *r, cnb_epoch_metrics *em, int e,
+                        long correct) {
+    char err[CNB_ERR_LEN] = "";
+    int rc = 0;
+    if (em->steps > 0) {
+        em->train_loss /= em->train_images;
+        em->train_accuracy = (double)correct / em->train_images;
+        em->train_images_per_s = em->train_images / em->train_seconds;
+    }
+    if ((r->status == CNB_RUN_OK || r->status == CNB_RUN_INTERRUPTED) &&
+        (em->steps > 0 || r->status == CNB_RUN_OK)) {
+        if (evaluate(t, r, &em->test_loss, &em->test_accuracy, &em->eval_seconds, err,
+                     sizeof err) != 0) {
+            r->status = CNB_RUN_BACKEND_ERROR;
+            snprintf(r->message, sizeof r->message, "evaluation after epoch %d: %s", e, err);
+            rc = -1;
+        } else {
+            em->infer_images_per_s = t->test->count / em->eval_seconds;
+            r->final_test_loss = em->test_loss;
+            r->final_test_accuracy = em->test_accuracy;
+        }
+    }
+    if (em->steps > 0) {
+        r->epochs_done++;
+        if (t->s.log && em->eval_seconds > 0)
+            fprintf(t->s.log,
+                    "epoch %2d  train loss %.4f  acc %6.2f%%  |  test loss %.4f  acc %6.2f%%"
+                    "  |  %7.0f train img/s  %7.0f infer img/s  (%.1f s)\n",
+                    e, em->train_loss, 100 * em->train_accuracy, em->test_loss,
+                    100 * em->test_accuracy, em->train_images_per_s, em->infer_images_per_s,
+                    em->train_seconds + em->eval_seconds);
+        else if (t->s.log)
+            fprintf(t->s.log, "epoch %2d  stopped after %ld steps, not evaluated: %s\n", e,
+                    em->steps, r->message);
+    }
+    return rc;
+}
+
+int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
+    const cnb_dataset *d = t->train;
     double run_start = cnb_now();
     int batch = t->s.batch < d->count ? t->s.batch : d->count;
     long steps_per_epoch = (d->count + batch - 1) / batch;
     int rc = 0;
-    r->classes = m->classes;
+    r->classes = t->m->classes;
     r->status = CNB_RUN_OK;
     stop_requested = 0;
     t->dist_stop = 0;
-    const int distributed = t->s.dist != NULL;
-
     for (int e = t->pos_epoch; e <= t->s.epochs && rc == 0; e++) {
         cnb_epoch_metrics *em = &r->epoch[r->epochs_done];
         memset(em, 0, sizeof *em);
@@ -776,166 +1031,15 @@ int cnb_trainer_run(cnb_trainer *t, cnb_run_result *r) {
         /* A resumed run has already rebuilt this epoch's permutation (cnb_trainer_set_state). */
         if (t->shuffled_epoch != e) cnb_shuffle(&t->rng, t->order, d->count);
         t->shuffled_epoch = e;
-        long first_step = e == t->pos_epoch ? t->pos_step : 0;
+        long first_step = e == t->pos_epoch ? t->pos_step : 0, correct = 0;
         t->pos_epoch = e;
-        double loss_sum = 0.0, progress_at = 0.0;
-        long correct = 0;
-        long uploaded = -1; /* the step whose batch is already on the device */
         double start = cnb_now();
-        for (long s = first_step; s < steps_per_epoch; s++) {
-            t->pos_step = s;
-            if (t->s.max_steps && t->global_step >= t->s.max_steps) break;
-            if (distributed ? t->dist_stop : stop_requested) {
-                r->status = CNB_RUN_INTERRUPTED;
-                snprintf(r->message, sizeof r->message,
-                         "interrupted by signal %d at epoch %d step %ld", (int)stop_requested, e,
-                         s + 1);
-                rc = -1;
-                break;
-            }
-            int first = (int)(s * batch), n = d->count - first < batch ? d->count - first : batch;
-            float loss;
-            double step_start = cnb_now();
-            long step_correct = 0, failed_step = s; /* 0-based, in this epoch */
-            int failed;
-            if (distributed) { /* this rank's slice of the global batch, then the exchange */
-                int lo, n_local;
-                cnb_dist_slice(t->s.dist, n, &lo, &n_local);
-                failed = local_step(t, t->order + first + lo, n_local, &loss, &step_correct, err,
-                                    err_len) ||
-                         exchange_gradients(t, r, n_local, n, &loss, &step_correct, err,
-                                            err_len) ||
-                         optimizer_step(t, err, err_len) || queue_param_sums(t, err, err_len) ||
-                         download_param_sums(t, err, err_len);
-                if (!failed) r->local_images += n_local;
-            } else {
-                /* The whole step is queued, then the next batch, and only then does the harness
-                 * wait for this step's loss: a device never idles while the host gathers. */
-                failed =
-                    (uploaded != s && upload_batch(t, t->train_x, d->labels, t->order + first, 0,
-                                                   n, err, err_len)) ||
-                    forward(t, n, err, err_len) || queue_loss(t, n, err, err_len) ||
-                    t->api->softmax_ce_backward(t->ctx, n, m->classes, t->dbuf[0], t->probs,
-                                                t->y) != CNB_OK ||
-                    backward(t, n, err, err_len) || optimizer_step(t, err, err_len) ||
-                    queue_param_sums(t, err, err_len);
-                if (!failed) {
-                    uploaded = upload_next(t, s + 1, steps_per_epoch, batch, err, err_len);
-                    failed = uploaded == -2;
-                    if (failed) failed_step = s + 1; /* it was that step's batch */
-                    else failed = read_loss(t, n, &loss, err, err_len);
-                }
-                /* stage_y may hold the next batch's labels already */
-                for (int b = 0; !failed && b < n; b++)
-                    step_correct += t->host_pred[b] == d->labels[t->order[first + b]];
-            }
-            if (failed) {
-                if (!err[0])
-                    snprintf(err, err_len, "%s: softmax_ce_backward failed: %s", t->api->name,
-                             t->api->last_error(t->ctx));
-                r->status = CNB_RUN_BACKEND_ERROR;
-                snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
-                         e, failed_step + 1, t->global_step + 1 + (failed_step - s), err);
-                rc = -1;
-                break;
-            }
-            if (record_step_loss(r, loss, cnb_now() - step_start, n) != 0) {
-                r->status = CNB_RUN_BACKEND_ERROR;
-                snprintf(r->message, sizeof r->message, "out of host memory for the loss log");
-                rc = -1;
-                break;
-            }
-            if (!isfinite(loss)) {
-                r->status = CNB_RUN_DIVERGED;
-                snprintf(r->message, sizeof r->message,
-                         "training diverged: loss became %s at epoch %d step %ld (step %ld "
-                         "overall); try a smaller --lr",
-                         isnan(loss) ? "NaN" : "infinite", e, s + 1, t->global_step + 1);
-                rc = -1;
-                break;
-            }
-            char bad[256];
-            int pd = params_diverged(t, (const float *)t->host_results + 1, bad, sizeof bad, err,
-                                     err_len);
-            if (pd > 0) {
-                r->status = CNB_RUN_DIVERGED;
-                snprintf(r->message, sizeof r->message,
-                         "training diverged: %s after the optimizer step of epoch %d step %ld "
-                         "(step %ld overall; the loss was still %g)",
-                         bad, e, s + 1, t->global_step + 1, (double)loss);
-            } else if (pd < 0) {
-                r->status = CNB_RUN_BACKEND_ERROR;
-                snprintf(r->message, sizeof r->message, "epoch %d step %ld (step %ld overall): %s",
-                         e, s + 1, t->global_step + 1, err);
-            }
-            if (pd != 0) {
-                rc = -1;
-                break;
-            }
-            t->global_step++;
-            t->pos_step = s + 1;
-            /* Only one rank writes; all of them stop together when that failed. */
-            if (t->s.checkpoint_every > 0 && t->s.checkpoint &&
-                t->global_step % t->s.checkpoint_every == 0 &&
-                cnb_dist_any(t->s.dist, t->s.checkpoint(t->s.checkpoint_user, t, err, err_len))) {
-                if (!err[0]) snprintf(err, err_len, "it failed on another rank");
-                r->status = CNB_RUN_CHECKPOINT_ERROR;
-                snprintf(r->message, sizeof r->message,
-                         "checkpoint after epoch %d step %ld (step %ld overall) failed: %s", e,
-                         s + 1, t->global_step, err);
-                rc = -1;
-                break;
-            }
-            loss_sum += (double)loss * n;
-            em->train_images += n;
-            em->steps++;
-            correct += step_correct;
-            double now = cnb_now();
-            if (t->s.progress && now - progress_at > 0.25) {
-                progress_line(t, e, s + 1, steps_per_epoch, loss_sum / em->train_images,
-                              em->train_images / (now - start));
-                progress_at = now;
-            }
-        }
+        rc = train_epoch(t, r, em, e, first_step, steps_per_epoch, batch, &correct);
         em->train_seconds = cnb_now() - start;
         r->train_seconds += em->train_seconds;
         if (t->s.progress) fprintf(stderr, "\r\033[K");
         if (em->steps == 0 && rc == 0) break; /* max_steps reached at an epoch boundary */
-        if (em->steps > 0) {
-            em->train_loss = loss_sum / em->train_images;
-            em->train_accuracy = (double)correct / em->train_images;
-            em->train_images_per_s = em->train_images / em->train_seconds;
-        }
-        /* A diverged model is not evaluated (its outputs are NaN); an interrupted or finished
-         * epoch is, so the results say how far training got. */
-        if (r->status == CNB_RUN_OK || r->status == CNB_RUN_INTERRUPTED) {
-            if (em->steps > 0 || r->status == CNB_RUN_OK) {
-                if (evaluate(t, r, &em->test_loss, &em->test_accuracy, &em->eval_seconds, err,
-                             err_len) != 0) {
-                    r->status = CNB_RUN_BACKEND_ERROR;
-                    snprintf(r->message, sizeof r->message, "evaluation after epoch %d: %s", e,
-                             err);
-                    rc = -1;
-                } else {
-                    em->infer_images_per_s = t->test->count / em->eval_seconds;
-                    r->final_test_loss = em->test_loss;
-                    r->final_test_accuracy = em->test_accuracy;
-                }
-            }
-        }
-        if (em->steps > 0) {
-            r->epochs_done++;
-            if (t->s.log && em->eval_seconds > 0)
-                fprintf(t->s.log,
-                        "epoch %2d  train loss %.4f  acc %6.2f%%  |  test loss %.4f  acc %6.2f%%"
-                        "  |  %7.0f train img/s  %7.0f infer img/s  (%.1f s)\n",
-                        e, em->train_loss, 100 * em->train_accuracy, em->test_loss,
-                        100 * em->test_accuracy, em->train_images_per_s, em->infer_images_per_s,
-                        em->train_seconds + em->eval_seconds);
-            else if (t->s.log)
-                fprintf(t->s.log, "epoch %2d  stopped after %ld steps, not evaluated: %s\n", e,
-                        em->steps, r->message);
-        }
+        if (finish_epoch(t, r, em, e, correct) != 0) rc = -1;
         if (t->pos_step >= steps_per_epoch) {
             t->pos_epoch = e + 1;
             t->pos_step = 0;

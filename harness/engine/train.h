@@ -39,6 +39,7 @@ typedef struct cnb_run_settings {
     /* 1: the backend's allreduce_sum sums the gradients on the device (its communicator joined,
      * dist_device.h); 0: download, MPI_Allreduce on the host, upload. */
     int device_allreduce;
+    int no_fusion;           /* 1: never call the backend's fused slots (--no-fusion) */
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
