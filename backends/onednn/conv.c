@@ -117,7 +117,9 @@ static cnb_status conv_in(cnb_context *ctx, odn_op *op, int prim, int buf, const
     return odn_exec(ctx, &op->prim[prim], ptrs);
 }
 
-/* The eltwise algorithm of a fused activation (oneDNN's ReLU keeps NaN: NaN * alpha). */
+/* The eltwise algorithm of a fused activation. ReLU never gets here: oneDNN 2.6's eltwise ReLU
+ * maps NaN to 0 (measured: a NaN weight left the loss finite), so it runs as the backend's own
+ * NaN-keeping loop after the convolution (odn_conv_bias_act_forward). */
 static dnnl_alg_kind_t eltwise_alg(int act) {
     return act == CNB_ACT_RELU ? dnnl_eltwise_relu
            : act == CNB_ACT_TANH ? dnnl_eltwise_tanh : dnnl_eltwise_logistic;
@@ -212,13 +214,18 @@ cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, 
     return conv_forward(ctx, "conv_forward", d, CNB_FUSED_ACT_NONE, y, x, weight, bias);
 }
 
-/* y = act(conv(x, weight) + bias) in one primitive: the activation is an eltwise post-op. */
+/* y = act(conv(x, weight) + bias): tanh and sigmoid as an eltwise post-op in the one primitive;
+ * ReLU as the backend's own NaN-keeping pass over y right after it (see eltwise_alg). */
 cnb_status odn_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act, float *y,
                                      const float *x, const float *weight, const float *bias) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = cnb_check_fused_act("conv_bias_act_forward", act, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    return conv_forward(ctx, "conv_bias_act_forward", d, act, y, x, weight, bias);
+    if (act != CNB_ACT_RELU)
+        return conv_forward(ctx, "conv_bias_act_forward", d, act, y, x, weight, bias);
+    st = conv_forward(ctx, "conv_bias_act_forward", d, CNB_FUSED_ACT_NONE, y, x, weight, bias);
+    if (st == CNB_OK) odn_relu_forward_loop(ctx, (size_t)d->n * d->k * d->p * d->q, y, y);
+    return st;
 }
 
 /* The forward primitive descriptor a backward primitive needs as its hint. */

@@ -198,4 +198,8 @@ cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, f
 cnb_status odn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
                          float *m, float *v, const float *grad);
 
+/* y = x < 0 ? 0 : x over count values (y may be x), NaN kept: cnb_abi.h's ReLU, which oneDNN
+ * 2.6's eltwise ReLU does not follow (it maps NaN to 0, also as a convolution post-op). */
+void odn_relu_forward_loop(const cnb_context *ctx, size_t count, float *y, const float *x);
+
 #endif
