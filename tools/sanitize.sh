@@ -13,6 +13,8 @@ set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$src/build-asan}
 [ $# -gt 0 ] && shift
+# absolute: the suppressions path below must hold in every test's working directory
+mkdir -p "$build" && build=$(cd "$build" && pwd)
 exclude=${CNB_SANITIZE_EXCLUDE-'^(test_onednn|test_blas|test_cuda.*|test_cudnn.*|test_compare_cmd)$'}
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNB_SANITIZE=ON -DCNB_WERROR=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
