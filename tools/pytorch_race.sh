@@ -183,6 +183,9 @@ for m in $MODELS; do
     for b in blas onednn; do
         run "$m-cnnbench-$b" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
             --no-progress --out "$RUN_DIR/$m-cnnbench-$b.json"
+        # the same with the backend's fused kernels off: what fusion is worth, beside it
+        run "$m-cnnbench-$b-nofusion" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
+            --no-fusion --no-progress --out "$RUN_DIR/$m-cnnbench-$b-nofusion.json"
     done
     pyrun=(tools/pytorch_compare.py --model "$m" "${limits[@]}")
     run "$m-torch-debian-plain" "$PY_DEBIAN" "${pyrun[@]}" --label "torch-debian-plain" \
@@ -216,11 +219,14 @@ import csv, json, os, statistics
 E = os.environ
 run_dir, models = E["RUN_DIR"], E["MODELS"].split()
 COLS = [("cnnbench-blas", "cnnbench blas"), ("cnnbench-onednn", "cnnbench onednn"),
+        ("cnnbench-blas-nofusion", "cnnbench blas --no-fusion"),
+        ("cnnbench-onednn-nofusion", "cnnbench onednn --no-fusion"),
         ("torch-debian-plain", "torch %s as installed" % E["DEB_TORCH"]),
         ("torch-debian-best", "torch %s at its best" % E["DEB_TORCH"]),
         ("torch-new-plain", "torch %s as installed" % E["NEW_VERSION"]),
         ("torch-new-best", "torch %s at its best" % E["NEW_VERSION"])]
-CNB = [c for c, _ in COLS if c.startswith("cnnbench")]
+# the headline compares cnnbench as it runs by default (fused); --no-fusion columns stand beside
+CNB = [c for c, _ in COLS if c.startswith("cnnbench") and not c.endswith("nofusion")]
 TORCH = [c for c, _ in COLS if c.startswith("torch")]
 
 
