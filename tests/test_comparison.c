@@ -12,9 +12,7 @@
 #include "testutil.h"
 
 #define CNB CNB_TEST_CNNBENCH
-/* Under the sanitizer build, LeakSanitizer crashes at exit once oneDNN's OpenMP threads exist;
- * the runs that load onednn keep every other check and skip only the leak check. */
-#define LSAN_OFF (getenv("CNB_SANITIZED") ? "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" " : "")
+#define LSAN_OFF tu_no_leak_check(1) /* these runs load onednn */
 #define SHORT "--model network --steps 4 --train-limit 400 --test-limit 300 --naive-steps 3 " \
               "--no-progress"
 

@@ -31,12 +31,7 @@
 
 static int run(const char *env, const char *args, char **out) {
     char cmd[16384];
-    /* Under tools/sanitize.sh, LeakSanitizer's exit-time scan crashes ("Tracer caught signal
-     * 11") once oneDNN's OpenMP threads exist; ASan and UBSan stay on, only the leak scan goes. */
-    int onednn = strstr(args, "onednn") || (env && strstr(env, "onednn"));
-    const char *lsan = getenv("CNB_SANITIZED") && onednn
-                           ? "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" "
-                           : "";
+    const char *lsan = tu_no_leak_check(strstr(args, "onednn") || (env && strstr(env, "onednn")));
     snprintf(cmd, sizeof cmd, "%s%s timeout 300 %s %s", lsan, env ? env : "", CNB_TEST_CNNBENCH,
              args);
     return tu_run(cmd, out);

@@ -236,3 +236,8 @@ void tu_remove_dir(const char *dir) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
+
+const char *tu_no_leak_check(int loads_onednn) {
+    if (!getenv("CNB_SANITIZED") || !loads_onednn) return "";
+    return "ASAN_OPTIONS=\"$ASAN_OPTIONS:detect_leaks=0\" ";
+}

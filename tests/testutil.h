@@ -52,6 +52,11 @@ void tu_expect_equal(const char *what, const float *got, const float *ref, size_
  * (malloc'd, NUL-terminated). Returns the exit code, or 128 + the signal that killed it. */
 int tu_run(const char *cmd, char **out);
 
+/* A shell prefix for a cnnbench run that loads onednn: under tools/sanitize.sh LeakSanitizer's
+ * exit-time scan crashes ("Tracer caught signal 11") once oneDNN's OpenMP threads exist, so such
+ * runs keep ASan and UBSan but drop the leak scan; "" otherwise. */
+const char *tu_no_leak_check(int loads_onednn);
+
 /* The model file `name` (as --model takes it) resolved and loaded into a calloc'd model. */
 cnb_model *tu_load_model(const char *name);
 /* fashion-mnist, limited to the first train_limit / test_limit examples (0: all). */

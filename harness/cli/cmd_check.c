@@ -51,12 +51,12 @@
  *    (blas vs naive, 10 steps) they stay near 1e-6; 1e-4 flags a real divergence.
  *  - final test accuracy: within 0.5 percentage points (a few images of the evaluation set
  *    may flip when their logits are nearly tied). */
-#define TOL_FP32 1e-5
+#define TOL_FP32 CNB_CHECK_TOL_FP32
 #define TOL_TF32 5e-3
 #define TOL_TRAIN 1e-4
 #define TOL_TRANSFORM 1e-4
 #define TOL_ACC_PP 0.5
-#define POINT_TOL 1e-5
+#define POINT_TOL CNB_CHECK_POINT_TOL
 
 enum { EXIT_USAGE = 2 };
 enum { MODE_RANDOM = 1, MODE_EXACT = 2, MODE_NONFINITE = 4 };
@@ -740,18 +740,9 @@ static int parse_opts(int argc, char **argv, ck_opts *o) {
                                check_flags, on_check_flag, o, usage, co, NULL);
     if (rc != 0) return rc;
     if (cnb_opt_single(CHECK_PROG, "--batch", co->n_batches) != 0) return -1;
-    for (int i = 0; i < co->n_backends; i++) o->backends[i] = co->backends[i];
-    o->n_backends = co->n_backends;
-    for (int i = 0; i < co->n_models; i++) o->models[i] = co->models[i];
-    o->n_models = co->n_models;
+    CNB_TAKE_COMMON_OPTS(o, co);
     if (co->n_batches) o->batch = co->batches[0];
-    if (co->have_seed) o->seed = co->seed;
     if (co->test_limit) o->test_limit = co->test_limit;
-    if (co->out) o->out = co->out;
-    o->threads = co->threads;
-    o->dataset = co->dataset;
-    o->data = co->data;
-    o->quiet = co->quiet;
     /* Under mpirun the check is about the ranks; alone, the distributed family needs asking. */
     int ranks = cnb_dist_size(cnb_dist_world());
     if (!o->any_family)

@@ -126,6 +126,11 @@ typedef struct cnb_check_outcome {
     float bad_expected[CNB_CHECK_LIST], bad_got[CNB_CHECK_LIST];
 } cnb_check_outcome;
 
+/* The fp32 tolerances of `cnnbench check` and of the backends' tests (harness/cli/cmd_check.c
+ * gives the reasons): relative L2 1e-5, and point-wise 1e-5 where the reference is not near 0. */
+#define CNB_CHECK_TOL_FP32 1e-5
+#define CNB_CHECK_POINT_TOL 1e-5
+
 /* Compare got with d->ref: PASSED when rel L2 <= tol (exact mode: every point equal), FAILED
  * otherwise, MISTRUSTED when the reference is mostly zeros. In the non-finite mode NaN positions
  * must match exactly (NaN against a number is a mismatch either way) and so must +-Inf; the
