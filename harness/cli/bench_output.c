@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flops.h"
 #include "machine.h"
 
 typedef double (*speedup_fn)(const bn_cell *a, const bn_cell *b, int infer, double *buf);
@@ -29,6 +30,22 @@ static void print_load(const bn_cell *cells, int n, FILE *f) {
                    "speed-ups between backends with different thread counts shift under such "
                    "load; rerun on a quiet machine before trusting them\n",
                 CNB_LOAD_DISTURBED_CORES);
+}
+
+/* The arithmetic the medians stand for (flops.h), to set beside `cnnbench ceiling`. */
+static void print_work(const bn_cell *cells, int n, FILE *f) {
+    cnb_model_flops w;
+    cnb_model_flops_count(cells[0].m, &w);
+    fprintf(f, "  work: %.2f MFLOP per training image, %.2f per inference image; median GFLOP/s:",
+            w.training * 1e-6, w.inference * 1e-6);
+    for (int i = 0; i < n; i++) {
+        if (cells[i].status) continue;
+        fprintf(f, " %s %.1f train / %.1f infer", cells[i].b->name,
+                cnb_gflops(bench_median_of(cells[i].train_ips, cells[i].runs), w.training),
+                cnb_gflops(bench_median_of(cells[i].infer_ips, cells[i].runs), w.inference));
+        fprintf(f, i + 1 < n ? "," : "");
+    }
+    fprintf(f, "\n");
 }
 
 void bench_print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) {
@@ -61,6 +78,7 @@ void bench_print_group(const bn_cell *cells, int n, const bn_opts *o, FILE *f) {
         fprintf(f, "\n");
     }
     print_load(cells, n, f);
+    print_work(cells, n, f);
     if (!o->breakdown) return;
     /* Device timers and the host clock measure different things (device time vs wall time with a
      * synchronize after each call): say which column used which. */
@@ -283,6 +301,15 @@ cJSON *bench_cell_json(const bn_cell *c) {
     cJSON_AddItemToObject(o, "train_images_per_s", bench_summary_json(c->train_ips, c->runs));
     cJSON_AddItemToObject(o, "infer_images_per_s", bench_summary_json(c->infer_ips, c->runs));
     cJSON_AddItemToObject(o, "step_ms", bench_summary_json(c->step_ms, c->runs));
+    cnb_model_flops w;
+    cnb_model_flops_count(c->m, &w);
+    cJSON *wj = cJSON_AddObjectToObject(o, "work");
+    cJSON_AddNumberToObject(wj, "train_flop_per_image", w.training);
+    cJSON_AddNumberToObject(wj, "infer_flop_per_image", w.inference);
+    cJSON_AddNumberToObject(wj, "train_gflops_median",
+                            cnb_gflops(bench_median_of(c->train_ips, c->runs), w.training));
+    cJSON_AddNumberToObject(wj, "infer_gflops_median",
+                            cnb_gflops(bench_median_of(c->infer_ips, c->runs), w.inference));
     if (c->load_known) {
         cJSON *l = cJSON_AddObjectToObject(o, "machine_load");
         cJSON_AddNumberToObject(l, "other_cores", c->other_cores);

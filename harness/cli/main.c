@@ -20,6 +20,7 @@
 #include "dist_device.h"
 #include "dist_report.h"
 #include "distributed.h"
+#include "flops.h"
 #include "loader.h"
 #include "machine.h"
 #include "model.h"
@@ -95,7 +96,10 @@ static void usage(FILE *f) {
             "  --version, --help\n"
             "\n"
             "Under mpirun -np N every rank trains its slice of each global batch and the gradients\n"
-            "are summed across ranks (MPI, or NCCL on GPUs); only rank 0 prints and writes.\n",
+            "are summed across ranks (MPI, or NCCL on GPUs); only rank 0 prints and writes.\n"
+            "\n"
+            "Other commands (each with --help): cnnbench check | bench | ceiling | compare |\n"
+            "report | history | dashboard.\n",
             CNB_NAIVE_SAMPLE_STEPS, cnb_models_dir());
 }
 
@@ -190,6 +194,7 @@ static int show_model(const char *name) {
     cnb_settings_from_model(m, &s);
     print_settings(m, &s, stdout);
     cnb_model_print(m, m->batch, stdout);
+    cnb_model_flops_print(m, stdout);
     free(m);
     return 0;
 }
@@ -677,7 +682,7 @@ static int run_command_line(int argc, char **argv) {
         const char *verb;
         int (*run)(int, char **);
     } verbs[] = {{"check", cnb_cmd_check}, {"bench", cnb_cmd_bench},
-                 {"compare", cnb_cmd_compare}, {"report", cnb_cmd_report},
+                 {"ceiling", cnb_cmd_ceiling}, {"compare", cnb_cmd_compare}, {"report", cnb_cmd_report},
                  {"history", cnb_cmd_history}, {"dashboard", cnb_cmd_dashboard}};
     if (argc > 1 && argv[1][0] != '-') {
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
