@@ -132,3 +132,20 @@ Test(work, bench_records_gflops) {
                        1e-6 * ips, "GFLOP/s = median images/s x FLOP per image");
     cJSON_Delete(root);
 }
+
+/* A training results file carries the same counts, so its images/s convert to GFLOP/s. */
+Test(work, training_results_carry_the_work) {
+    const char *path = CNB_TEST_TMP_DIR "/work-train.json";
+    char *out = NULL;
+    int rc = tu_run(CNB " --backend naive --model network --steps 2 --train-limit 200 "
+                        "--test-limit 100 --quiet --no-progress --out " CNB_TEST_TMP_DIR
+                        "/work-train.json",
+                    &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    cJSON *root = tu_read_json(path);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+    cr_expect_float_eq(cnb_json_num(m, "train_flop_per_image", 0), 1221840.0, 0.5);
+    cr_expect_float_eq(cnb_json_num(m, "infer_flop_per_image", 0), 464880.0, 0.5);
+    cJSON_Delete(root);
+}

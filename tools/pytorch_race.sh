@@ -178,6 +178,10 @@ src_state="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknow
 src_dirty="$(git -C "$ROOT" status --short --untracked-files=no -- harness backends 2>/dev/null |
              awk '{print $2}' | paste -sd' ')"
 start_s=$SECONDS
+# The machine's fp32 ceiling as the backends' own sgemm reaches it, at the race's threads: the
+# yardstick for the share of the machine each contender's training uses.
+run "ceiling" "$CNNBENCH" ceiling --backends blas,onednn --threads "$THREADS" \
+    --out "$RUN_DIR/ceiling.json"
 for m in $MODELS; do
     echo "$m" >&2
     for b in blas onednn; do
@@ -333,6 +337,40 @@ for m in models:
             cells += ["—", f"{bar}×", "—"]
     p(f"| {m} | " + " | ".join(cells) + " |")
 p("")
+
+# The share of the fp32 ceiling: training images/s x the model's FLOP per image (conv and
+# linear multiply-adds, from cnnbench's results) over the best backend's sgemm GFLOP/s.
+try:
+    with open(os.path.join(run_dir, "ceiling.json")) as f:
+        ceil = {b["backend"]: b for b in json.load(f)["backends"] if b.get("status") == "ok"}
+except (OSError, ValueError, KeyError):
+    ceil = {}
+if ceil:
+    top = max(ceil.values(), key=lambda b: b["gflops_best"])
+    cg = top["gflops_best"]
+    p("## Share of the fp32 ceiling (training)\n")
+    p(f"Ceiling: {cg:.1f} GFLOP/s, the best of `cnnbench ceiling` (each backend's own sgemm, "
+      f"2048³, {E['THREADS']} threads; " + ", ".join(
+          f"{b['backend']} {b['gflops_best']:.1f} best / {b['gflops_median']:.1f} median"
+          for b in ceil.values()) + "). Work per training image: conv and linear multiply-adds, "
+      "2 FLOP each (`cnnbench --show-model`); pooling, activations, loss and optimizer add time "
+      "but no FLOPs, so 100% is out of reach for any contender. \"Bar needs\" is the training "
+      "speed the ratio bar asks for, as a share of the same ceiling.\n")
+    p("| model | MFLOP / image | best cnnbench GFLOP/s | share | best PyTorch GFLOP/s | share "
+      "| bar needs | share |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for m in models:
+        raw = next((r["raw"] for c in CNB if (r := res[m][c])), None)
+        fl = raw["model"].get("train_flop_per_image") if raw else None
+        bc, _ = best(m, CNB, "train")
+        bt, _ = best(m, TORCH, "train")
+        if not fl or not bc or not bt:
+            continue
+        bar = 2.0 if m == "simplecnn" else 1.5
+        g = [v * fl * 1e-9 for v in (bc, bt, bar * bt)]
+        p(f"| {m} | {fl * 1e-6:.2f} | " + " | ".join(f"{x:.1f} | {100 * x / cg:.0f}%" for x in g)
+          + " |")
+    p("")
 
 p("## Sanity: test accuracy after the last epoch\n")
 p("Different initial weights (cnnbench draws its own), same data and settings: these should be "

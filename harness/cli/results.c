@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flops.h"
 #include "runctx.h"
 #include "util.h"
 
@@ -98,6 +99,10 @@ static cJSON *model_json(const cnb_model *m, const cnb_run_settings *s) {
     cJSON_AddStringToObject(o, "name", m->name);
     cJSON_AddStringToObject(o, "path", m->path);
     cJSON_AddNumberToObject(o, "parameters", (double)m->n_params);
+    cnb_model_flops w;
+    cnb_model_flops_count(m, &w);
+    cJSON_AddNumberToObject(o, "train_flop_per_image", w.training);
+    cJSON_AddNumberToObject(o, "infer_flop_per_image", w.inference);
     cJSON *in = cJSON_AddArrayToObject(o, "input_shape");
     cJSON_AddItemToArray(in, cJSON_CreateNumber(m->in_c));
     cJSON_AddItemToArray(in, cJSON_CreateNumber(m->in_h));
