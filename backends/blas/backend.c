@@ -1,7 +1,6 @@
-/* backend.c — the OpenBLAS backend's lifecycle (create, destroy, last_error, info), its error and
- * scratch helpers, and the version-1 function table behind the one exported entry symbol. */
+/* backend.c — the OpenBLAS backend's lifecycle (create, destroy, info), its scratch helpers,
+ * and the version-1 function table behind the one exported entry symbol. */
 #include <cblas.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +12,6 @@
 #ifndef OPENBLAS_VERSION
 #define OPENBLAS_VERSION "unknown"
 #endif
-
-cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
-    if (ctx) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, float **out) {
     blas_scratch_set *set = &ctx->scratch[thread];
@@ -134,10 +123,6 @@ static void blas_destroy(cnb_context *ctx) {
     free(ctx);
 }
 
-static const char *blas_last_error(cnb_context *ctx) {
-    return ctx ? ctx->err : "";
-}
-
 /* Copy s without its leading and trailing blanks (OPENBLAS_VERSION is " OpenBLAS 0.3.21 "). */
 static void trim_copy(char *dst, size_t len, const char *s) {
     while (*s == ' ') s++;
@@ -198,36 +183,14 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 static const cnb_backend blas_table = {
     .abi_version = 1,
     .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_CPU,
     .name = "blas",
     .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
     .create = blas_create,
     .destroy = blas_destroy,
-    .last_error = blas_last_error,
     .info = blas_info,
-    .alloc = blas_alloc,
-    .free = blas_free,
-    .upload = blas_upload,
-    .download = blas_download,
-    .synchronize = blas_synchronize,
-    .corr2d = blas_corr2d,
-    .conv_forward = blas_conv_forward,
-    .conv_backward_data = blas_conv_backward_data,
-    .conv_backward_filter = blas_conv_backward_filter,
-    .bias_forward = blas_bias_forward,
-    .bias_backward = blas_bias_backward,
-    .pool_workspace_size = blas_pool_workspace_size,
-    .pool_forward = blas_pool_forward,
-    .pool_backward = blas_pool_backward,
-    .gemm = blas_gemm,
-    .activation_forward = blas_activation_forward,
-    .activation_backward = blas_activation_backward,
-    .softmax_ce_forward = blas_softmax_ce_forward,
-    .softmax_ce_backward = blas_softmax_ce_backward,
-    .sgd_step = blas_sgd_step,
-    .adam_step = blas_adam_step,
-    .conv_bias_act_forward = blas_conv_bias_act_forward,
-    .pool_act_backward = blas_pool_act_backward,
+    .alloc = cpu_alloc,
+    .synchronize = cpu_synchronize, /* OpenBLAS calls are synchronous */
+    CPU_COMMON_SLOTS(blas),
 };
 
 /* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks

@@ -114,8 +114,6 @@ fail:
     return CNB_ERR_LIBRARY;
 }
 
-static const char *odn_last_error(cnb_context *ctx) { return ctx ? ctx->err : ""; }
-
 static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     if (!ctx || !fn) return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "info: ctx or fn is NULL");
     char buf[160];
@@ -168,36 +166,14 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 static const cnb_backend table = {
     .abi_version = CNB_ABI_VERSION,
     .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_CPU,
     .name = "onednn",
     .description = "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
     .create = odn_create,
     .destroy = odn_destroy,
-    .last_error = odn_last_error,
     .info = odn_info,
     .alloc = odn_alloc,
-    .free = odn_free,
-    .upload = odn_upload,
-    .download = odn_download,
     .synchronize = odn_synchronize,
-    .corr2d = odn_corr2d,
-    .conv_forward = odn_conv_forward,
-    .conv_backward_data = odn_conv_backward_data,
-    .conv_backward_filter = odn_conv_backward_filter,
-    .bias_forward = odn_bias_forward,
-    .bias_backward = odn_bias_backward,
-    .pool_workspace_size = odn_pool_workspace_size,
-    .pool_forward = odn_pool_forward,
-    .pool_backward = odn_pool_backward,
-    .gemm = odn_gemm,
-    .activation_forward = odn_activation_forward,
-    .activation_backward = odn_activation_backward,
-    .softmax_ce_forward = odn_softmax_ce_forward,
-    .softmax_ce_backward = odn_softmax_ce_backward,
-    .sgd_step = odn_sgd_step,
-    .adam_step = odn_adam_step,
-    .conv_bias_act_forward = odn_conv_bias_act_forward,
-    .pool_act_backward = odn_pool_act_backward,
+    CPU_COMMON_SLOTS(odn),
 };
 
 CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
