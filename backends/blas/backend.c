@@ -59,14 +59,9 @@ static int default_threads(void) {
  * each of its threads. cfg may be NULL. */
 static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *err,
                               size_t err_len) {
-    if (!out) {
-        if (err && err_len) snprintf(err, err_len, "blas: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
-    int threads = 0;
-    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
-        threads = cfg->threads;
+    int threads;
+    cnb_status st = cpu_create_begin("blas", cfg, out, &threads, err, err_len);
+    if (st != CNB_OK) return st;
     if (threads < 0) {
         if (err && err_len)
             snprintf(err, err_len, "blas: create: threads=%d must be 0 (OpenBLAS's choice) or "
@@ -99,7 +94,7 @@ static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *er
     }
     ctx->conv_algo = conv_algo;
     ctx->scratch = calloc((size_t)threads, sizeof *ctx->scratch);
-    cnb_status st = ctx->scratch ? blas_team_start(ctx, threads)
+    st = ctx->scratch ? blas_team_start(ctx, threads)
                                  : blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
                                              "create: cannot allocate scratch for %d threads",
                                              threads);
@@ -181,21 +176,11 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 }
 
 static const cnb_backend blas_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
     .name = "blas",
     .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
-    .create = blas_create,
-    .destroy = blas_destroy,
-    .info = blas_info,
     .alloc = cpu_alloc,
     .synchronize = cpu_synchronize, /* OpenBLAS calls are synchronous */
     CPU_COMMON_SLOTS(blas),
 };
 
-/* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks
- * abi_version before touching newer slots. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &blas_table;
-}
+CPU_BACKEND_ENTRY(blas_table)

@@ -1,4 +1,5 @@
-/* context.c — the error message every CPU backend keeps at the start of its context. */
+/* context.c — the start of create(), and the error message every CPU backend keeps at the
+ * start of its context. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -12,6 +13,19 @@ cnb_status cpu_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
         va_end(ap);
     }
     return st;
+}
+
+cnb_status cpu_create_begin(const char *backend, const cnb_config *cfg, cnb_context **out,
+                            int *threads, char *err, size_t err_len) {
+    if (!out) {
+        if (err && err_len) snprintf(err, err_len, "%s: create: out is NULL", backend);
+        return CNB_ERR_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    *threads = 0;
+    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
+        *threads = cfg->threads;
+    return CNB_OK;
 }
 
 const char *cpu_last_error(cnb_context *ctx) { return ctx ? cpu_err(ctx) : ""; }

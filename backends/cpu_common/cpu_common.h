@@ -34,6 +34,12 @@ cnb_status cpu_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
 /* The message of the last failed call, "" if none failed (or ctx is NULL). */
 const char *cpu_last_error(cnb_context *ctx);
 
+/* The start of every CPU backend's create(): out must not be NULL (else "<backend>: create: out
+ * is NULL" in err); sets *out = NULL and *threads = cfg->threads, or 0 (the backend's choice)
+ * when cfg is NULL or too old to carry the field. */
+cnb_status cpu_create_begin(const char *backend, const cnb_config *cfg, cnb_context **out,
+                            int *threads, char *err, size_t err_len);
+
 /* Memory: "device" memory is host memory. cpu_alloc gives 64-byte aligned blocks (a zero-byte
  * request still gets a unique pointer); upload and download are memcpy; synchronize has nothing
  * to wait for, since every kernel has finished when it returns. */
@@ -102,10 +108,13 @@ int cpu_row_argmax(const float *z, int classes);
                                   float *param, float *m, float *v, const float *grad)
 
 /* The function table's slots that every CPU backend fills alike, in a designated initializer:
- * the kernels above, last_error, free, upload and download. Lifecycle, alloc and synchronize
- * are the backend's to name. */
+ * the version-1 header, prefix_create, prefix_destroy, prefix_info, the kernels above,
+ * last_error, free, upload and download. name, description, alloc and synchronize are the
+ * backend's to fill. */
 #define CPU_COMMON_SLOTS(prefix)                                                              \
-    .device_kind = CNB_DEVICE_CPU, .last_error = cpu_last_error, .free = cpu_free,            \
+    .abi_version = CNB_ABI_VERSION, .struct_size = sizeof(cnb_backend),                      \
+    .device_kind = CNB_DEVICE_CPU, .create = prefix##_create, .destroy = prefix##_destroy,    \
+    .info = prefix##_info, .last_error = cpu_last_error, .free = cpu_free,                    \
     .upload = cpu_upload, .download = cpu_download, .corr2d = prefix##_corr2d,                \
     .conv_forward = prefix##_conv_forward,                                                    \
     .conv_backward_data = prefix##_conv_backward_data,                                        \
@@ -119,5 +128,12 @@ int cpu_row_argmax(const float *z, int classes);
     .softmax_ce_backward = prefix##_softmax_ce_backward, .sgd_step = prefix##_sgd_step,       \
     .adam_step = prefix##_adam_step, .conv_bias_act_forward = prefix##_conv_bias_act_forward, \
     .pool_act_backward = prefix##_pool_act_backward
+
+/* The one exported symbol, cnb_backend_entry: serves any harness that speaks version 1 or later
+ * with the version-1 table; the harness checks abi_version before touching newer slots. */
+#define CPU_BACKEND_ENTRY(table)                                                              \
+    CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {          \
+        return harness_abi_version < 1 ? NULL : &(table);                                     \
+    }
 
 #endif

@@ -27,12 +27,9 @@ cnb_status naive_scratch(cnb_context *ctx, size_t count, double **out) {
  * by construction, and has no device. cfg may be NULL. */
 static cnb_status naive_create(const cnb_config *cfg, cnb_context **out, char *err,
                                size_t err_len) {
-    (void)cfg;
-    if (!out) {
-        if (err && err_len) snprintf(err, err_len, "naive: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
+    int threads; /* ignored: one thread */
+    cnb_status st = cpu_create_begin("naive", cfg, out, &threads, err, err_len);
+    if (st != CNB_OK) return st;
     cnb_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         if (err && err_len) snprintf(err, err_len, "naive: cannot allocate the context");
@@ -63,21 +60,11 @@ static cnb_status naive_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 }
 
 static const cnb_backend naive_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
     .name = "naive",
     .description = "reference kernels: plain loops, double accumulation, one thread",
-    .create = naive_create,
-    .destroy = naive_destroy,
-    .info = naive_info,
     .alloc = cpu_alloc,
     .synchronize = cpu_synchronize,
     CPU_COMMON_SLOTS(naive),
 };
 
-/* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks
- * abi_version before touching newer slots. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &naive_table;
-}
+CPU_BACKEND_ENTRY(naive_table)

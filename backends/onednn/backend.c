@@ -61,15 +61,10 @@ static void odn_destroy(cnb_context *ctx) {
 static cnb_status odn_create(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len) {
     const char *step = "";
     dnnl_status_t s = dnnl_success;
-    if (!out) {
-        if (err && err_len) snprintf(err, err_len, "onednn: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
     /* A config too old to carry `threads` counts as "backend's choice". */
-    int threads = 0;
-    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
-        threads = cfg->threads;
+    int threads;
+    cnb_status st = cpu_create_begin("onednn", cfg, out, &threads, err, err_len);
+    if (st != CNB_OK) return st;
     if (threads < 0) {
         if (err && err_len) snprintf(err, err_len, "onednn: threads=%d must be >= 0", threads);
         return CNB_ERR_INVALID_ARGUMENT;
@@ -164,20 +159,11 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 }
 
 static const cnb_backend table = {
-    .abi_version = CNB_ABI_VERSION,
-    .struct_size = sizeof(cnb_backend),
     .name = "onednn",
     .description = "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
-    .create = odn_create,
-    .destroy = odn_destroy,
-    .info = odn_info,
     .alloc = odn_alloc,
     .synchronize = odn_synchronize,
     CPU_COMMON_SLOTS(odn),
 };
 
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    /* Version 1 is the only table there is; a harness older than that cannot use it. */
-    if (harness_abi_version < 1) return NULL;
-    return &table;
-}
+CPU_BACKEND_ENTRY(table)
