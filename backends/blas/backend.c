@@ -175,12 +175,7 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend blas_table = {
-    .name = "blas",
-    .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
-    .alloc = cpu_alloc,
-    .synchronize = cpu_synchronize, /* OpenBLAS calls are synchronous */
-    CPU_COMMON_SLOTS(blas),
-};
-
-CPU_BACKEND_ENTRY(blas_table)
+/* OpenBLAS calls are synchronous: nothing to wait for in synchronize. */
+CPU_BACKEND_DEFINE(blas, "blas",
+                   "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
+                   cpu_alloc, cpu_synchronize)

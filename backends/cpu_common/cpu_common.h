@@ -2,8 +2,8 @@
  * as the static library cnb_cpu_common. It holds what no kernel library owns and every CPU
  * backend needs the same: host "device" memory, softmax-CE's label check and argmax, the
  * optimizers' update loops (cpu_optimizer.h), and a backend's boilerplate (the error message,
- * last_error, the kernel prototypes and the function table's kernel slots). One copy, so the
- * backends cannot drift apart where they mean the same thing.
+ * last_error, the start of create, the kernel prototypes, the function table and its entry
+ * point). One copy, so the backends cannot drift apart where they mean the same thing.
  *
  * The one rule a backend follows: its struct cnb_context begins with `char err[CPU_ERR_LEN]`,
  * the message for last_error(); CPU_CONTEXT_BEGINS_WITH_ERR checks that where the struct is
@@ -107,33 +107,34 @@ int cpu_row_argmax(const float *z, int classes);
     cnb_status prefix##_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,     \
                                   float *param, float *m, float *v, const float *grad)
 
-/* The function table's slots that every CPU backend fills alike, in a designated initializer:
- * the version-1 header, prefix_create, prefix_destroy, prefix_info, the kernels above,
- * last_error, free, upload and download. name, description, alloc and synchronize are the
- * backend's to fill. */
-#define CPU_COMMON_SLOTS(prefix)                                                              \
-    .abi_version = CNB_ABI_VERSION, .struct_size = sizeof(cnb_backend),                      \
-    .device_kind = CNB_DEVICE_CPU, .create = prefix##_create, .destroy = prefix##_destroy,    \
-    .info = prefix##_info, .last_error = cpu_last_error, .free = cpu_free,                    \
-    .upload = cpu_upload, .download = cpu_download, .corr2d = prefix##_corr2d,                \
-    .conv_forward = prefix##_conv_forward,                                                    \
-    .conv_backward_data = prefix##_conv_backward_data,                                        \
-    .conv_backward_filter = prefix##_conv_backward_filter,                                    \
-    .bias_forward = prefix##_bias_forward, .bias_backward = prefix##_bias_backward,           \
-    .pool_workspace_size = prefix##_pool_workspace_size,                                      \
-    .pool_forward = prefix##_pool_forward, .pool_backward = prefix##_pool_backward,           \
-    .gemm = prefix##_gemm, .activation_forward = prefix##_activation_forward,                 \
-    .activation_backward = prefix##_activation_backward,                                      \
-    .softmax_ce_forward = prefix##_softmax_ce_forward,                                        \
-    .softmax_ce_backward = prefix##_softmax_ce_backward, .sgd_step = prefix##_sgd_step,       \
-    .adam_step = prefix##_adam_step, .conv_bias_act_forward = prefix##_conv_bias_act_forward, \
-    .pool_act_backward = prefix##_pool_act_backward
-
-/* The one exported symbol, cnb_backend_entry: serves any harness that speaks version 1 or later
- * with the version-1 table; the harness checks abi_version before touching newer slots. */
-#define CPU_BACKEND_ENTRY(table)                                                              \
+/* A CPU backend's version-1 function table and the one exported symbol, cnb_backend_entry,
+ * which serves any harness that speaks version 1 or later with it (the harness checks
+ * abi_version before touching newer slots). Every slot but alloc and synchronize is filled
+ * alike: prefix_create, prefix_destroy, prefix_info, the kernels above, and cpu_common's
+ * last_error, free, upload and download. */
+#define CPU_BACKEND_DEFINE(prefix, name_str, description_str, alloc_fn, synchronize_fn)      \
+    static const cnb_backend prefix##_table = {                                               \
+        .abi_version = CNB_ABI_VERSION, .struct_size = sizeof(cnb_backend),                   \
+        .device_kind = CNB_DEVICE_CPU, .name = name_str, .description = description_str,      \
+        .create = prefix##_create, .destroy = prefix##_destroy, .info = prefix##_info,        \
+        .last_error = cpu_last_error, .alloc = alloc_fn, .free = cpu_free,                    \
+        .upload = cpu_upload, .download = cpu_download, .synchronize = synchronize_fn,        \
+        .corr2d = prefix##_corr2d, .conv_forward = prefix##_conv_forward,                     \
+        .conv_backward_data = prefix##_conv_backward_data,                                    \
+        .conv_backward_filter = prefix##_conv_backward_filter,                                \
+        .bias_forward = prefix##_bias_forward, .bias_backward = prefix##_bias_backward,       \
+        .pool_workspace_size = prefix##_pool_workspace_size,                                  \
+        .pool_forward = prefix##_pool_forward, .pool_backward = prefix##_pool_backward,       \
+        .gemm = prefix##_gemm, .activation_forward = prefix##_activation_forward,             \
+        .activation_backward = prefix##_activation_backward,                                  \
+        .softmax_ce_forward = prefix##_softmax_ce_forward,                                    \
+        .softmax_ce_backward = prefix##_softmax_ce_backward, .sgd_step = prefix##_sgd_step,   \
+        .adam_step = prefix##_adam_step,                                                      \
+        .conv_bias_act_forward = prefix##_conv_bias_act_forward,                              \
+        .pool_act_backward = prefix##_pool_act_backward,                                      \
+    };                                                                                        \
     CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {          \
-        return harness_abi_version < 1 ? NULL : &(table);                                     \
+        return harness_abi_version < 1 ? NULL : &prefix##_table;                              \
     }
 
 #endif

@@ -59,12 +59,6 @@ static cnb_status naive_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend naive_table = {
-    .name = "naive",
-    .description = "reference kernels: plain loops, double accumulation, one thread",
-    .alloc = cpu_alloc,
-    .synchronize = cpu_synchronize,
-    CPU_COMMON_SLOTS(naive),
-};
-
-CPU_BACKEND_ENTRY(naive_table)
+CPU_BACKEND_DEFINE(naive, "naive",
+                   "reference kernels: plain loops, double accumulation, one thread", cpu_alloc,
+                   cpu_synchronize)

@@ -158,12 +158,6 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend table = {
-    .name = "onednn",
-    .description = "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
-    .alloc = odn_alloc,
-    .synchronize = odn_synchronize,
-    CPU_COMMON_SLOTS(odn),
-};
-
-CPU_BACKEND_ENTRY(table)
+CPU_BACKEND_DEFINE(odn, "onednn",
+                   "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
+                   odn_alloc, odn_synchronize)
