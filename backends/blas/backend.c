@@ -1,7 +1,6 @@
-/* backend.c — the OpenBLAS backend's lifecycle (create, destroy, last_error, info), its error and
- * scratch helpers, and the version-1 function table behind the one exported entry symbol. */
+/* backend.c — the OpenBLAS backend's lifecycle (create, destroy, info), its scratch helpers,
+ * and the version-1 function table behind the one exported entry symbol. */
 #include <cblas.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +12,6 @@
 #ifndef OPENBLAS_VERSION
 #define OPENBLAS_VERSION "unknown"
 #endif
-
-cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
-    if (ctx) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, float **out) {
     blas_scratch_set *set = &ctx->scratch[thread];
@@ -70,14 +59,9 @@ static int default_threads(void) {
  * each of its threads. cfg may be NULL. */
 static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *err,
                               size_t err_len) {
-    if (!out) {
-        if (err && err_len) snprintf(err, err_len, "blas: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
-    int threads = 0;
-    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
-        threads = cfg->threads;
+    int threads;
+    cnb_status st = cpu_create_begin("blas", cfg, out, &threads, err, err_len);
+    if (st != CNB_OK) return st;
     if (threads < 0) {
         if (err && err_len)
             snprintf(err, err_len, "blas: create: threads=%d must be 0 (OpenBLAS's choice) or "
@@ -110,7 +94,7 @@ static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *er
     }
     ctx->conv_algo = conv_algo;
     ctx->scratch = calloc((size_t)threads, sizeof *ctx->scratch);
-    cnb_status st = ctx->scratch ? blas_team_start(ctx, threads)
+    st = ctx->scratch ? blas_team_start(ctx, threads)
                                  : blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
                                              "create: cannot allocate scratch for %d threads",
                                              threads);
@@ -132,10 +116,6 @@ static void blas_destroy(cnb_context *ctx) {
         for (int i = 0; i < BLAS_SCRATCH_COUNT; i++) free(ctx->scratch[t].buf[i]);
     free(ctx->scratch);
     free(ctx);
-}
-
-static const char *blas_last_error(cnb_context *ctx) {
-    return ctx ? ctx->err : "";
 }
 
 /* Copy s without its leading and trailing blanks (OPENBLAS_VERSION is " OpenBLAS 0.3.21 "). */
@@ -195,44 +175,7 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend blas_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_CPU,
-    .name = "blas",
-    .description = "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
-    .create = blas_create,
-    .destroy = blas_destroy,
-    .last_error = blas_last_error,
-    .info = blas_info,
-    .alloc = blas_alloc,
-    .free = blas_free,
-    .upload = blas_upload,
-    .download = blas_download,
-    .synchronize = blas_synchronize,
-    .corr2d = blas_corr2d,
-    .conv_forward = blas_conv_forward,
-    .conv_backward_data = blas_conv_backward_data,
-    .conv_backward_filter = blas_conv_backward_filter,
-    .bias_forward = blas_bias_forward,
-    .bias_backward = blas_bias_backward,
-    .pool_workspace_size = blas_pool_workspace_size,
-    .pool_forward = blas_pool_forward,
-    .pool_backward = blas_pool_backward,
-    .gemm = blas_gemm,
-    .activation_forward = blas_activation_forward,
-    .activation_backward = blas_activation_backward,
-    .softmax_ce_forward = blas_softmax_ce_forward,
-    .softmax_ce_backward = blas_softmax_ce_backward,
-    .sgd_step = blas_sgd_step,
-    .adam_step = blas_adam_step,
-    .conv_bias_act_forward = blas_conv_bias_act_forward,
-    .pool_act_backward = blas_pool_act_backward,
-};
-
-/* Serves any harness that speaks version 1 or later with the version-1 table; the harness checks
- * abi_version before touching newer slots. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &blas_table;
-}
+/* OpenBLAS calls are synchronous: nothing to wait for in synchronize. */
+CPU_BACKEND_DEFINE(blas, "blas",
+                   "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
+                   cpu_alloc, cpu_synchronize)

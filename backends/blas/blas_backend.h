@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "cnb_abi.h"
+#include "cnb_abi_check.h"
+#include "cpu_common.h"
 
 /* Scratch slots. Each is grown only when a larger request arrives and kept until destroy:
  * a page fault costs ~10 us per 4 KiB page on this machine (DESIGN.md §5), so a training step
@@ -39,16 +41,20 @@ typedef struct {
 struct blas_team;
 
 struct cnb_context {
-    char err[512];      /* message of the last failed call, "" if none failed yet */
+    char err[CPU_ERR_LEN]; /* message of the last failed call, "" if none failed yet */
     int threads;        /* threads this context's kernels run on (its team, the caller's included) */
     int conv_algo;      /* enum blas_conv_algo */
     struct blas_team *team;     /* team.c */
     blas_scratch_set *scratch;  /* one set per thread of the team */
 };
 
-/* Keep a printf-style message for last_error() and return st; ctx may be NULL. */
-cnb_status blas_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+CPU_CONTEXT_BEGINS_WITH_ERR;
+
+/* The shared error helper and early-return checks, under this backend's names. */
+#define blas_fail cpu_fail
+#define BLAS_CHECK_CTX CNB_CHECK_CTX
+#define BLAS_CHECK_PTR CNB_CHECK_PTR
+#define BLAS_CHECK_POSITIVE CNB_CHECK_POSITIVE
 
 /* At least count floats of thread `thread`'s scratch slot `slot` in *out (contents undefined),
  * or CNB_ERR_OUT_OF_MEMORY with a message. Called by the caller's thread only, before it hands
@@ -73,36 +79,10 @@ int blas_team_parts(const cnb_context *ctx, size_t items, size_t grain);
  * and return when all are done. Part p covers [items*p/parts, items*(p+1)/parts). */
 void blas_parallel(cnb_context *ctx, size_t items, int parts, blas_range_fn fn, void *arg);
 
-/* Early-return checks that name the kernel and the argument. */
-#define BLAS_CHECK_CTX(ctx) \
-    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
-#define BLAS_CHECK_PTR(ctx, fn, p)                                                           \
-    do {                                                                                     \
-        if (!(p))                                                                            \
-            return blas_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);   \
-    } while (0)
-#define BLAS_CHECK_POSITIVE(ctx, fn, v)                                                      \
-    do {                                                                                     \
-        if ((v) <= 0)                                                                        \
-            return blas_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s=%lld must be positive", \
-                             (fn), #v, (long long)(v));                                      \
-    } while (0)
-
 /* The product of the given non-negative dimensions, or 0 with a message in ctx when it does not
  * fit in an int (OpenBLAS's index type here, and every conv index below is an int product). */
 int blas_dims_fit(cnb_context *ctx, const char *fn, const char *what, int64_t a, int64_t b,
                   int64_t c, int64_t d);
-
-/* memory.c */
-cnb_status blas_alloc(cnb_context *ctx, void **ptr, size_t bytes);
-cnb_status blas_free(cnb_context *ctx, void *ptr);
-cnb_status blas_upload(cnb_context *ctx, void *dst_device, const void *src_host, size_t bytes);
-cnb_status blas_download(cnb_context *ctx, void *dst_host, const void *src_device, size_t bytes);
-cnb_status blas_synchronize(cnb_context *ctx);
-
-/* corr2d.c */
-cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
-                       int kh, int kw);
 
 /* im2col.c: one image's columns. col is (c*r*s, p*q) with row stride ld (>= p*q), x is
  * (c, h, w); out-of-image taps are 0. col2im adds each column entry back to its input pixel
@@ -110,54 +90,6 @@ cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *
 void blas_im2col(float *col, size_t ld, const float *x, const cnb_conv_desc *d);
 void blas_col2im(float *dx, float *col, size_t ld, const cnb_conv_desc *d);
 
-/* conv.c */
-cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
-                             const float *weight, const float *bias);
-cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
-                                   const float *dy, const float *weight);
-cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
-                                     const float *dy, const float *x);
-cnb_status blas_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
-                                      float *y, const float *x, const float *weight,
-                                      const float *bias);
-cnb_status blas_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
-cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
-                              int hw);
-
-/* pool.c */
-cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);
-cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
-                             void *workspace);
-cnb_status blas_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
-                              const float *dy, const float *x, const float *y,
-                              const void *workspace);
-cnb_status blas_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
-                                  const float *dy, const float *x, const float *y,
-                                  const void *workspace);
-
-/* gemm.c */
-cnb_status blas_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                     int ldc);
-
-/* activation.c */
-cnb_status blas_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
-                                   const float *x, const float *slope);
-cnb_status blas_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
-                                    float *dslope, const float *dy, const float *x,
-                                    const float *y, const float *slope);
-
-/* softmax_ce.c */
-cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
-                                   float *loss, int32_t *pred, const float *logits,
-                                   const int32_t *labels);
-cnb_status blas_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
-                                    const float *probs, const int32_t *labels);
-
-/* optimizer.c */
-cnb_status blas_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
-                         float *velocity, const float *grad);
-cnb_status blas_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
-                          float *m, float *v, const float *grad);
+CPU_DECLARE_KERNELS(blas);
 
 #endif

@@ -10,16 +10,8 @@
 cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
                        int kh, int kw) {
     BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_PTR(ctx, "corr2d", y);
-    BLAS_CHECK_PTR(ctx, "corr2d", x);
-    BLAS_CHECK_PTR(ctx, "corr2d", k);
-    BLAS_CHECK_POSITIVE(ctx, "corr2d", h);
-    BLAS_CHECK_POSITIVE(ctx, "corr2d", w);
-    BLAS_CHECK_POSITIVE(ctx, "corr2d", kh);
-    BLAS_CHECK_POSITIVE(ctx, "corr2d", kw);
-    if (kh > h || kw > w)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "corr2d: kernel %dx%d is larger than the input %dx%d", kh, kw, h, w);
+    cnb_status st = cnb_check_corr2d("corr2d", y, x, k, h, w, kh, kw, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
     if (!blas_dims_fit(ctx, "corr2d", "x", h, w, 1, 1)) return CNB_ERR_INVALID_ARGUMENT;
     int oh = h - kh + 1, ow = w - kw + 1;
     for (int i = 0; i < oh; i++) {

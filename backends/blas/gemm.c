@@ -48,25 +48,9 @@ cnb_status blas_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, i
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc) {
     BLAS_CHECK_CTX(ctx);
-    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "gemm: trans_a=%d, trans_b=%d must each be 0 or 1", trans_a, trans_b);
-    BLAS_CHECK_POSITIVE(ctx, "gemm", m);
-    BLAS_CHECK_POSITIVE(ctx, "gemm", n);
-    BLAS_CHECK_POSITIVE(ctx, "gemm", k);
-    BLAS_CHECK_PTR(ctx, "gemm", a);
-    BLAS_CHECK_PTR(ctx, "gemm", b);
-    BLAS_CHECK_PTR(ctx, "gemm", c);
-    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-    if (lda < a_cols)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "gemm: lda=%d is less than the %d columns of A as stored", lda, a_cols);
-    if (ldb < b_cols)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "gemm: ldb=%d is less than the %d columns of B as stored", ldb, b_cols);
-    if (ldc < n)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "gemm: ldc=%d is less than the %d columns of C", ldc, n);
+    cnb_status st = cnb_check_gemm("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc,
+                                   ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
     blas_keep_openblas_serial();
     gemm_job j = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .lda = lda,
                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,

@@ -6,17 +6,6 @@
 
 #include "blas_backend.h"
 
-/* Labels are checked before anything is written, so a bad batch leaves the outputs untouched. */
-static cnb_status check_labels(cnb_context *ctx, const char *fn, int n, int classes,
-                               const int32_t *labels) {
-    for (int i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= classes)
-            return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                             "%s: labels[%d]=%d is outside [0, %d)", fn, i, (int)labels[i],
-                             classes);
-    return CNB_OK;
-}
-
 /* probs and logits are (n, classes), labels and pred are (n), loss is one value.
  *   probs[i,j] = exp(z_ij - max_i) / sum_j' exp(z_ij' - max_i)
  *   loss = mean_i (logsumexp(z_i) - z_i,label_i);  pred[i] = first argmax_j z_ij (NaN counts
@@ -25,24 +14,19 @@ cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *
                                    float *loss, int32_t *pred, const float *logits,
                                    const int32_t *labels) {
     BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_forward", n);
-    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_forward", classes);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", probs);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", loss);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", logits);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_forward", labels);
-    if (!blas_dims_fit(ctx, "softmax_ce_forward", "logits", n, classes, 1, 1))
-        return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = check_labels(ctx, "softmax_ce_forward", n, classes, labels);
+    const char *fn = "softmax_ce_forward";
+    cnb_status st = cnb_check_softmax_ce_forward(fn, n, classes, probs, loss, logits, labels,
+                                                 ctx->err, sizeof ctx->err);
+    if (st == CNB_OK && !blas_dims_fit(ctx, fn, "logits", n, classes, 1, 1))
+        st = CNB_ERR_INVALID_ARGUMENT;
+    if (st == CNB_OK) st = cpu_check_labels(ctx, fn, n, classes, labels);
     if (st != CNB_OK) return st;
 
     double total = 0.0;
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * classes;
         float *pr = probs + (size_t)i * classes;
-        int argmax = 0;
-        for (int j = 1; j < classes && !isnan(z[argmax]); j++) /* the first NaN wins */
-            if (z[j] > z[argmax] || isnan(z[j])) argmax = j; /* strict '>': first maximum */
+        int argmax = cpu_row_argmax(z, classes);
         const float zmax = z[argmax];         /* subtracted so exp never overflows */
         float sum = 0.0f;
         for (int j = 0; j < classes; j++) {
@@ -63,14 +47,12 @@ cnb_status blas_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *
 cnb_status blas_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
                                     const float *probs, const int32_t *labels) {
     BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_backward", n);
-    BLAS_CHECK_POSITIVE(ctx, "softmax_ce_backward", classes);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", dlogits);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", probs);
-    BLAS_CHECK_PTR(ctx, "softmax_ce_backward", labels);
-    if (!blas_dims_fit(ctx, "softmax_ce_backward", "probs", n, classes, 1, 1))
-        return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = check_labels(ctx, "softmax_ce_backward", n, classes, labels);
+    const char *fn = "softmax_ce_backward";
+    cnb_status st = cnb_check_softmax_ce_backward(fn, n, classes, dlogits, probs, labels,
+                                                  ctx->err, sizeof ctx->err);
+    if (st == CNB_OK && !blas_dims_fit(ctx, fn, "probs", n, classes, 1, 1))
+        st = CNB_ERR_INVALID_ARGUMENT;
+    if (st == CNB_OK) st = cpu_check_labels(ctx, fn, n, classes, labels);
     if (st != CNB_OK) return st;
     const float inv_n = 1.0f / (float)n;
     for (int i = 0; i < n; i++) {

@@ -7,16 +7,8 @@
 cnb_status naive_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
                         int kh, int kw) {
     NAIVE_CHECK_CTX(ctx);
-    NAIVE_CHECK_PTR(ctx, "corr2d", y);
-    NAIVE_CHECK_PTR(ctx, "corr2d", x);
-    NAIVE_CHECK_PTR(ctx, "corr2d", k);
-    NAIVE_CHECK_POSITIVE(ctx, "corr2d", h);
-    NAIVE_CHECK_POSITIVE(ctx, "corr2d", w);
-    NAIVE_CHECK_POSITIVE(ctx, "corr2d", kh);
-    NAIVE_CHECK_POSITIVE(ctx, "corr2d", kw);
-    if (kh > h || kw > w)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "corr2d: kernel %dx%d is larger than the input %dx%d", kh, kw, h, w);
+    cnb_status st = cnb_check_corr2d("corr2d", y, x, k, h, w, kh, kw, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
     int oh = h - kh + 1, ow = w - kw + 1;
     for (int i = 0; i < oh; i++) {
         for (int j = 0; j < ow; j++) {

@@ -9,29 +9,12 @@ cnb_status naive_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, 
                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
                       int ldc) {
     NAIVE_CHECK_CTX(ctx);
-    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "gemm: trans_a=%d, trans_b=%d must each be 0 or 1", trans_a, trans_b);
-    NAIVE_CHECK_POSITIVE(ctx, "gemm", m);
-    NAIVE_CHECK_POSITIVE(ctx, "gemm", n);
-    NAIVE_CHECK_POSITIVE(ctx, "gemm", k);
-    NAIVE_CHECK_PTR(ctx, "gemm", a);
-    NAIVE_CHECK_PTR(ctx, "gemm", b);
-    NAIVE_CHECK_PTR(ctx, "gemm", c);
-    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-    if (lda < a_cols)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "gemm: lda=%d is less than the %d columns of A as stored", lda, a_cols);
-    if (ldb < b_cols)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "gemm: ldb=%d is less than the %d columns of B as stored", ldb, b_cols);
-    if (ldc < n)
-        return naive_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                          "gemm: ldc=%d is less than the %d columns of C", ldc, n);
+    cnb_status st = cnb_check_gemm("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc,
+                                   ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
 
     double *acc; /* (n): one row of op(A) * op(B) */
-    cnb_status st = naive_scratch(ctx, (size_t)n, &acc);
-    if (st != CNB_OK) return st;
+    if ((st = naive_scratch(ctx, (size_t)n, &acc)) != CNB_OK) return st;
 
     for (int i = 0; i < m; i++) {
         if (!trans_b) {

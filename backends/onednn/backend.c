@@ -61,15 +61,10 @@ static void odn_destroy(cnb_context *ctx) {
 static cnb_status odn_create(const cnb_config *cfg, cnb_context **out, char *err, size_t err_len) {
     const char *step = "";
     dnnl_status_t s = dnnl_success;
-    if (!out) {
-        if (err && err_len) snprintf(err, err_len, "onednn: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
     /* A config too old to carry `threads` counts as "backend's choice". */
-    int threads = 0;
-    if (cfg && cfg->size >= offsetof(cnb_config, threads) + sizeof cfg->threads)
-        threads = cfg->threads;
+    int threads;
+    cnb_status st = cpu_create_begin("onednn", cfg, out, &threads, err, err_len);
+    if (st != CNB_OK) return st;
     if (threads < 0) {
         if (err && err_len) snprintf(err, err_len, "onednn: threads=%d must be >= 0", threads);
         return CNB_ERR_INVALID_ARGUMENT;
@@ -113,8 +108,6 @@ fail:
     odn_destroy(ctx);
     return CNB_ERR_LIBRARY;
 }
-
-static const char *odn_last_error(cnb_context *ctx) { return ctx ? ctx->err : ""; }
 
 static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     if (!ctx || !fn) return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "info: ctx or fn is NULL");
@@ -165,43 +158,6 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend table = {
-    .abi_version = CNB_ABI_VERSION,
-    .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_CPU,
-    .name = "onednn",
-    .description = "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
-    .create = odn_create,
-    .destroy = odn_destroy,
-    .last_error = odn_last_error,
-    .info = odn_info,
-    .alloc = odn_alloc,
-    .free = odn_free,
-    .upload = odn_upload,
-    .download = odn_download,
-    .synchronize = odn_synchronize,
-    .corr2d = odn_corr2d,
-    .conv_forward = odn_conv_forward,
-    .conv_backward_data = odn_conv_backward_data,
-    .conv_backward_filter = odn_conv_backward_filter,
-    .bias_forward = odn_bias_forward,
-    .bias_backward = odn_bias_backward,
-    .pool_workspace_size = odn_pool_workspace_size,
-    .pool_forward = odn_pool_forward,
-    .pool_backward = odn_pool_backward,
-    .gemm = odn_gemm,
-    .activation_forward = odn_activation_forward,
-    .activation_backward = odn_activation_backward,
-    .softmax_ce_forward = odn_softmax_ce_forward,
-    .softmax_ce_backward = odn_softmax_ce_backward,
-    .sgd_step = odn_sgd_step,
-    .adam_step = odn_adam_step,
-    .conv_bias_act_forward = odn_conv_bias_act_forward,
-    .pool_act_backward = odn_pool_act_backward,
-};
-
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    /* Version 1 is the only table there is; a harness older than that cannot use it. */
-    if (harness_abi_version < 1) return NULL;
-    return &table;
-}
+CPU_BACKEND_DEFINE(odn, "onednn",
+                   "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
+                   odn_alloc, odn_synchronize)

@@ -2,7 +2,6 @@
  * run primitives. Primitive descriptors, primitives, memory objects and reorder buffers are made
  * once per distinct descriptor (the first call of a shape) and reused for the whole run, so a
  * training step creates nothing and allocates nothing. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +10,6 @@
 #include <omp.h>
 
 #include "onednn.h"
-
-cnb_status odn_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...) {
-    if (ctx) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what) {
     cnb_status st = s == dnnl_out_of_memory  ? CNB_ERR_OUT_OF_MEMORY

@@ -6,17 +6,8 @@
 cnb_status odn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
                       int kh, int kw) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "corr2d", y);
-    ODN_CHECK_PTR(ctx, "corr2d", x);
-    ODN_CHECK_PTR(ctx, "corr2d", k);
-    ODN_CHECK_POSITIVE(ctx, "corr2d", h);
-    ODN_CHECK_POSITIVE(ctx, "corr2d", w);
-    ODN_CHECK_POSITIVE(ctx, "corr2d", kh);
-    ODN_CHECK_POSITIVE(ctx, "corr2d", kw);
-    if (kh > h || kw > w)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "corr2d: kernel %dx%d larger than the %dx%d input (valid mode)", kh, kw, h,
-                        w);
+    cnb_status st = cnb_check_corr2d("corr2d", y, x, k, h, w, kh, kw, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
     cnb_conv_desc d = {.n = 1, .c = 1, .h = h, .w = w, .k = 1, .r = kh, .s = kw,
                        .stride_h = 1, .stride_w = 1, .pad_h = 0, .pad_w = 0,
                        .p = h - kh + 1, .q = w - kw + 1};

@@ -66,29 +66,16 @@ cnb_status odn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, in
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_POSITIVE(ctx, "gemm", m);
-    ODN_CHECK_POSITIVE(ctx, "gemm", n);
-    ODN_CHECK_POSITIVE(ctx, "gemm", k);
-    ODN_CHECK_PTR(ctx, "gemm", a);
-    ODN_CHECK_PTR(ctx, "gemm", b);
-    ODN_CHECK_PTR(ctx, "gemm", c);
-    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "gemm: trans_a=%d, trans_b=%d must be 0 or 1",
-                        trans_a, trans_b);
-    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-    if (lda < a_cols || ldb < b_cols || ldc < n)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "gemm: leading dimensions lda=%d (needs >= %d), ldb=%d (needs >= %d), "
-                        "ldc=%d (needs >= %d) are too small",
-                        lda, a_cols, ldb, b_cols, ldc, n);
+    cnb_status st = cnb_check_gemm("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc,
+                                   ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
     odn_enter(ctx);
     gemm_key key;
     memset(&key, 0, sizeof key);
     key.trans_a = trans_a, key.trans_b = trans_b, key.m = m, key.n = n, key.k = k;
     key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.alpha = alpha, key.beta = beta;
     odn_op *op;
-    cnb_status st = gemm_op(ctx, &key, &op);
-    if (st != CNB_OK) return st;
+    if ((st = gemm_op(ctx, &key, &op)) != CNB_OK) return st;
     void *ptrs[3] = {(void *)a, (void *)b, c};
     return odn_exec(ctx, &op->prim[0], ptrs);
 }

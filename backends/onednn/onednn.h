@@ -10,6 +10,8 @@
 #include <dnnl.h>
 
 #include "cnb_abi.h"
+#include "cnb_abi_check.h"
+#include "cpu_common.h"
 
 #define ODN_MAX_ARGS 8    /* execute arguments of one primitive, scratchpad included */
 #define ODN_OP_PRIMS 6    /* primitives one cached op may hold (main ones + boundary reorders) */
@@ -56,7 +58,7 @@ typedef struct odn_op {
 } odn_op;
 
 struct cnb_context {
-    char err[512];                  /* message of the last failed call, "" if none failed yet */
+    char err[CPU_ERR_LEN];          /* message of the last failed call, "" if none failed yet */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     dnnl_primitive_attr_t attr;     /* scratchpad_mode user: every primitive shares ctx->scratch */
@@ -70,15 +72,18 @@ struct cnb_context {
     int cache_count;
     uint64_t clock;                 /* use counter for LRU eviction */
 };
+CPU_CONTEXT_BEGINS_WITH_ERR;
 
 /* How a convolution picks memory formats. PLAIN: nchw/oihw as the ABI hands them over, no
  * reorders. BLOCKED: format_tag_any, oneDNN picks (nChw16c, OIhw16i16o, ...) and we reorder at
  * the ABI boundary. AUTO: the rule conv.c documents, from measurements at the models' shapes. */
 typedef enum odn_conv_layout { ODN_LAYOUT_AUTO = 0, ODN_LAYOUT_PLAIN = 1, ODN_LAYOUT_BLOCKED = 2 } odn_conv_layout;
 
-/* Keep a printf-style message for last_error() and return st; ctx may be NULL. */
-cnb_status odn_fail(cnb_context *ctx, cnb_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The shared error helper and early-return checks, under this backend's names. */
+#define odn_fail cpu_fail
+#define ODN_CHECK_PTR CNB_CHECK_PTR
+#define ODN_CHECK_POSITIVE CNB_CHECK_POSITIVE
+
 /* Map a failed dnnl call to a status and keep "what: oneDNN says ..." for last_error(). */
 cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what);
 
@@ -87,16 +92,6 @@ cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what);
     do {                                                                                \
         dnnl_status_t odn_s_ = (call);                                                  \
         if (odn_s_ != dnnl_success) return odn_fail_dnnl((ctx), odn_s_, #call);         \
-    } while (0)
-#define ODN_CHECK_PTR(ctx, fn, p)                                                       \
-    do {                                                                                \
-        if (!(p)) return odn_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p); \
-    } while (0)
-#define ODN_CHECK_POSITIVE(ctx, fn, v)                                                  \
-    do {                                                                                \
-        if ((v) <= 0)                                                                   \
-            return odn_fail((ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s=%lld must be positive", \
-                            (fn), #v, (long long)(v));                                  \
     } while (0)
 
 /* Make the calling thread's OpenMP team size the context's (cheap; called by every kernel so a
@@ -135,69 +130,18 @@ void *odn_aligned_alloc(size_t bytes);
 /* At least count doubles in ctx->acc (contents undefined); grown on the first call of a shape. */
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count);
 
-/* memory.c */
+/* memory.c: page-aligned buffers for oneDNN; the stream to wait for */
 cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes);
-cnb_status odn_free(cnb_context *ctx, void *ptr);
-cnb_status odn_upload(cnb_context *ctx, void *dst_device, const void *src_host, size_t bytes);
-cnb_status odn_download(cnb_context *ctx, void *dst_host, const void *src_device, size_t bytes);
 cnb_status odn_synchronize(cnb_context *ctx);
 
-/* corr2d.c */
-cnb_status odn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
-                      int kh, int kw);
+CPU_DECLARE_KERNELS(odn);
 
-/* conv.c */
-cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
-                            const float *weight, const float *bias);
-cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
-                                  const float *dy, const float *weight);
-cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
-                                    const float *dy, const float *x);
-cnb_status odn_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act, float *y,
-                                     const float *x, const float *weight, const float *bias);
-cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw);
-cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c, int hw);
-
-/* pool.c */
-cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes);
-cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
-                            void *workspace);
-cnb_status odn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx, const float *dy,
-                             const float *x, const float *y, const void *workspace);
-
-cnb_status odn_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
-                                 const float *dy, const float *x, const float *y,
-                                 const void *workspace);
 /* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
 void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);
-/* gemm.c */
-cnb_status odn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                    int ldc);
-
-/* activation.c */
-cnb_status odn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
-                                  const float *x, const float *slope);
-cnb_status odn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
-                                   float *dslope, const float *dy, const float *x, const float *y,
-                                   const float *slope);
-
-/* softmax_ce.c */
-cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs, float *loss,
-                                  int32_t *pred, const float *logits, const int32_t *labels);
-cnb_status odn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
-                                   const float *probs, const int32_t *labels);
-
-/* optimizer.c */
-cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
-                        float *velocity, const float *grad);
-cnb_status odn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
-                         float *m, float *v, const float *grad);
-
 /* y = x < 0 ? 0 : x over count values (y may be x), NaN kept: cnb_abi.h's ReLU, which oneDNN
  * 2.6's eltwise ReLU does not follow (it maps NaN to 0, also as a convolution post-op). */
 void odn_relu_forward_loop(const cnb_context *ctx, size_t count, float *y, const float *x);

@@ -12,14 +12,13 @@
 
 enum { P_SOFTMAX = 0 };
 
+/* cpu_check_labels with this backend's wording, which its users and tests know. */
 static cnb_status labels_check(cnb_context *ctx, const char *fn, int n, int classes,
                                const int32_t *labels) {
-    for (int i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= classes)
-            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                            "%s: label %d of row %d is outside [0, %d)", fn, (int)labels[i], i,
-                            classes);
-    return CNB_OK;
+    int i = cpu_find_bad_label(n, classes, labels);
+    if (i < 0) return CNB_OK;
+    return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: label %d of row %d is outside [0, %d)", fn,
+                    (int)labels[i], i, classes);
 }
 
 static cnb_status softmax_op(cnb_context *ctx, int n, int classes, odn_op **out) {
@@ -53,14 +52,10 @@ fail:
 cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs, float *loss,
                                   int32_t *pred, const float *logits, const int32_t *labels) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_POSITIVE(ctx, "softmax_ce_forward", n);
-    ODN_CHECK_POSITIVE(ctx, "softmax_ce_forward", classes);
-    ODN_CHECK_PTR(ctx, "softmax_ce_forward", probs);
-    ODN_CHECK_PTR(ctx, "softmax_ce_forward", loss);
-    ODN_CHECK_PTR(ctx, "softmax_ce_forward", logits);
-    ODN_CHECK_PTR(ctx, "softmax_ce_forward", labels);
-    /* Refuse bad labels before writing anything. */
-    cnb_status st = labels_check(ctx, "softmax_ce_forward", n, classes, labels);
+    const char *fn = "softmax_ce_forward";
+    cnb_status st = cnb_check_softmax_ce_forward(fn, n, classes, probs, loss, logits, labels,
+                                                 ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = labels_check(ctx, fn, n, classes, labels);
     if (st != CNB_OK) return st;
     odn_enter(ctx);
     odn_op *op;
@@ -72,9 +67,7 @@ cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
         const float *row = logits + (size_t)i * classes;
         /* The first maximum is also pred: argmax of the logits themselves, so no rounding in
          * exp can create a tie the logits do not have. */
-        int best = 0;
-        for (int j = 1; j < classes && !isnan(row[best]); j++) /* the first NaN wins */
-            if (row[j] > row[best] || isnan(row[j])) best = j;
+        int best = cpu_row_argmax(row, classes);
         /* A row holding NaN or +Inf has NaN probabilities (Inf - Inf in exp(z - max), as in
          * PyTorch and cnb_abi.h's rule); oneDNN's softmax writes numbers there. */
         if (isnan(row[best]) || row[best] == INFINITY)
@@ -91,20 +84,18 @@ cnb_status odn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
 cnb_status odn_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
                                    const float *probs, const int32_t *labels) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_POSITIVE(ctx, "softmax_ce_backward", n);
-    ODN_CHECK_POSITIVE(ctx, "softmax_ce_backward", classes);
-    ODN_CHECK_PTR(ctx, "softmax_ce_backward", dlogits);
-    ODN_CHECK_PTR(ctx, "softmax_ce_backward", probs);
-    ODN_CHECK_PTR(ctx, "softmax_ce_backward", labels);
-    cnb_status st = labels_check(ctx, "softmax_ce_backward", n, classes, labels);
+    const char *fn = "softmax_ce_backward";
+    cnb_status st = cnb_check_softmax_ce_backward(fn, n, classes, dlogits, probs, labels,
+                                                  ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = labels_check(ctx, fn, n, classes, labels);
     if (st != CNB_OK) return st;
     /* d(mean loss)/d logits = (probs - onehot(labels)) / n; a few hundred values, one thread. */
-    float fn = (float)n;
+    const float n_f = (float)n;
     for (int i = 0; i < n; i++) {
         const float *p = probs + (size_t)i * classes;
         float *g = dlogits + (size_t)i * classes;
-        for (int j = 0; j < classes; j++) g[j] = p[j] / fn;
-        g[labels[i]] = (p[labels[i]] - 1.0f) / fn;
+        for (int j = 0; j < classes; j++) g[j] = p[j] / n_f;
+        g[labels[i]] = (p[labels[i]] - 1.0f) / n_f;
     }
     return CNB_OK;
 }

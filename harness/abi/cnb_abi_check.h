@@ -18,7 +18,11 @@
  * The activation checks enforce the kind (CNB_ACT_*), count > 0 and exactly the pointers the
  * call reads or writes ("activation_backward: y is NULL").
  * The fits-int checks are a limit of the backends that index tensors with int (blas, cuda): they
- * call them after the descriptor check and pick the status themselves. */
+ * call them after the descriptor check and pick the status themselves.
+ * The corr2d, gemm and softmax-CE checks enforce the pointers and sizes of those calls (softmax-CE's
+ * labels live in device memory, so their range is the backend's to check).
+ * The CNB_CHECK_* macros are early returns for a backend whose context keeps last_error()'s text
+ * in a char array ctx->err (the CPU backends). */
 #ifndef CNB_ABI_CHECK_H
 #define CNB_ABI_CHECK_H
 
@@ -48,6 +52,23 @@ static inline cnb_status cnb_check_fail_(char *err, size_t err_len, const char *
     }
     return CNB_ERR_INVALID_ARGUMENT;
 }
+
+/* Early returns that name the kernel and the argument: "fn: p is NULL", "fn: n=0 must be
+ * positive". ctx may be NULL (then no message is kept, only the status returned). */
+#define CNB_CHECK_CTX(ctx) \
+    do { if (!(ctx)) return CNB_ERR_INVALID_ARGUMENT; } while (0)
+#define CNB_CHECK_PTR(ctx, fn, p)                                                              \
+    do {                                                                                       \
+        if (!(p))                                                                              \
+            return cnb_check_fail_((ctx) ? (ctx)->err : NULL, sizeof (ctx)->err,               \
+                                   "%s: %s is NULL", (fn), #p);                                \
+    } while (0)
+#define CNB_CHECK_POSITIVE(ctx, fn, v)                                                         \
+    do {                                                                                       \
+        if ((v) <= 0)                                                                          \
+            return cnb_check_fail_((ctx) ? (ctx)->err : NULL, sizeof (ctx)->err,               \
+                                   "%s: %s=%lld must be positive", (fn), #v, (long long)(v));  \
+    } while (0)
 
 /* The named fields, in order: the first that is not positive is reported. */
 typedef struct cnb_check_field_ {
@@ -230,6 +251,74 @@ static inline cnb_status cnb_check_activation_backward(const char *fn, int act, 
         p[n++] = (cnb_check_ptr_){"dslope", dslope};
     }
     return cnb_check_ptrs_(fn, p, n, err, err_len);
+}
+
+/* corr2d: y, x and k, every size positive, and the kernel no larger than the input (valid
+ * mode). */
+static inline cnb_status cnb_check_corr2d(const char *fn, const float *y, const float *x,
+                                          const float *k, int h, int w, int kh, int kw, char *err,
+                                          size_t err_len) {
+    const cnb_check_ptr_ p[] = {{"y", y}, {"x", x}, {"k", k}};
+    const cnb_check_field_ f[] = {{"h", h}, {"w", w}, {"kh", kh}, {"kw", kw}};
+    cnb_status st = cnb_check_ptrs_(fn, p, sizeof p / sizeof p[0], err, err_len);
+    if (st == CNB_OK) st = cnb_check_positive_(fn, f, sizeof f / sizeof f[0], err, err_len);
+    if (st == CNB_OK && (kh > h || kw > w))
+        st = cnb_check_fail_(err, err_len, "%s: kernel %dx%d is larger than the input %dx%d", fn,
+                             kh, kw, h, w);
+    return st;
+}
+
+/* gemm: trans_a and trans_b 0 or 1, m, n, k positive, a, b and c present, and each leading
+ * dimension at least the columns of its matrix as stored. */
+static inline cnb_status cnb_check_gemm(const char *fn, int trans_a, int trans_b, int m, int n,
+                                        int k, const float *a, int lda, const float *b, int ldb,
+                                        const float *c, int ldc, char *err, size_t err_len) {
+    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
+        return cnb_check_fail_(err, err_len, "%s: trans_a=%d, trans_b=%d must each be 0 or 1",
+                               fn, trans_a, trans_b);
+    const cnb_check_field_ f[] = {{"m", m}, {"n", n}, {"k", k}};
+    const cnb_check_ptr_ p[] = {{"a", a}, {"b", b}, {"c", c}};
+    cnb_status st = cnb_check_positive_(fn, f, sizeof f / sizeof f[0], err, err_len);
+    if (st == CNB_OK) st = cnb_check_ptrs_(fn, p, sizeof p / sizeof p[0], err, err_len);
+    if (st != CNB_OK) return st;
+    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+    if (lda < a_cols)
+        return cnb_check_fail_(err, err_len,
+                               "%s: lda=%d is less than the %d columns of A as stored", fn, lda,
+                               a_cols);
+    if (ldb < b_cols)
+        return cnb_check_fail_(err, err_len,
+                               "%s: ldb=%d is less than the %d columns of B as stored", fn, ldb,
+                               b_cols);
+    if (ldc < n)
+        return cnb_check_fail_(err, err_len, "%s: ldc=%d is less than the %d columns of C", fn,
+                               ldc, n);
+    return CNB_OK;
+}
+
+/* softmax_ce_forward: n and classes positive; probs, loss, logits and labels present (pred is
+ * optional). */
+static inline cnb_status cnb_check_softmax_ce_forward(const char *fn, int n, int classes,
+                                                      const float *probs, const float *loss,
+                                                      const float *logits,
+                                                      const int32_t *labels, char *err,
+                                                      size_t err_len) {
+    const cnb_check_field_ f[] = {{"n", n}, {"classes", classes}};
+    const cnb_check_ptr_ p[] = {{"probs", probs}, {"loss", loss}, {"logits", logits},
+                                {"labels", labels}};
+    cnb_status st = cnb_check_positive_(fn, f, sizeof f / sizeof f[0], err, err_len);
+    return st == CNB_OK ? cnb_check_ptrs_(fn, p, sizeof p / sizeof p[0], err, err_len) : st;
+}
+
+/* softmax_ce_backward: n and classes positive; dlogits, probs and labels present. */
+static inline cnb_status cnb_check_softmax_ce_backward(const char *fn, int n, int classes,
+                                                       const float *dlogits, const float *probs,
+                                                       const int32_t *labels, char *err,
+                                                       size_t err_len) {
+    const cnb_check_field_ f[] = {{"n", n}, {"classes", classes}};
+    const cnb_check_ptr_ p[] = {{"dlogits", dlogits}, {"probs", probs}, {"labels", labels}};
+    cnb_status st = cnb_check_positive_(fn, f, sizeof f / sizeof f[0], err, err_len);
+    return st == CNB_OK ? cnb_check_ptrs_(fn, p, sizeof p / sizeof p[0], err, err_len) : st;
 }
 
 /* The activation of a fused slot: CNB_FUSED_ACT_NONE, RELU, TANH or SIGMOID. PReLU is a valid
