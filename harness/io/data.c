@@ -224,6 +224,32 @@ static int check_limit(const char *path, int limit, char *err, size_t err_len) {
     return 0;
 }
 
+/* Reads the first n of the promised records (want bytes) after a header of hdr bytes: a short
+ * file is truncated, and when all records were asked for, anything after them is garbage. */
+static int idx_read_records(gzFile f, const char *path, size_t hdr, uint8_t *buf, size_t want,
+                            int n, uint32_t promised, size_t total, const char *promise, char *err,
+                            size_t err_len) {
+    long long got = read_bytes(f, path, (long long)hdr, buf, want, err, err_len);
+    if (got < 0) return -1;
+    if ((size_t)got < want) {
+        if ((uint32_t)n == promised)
+            cnb_errf(err, err_len,
+                     "%s: truncated: header promises %s (%zu bytes with the %zu-byte header) but "
+                     "the file ends after %lld bytes",
+                     path, promise, hdr + total, hdr, (long long)hdr + got);
+        else
+            cnb_errf(err, err_len,
+                     "%s: truncated: header promises %s; the first %d of them need %zu bytes "
+                     "with the %zu-byte header but the file ends after %lld bytes",
+                     path, promise, n, hdr + want, hdr, (long long)hdr + got);
+        return -1;
+    }
+    if ((uint32_t)n == promised && !gzdirect(f) &&
+        idx_check_no_trailing(f, path, hdr + total, promise, err, err_len))
+        return -1;
+    return 0;
+}
+
 /* cnb_idx_read_images, also returning the image count the header promises (before `limit`). */
 static int read_images(const char *path, int limit, uint8_t **pixels, int *count, int *rows,
                        int *cols, uint32_t *header_count, char *err, size_t err_len) {
@@ -263,23 +289,7 @@ static int read_images(const char *path, int limit, uint8_t **pixels, int *count
         cnb_errf(err, err_len, "%s: out of memory for %zu bytes of pixels", path, want);
         goto fail;
     }
-    long long got = read_bytes(f, path, 16, buf, want, err, err_len);
-    if (got < 0) goto fail;
-    if ((size_t)got < want) {
-        if ((uint32_t)n == d[0])
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s (%zu bytes with the 16-byte header) but "
-                     "the file ends after %lld bytes",
-                     path, promise, 16 + total, 16 + got);
-        else
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s; the first %d of them need %zu bytes "
-                     "with the 16-byte header but the file ends after %lld bytes",
-                     path, promise, n, 16 + want, 16 + got);
-        goto fail;
-    }
-    if ((uint32_t)n == d[0] && !gzdirect(f) &&
-        idx_check_no_trailing(f, path, 16 + total, promise, err, err_len))
+    if (idx_read_records(f, path, 16, buf, want, n, d[0], total, promise, err, err_len))
         goto fail;
     gzclose(f);
     *pixels = buf;
@@ -345,23 +355,7 @@ static int read_labels(const char *path, int limit, uint8_t **labels, int *count
         cnb_errf(err, err_len, "%s: out of memory for %d labels", path, n);
         goto fail;
     }
-    long long got = read_bytes(f, path, 8, buf, (size_t)n, err, err_len);
-    if (got < 0) goto fail;
-    if (got < n) {
-        if ((uint32_t)n == d[0])
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s (%zu bytes with the 8-byte header) but "
-                     "the file ends after %lld bytes",
-                     path, promise, 8 + (size_t)d[0], 8 + got);
-        else
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s; the first %d of them need %d bytes with "
-                     "the 8-byte header but the file ends after %lld bytes",
-                     path, promise, n, 8 + n, 8 + got);
-        goto fail;
-    }
-    if ((uint32_t)n == d[0] && !gzdirect(f) &&
-        idx_check_no_trailing(f, path, 8 + (size_t)d[0], promise, err, err_len))
+    if (idx_read_records(f, path, 8, buf, (size_t)n, n, d[0], d[0], promise, err, err_len))
         goto fail;
     if (check_labels(path, buf, n, classes, err, err_len)) goto fail;
     gzclose(f);
