@@ -316,9 +316,7 @@ cnb_status cnb_gpu_timer_record(cnb_gpu_base *g, cnb_timer *t) {
 
 cnb_status cnb_gpu_timer_elapsed(cnb_gpu_base *g, const cnb_timer *start, const cnb_timer *stop,
                                  double *ms) {
-    GPU_CHECK_PTR(g, "timer_elapsed", start);
-    GPU_CHECK_PTR(g, "timer_elapsed", stop);
-    GPU_CHECK_PTR(g, "timer_elapsed", ms);
+    GPU_CHECK_PTR3(g, "timer_elapsed", start, stop, ms);
     *ms = 0.0;
     cnb_status st = cnb_gpu_check(g, cudaEventSynchronize(event_of(stop)), "timer_elapsed: wait");
     if (st != CNB_OK) return st;

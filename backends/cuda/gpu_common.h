@@ -95,12 +95,18 @@ void cnb_gpu_info_device(const cnb_gpu_base *g, cnb_info_fn fn, void *user, char
         if (!(p))                                                                            \
             return cnb_gpu_fail((g), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);  \
     } while (0)
-/* The three tensors of a convolution pass, checked in order. */
+/* Three or four tensors of one call (a convolution pass, a loss, an optimizer step), checked in
+ * order. */
 #define GPU_CHECK_PTR3(g, fn, a, b, c)                                                       \
     do {                                                                                     \
         GPU_CHECK_PTR(g, fn, a);                                                             \
         GPU_CHECK_PTR(g, fn, b);                                                             \
         GPU_CHECK_PTR(g, fn, c);                                                             \
+    } while (0)
+#define GPU_CHECK_PTR4(g, fn, a, b, c, d)                                                    \
+    do {                                                                                     \
+        GPU_CHECK_PTR3(g, fn, a, b, c);                                                      \
+        GPU_CHECK_PTR(g, fn, d);                                                             \
     } while (0)
 
 /* ---- upload staging (gpu_stage.c) ---- */

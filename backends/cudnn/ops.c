@@ -120,10 +120,7 @@ cnb_status dnn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx
     pool_entry *e;
     cnb_status st = get_pool(ctx, d, "pool_backward", &e);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", dx);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", dy);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", x);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", y);
+    GPU_CHECK_PTR4(CTX_GPU(ctx), "pool_backward", dx, dy, x, y);
     return dnn_check(ctx,
                      cudnnPoolingBackward(ctx->dnn, e->pool, &one, e->y, y, e->y, dy, e->x, x,
                                           &zero, e->x, dx),
@@ -140,9 +137,7 @@ cnb_status dnn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, in
     cnb_status st = cnb_gpu_check_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc, ctx->gpu.err,
                                        sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", a);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", b);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", c);
+    GPU_CHECK_PTR3(CTX_GPU(ctx), "gemm", a, b, c);
     return blas_check(ctx,
                       cublasSgemm(ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a,
@@ -232,10 +227,7 @@ cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
     cnb_status st = cnb_gpu_check_softmax("softmax_ce_forward", n, classes, ctx->gpu.err,
                                           sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", probs);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", loss);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", logits);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", labels);
+    GPU_CHECK_PTR4(CTX_GPU(ctx), "softmax_ce_forward", probs, loss, logits, labels);
     size_t count = (size_t)n * classes;
     void *scratch;
     if ((st = cnb_gpu_scratch(CTX_GPU(ctx), (count + (size_t)n) * sizeof(float), &scratch)) !=

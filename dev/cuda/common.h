@@ -6,10 +6,13 @@
 #define CNB_DEV_COMMON_H
 
 #include <cuda_runtime.h>
+#include <initializer_list>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "../../backends/cuda/cuda_plan.h" /* cnb_plan_gemm */
 
 #define cudaCheck(call) cuda_check_((call), #call, __FILE__, __LINE__)
 static inline void cuda_check_(cudaError_t e, const char *what, const char *file, int line) {
@@ -40,6 +43,12 @@ static inline float *to_device(const float *host, size_t n) {
     cudaCheck(cudaMalloc(&d, n * sizeof(float)));
     if (host) cudaCheck(cudaMemcpy(d, host, n * sizeof(float), cudaMemcpyHostToDevice));
     return d;
+}
+
+/* Frees the bench's device buffers; NULL ones (a plan without split-K) are skipped. */
+static inline void free_device(std::initializer_list<float *> bufs) {
+    for (float *b : bufs)
+        if (b) cudaCheck(cudaFree(b));
 }
 
 /* Compares the device result with the reference; prints the first mismatches and the relative
@@ -101,6 +110,23 @@ static int check_and_time(const char *bench, int v, F launch, const float *d_out
     float ms = benchmark_kernel(20, launch);
     printf("version %d: %.4f ms, %.1f GFLOP/s%s\n", v, ms, flops / (ms * 1e6), note);
     return failed;
+}
+
+/* The backend's GEMM plan for (m, n, k) on this device; a plan that cannot be made ends the
+ * bench with the planner's message. */
+static inline cnb_gemm_plan plan_gemm_or_exit(int m, int n, int k, const cudaDeviceProp &prop) {
+    char err[256];
+    cnb_gemm_plan plan;
+    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
+        fprintf(stderr, "plan: %s\n", err);
+        exit(EXIT_FAILURE);
+    }
+    return plan;
+}
+
+/* Device room for split-K partial sums; NULL when the plan needs none. */
+static inline float *partial_buffer(size_t floats) {
+    return floats ? to_device(NULL, floats) : NULL;
 }
 
 #endif /* CNB_DEV_COMMON_H */

@@ -71,12 +71,8 @@ __global__ void dw_kernel2(float *dw, const float *dy, const float *x, cnb_conv_
 }
 
 int main(int argc, char **argv) {
-    int version = argc > 1 ? atoi(argv[1]) : 0;
-    int layer = argc > 2 ? atoi(argv[2]) : 0;
-    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
-        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
-        return EXIT_FAILURE;
-    }
+    int version;
+    int layer = dev_layer_args(argc, argv, 0, &version);
     cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
@@ -89,17 +85,12 @@ int main(int argc, char **argv) {
     conv_backward_filter_cpu(ref, dy, x, &d);
     float *d_x = to_device(x, nx), *d_dy = to_device(dy, ny), *d_dw = to_device(NULL, nw);
 
-    char err[256];
     cnb_conv_geom g;
     cnb_conv_geom_init(&g, &d);
     int m, n, k;
     cnb_conv_backward_filter_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    float *d_partial = plan.partial_floats ? to_device(NULL, plan.partial_floats) : NULL;
+    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    float *d_partial = partial_buffer(plan.partial_floats);
     printf("backend plan: %d x %d tiles, %d split(s) of %d\n", plan.grid_y, plan.grid_x,
            plan.splits, plan.k_per_split);
 
@@ -119,10 +110,7 @@ int main(int argc, char **argv) {
         /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
         failed += check_and_time("conv_backward_filter", v, launch, d_dw, ref, nw, 1e-5, flops);
     }
-    cudaCheck(cudaFree(d_x));
-    cudaCheck(cudaFree(d_dy));
-    cudaCheck(cudaFree(d_dw));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+    free_device({d_x, d_dy, d_dw, d_partial});
     free(x), free(dy), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }

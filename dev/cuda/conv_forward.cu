@@ -46,12 +46,8 @@ __global__ void im2col_kernel(float *col, const float *x, cnb_conv_desc d) {
 }
 
 int main(int argc, char **argv) {
-    int version = argc > 1 ? atoi(argv[1]) : 0;
-    int layer = argc > 2 ? atoi(argv[2]) : 1;
-    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
-        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
-        return EXIT_FAILURE;
-    }
+    int version;
+    int layer = dev_layer_args(argc, argv, 1, &version);
     cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
@@ -66,21 +62,15 @@ int main(int argc, char **argv) {
     float *d_x = to_device(x, nx), *d_w = to_device(wt, nw), *d_y = to_device(NULL, ny),
           *d_col = to_device(NULL, ncol);
 
-    char err[256];
     cnb_conv_geom g;
     cnb_conv_geom_init(&g, &d);
     int m, n, k;
     cnb_conv_forward_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan, plan_img;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK ||
-        cnb_plan_gemm(&plan_img, d.k, d.p * d.q, k, prop.multiProcessorCount, err, sizeof err) !=
-            CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    size_t part = plan.partial_floats > plan_img.partial_floats ? plan.partial_floats
-                                                                : plan_img.partial_floats;
-    float *d_partial = part ? to_device(NULL, part) : NULL;
+    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    cnb_gemm_plan plan_img = plan_gemm_or_exit(d.k, d.p * d.q, k, prop);
+    float *d_partial = partial_buffer(plan.partial_floats > plan_img.partial_floats
+                                          ? plan.partial_floats
+                                          : plan_img.partial_floats);
 
     const double flops = 2.0 * ny * d.c * d.r * d.s;
     int failed = 0;
@@ -103,11 +93,7 @@ int main(int argc, char **argv) {
         };
         failed += check_and_time("conv_forward", v, launch, d_y, ref, ny, 1e-5, flops);
     }
-    cudaCheck(cudaFree(d_x));
-    cudaCheck(cudaFree(d_w));
-    cudaCheck(cudaFree(d_y));
-    cudaCheck(cudaFree(d_col));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+    free_device({d_x, d_w, d_y, d_col, d_partial});
     free(x), free(wt), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }

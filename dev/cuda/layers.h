@@ -3,6 +3,9 @@
 #ifndef CNB_DEV_LAYERS_H
 #define CNB_DEV_LAYERS_H
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "cnb_abi.h"
 
 typedef struct dev_layer {
@@ -22,6 +25,18 @@ static const dev_layer dev_layers[] = {
     {"lenet5.conv2", 256, 6, 14, 14, 16, 5, 5, 1, 0},
 };
 #define DEV_LAYER_COUNT ((int)(sizeof dev_layers / sizeof dev_layers[0]))
+
+/* The bench's command line "[version] [layer]": the version (0: all) into *version and the
+ * chosen layer's index (default_layer when absent); a layer out of range ends the bench. */
+static inline int dev_layer_args(int argc, char **argv, int default_layer, int *version) {
+    *version = argc > 1 ? atoi(argv[1]) : 0;
+    int layer = argc > 2 ? atoi(argv[2]) : default_layer;
+    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
+        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
+        exit(EXIT_FAILURE);
+    }
+    return layer;
+}
 
 static inline cnb_conv_desc dev_layer_desc(const dev_layer *l) {
     cnb_conv_desc d;

@@ -65,13 +65,8 @@ int main(int argc, char **argv) {
     float *d_a = to_device(a, (size_t)m * k), *d_b = to_device(b, (size_t)k * n),
           *d_c = to_device(NULL, (size_t)m * n);
 
-    char err[256];
-    cnb_gemm_plan plan;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    float *d_partial = plan.partial_floats ? to_device(NULL, plan.partial_floats) : NULL;
+    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    float *d_partial = partial_buffer(plan.partial_floats);
     cublasHandle_t blas;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "cublasCreate failed\n");
@@ -111,10 +106,7 @@ int main(int argc, char **argv) {
                                  v == 3 && plan.splits > 1 ? " (split-K)" : "");
     }
     cublasDestroy(blas);
-    cudaCheck(cudaFree(d_a));
-    cudaCheck(cudaFree(d_b));
-    cudaCheck(cudaFree(d_c));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+    free_device({d_a, d_b, d_c, d_partial});
     free(a), free(b), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }
