@@ -220,13 +220,11 @@ Test(check, cli_planted_bug_fails_exactly_conv_bwd_data_with_reproduction, .time
 Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120) {
     if (blas_or_skip()) cr_skip_test("blas not usable");
     const char *json = CNB_TEST_TMP_DIR "/check-clean.json";
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s check --backends naive,blas,cuda --model network,edge --steps 3 "
-             "--test-limit 200 --out %s 2>&1",
-             CNB_TEST_CNNBENCH, json);
     char *out;
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s check --backends naive,blas,cuda --model network,edge --steps 3 "
+                     "--test-limit 200 --out %s 2>&1",
+                     CNB_TEST_CNNBENCH, json);
     cr_expect_eq(rc, 0, "exit %d; output:\n%s", rc, out);
     cJSON *root = tu_read_json(json);
     cr_expect_eq(cJSON_GetObjectItem(root, "schema_version")->valueint, 2);
@@ -263,9 +261,8 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
 
 Test(check, cli_rejects_unknown_family) {
     char *out;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s check --family convolution 2>&1", CNB_TEST_CNNBENCH);
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s check --family convolution 2>&1", CNB_TEST_CNNBENCH);
     cr_expect_eq(rc, 2);
     cr_expect_not_null(strstr(out, "unknown kernel family 'convolution'"), "%s", out);
     free(out);

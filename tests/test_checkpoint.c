@@ -136,11 +136,10 @@ static void torch_round_trip(const char *model, const char *backend) {
              "--dump-logits " TMP "/rt_%s_logits.safetensors",
              backend, model, model, model, model);
     run_ok(args);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
-             TMP "/rt_%s.safetensors " TMP "/rt_%s_logits.safetensors --tol 1e-5",
-             cfg, model, model);
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
+                     TMP "/rt_%s.safetensors " TMP "/rt_%s_logits.safetensors --tol 1e-5",
+                     cfg, model, model);
     cr_expect_eq(rc, 0, "cnnbench -> torch (%s on %s): %s", model, backend, out);
     printf("cnnbench -> torch, %s on %s: %s", model, backend, out);
     free(out);
@@ -155,11 +154,10 @@ static void torch_round_trip(const char *model, const char *backend) {
              "--train-limit 16 --test-limit 24 --quiet --dump-logits " TMP "/rt_torch_%s_logits.safetensors",
              backend, model, model, model);
     run_ok(args);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
-             TMP "/rt_torch_%s.safetensors " TMP "/rt_torch_%s_logits.safetensors --tol 1e-5",
-             cfg, model, model);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
+                 TMP "/rt_torch_%s.safetensors " TMP "/rt_torch_%s_logits.safetensors --tol 1e-5",
+                 cfg, model, model);
     cr_expect_eq(rc, 0, "torch -> cnnbench (%s on %s): %s", model, backend, out);
     printf("torch -> cnnbench, %s on %s: %s", model, backend, out);
     free(out);

@@ -152,15 +152,15 @@ Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 1
     }
     tu_close(&b);
     const char *flags = "--backends naive,blas --model network --quick --no-breakdown --quiet";
-    char cmd[4096], *out;
-    snprintf(cmd, sizeof cmd, "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
-             TMP("e2e-base.json"));
-    int rc = tu_run(cmd, &out);
+    char *out;
+    int rc = tu_runf(&out,
+                     "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
+                     TMP("e2e-base.json"));
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
-             CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
+                 CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     rc = compare(TMP("e2e-base.json"), TMP("e2e-slow.json"), NULL, &out);

@@ -37,9 +37,7 @@ static void setup(void) {
 
 /* Runs `cnnbench history ARGS --db <dir>/h.sqlite`, returns the exit code, output in *out. */
 static int history(const char *args, char **out) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, CNB " history %s --db '%s/h.sqlite'", args, dir);
-    return tu_run(cmd, out);
+    return tu_runf(out, CNB " history %s --db '%s/h.sqlite'", args, dir);
 }
 
 static void write_text(const char *path, const char *text, size_t len) {
@@ -177,12 +175,12 @@ Test(history, refused_files_name_themselves_and_lose_nothing) {
     free(before);
 
     /* a database that is not one */
-    char junk[1024], cmd[4096];
+    char junk[1024];
     snprintf(junk, sizeof junk, "%s/junk.sqlite", dir);
     const char *garbage = "this is not an SQLite database, not even close, and long enough to be read";
     write_text(junk, garbage, strlen(garbage));
-    snprintf(cmd, sizeof cmd, CNB " history add --db '%s' " TRAIN_FILE, junk);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 CNB " history add --db '%s' " TRAIN_FILE, junk);
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect_not_null(strstr(out, junk), "%s", out);
     free(out);

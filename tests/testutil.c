@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,22 @@ int tu_run(const char *cmd, char **out) {
     if (status == -1) return -1;
     /* sh reports a child killed by a signal as 128 + signal. */
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int tu_runf(char **out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    cr_assert_geq(len, 0, "bad command format: %s", fmt);
+    char *cmd = malloc((size_t)len + 1);
+    cr_assert_not_null(cmd);
+    va_start(ap, fmt);
+    vsnprintf(cmd, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    int rc = tu_run(cmd, out);
+    free(cmd);
+    return rc;
 }
 
 /* Output size along one axis: floor((in + 2 pad - filter) / stride) + 1. */

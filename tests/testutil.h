@@ -51,6 +51,8 @@ void tu_expect_equal(const char *what, const float *got, const float *ref, size_
 /* Run `sh -c cmd` with stdin from /dev/null, capturing stdout and stderr together into *out
  * (malloc'd, NUL-terminated). Returns the exit code, or 128 + the signal that killed it. */
 int tu_run(const char *cmd, char **out);
+/* tu_run on a command formatted like printf. */
+int tu_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A shell prefix for a cnnbench run that loads onednn: under tools/sanitize.sh LeakSanitizer's
  * exit-time scan crashes ("Tracer caught signal 11") once oneDNN's OpenMP threads exist, so such
