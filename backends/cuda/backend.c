@@ -34,11 +34,6 @@ struct cnb_context {
 
 static cnb_status cuda_create(const cnb_config *cfg, cnb_context **out, char *err,
                               size_t err_len) {
-    char dummy[8];
-    if (!err || !err_len) {
-        err = dummy;
-        err_len = sizeof dummy;
-    }
     cnb_context *ctx = NULL;
     cnb_status st = gpu_slot_new_context(BACKEND_NAME, cfg, out, &ctx, err, err_len);
     if (st == CNB_OK) *out = ctx;
@@ -70,23 +65,4 @@ static cnb_status cuda_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend cuda_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_GPU,
-    .name = BACKEND_NAME,
-    .description = BACKEND_DESCRIPTION,
-    .create = cuda_create,
-    .destroy = cuda_destroy,
-    .last_error = gpu_slot_last_error,
-    .info = cuda_info,
-    GPU_SLOTS_MEMORY,
-    GPU_SLOTS_KERNELS,
-    GPU_SLOTS_LOSS_OPTIMIZERS_TIMERS_COLLECTIVES,
-};
-
-/* Serves any harness that speaks version 1 or later with the version-1 table. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &cuda_table;
-}
+GPU_BACKEND_TABLE(BACKEND_NAME, BACKEND_DESCRIPTION, cuda_create, cuda_destroy, cuda_info)

@@ -82,6 +82,11 @@ cnb_status cnb_gpu_fail(cnb_gpu_base *g, cnb_status st, const char *fmt, ...)
 cnb_status cnb_gpu_check(cnb_gpu_base *g, cudaError_t e, const char *what);
 /* At least bytes of device scratch in *out (NULL when bytes is 0). */
 cnb_status cnb_gpu_scratch(cnb_gpu_base *g, size_t bytes, void **out);
+/* Replaces *buf (of *buf_bytes) by a new allocation of want bytes: pinned host memory or device
+ * memory. On failure both are 0 and the message names what and the size. The caller makes sure
+ * no queued work still uses the old buffer. */
+cnb_status cnb_gpu_realloc(cnb_gpu_base *g, int pinned, size_t want, void **buf,
+                           size_t *buf_bytes, const char *what);
 /* Waits for the stream, then reports a flag a kernel raised since the last check. */
 cnb_status cnb_gpu_sync_and_check(cnb_gpu_base *g, const char *what);
 

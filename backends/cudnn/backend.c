@@ -61,19 +61,9 @@ cnb_status dnn_workspace(cnb_context *ctx, size_t bytes, void **out) {
         cnb_status st = cnb_gpu_check(CTX_GPU(ctx), cudaStreamSynchronize(ctx->gpu.stream),
                                       "workspace: sync");
         if (st != CNB_OK) return st;
-        if (ctx->workspace) cudaFree(ctx->workspace);
-        ctx->workspace = NULL;
-        ctx->workspace_bytes = 0;
-        void *p = NULL;
-        cudaError_t e = cudaMalloc(&p, bytes);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY,
-                                "workspace: cannot allocate %zu bytes of device memory (%s)",
-                                bytes, cudaGetErrorName(e));
-        }
-        ctx->workspace = p;
-        ctx->workspace_bytes = bytes;
+        st = cnb_gpu_realloc(CTX_GPU(ctx), 0, bytes, &ctx->workspace, &ctx->workspace_bytes,
+                             "workspace");
+        if (st != CNB_OK) return st;
     }
     *out = ctx->workspace;
     return CNB_OK;
@@ -333,25 +323,8 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-static const cnb_backend cudnn_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_GPU,
-    .name = "cudnn",
-    .description = "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
-                   "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "
-                   "which cuDNN does not document)",
-    .create = cudnn_create,
-    .destroy = cudnn_destroy,
-    .last_error = gpu_slot_last_error,
-    .info = cudnn_info,
-    GPU_SLOTS_MEMORY,
-    GPU_SLOTS_KERNELS,
-    GPU_SLOTS_LOSS_OPTIMIZERS_TIMERS_COLLECTIVES,
-};
-
-/* Serves any harness that speaks version 1 or later with the version-1 table. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &cudnn_table;
-}
+GPU_BACKEND_TABLE("cudnn",
+                  "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
+                  "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "
+                  "which cuDNN does not document)",
+                  cudnn_create, cudnn_destroy, cudnn_info)

@@ -141,6 +141,23 @@ typedef struct query_ctx {
     void *out;
 } query_ctx;
 
+/* One direction's query in query_algos: the *_v7 heuristics or cudnnFind*Ex (run on the call's
+ * buffers) over descriptors A, B -> OUT, whose perf records become perf. The three directions
+ * differ only in the library's names and types. */
+#define QUERY_DIRECTION(PERF_T, DIR, A, B, OUT)                                              \
+    do {                                                                                     \
+        PERF_T r[CNB_CUDNN_MAX_ALGOS];                                                       \
+        st = dnn_check(ctx,                                                                  \
+                       heuristic ? cudnnGetConvolution##DIR##Algorithm_v7(                   \
+                                       ctx->dnn, cd->A, cd->B, cd->conv, cd->OUT, max, &n, r) \
+                                 : cudnnFindConvolution##DIR##AlgorithmEx(                   \
+                                       ctx->dnn, cd->A, q->in0, cd->B, q->in1, cd->conv,     \
+                                       cd->OUT, q->out, max, &n, r, ws, SEARCH_WORKSPACE),   \
+                       heuristic ? "cudnnGetConvolution" #DIR "Algorithm_v7"                 \
+                                 : "cudnnFindConvolution" #DIR "AlgorithmEx");               \
+        if (st == CNB_OK) TO_PERF(r, n, perf);                                               \
+    } while (0)
+
 static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, int max,
                               int *count, char *err, size_t err_len) {
     query_ctx *q = user;
@@ -157,39 +174,13 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
     if (st != CNB_OK) {
         /* no room to search in: the heuristics answer instead */
     } else if (q->dir == CNB_CUDNN_FWD) {
-        cudnnConvolutionFwdAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
-                                       ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r)
-                                 : cudnnFindConvolutionForwardAlgorithmEx(
-                                       ctx->dnn, cd->x, q->in0, cd->w, q->in1, cd->conv, cd->y,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
-                                 : "cudnnFindConvolutionForwardAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionFwdAlgoPerf_t, Forward, x, w, y);
     } else if (q->dir == CNB_CUDNN_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                                       ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r)
-                                 : cudnnFindConvolutionBackwardDataAlgorithmEx(
-                                       ctx->dnn, cd->w, q->in0, cd->y, q->in1, cd->conv, cd->x,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardDataAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionBwdDataAlgoPerf_t, BackwardData, w, y, x);
     } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                                       ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r)
-                                 : cudnnFindConvolutionBackwardFilterAlgorithmEx(
-                                       ctx->dnn, cd->x, q->in0, cd->y, q->in1, cd->conv, cd->w,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionBwdFilterAlgoPerf_t, BackwardFilter, x, y, w);
     }
+#undef QUERY_DIRECTION
     if (st != CNB_OK) {
         /* dnn_check kept the library's message (and cleared the runtime's last error). */
         snprintf(err, err_len, "%s", ctx->gpu.err);
