@@ -155,6 +155,25 @@ int tu_runf(char **out, const char *fmt, ...) {
     return rc;
 }
 
+void tu_conv_each_connection(const cnb_conv_desc *d, void *user,
+                             void (*visit)(void *user, int yi, int xi, int wi)) {
+    for (int b = 0; b < d->n; b++)
+        for (int o = 0; o < d->k; o++)
+            for (int oh = 0; oh < d->p; oh++)
+                for (int ow = 0; ow < d->q; ow++) {
+                    int yi = ((b * d->k + o) * d->p + oh) * d->q + ow;
+                    for (int ci = 0; ci < d->c; ci++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int ih = oh * d->stride_h - d->pad_h + i;
+                                int iw = ow * d->stride_w - d->pad_w + j;
+                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                                visit(user, yi, ((b * d->c + ci) * d->h + ih) * d->w + iw,
+                                      ((o * d->c + ci) * d->r + i) * d->s + j);
+                            }
+                }
+}
+
 /* Output size along one axis: floor((in + 2 pad - filter) / stride) + 1. */
 static int out_size(int in, int pad, int filter, int stride) {
     return (in + 2 * pad - filter) / stride + 1;

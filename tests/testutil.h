@@ -89,4 +89,10 @@ cnb_conv_desc tu_conv_desc(int n, int c, int h, int w, int k, int r, int s, int 
 cnb_pool_desc tu_pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                            int ph, int pw);
 
+/* Direct convolution loops, written independently of any backend: visit(user, yi, xi, wi) for
+ * every connection of an output (yi) to an input (xi) through a weight (wi), padding skipped, in
+ * the order (b, o, oh, ow, ci, i, j). */
+void tu_conv_each_connection(const cnb_conv_desc *d, void *user,
+                             void (*visit)(void *user, int yi, int xi, int wi));
+
 #endif
