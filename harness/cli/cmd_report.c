@@ -565,23 +565,13 @@ int cnb_cmd_report(int argc, char **argv) {
     fclose(r.md);
     r.md = NULL;
     /* the page goes into place whole, like every results file */
-    FILE *in = fopen(md_tmp, "r");
-    if (in) {
-        fseek(in, 0, SEEK_END);
-        long len = ftell(in);
-        fseek(in, 0, SEEK_SET);
-        char *text = malloc((size_t)len + 1);
-        char err[CNB_ERR_LEN];
-        if (text && fread(text, 1, (size_t)len, in) == (size_t)len) {
-            text[len] = '\0';
-            if (cnb_write_file_atomic(md_path, text, err, sizeof err) != 0) {
-                fprintf(stderr, "cnnbench report: %s\n", err);
-                rc = 1;
-            }
-        }
-        free(text);
-        fclose(in);
+    char err[CNB_ERR_LEN];
+    char *text = cnb_read_file(md_tmp, NULL, err, sizeof err);
+    if (text && cnb_write_file_atomic(md_path, text, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench report: %s\n", err);
+        rc = 1;
     }
+    free(text);
     if (r.failures) rc = 1;
     printf("report: %s (%d chart%s)\n", md_path, r.charts, r.charts == 1 ? "" : "s");
 cleanup:
