@@ -149,7 +149,8 @@ Test(bench, nofusion_entry_runs_the_separate_kernels_beside_the_fused_ones, .tim
     char *out;
     int rc = tu_runf(&out,
                      "%s bench --backends naive,naive:nofusion --model network --quick "
-                     "--min-runs 2 --max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 --out %s 2>&1",
+                     "--min-runs 2 --max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 "
+                     "--out %s 2>&1",
                      CNB_TEST_CNNBENCH, json);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "naive:nofusion"), "%s", out);

@@ -340,15 +340,23 @@ cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     return conv_run(ctx, d, CNB_CUDNN_BWD_FILTER, x, dy, dweight, NULL);
 }
 
-cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
-    cnb_status st = cnb_gpu_check_nchw("bias_forward", n, c, hw, ctx->gpu.err,
-                                       sizeof ctx->gpu.err);
+/* The checks and descriptors of both bias passes: the shape, the two tensors (named for the
+ * message), t_a the (n, c, hw) data and t_b the (c) bias. */
+static cnb_status bias_prepare(cnb_context *ctx, const char *fn, int n, int c, int hw,
+                               const void *p0, const char *name0, const void *p1,
+                               const char *name1) {
+    cnb_status st = cnb_gpu_check_nchw(fn, n, c, hw, ctx->gpu.err, sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", y);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", bias);
-    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_forward")) != CNB_OK ||
-        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_forward")) != CNB_OK)
-        return st;
+    if (!p0 || !p1)
+        return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                            p0 ? name1 : name0);
+    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, fn)) != CNB_OK) return st;
+    return dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, fn);
+}
+
+cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
+    cnb_status st = bias_prepare(ctx, "bias_forward", n, c, hw, y, "y", bias, "bias");
+    if (st != CNB_OK) return st;
     return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, ctx->t_b, bias, &one, ctx->t_a, y),
                      "cudnnAddTensor");
 }
@@ -358,14 +366,8 @@ cnb_status dnn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, in
     /* cuDNN does not document this reduction's order; the deterministic option uses the cuda
      * backend's fixed-order kernel instead. */
     if (ctx->gpu.opt.deterministic) return cnb_gpu_bias_backward(CTX_GPU(ctx), dbias, dy, n, c, hw);
-    cnb_status st = cnb_gpu_check_nchw("bias_backward", n, c, hw, ctx->gpu.err,
-                                       sizeof ctx->gpu.err);
+    cnb_status st = bias_prepare(ctx, "bias_backward", n, c, hw, dbias, "dbias", dy, "dy");
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dbias);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dy);
-    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_backward")) != CNB_OK ||
-        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_backward")) != CNB_OK)
-        return st;
     return dnn_check(ctx,
                      cudnnConvolutionBackwardBias(ctx->dnn, &one, ctx->t_a, dy, &zero, ctx->t_b,
                                                   dbias),

@@ -221,6 +221,15 @@ cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, floa
 /* probs from cudnnSoftmaxForward (ACCURATE: max subtracted), log-probabilities from its LOG
  * mode into scratch; the loss (-logp of the label, mean over rows in a fixed order) and the
  * argmax from the hand-written kernel. */
+/* cuDNN's softmax (or log-softmax) of every row of t_a. */
+static cnb_status softmax_rows(cnb_context *ctx, cudnnSoftmaxAlgorithm_t algo, const float *in,
+                               float *out, const char *what) {
+    return dnn_check(ctx,
+                     cudnnSoftmaxForward(ctx->dnn, algo, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+                                         ctx->t_a, in, &zero, ctx->t_a, out),
+                     what);
+}
+
 cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
                                   float *loss, int32_t *pred, const float *logits,
                                   const int32_t *labels) {
@@ -236,17 +245,10 @@ cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
     float *logp = scratch, *row_loss = logp + count;
     if ((st = dnn_set_tensor(ctx, ctx->t_a, n, classes, 1, 1, "softmax_ce_forward")) != CNB_OK)
         return st;
-    if ((st = dnn_check(ctx,
-                        cudnnSoftmaxForward(ctx->dnn, CUDNN_SOFTMAX_ACCURATE,
-                                            CUDNN_SOFTMAX_MODE_INSTANCE, &one, ctx->t_a, logits,
-                                            &zero, ctx->t_a, probs),
-                        "cudnnSoftmaxForward")) != CNB_OK)
-        return st;
-    if ((st = dnn_check(ctx,
-                        cudnnSoftmaxForward(ctx->dnn, CUDNN_SOFTMAX_LOG,
-                                            CUDNN_SOFTMAX_MODE_INSTANCE, &one, ctx->t_a, logits,
-                                            &zero, ctx->t_a, logp),
-                        "cudnnSoftmaxForward (log)")) != CNB_OK)
+    if ((st = softmax_rows(ctx, CUDNN_SOFTMAX_ACCURATE, logits, probs, "cudnnSoftmaxForward")) !=
+            CNB_OK ||
+        (st = softmax_rows(ctx, CUDNN_SOFTMAX_LOG, logits, logp, "cudnnSoftmaxForward (log)")) !=
+            CNB_OK)
         return st;
     return cnb_gpu_check(CTX_GPU(ctx),
                          cnbk_ce_loss_from_logprobs(ctx->gpu.stream, n, classes, loss, pred,
