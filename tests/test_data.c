@@ -334,40 +334,40 @@ static void expect_sq8(const cnb_dataset *tr, const cnb_dataset *te) {
     free(f);
 }
 
-Test(layout, mnist_flat_directory) {
-    const char *dir = CNB_TEST_TMP_DIR "/data-mnist-flat";
-    make_mnist_dir(dir, "");
-    cnb_dataset tr, te;
-    open_ok("mnist", dir, 0, 0, &tr, &te);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(tr.images_path, CNB_TEST_TMP_DIR "/data-mnist-flat/train-images-idx3-ubyte");
-    free_pair(&tr, &te);
-}
+/* The sq8 files under each directory layout the readers accept: made in dir (with each suffix
+ * listed), opened as kind from top, checked whole, and one path the reader chose compared. */
+#define LAYOUT_DIR(name) CNB_TEST_TMP_DIR "/" name
+static const struct {
+    const char *what, *kind, *dir, *top, *suffixes[2];
+    int check_test_labels; /* which path is compared: the test labels', else the train images' */
+    const char *want_path;
+} layouts[] = {
+    {"flat directory", "mnist", LAYOUT_DIR("data-mnist-flat"), LAYOUT_DIR("data-mnist-flat"),
+     {"", NULL}, 0, LAYOUT_DIR("data-mnist-flat/train-images-idx3-ubyte")},
+    {"torchvision raw directory", "mnist", LAYOUT_DIR("data-mnist-torch/MNIST/raw"),
+     LAYOUT_DIR("data-mnist-torch"), {".gz", NULL}, 1,
+     LAYOUT_DIR("data-mnist-torch/MNIST/raw/t10k-labels-idx1-ubyte.gz")},
+    {"raw preferred when both exist, fashion-mnist dir override", "fashion-mnist",
+     LAYOUT_DIR("data-both"), LAYOUT_DIR("data-both"), {"", ".gz"}, 0,
+     LAYOUT_DIR("data-both/train-images-idx3-ubyte")},
+};
 
-Test(layout, mnist_torchvision_raw_directory) {
-    const char *top = CNB_TEST_TMP_DIR "/data-mnist-torch";
-    make_mnist_dir(CNB_TEST_TMP_DIR "/data-mnist-torch/MNIST/raw", ".gz");
+Test(layout, mnist_flat_torchvision_raw_and_both) {
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        for (int k = 0; k < 2 && layouts[i].suffixes[k]; k++)
+            make_mnist_dir(layouts[i].dir, layouts[i].suffixes[k]);
+        cnb_dataset tr, te;
+        open_ok(layouts[i].kind, layouts[i].top, 0, 0, &tr, &te);
+        expect_sq8(&tr, &te);
+        const char *got = layouts[i].check_test_labels ? te.labels_path : tr.images_path;
+        cr_assert_str_eq(got, layouts[i].want_path, "%s", layouts[i].what);
+        free_pair(&tr, &te);
+    }
+    /* A layout with limits. */
     cnb_dataset tr, te;
-    open_ok("mnist", top, 0, 0, &tr, &te);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(te.labels_path,
-                     CNB_TEST_TMP_DIR "/data-mnist-torch/MNIST/raw/t10k-labels-idx1-ubyte.gz");
-    free_pair(&tr, &te);
-    /* The same directory with limits. */
-    open_ok("mnist", top, 3, 2, &tr, &te);
+    open_ok("mnist", LAYOUT_DIR("data-mnist-torch"), 3, 2, &tr, &te);
     cr_assert_eq(tr.count, 3);
     cr_assert_eq(te.count, 2);
-    free_pair(&tr, &te);
-}
-
-Test(layout, raw_preferred_when_both_exist_and_fashion_dir_override) {
-    const char *dir = CNB_TEST_TMP_DIR "/data-both";
-    make_mnist_dir(dir, "");
-    make_mnist_dir(dir, ".gz");
-    cnb_dataset tr, te;
-    open_ok("fashion-mnist", dir, 0, 0, &tr, &te);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(tr.images_path, CNB_TEST_TMP_DIR "/data-both/train-images-idx3-ubyte");
     free_pair(&tr, &te);
 }
 

@@ -264,6 +264,18 @@ static void run_pool(fixture *f, const cnb_pool_desc *d, float *y, float *dx, co
     tu_to_host(&f->b, dx, d_dx, nx * sizeof(float));
 }
 
+/* Runs pool d on x with gradient dy; y and dx must equal the hand values bit for bit. */
+static void expect_pool_exact(fixture *f, const cnb_pool_desc *d, const float *x, const float *dy,
+                              const float *want_y, const char *fwd_what, const float *want_dx,
+                              const char *bwd_what) {
+    const size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * d->p * d->q;
+    float *y = malloc(ny * sizeof *y), *dx = malloc(nx * sizeof *dx);
+    run_pool(f, d, y, dx, x, dy);
+    tu_expect_equal(fwd_what, y, want_y, ny);
+    tu_expect_equal(bwd_what, dx, want_dx, nx);
+    free(y), free(dx);
+}
+
 Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     fixture f;
     fx_open(&f);
@@ -281,10 +293,7 @@ Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 2, .h = 4, .w = 4, .kh = 2, .kw = 2,
                        .stride_h = 2, .stride_w = 2, .p = 2, .q = 2};
     const float dy[8] = {10, 20, 30, 40, 1, 2, 3, 4};
-    float y[8], dx[32];
-    run_pool(&f, &d, y, dx, x, dy);
     const float want_y[8] = {3, 2, 6, 8, 0, -1, -4, -1};
-    tu_expect_equal("maxpool forward with ties", y, want_y, 8);
     float want_dx[32] = {0};
     want_dx[0 * 4 + 1] = 10;
     want_dx[0 * 4 + 2] = 20;
@@ -294,7 +303,8 @@ Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     want_dx[16 + 1 * 4 + 2] = 2;
     want_dx[16 + 3 * 4 + 1] = 3;
     want_dx[16 + 3 * 4 + 3] = 4;
-    tu_expect_equal("maxpool backward routes to the first maximum", dx, want_dx, 32);
+    expect_pool_exact(&f, &d, x, dy, want_y, "maxpool forward with ties", want_dx,
+                      "maxpool backward routes to the first maximum");
     fx_close(&f);
 }
 
@@ -309,16 +319,13 @@ Test(naive_pool, max_3x3_stride2_pad1_ignores_padding_and_overlaps_add) {
     cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3,
                        .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 2, .q = 2};
     const float x1[9] = {1, 2, 3, 4, 9, 6, 7, 8, 5}, dy[4] = {1, 2, 3, 4};
-    float y[4], dx[9];
-    run_pool(&f, &d, y, dx, x1, dy);
     const float nines[4] = {9, 9, 9, 9}, want_dx[9] = {0, 0, 0, 0, 10, 0, 0, 0, 0};
-    tu_expect_equal("maxpool 3x3/2 pad 1 forward", y, nines, 4);
-    tu_expect_equal("maxpool 3x3/2 pad 1 backward (overlaps add)", dx, want_dx, 9);
+    expect_pool_exact(&f, &d, x1, dy, nines, "maxpool 3x3/2 pad 1 forward", want_dx,
+                      "maxpool 3x3/2 pad 1 backward (overlaps add)");
     const float x2[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
-    run_pool(&f, &d, y, dx, x2, dy);
     const float want_y2[4] = {-1, -2, -4, -5}, want_dx2[9] = {1, 2, 0, 3, 4, 0, 0, 0, 0};
-    tu_expect_equal("maxpool negative input, padding ignored", y, want_y2, 4);
-    tu_expect_equal("maxpool negative input backward", dx, want_dx2, 9);
+    expect_pool_exact(&f, &d, x2, dy, want_y2, "maxpool negative input, padding ignored",
+                      want_dx2, "maxpool negative input backward");
     fx_close(&f);
 }
 
@@ -345,11 +352,9 @@ Test(naive_pool, avg_counts_padding_in_the_divisor) {
     cnb_pool_desc d2 = {.mode = CNB_POOL_AVG, .n = 1, .c = 1, .h = 2, .w = 5, .kh = 2, .kw = 2,
                         .stride_h = 2, .stride_w = 2, .p = 1, .q = 2};
     const float x2[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, dy2[2] = {4, 8};
-    float y2[2], dx2[10];
-    run_pool(&f, &d2, y2, dx2, x2, dy2);
     const float want_y2[2] = {4, 6}, want_dx2[10] = {1, 1, 2, 2, 0, 1, 1, 2, 2, 0};
-    tu_expect_equal("avgpool 2x2/2 forward", y2, want_y2, 2);
-    tu_expect_equal("avgpool 2x2/2 backward", dx2, want_dx2, 10);
+    expect_pool_exact(&f, &d2, x2, dy2, want_y2, "avgpool 2x2/2 forward", want_dx2,
+                      "avgpool 2x2/2 backward");
     fx_close(&f);
 }
 

@@ -116,6 +116,12 @@ static float *distinct_values(cnb_rng *rng, size_t n) {
     return v;
 }
 
+/* Where every check here starts: naive on one thread and a generator seeded for the test. */
+static void open_naive(tu_backend *b, cnb_rng *rng, uint64_t seed) {
+    tu_open(b, "naive", 1);
+    cnb_rng_seed(rng, seed);
+}
+
 /* ---- convolution ---- */
 
 /* float64 reference: y is (n,k,p,q), x is (n,c,h,w), w is (k,c,r,s), bias is (k) or NULL. Each
@@ -209,9 +215,8 @@ static void check_conv(tu_backend *b, const cnb_conv_desc *d, cnb_rng *rng) {
 
 Test(naive_gradcheck, conv_data_filter_bias) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 2024);
+    open_naive(&b, &rng, 2024);
     /*                            n  c  h   w  k  r  s  sh sw ph pw */
     const cnb_conv_desc shapes[] = {
         tu_conv_desc(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),  /* batch 1, the plain case */
@@ -244,9 +249,8 @@ static double bias_loss(const void *problem) {
 
 Test(naive_gradcheck, bias_forward_backward_linear_and_spatial) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 99);
+    open_naive(&b, &rng, 99);
     const int shapes[][3] = {{1, 10, 1}, {3, 7, 1}, {3, 4, 6}}; /* n, c, hw */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int n = shapes[s][0], c = shapes[s][1], hw = shapes[s][2];
@@ -343,9 +347,8 @@ static void check_pool(tu_backend *b, const cnb_pool_desc *d, cnb_rng *rng) {
 
 Test(naive_gradcheck, pool_max_and_avg) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 31337);
+    open_naive(&b, &rng, 31337);
     for (int mode = CNB_POOL_MAX; mode <= CNB_POOL_AVG; mode++) {
         /*                               n  c  h  w  kh kw sh sw ph pw */
         const cnb_pool_desc shapes[] = {
@@ -428,9 +431,8 @@ static void check_activation(tu_backend *b, int act, float slope, size_t count, 
 
 Test(naive_gradcheck, activations_relu_tanh_sigmoid_prelu) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 5);
+    open_naive(&b, &rng, 5);
     const size_t counts[] = {1, 105, 3 * 4 * 5 * 6};
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         check_activation(&b, CNB_ACT_RELU, 0, counts[c], &rng);
@@ -467,9 +469,8 @@ static double ce_loss(const void *problem) {
 
 Test(naive_gradcheck, softmax_ce) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 123);
+    open_naive(&b, &rng, 123);
     const int shapes[][2] = {{1, 10}, {3, 7}, {5, 2}, {64, 10}}; /* n, classes */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int n = shapes[s][0], classes = shapes[s][1];
