@@ -45,6 +45,13 @@ static inline float *to_device(const float *host, size_t n) {
     return d;
 }
 
+/* The properties of device 0, the one the benches run on. */
+static inline cudaDeviceProp device_props(void) {
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    return prop;
+}
+
 /* Frees the bench's device buffers; NULL ones (a plan without split-K) are skipped. */
 static inline void free_device(std::initializer_list<float *> bufs) {
     for (float *b : bufs)

@@ -18,24 +18,8 @@
 /* dw (k,c,r,s) = sum over (n,p,q) of dy (n,k,p,q) * x (n,c,...) in double. */
 static void conv_backward_filter_cpu(double *dw, const float *dy, const float *x,
                                      const cnb_conv_desc *d) {
-    for (int o = 0; o < d->k; o++)
-        for (int ci = 0; ci < d->c; ci++)
-            for (int i = 0; i < d->r; i++)
-                for (int j = 0; j < d->s; j++) {
-                    double s = 0;
-                    for (int b = 0; b < d->n; b++)
-                        for (int oh = 0; oh < d->p; oh++) {
-                            int ih = oh * d->stride_h - d->pad_h + i;
-                            if (ih < 0 || ih >= d->h) continue;
-                            for (int ow = 0; ow < d->q; ow++) {
-                                int iw = ow * d->stride_w - d->pad_w + j;
-                                if (iw < 0 || iw >= d->w) continue;
-                                s += (double)dy[((b * d->k + o) * d->p + oh) * d->q + ow] *
-                                     x[((b * d->c + ci) * d->h + ih) * d->w + iw];
-                            }
-                        }
-                    dw[((o * d->c + ci) * d->r + i) * d->s + j] = s;
-                }
+    for (size_t e = 0; e < (size_t)d->k * d->c * d->r * d->s; e++) dw[e] = 0.0;
+    conv_each_connection(d, [&](int yi, int xi, int wi) { dw[wi] += (double)dy[yi] * x[xi]; });
 }
 
 __device__ float dw_term(const float *dy, const float *x, const cnb_conv_desc &d, int o, int ci,
@@ -72,14 +56,13 @@ __global__ void dw_kernel2(float *dw, const float *dy, const float *x, cnb_conv_
 
 int main(int argc, char **argv) {
     int version;
-    int layer = dev_layer_args(argc, argv, 0, &version);
-    cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    cnb_conv_desc d;
+    const dev_layer *layer = dev_layer_args(argc, argv, 0, &version, &d);
+    cudaDeviceProp prop = device_props();
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
            ny = (size_t)d.n * d.k * d.p * d.q;
     printf("device: %s; %s: dW (%d,%d,%d,%d), each a sum of %d products\n", prop.name,
-           dev_layers[layer].name, d.k, d.c, d.r, d.s, d.n * d.p * d.q);
+           layer->name, d.k, d.c, d.r, d.s, d.n * d.p * d.q);
     float *x = make_random(nx, 3), *dy = make_random(ny, 4);
     double *ref = (double *)malloc(nw * sizeof(double));
     conv_backward_filter_cpu(ref, dy, x, &d);

@@ -47,12 +47,11 @@ __global__ void im2col_kernel(float *col, const float *x, cnb_conv_desc d) {
 
 int main(int argc, char **argv) {
     int version;
-    int layer = dev_layer_args(argc, argv, 1, &version);
-    cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    cnb_conv_desc d;
+    const dev_layer *layer = dev_layer_args(argc, argv, 1, &version, &d);
+    cudaDeviceProp prop = device_props();
     printf("device: %s; %s: x (%d,%d,%d,%d) w (%d,%d,%d,%d) stride %d pad %d -> y (%d,%d,%d,%d)\n",
-           prop.name, dev_layers[layer].name, d.n, d.c, d.h, d.w, d.k, d.c, d.r, d.s, d.stride_h,
+           prop.name, layer->name, d.n, d.c, d.h, d.w, d.k, d.c, d.r, d.s, d.stride_h,
            d.pad_h, d.n, d.k, d.p, d.q);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
            ny = (size_t)d.n * d.k * d.p * d.q, ncol = (size_t)d.c * d.r * d.s * d.p * d.q;

@@ -54,8 +54,7 @@ int main(int argc, char **argv) {
     int version = argc > 1 ? atoi(argv[1]) : 0;
     int m = argc > 4 ? atoi(argv[2]) : 1024, n = argc > 4 ? atoi(argv[3]) : 1024,
         k = argc > 4 ? atoi(argv[4]) : 1024;
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    cudaDeviceProp prop = device_props();
     printf("device: %s (sm_%d%d, %d SMs); C (%d, %d) = A (%d, %d) B (%d, %d)\n", prop.name,
            prop.major, prop.minor, prop.multiProcessorCount, m, n, m, k, k, n);
 
