@@ -108,28 +108,46 @@ Test(loader, accepts_well_formed_table) {
     cnb_close_backend(&b, ctx);
 }
 
-Test(loader, refuses_a_partial_timer_group_naming_the_empty_slot) {
-    expect_refusal("partial_timers", "'timer_destroy' is empty");
-    char path[4096], err[CNB_ERR_LEN];
-    fixture(path, sizeof path, "partial_timers");
-    cnb_loaded_backend b;
-    cnb_load_backend(path, &b, err, sizeof err);
-    cr_expect(strstr(err, "optional timer slots") && strstr(err, "all four or none"), "%s", err);
+/* The optional slot groups: all filled or all empty. A half-filled one is refused naming the
+ * group, its first empty slot and the rule; a full one is reported, an empty one is not. */
+static const struct {
+    const char *group, *partial_fixture, *empty_slot, *rule;
+    int (*has)(const cnb_backend *t);
+    struct {
+        const char *which;
+        int has;
+    } accepted[4];
+} groups[] = {
+    {"timer", "partial_timers", "'timer_destroy' is empty", "all four or none",
+     cnb_backend_has_timers, {{"timers", 1}, {"ok", 0}}},
+    {"collective", "partial_collectives", "'collective_destroy' is empty", "all four or none",
+     cnb_backend_has_collectives,
+     {{"collectives", 1}, {"ok", 0}, {"timers", 0}, {"pre_collective_table", 0}}},
+    {"fusion", "partial_fusion", "'pool_act_backward' is empty", "both or none",
+     cnb_backend_has_fusion, {{"fusion", 1}, {"ok", 0}, {"timers", 0}}},
+};
+
+Test(loader, refuses_a_partial_group_naming_the_group_and_the_empty_slot) {
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        char group[64];
+        snprintf(group, sizeof group, "optional %s slots", groups[g].group);
+        expect_refusal(groups[g].partial_fixture, groups[g].empty_slot);
+        expect_refusal(groups[g].partial_fixture, group);
+        expect_refusal(groups[g].partial_fixture, groups[g].rule);
+    }
 }
 
-Test(loader, accepts_a_full_timer_group_and_none) {
-    const struct {
-        const char *which;
-        int timers;
-    } cases[] = {{"timers", 1}, {"ok", 0}};
-    for (int i = 0; i < 2; i++) {
-        char path[4096], err[CNB_ERR_LEN];
-        fixture(path, sizeof path, cases[i].which);
-        cnb_loaded_backend b;
-        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
-        cr_expect_eq(cnb_backend_has_timers(b.api), cases[i].timers, "%s", cases[i].which);
-        cnb_unload_backend(&b);
-    }
+Test(loader, accepts_a_full_group_none_and_a_table_that_ends_before_it) {
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+        for (int i = 0; i < 4 && groups[g].accepted[i].which; i++) {
+            char path[4096], err[CNB_ERR_LEN];
+            fixture(path, sizeof path, groups[g].accepted[i].which);
+            cnb_loaded_backend b;
+            cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
+            cr_expect_eq(groups[g].has(b.api), groups[g].accepted[i].has, "%s group of %s",
+                         groups[g].group, groups[g].accepted[i].which);
+            cnb_unload_backend(&b);
+        }
 }
 
 /* A table built before the timer group: its declared size ends at adam_step, so whatever lies
@@ -143,56 +161,6 @@ Test(loader, accepts_a_table_that_ends_before_the_timer_group) {
     cr_expect_not_null(b.api->timer_create, "the fixture plants a slot past the end");
     cr_expect_eq(cnb_backend_has_timers(b.api), 0);
     cnb_unload_backend(&b);
-}
-
-Test(loader, refuses_a_partial_collective_group_naming_the_empty_slot) {
-    expect_refusal("partial_collectives", "'collective_destroy' is empty");
-    char path[4096], err[CNB_ERR_LEN];
-    fixture(path, sizeof path, "partial_collectives");
-    cnb_loaded_backend b;
-    cnb_load_backend(path, &b, err, sizeof err);
-    cr_expect(strstr(err, "optional collective slots") && strstr(err, "all four or none"), "%s",
-              err);
-}
-
-Test(loader, accepts_a_full_collective_group_none_and_a_table_that_ends_before_it) {
-    const struct {
-        const char *which;
-        int collectives;
-    } cases[] = {{"collectives", 1}, {"ok", 0}, {"timers", 0}, {"pre_collective_table", 0}};
-    for (int i = 0; i < 4; i++) {
-        char path[4096], err[CNB_ERR_LEN];
-        fixture(path, sizeof path, cases[i].which);
-        cnb_loaded_backend b;
-        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
-        cr_expect_eq(cnb_backend_has_collectives(b.api), cases[i].collectives, "%s",
-                     cases[i].which);
-        cnb_unload_backend(&b);
-    }
-}
-
-Test(loader, refuses_a_partial_fusion_group_naming_the_empty_slot) {
-    expect_refusal("partial_fusion", "'pool_act_backward' is empty");
-    char path[4096], err[CNB_ERR_LEN];
-    fixture(path, sizeof path, "partial_fusion");
-    cnb_loaded_backend b;
-    cnb_load_backend(path, &b, err, sizeof err);
-    cr_expect(strstr(err, "optional fusion slots") && strstr(err, "both or none"), "%s", err);
-}
-
-Test(loader, accepts_a_full_fusion_group_and_none) {
-    const struct {
-        const char *which;
-        int fusion;
-    } cases[] = {{"fusion", 1}, {"ok", 0}, {"timers", 0}};
-    for (int i = 0; i < 3; i++) {
-        char path[4096], err[CNB_ERR_LEN];
-        fixture(path, sizeof path, cases[i].which);
-        cnb_loaded_backend b;
-        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s: %s", path, err);
-        cr_expect_eq(cnb_backend_has_fusion(b.api), cases[i].fusion, "%s", cases[i].which);
-        cnb_unload_backend(&b);
-    }
 }
 
 /* A table built with the timer group but before the fusion group: the half-filled group the
