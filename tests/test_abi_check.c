@@ -27,35 +27,56 @@
                       #call, (err), needles_[i_]);                                              \
     } while (0)
 
-/* One field of a good descriptor changed, and the phrases the refusal must contain. */
+/* A validator of one descriptor type, so the helpers below serve conv and pool alike. */
+typedef cnb_status (*desc_check)(const void *d, char *err, size_t err_len);
+static cnb_status check_conv(const void *d, char *err, size_t err_len) {
+    return cnb_check_conv_desc("fn", d, err, err_len);
+}
+static cnb_status check_pool(const void *d, char *err, size_t err_len) {
+    return cnb_check_pool_desc("fn", d, err, err_len);
+}
+
+/* One int field of a good descriptor changed, and the phrases the refusal must contain. */
 typedef struct one_change {
-    size_t offset; /* of the int field changed */
+    size_t offset;
     int value;
     const char *phrases[3];
 } one_change;
 #define CONV_FIELD(f) offsetof(cnb_conv_desc, f)
 #define POOL_FIELD(f) offsetof(cnb_pool_desc, f)
 
-static void expect_conv_changes_refused(const cnb_conv_desc *good, const one_change *cases,
-                                        size_t n) {
+static void expect_changes_refused(desc_check check, const void *good, size_t size,
+                                   const one_change *cases, size_t n) {
     for (size_t i = 0; i < n; i++) {
         char err[256];
-        cnb_conv_desc b = *good;
+        union {
+            cnb_conv_desc conv;
+            cnb_pool_desc pool;
+        } b;
+        cr_assert_leq(size, sizeof b);
+        memcpy(&b, good, size);
         memcpy((char *)&b + cases[i].offset, &cases[i].value, sizeof(int));
-        EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, cases[i].phrases[0],
-                   cases[i].phrases[1], cases[i].phrases[2]);
+        EXPECT_BAD(check(&b, err, sizeof err), err, cases[i].phrases[0], cases[i].phrases[1],
+                   cases[i].phrases[2]);
     }
 }
 
-static void expect_pool_changes_refused(const cnb_pool_desc *good, const one_change *cases,
-                                        size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        char err[256];
-        cnb_pool_desc b = *good;
-        memcpy((char *)&b + cases[i].offset, &cases[i].value, sizeof(int));
-        EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, cases[i].phrases[0],
-                   cases[i].phrases[1], cases[i].phrases[2]);
-    }
+/* Each field that must be positive, set to every value from 0 down to lowest, is refused as
+ * "<field>=<value> must be positive". */
+typedef struct named_field {
+    const char *name;
+    size_t offset;
+} named_field;
+
+static void expect_positive_fields(desc_check check, const void *good, size_t size,
+                                   const named_field *fields, size_t n, int lowest) {
+    for (size_t f = 0; f < n; f++)
+        for (int v = 0; v >= lowest; v--) {
+            char want[32];
+            snprintf(want, sizeof want, ": %s=%d must be positive", fields[f].name, v);
+            one_change c = {fields[f].offset, v, {want, NULL, NULL}};
+            expect_changes_refused(check, good, size, &c, 1);
+        }
 }
 
 Test(abi_check, good_conv_descriptors_pass_and_leave_err_alone) {
@@ -85,18 +106,14 @@ Test(abi_check, bad_conv_descriptors_name_the_field) {
                NULL);
 
     /* Each positive field, zero and negative. */
-    static const char *const names[] = {"n", "c", "h", "w", "k", "r", "s", "stride_h",
-                                        "stride_w"};
-    for (int f = 0; f < 9; f++) {
-        for (int v = 0; v >= -1; v--) {
-            b = d;
-            int *fields[] = {&b.n, &b.c, &b.h, &b.w, &b.k, &b.r, &b.s, &b.stride_h, &b.stride_w};
-            *fields[f] = v;
-            char want[32];
-            snprintf(want, sizeof want, ": %s=%d must be positive", names[f], v);
-            EXPECT_BAD(cnb_check_conv_desc("fn", &b, err, sizeof err), err, want, NULL, NULL);
-        }
-    }
+    static const named_field positive[] = {
+        {"n", CONV_FIELD(n)}, {"c", CONV_FIELD(c)}, {"h", CONV_FIELD(h)},
+        {"w", CONV_FIELD(w)}, {"k", CONV_FIELD(k)}, {"r", CONV_FIELD(r)},
+        {"s", CONV_FIELD(s)}, {"stride_h", CONV_FIELD(stride_h)},
+        {"stride_w", CONV_FIELD(stride_w)},
+    };
+    expect_positive_fields(check_conv, &d, sizeof d, positive,
+                           sizeof positive / sizeof positive[0], -1);
 
     static const one_change changes[] = {
         {CONV_FIELD(pad_h), -1, {"pad_h=-1", "is negative", "padding"}},
@@ -106,7 +123,7 @@ Test(abi_check, bad_conv_descriptors_name_the_field) {
         {CONV_FIELD(p), 13, {"p=13", "(h+2*pad_h-r)/stride_h+1=14", "expected 14x14"}},
         {CONV_FIELD(q), 15, {"q=15", "(w+2*pad_w-s)/stride_w+1=14", "expected 14x14"}},
     };
-    expect_conv_changes_refused(&d, changes, sizeof changes / sizeof changes[0]);
+    expect_changes_refused(check_conv, &d, sizeof d, changes, sizeof changes / sizeof changes[0]);
     b = d;
     b.q = 15;
 
@@ -163,17 +180,15 @@ Test(abi_check, bad_pool_descriptors_name_the_field) {
         {POOL_FIELD(p), 4, {"p=4", "(h+2*pad_h-kh)/stride_h+1=3", "expected 3x3"}},
         {POOL_FIELD(q), 2, {"q=2", "(w+2*pad_w-kw)/stride_w+1=3", "expected 3x3"}},
     };
-    expect_pool_changes_refused(&d, changes, sizeof changes / sizeof changes[0]);
+    expect_changes_refused(check_pool, &d, sizeof d, changes, sizeof changes / sizeof changes[0]);
 
-    static const char *const names[] = {"n", "c", "h", "w", "kh", "kw", "stride_h", "stride_w"};
-    for (int f = 0; f < 8; f++) {
-        b = d;
-        int *fields[] = {&b.n, &b.c, &b.h, &b.w, &b.kh, &b.kw, &b.stride_h, &b.stride_w};
-        *fields[f] = 0;
-        char want[32];
-        snprintf(want, sizeof want, ": %s=0 must be positive", names[f]);
-        EXPECT_BAD(cnb_check_pool_desc("fn", &b, err, sizeof err), err, want, NULL, NULL);
-    }
+    static const named_field positive[] = {
+        {"n", POOL_FIELD(n)},   {"c", POOL_FIELD(c)},   {"h", POOL_FIELD(h)},
+        {"w", POOL_FIELD(w)},   {"kh", POOL_FIELD(kh)}, {"kw", POOL_FIELD(kw)},
+        {"stride_h", POOL_FIELD(stride_h)}, {"stride_w", POOL_FIELD(stride_w)},
+    };
+    expect_positive_fields(check_pool, &d, sizeof d, positive,
+                           sizeof positive / sizeof positive[0], 0);
 
 
     /* Max pooling: padding must be smaller than the window; average pooling may pad more. */

@@ -2,6 +2,7 @@
  * the problem, and accepts a well-formed one. */
 #define _POSIX_C_SOURCE 200809L /* symlink, chmod in the appended tests */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,7 +110,9 @@ Test(loader, accepts_well_formed_table) {
 }
 
 /* The optional slot groups: all filled or all empty. A half-filled one is refused naming the
- * group, its first empty slot and the rule; a full one is reported, an empty one is not. */
+ * group, its first empty slot and the rule; a full one is reported, an empty one is not. A table
+ * whose declared size ends before a group (ends_before, declared_size) is loaded without it,
+ * though the fixture plants a slot past that end (planted_slot). */
 static const struct {
     const char *group, *partial_fixture, *empty_slot, *rule;
     int (*has)(const cnb_backend *t);
@@ -117,14 +120,19 @@ static const struct {
         const char *which;
         int has;
     } accepted[4];
+    const char *ends_before;
+    uint32_t declared_size;
+    size_t planted_slot;
 } groups[] = {
     {"timer", "partial_timers", "'timer_destroy' is empty", "all four or none",
-     cnb_backend_has_timers, {{"timers", 1}, {"ok", 0}}},
+     cnb_backend_has_timers, {{"timers", 1}, {"ok", 0}}, "pre_timer_table", CNB_BACKEND_V1_SIZE,
+     offsetof(cnb_backend, timer_create)},
     {"collective", "partial_collectives", "'collective_destroy' is empty", "all four or none",
      cnb_backend_has_collectives,
-     {{"collectives", 1}, {"ok", 0}, {"timers", 0}, {"pre_collective_table", 0}}},
+     {{"collectives", 1}, {"ok", 0}, {"timers", 0}, {"pre_collective_table", 0}}, NULL, 0, 0},
     {"fusion", "partial_fusion", "'pool_act_backward' is empty", "both or none",
-     cnb_backend_has_fusion, {{"fusion", 1}, {"ok", 0}, {"timers", 0}}},
+     cnb_backend_has_fusion, {{"fusion", 1}, {"ok", 0}, {"timers", 0}}, "pre_fusion_table",
+     CNB_BACKEND_TIMERS_SIZE, offsetof(cnb_backend, conv_bias_act_forward)},
 };
 
 Test(loader, refuses_a_partial_group_naming_the_group_and_the_empty_slot) {
@@ -150,30 +158,23 @@ Test(loader, accepts_a_full_group_none_and_a_table_that_ends_before_it) {
         }
 }
 
-/* A table built before the timer group: its declared size ends at adam_step, so whatever lies
- * past it (here a half-filled group) is not the backend's to answer for: loaded, no timers. */
-Test(loader, accepts_a_table_that_ends_before_the_timer_group) {
-    char path[4096], err[CNB_ERR_LEN];
-    fixture(path, sizeof path, "pre_timer_table");
-    cnb_loaded_backend b;
-    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
-    cr_expect_eq(b.api->struct_size, (uint32_t)CNB_BACKEND_V1_SIZE);
-    cr_expect_not_null(b.api->timer_create, "the fixture plants a slot past the end");
-    cr_expect_eq(cnb_backend_has_timers(b.api), 0);
-    cnb_unload_backend(&b);
-}
-
-/* A table built with the timer group but before the fusion group: the half-filled group the
- * fixture plants past its declared size is not read. */
-Test(loader, accepts_a_table_that_ends_before_the_fusion_group) {
-    char path[4096], err[CNB_ERR_LEN];
-    fixture(path, sizeof path, "pre_fusion_table");
-    cnb_loaded_backend b;
-    cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
-    cr_expect_eq(b.api->struct_size, (uint32_t)CNB_BACKEND_TIMERS_SIZE);
-    cr_expect_not_null(b.api->conv_bias_act_forward, "the fixture plants a slot past the end");
-    cr_expect_eq(cnb_backend_has_fusion(b.api), 0);
-    cnb_unload_backend(&b);
+/* The timer group's table ends at adam_step, the fusion group's after the timers: whatever lies
+ * past the declared size (here a half-filled group) is not the backend's to answer for. */
+Test(loader, accepts_a_table_that_ends_before_a_group) {
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        if (!groups[g].ends_before) continue;
+        char path[4096], err[CNB_ERR_LEN];
+        fixture(path, sizeof path, groups[g].ends_before);
+        cnb_loaded_backend b;
+        cr_assert_eq(cnb_load_backend(path, &b, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(b.api->struct_size, groups[g].declared_size, "%s", groups[g].ends_before);
+        void *planted;
+        memcpy(&planted, (const char *)b.api + groups[g].planted_slot, sizeof planted);
+        cr_expect_not_null(planted, "%s: the fixture plants a slot past the end",
+                           groups[g].ends_before);
+        cr_expect_eq(groups[g].has(b.api), 0, "%s", groups[g].ends_before);
+        cnb_unload_backend(&b);
+    }
 }
 
 Test(loader, loads_built_backends_by_name) {
