@@ -36,6 +36,26 @@ static cnb_status check_pool(const void *d, char *err, size_t err_len) {
     return cnb_check_pool_desc("fn", d, err, err_len);
 }
 
+typedef int (*desc_fits)(const void *d, char *err, size_t err_len);
+static int fits_conv(const void *d, char *err, size_t err_len) {
+    return cnb_check_conv_fits_int("fn", d, err, err_len);
+}
+static int fits_pool(const void *d, char *err, size_t err_len) {
+    return cnb_check_pool_fits_int("fn", d, err, err_len);
+}
+
+/* Each of the n good descriptors (size bytes apart) passes, leaves err alone, and fits int. */
+static void expect_good(desc_check check, desc_fits fits, const void *descs, size_t size,
+                        size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const void *d = (const char *)descs + i * size;
+        char err[128] = "untouched";
+        cr_expect_eq(check(d, err, sizeof err), CNB_OK, "case %zu: %s", i, err);
+        cr_expect_str_eq(err, "untouched", "case %zu wrote err", i);
+        cr_expect(fits(d, err, sizeof err), "case %zu: %s", i, err);
+    }
+}
+
 /* One int field of a good descriptor changed, and the phrases the refusal must contain. */
 typedef struct one_change {
     size_t offset;
@@ -87,14 +107,7 @@ Test(abi_check, good_conv_descriptors_pass_and_leave_err_alone) {
         tu_conv_desc(1, 1, 2, 2, 1, 4, 4, 1, 1, 1, 1),     /* filter as large as padded input */
         tu_conv_desc(1, 1, 5, 5, 1, 2, 2, 3, 3, 0, 0),     /* stride skips the last column */
     };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        char err[128] = "untouched";
-        cr_expect_eq(cnb_check_conv_desc("fn", &good[i], err, sizeof err), CNB_OK, "case %zu: %s",
-                     i, err);
-        cr_expect_str_eq(err, "untouched", "case %zu wrote err", i);
-        cr_expect(cnb_check_conv_fits_int("fn", &good[i], err, sizeof err), "case %zu: %s", i,
-                  err);
-    }
+    expect_good(check_conv, fits_conv, good, sizeof good[0], sizeof good / sizeof good[0]);
 }
 
 Test(abi_check, bad_conv_descriptors_name_the_field) {
@@ -153,14 +166,7 @@ Test(abi_check, good_pool_descriptors_pass) {
         tu_pool_desc(CNB_POOL_AVG, 2, 3, 9, 7, 3, 3, 2, 2, 2, 2), /* avg may pad a whole window */
         tu_pool_desc(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 1, 1, 0, 0),
     };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        char err[128] = "untouched";
-        cr_expect_eq(cnb_check_pool_desc("fn", &good[i], err, sizeof err), CNB_OK, "case %zu: %s",
-                     i, err);
-        cr_expect_str_eq(err, "untouched", "case %zu wrote err", i);
-        cr_expect(cnb_check_pool_fits_int("fn", &good[i], err, sizeof err), "case %zu: %s", i,
-                  err);
-    }
+    expect_good(check_pool, fits_pool, good, sizeof good[0], sizeof good / sizeof good[0]);
 }
 
 Test(abi_check, bad_pool_descriptors_name_the_field) {

@@ -290,8 +290,7 @@ Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     const float p0[16] = {1, 3, 2, 2, 3, 0, 1, 2, 5, 6, 7, 8, 6, 4, 8, 1};
     for (int i = 0; i < 16; i++) x[i] = p0[i], x[16 + i] = -p0[i];
     x[16 + 5] = 0.0f; /* -0 would print oddly; the max is still this cell */
-    cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 2, .h = 4, .w = 4, .kh = 2, .kw = 2,
-                       .stride_h = 2, .stride_w = 2, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_MAX, 1, 2, 4, 4, 2, 2, 2, 2, 0, 0); /* 2x2 out */
     const float dy[8] = {10, 20, 30, 40, 1, 2, 3, 4};
     const float want_y[8] = {3, 2, 6, 8, 0, -1, -4, -1};
     float want_dx[32] = {0};
@@ -316,8 +315,7 @@ Test(naive_pool, max_3x3_stride2_pad1_ignores_padding_and_overlaps_add) {
      * sum of all four dy. With x = -(1..9) the padding must not win (it is not a 0):
      *   (0,0) covers -1,-2,-4,-5 -> -1;  (0,1) -2,-3,-5,-6 -> -2;
      *   (1,0) -4,-5,-7,-8 -> -4;         (1,1) -5,-6,-8,-9 -> -5 */
-    cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3,
-                       .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_MAX, 1, 1, 3, 3, 3, 3, 2, 2, 1, 1);
     const float x1[9] = {1, 2, 3, 4, 9, 6, 7, 8, 5}, dy[4] = {1, 2, 3, 4};
     const float nines[4] = {9, 9, 9, 9}, want_dx[9] = {0, 0, 0, 0, 10, 0, 0, 0, 0};
     expect_pool_exact(&f, &d, x1, dy, nines, "maxpool 3x3/2 pad 1 forward", want_dx,
@@ -337,8 +335,7 @@ Test(naive_pool, avg_counts_padding_in_the_divisor) {
      *   (0,0) (1+2+4+5)/9 = 12/9, (0,1) 16/9, (1,0) 24/9, (1,1) 28/9.
      * Backward with dy = 9,18,27,36 spreads 1,2,3,4 over each window's real cells:
      *   [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]] */
-    cnb_pool_desc d = {.mode = CNB_POOL_AVG, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3,
-                       .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 2, 2, 1, 1); /* 2x2 out */
     const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, dy[4] = {9, 18, 27, 36};
     float y[4], dx[9];
     run_pool(&f, &d, y, dx, x, dy);
@@ -349,8 +346,7 @@ Test(naive_pool, avg_counts_padding_in_the_divisor) {
 
     /* 2x2 stride 2 on a 2x5 plane (floor mode drops the last column): (1+2+6+7)/4 = 4,
      * (3+4+8+9)/4 = 6; the dropped column gets no gradient. */
-    cnb_pool_desc d2 = {.mode = CNB_POOL_AVG, .n = 1, .c = 1, .h = 2, .w = 5, .kh = 2, .kw = 2,
-                        .stride_h = 2, .stride_w = 2, .p = 1, .q = 2};
+    cnb_pool_desc d2 = tu_pool_desc(CNB_POOL_AVG, 1, 1, 2, 5, 2, 2, 2, 2, 0, 0); /* 1x2 out */
     const float x2[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, dy2[2] = {4, 8};
     const float want_y2[2] = {4, 6}, want_dx2[10] = {1, 1, 2, 2, 0, 1, 1, 2, 2, 0};
     expect_pool_exact(&f, &d2, x2, dy2, want_y2, "avgpool 2x2/2 forward", want_dx2,
