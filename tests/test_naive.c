@@ -130,17 +130,26 @@ Test(naive_memory, alloc_is_64_byte_aligned_and_round_trips) {
 
 /* ---- corr2d ---- */
 
+/* corr2d of x (h x w) with k (kh x kw) must give want, the (h-kh+1) x (w-kw+1) valid
+ * correlation, exactly. */
+static void expect_corr2d(fixture *f, const float *x, int h, int w, const float *k, int kh,
+                          int kw, const float *want, const char *what) {
+    const size_t ny = (size_t)(h - kh + 1) * (size_t)(w - kw + 1);
+    float *dx = fx_floats(f, x, (size_t)h * w), *dk = fx_floats(f, k, (size_t)kh * kw);
+    float *dy = fx_floats(f, NULL, ny), *y = malloc(ny * sizeof *y);
+    tu_check_status(&f->b, f->b.api->corr2d(f->b.ctx, dy, dx, dk, h, w, kh, kw), what);
+    tu_to_host(&f->b, y, dy, ny * sizeof *y);
+    tu_expect_equal(what, y, want, ny);
+    free(y);
+}
+
 Test(naive_corr2d, seed_vector_from_design) {
     fixture f;
     fx_open(&f);
     const float x[16] = {0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6};
     const float k[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
     const float want[4] = {96, 132, 132, 168};
-    float *dx = fx_floats(&f, x, 16), *dk = fx_floats(&f, k, 9), *dy = fx_floats(&f, NULL, 4);
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk, 4, 4, 3, 3), "corr2d");
-    float y[4];
-    tu_to_host(&f.b, y, dy, sizeof y);
-    tu_expect_equal("corr2d seed vector", y, want, 4);
+    expect_corr2d(&f, x, 4, 4, k, 3, 3, want, "corr2d seed vector");
     fx_close(&f);
 }
 
@@ -155,15 +164,8 @@ Test(naive_corr2d, non_square_input_and_kernels) {
     const float k22[4] = {1, 2, 3, 4}, k21[2] = {2, -1};
     const float want22[6] = {44, 54, 64, 84, 94, 104};
     const float want21[8] = {-3, -2, -1, 0, 1, 2, 3, 4};
-    float *dx = fx_floats(&f, x, 12), *dk22 = fx_floats(&f, k22, 4), *dk21 = fx_floats(&f, k21, 2);
-    float *dy = fx_floats(&f, NULL, 8);
-    float y[8];
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk22, 3, 4, 2, 2), "corr2d 2x2");
-    tu_to_host(&f.b, y, dy, 6 * sizeof(float));
-    tu_expect_equal("corr2d 3x4 * 2x2", y, want22, 6);
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk21, 3, 4, 2, 1), "corr2d 2x1");
-    tu_to_host(&f.b, y, dy, 8 * sizeof(float));
-    tu_expect_equal("corr2d 3x4 * 2x1", y, want21, 8);
+    expect_corr2d(&f, x, 3, 4, k22, 2, 2, want22, "corr2d 3x4 * 2x2");
+    expect_corr2d(&f, x, 3, 4, k21, 2, 1, want21, "corr2d 3x4 * 2x1");
     fx_close(&f);
 }
 
