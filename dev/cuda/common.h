@@ -131,6 +131,17 @@ static inline cnb_gemm_plan plan_gemm_or_exit(int m, int n, int k, const cudaDev
     return plan;
 }
 
+/* The backend's implicit-GEMM geometry of convolution d into *g and the plan of one pass of it,
+ * whose GEMM dimensions mnk gives; the GEMM depth goes to *k. */
+static inline cnb_gemm_plan conv_pass_plan(const cnb_conv_desc *d,
+                                           void (*mnk)(const cnb_conv_geom *, int *, int *, int *),
+                                           const cudaDeviceProp &prop, cnb_conv_geom *g, int *k) {
+    cnb_conv_geom_init(g, d);
+    int m, n;
+    mnk(g, &m, &n, k);
+    return plan_gemm_or_exit(m, n, *k, prop);
+}
+
 /* Device room for split-K partial sums; NULL when the plan needs none. */
 static inline float *partial_buffer(size_t floats) {
     return floats ? to_device(NULL, floats) : NULL;

@@ -69,10 +69,8 @@ int main(int argc, char **argv) {
     float *d_x = to_device(x, nx), *d_dy = to_device(dy, ny), *d_dw = to_device(NULL, nw);
 
     cnb_conv_geom g;
-    cnb_conv_geom_init(&g, &d);
-    int m, n, k;
-    cnb_conv_backward_filter_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    int k;
+    cnb_gemm_plan plan = conv_pass_plan(&d, cnb_conv_backward_filter_mnk, prop, &g, &k);
     float *d_partial = partial_buffer(plan.partial_floats);
     printf("backend plan: %d x %d tiles, %d split(s) of %d\n", plan.grid_y, plan.grid_x,
            plan.splits, plan.k_per_split);

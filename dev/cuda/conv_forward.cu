@@ -62,10 +62,8 @@ int main(int argc, char **argv) {
           *d_col = to_device(NULL, ncol);
 
     cnb_conv_geom g;
-    cnb_conv_geom_init(&g, &d);
-    int m, n, k;
-    cnb_conv_forward_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    int k;
+    cnb_gemm_plan plan = conv_pass_plan(&d, cnb_conv_forward_mnk, prop, &g, &k);
     cnb_gemm_plan plan_img = plan_gemm_or_exit(d.k, d.p * d.q, k, prop);
     float *d_partial = partial_buffer(plan.partial_floats > plan_img.partial_floats
                                           ? plan.partial_floats

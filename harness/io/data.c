@@ -225,18 +225,21 @@ static int check_limit(const char *path, int limit, char *err, size_t err_len) {
 }
 
 /* Reads the first `limit` (0: all) of the `promised` records of rec_bytes each, found after a
- * header of hdr bytes, into a new buffer; *count gets how many. A short file is truncated, and
- * when all records were asked for, anything after them is garbage. unit names what a byte of the
- * buffer is for the out-of-memory message. */
-static uint8_t *idx_read_records(gzFile f, const char *path, size_t hdr, int limit,
-                                 uint32_t promised, size_t rec_bytes, const char *promise,
-                                 const char *unit, int *count, char *err, size_t err_len) {
+ * header of hdr bytes, into a new buffer, and closes f; *count gets how many. A raw file of the
+ * wrong size or a short file is refused, and when all records were asked for, anything after
+ * them is garbage. unit names what a byte of the buffer is for the out-of-memory message. */
+static uint8_t *idx_read_records(gzFile f, const char *path, long long file_size, size_t hdr,
+                                 int limit, uint32_t promised, size_t rec_bytes,
+                                 const char *promise, const char *unit, int *count, char *err,
+                                 size_t err_len) {
     int n = (limit > 0 && (uint32_t)limit < promised) ? limit : (int)promised;
     size_t want = (size_t)n * rec_bytes, total = (size_t)promised * rec_bytes;
-    uint8_t *buf = malloc(want);
+    uint8_t *buf = NULL;
+    if (idx_check_raw_size(f, path, file_size, hdr + total, promise, err, err_len)) goto fail;
+    buf = malloc(want);
     if (!buf) {
         cnb_errf(err, err_len, "%s: out of memory for %zu %s", path, want, unit);
-        return NULL;
+        goto fail;
     }
     long long got = read_bytes(f, path, (long long)hdr, buf, want, err, err_len);
     if (got < 0) goto fail;
@@ -256,9 +259,11 @@ static uint8_t *idx_read_records(gzFile f, const char *path, size_t hdr, int lim
     if ((uint32_t)n == promised && !gzdirect(f) &&
         idx_check_no_trailing(f, path, hdr + total, promise, err, err_len))
         goto fail;
+    gzclose(f);
     *count = n;
     return buf;
 fail:
+    gzclose(f);
     free(buf);
     return NULL;
 }
@@ -292,12 +297,10 @@ static int read_images(const char *path, int limit, uint8_t **pixels, int *count
                  path, promise, total, (unsigned)(CNB_DATA_MAX_BYTES >> 20));
         goto fail;
     }
-    if (idx_check_raw_size(f, path, file_size, 16 + total, promise, err, err_len)) goto fail;
     int n = 0;
-    *pixels = idx_read_records(f, path, 16, limit, d[0], image_bytes, promise, "bytes of pixels",
-                               &n, err, err_len);
-    if (!*pixels) goto fail;
-    gzclose(f);
+    *pixels = idx_read_records(f, path, file_size, 16, limit, d[0], image_bytes, promise,
+                               "bytes of pixels", &n, err, err_len);
+    if (!*pixels) return -1;
     *count = n;
     *rows = (int)d[1];
     *cols = (int)d[2];
@@ -350,17 +353,14 @@ static int read_labels(const char *path, int limit, uint8_t **labels, int *count
                  path, promise, (unsigned)(CNB_DATA_MAX_BYTES >> 20));
         goto fail;
     }
-    if (idx_check_raw_size(f, path, file_size, 8 + (size_t)d[0], promise, err, err_len))
-        goto fail;
     int n = 0;
-    uint8_t *buf = idx_read_records(f, path, 8, limit, d[0], 1, promise, "labels", &n, err,
-                                    err_len);
-    if (!buf) goto fail;
+    uint8_t *buf = idx_read_records(f, path, file_size, 8, limit, d[0], 1, promise, "labels", &n,
+                                    err, err_len);
+    if (!buf) return -1;
     if (check_labels(path, buf, n, classes, err, err_len)) {
         free(buf);
-        goto fail;
+        return -1;
     }
-    gzclose(f);
     *labels = buf;
     *count = n;
     if (header_count) *header_count = d[0];
