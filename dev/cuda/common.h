@@ -147,4 +147,22 @@ static inline float *partial_buffer(size_t floats) {
     return floats ? to_device(NULL, floats) : NULL;
 }
 
+/* Every version 1..count of a bench (or only `version` when it is not 0): its output poisoned
+ * with NaN (it must be written), launch_version(v) checked against ref and timed, with
+ * notes[v] after the timing when notes is given. The count of failed checks. */
+template <class F>
+static int run_versions(const char *bench, int count, int version, F launch_version,
+                        float *d_out, const double *ref, size_t n, double tol, double flops,
+                        const char *const *notes = nullptr) {
+    int failed = 0;
+    for (int v = 1; v <= count; v++) {
+        if (version && v != version) continue;
+        cudaCheck(cudaMemset(d_out, 0xff, n * sizeof(float)));
+        auto launch = [&]() { launch_version(v); };
+        failed += check_and_time(bench, v, launch, d_out, ref, n, tol, flops,
+                                 notes ? notes[v] : "");
+    }
+    return failed;
+}
+
 #endif /* CNB_DEV_COMMON_H */

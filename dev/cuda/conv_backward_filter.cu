@@ -76,21 +76,17 @@ int main(int argc, char **argv) {
            plan.splits, plan.k_per_split);
 
     const double flops = 2.0 * ny * d.c * d.r * d.s;
-    int failed = 0;
-    for (int v = 1; v <= 3; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_dw, 0xff, nw * sizeof(float)));
-        auto launch = [&]() {
-            if (v == 1)
-                dw_kernel1<<<ceil_div(nw, 128), 128>>>(d_dw, d_dy, d_x, d);
-            else if (v == 2)
-                dw_kernel2<<<(unsigned)nw, 256>>>(d_dw, d_dy, d_x, d);
-            else
-                cudaCheck(cnbk_conv_backward_filter(0, &g, &plan, d_partial, d_dw, d_dy, d_x));
-        };
-        /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
-        failed += check_and_time("conv_backward_filter", v, launch, d_dw, ref, nw, 1e-5, flops);
-    }
+    auto launch = [&](int v) {
+        if (v == 1)
+            dw_kernel1<<<ceil_div(nw, 128), 128>>>(d_dw, d_dy, d_x, d);
+        else if (v == 2)
+            dw_kernel2<<<(unsigned)nw, 256>>>(d_dw, d_dy, d_x, d);
+        else
+            cudaCheck(cnbk_conv_backward_filter(0, &g, &plan, d_partial, d_dw, d_dy, d_x));
+    };
+    /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
+    int failed = run_versions("conv_backward_filter", 3, version, launch, d_dw, ref, nw, 1e-5,
+                              flops);
     free_device({d_x, d_dy, d_dw, d_partial});
     free(x), free(dy), free(ref);
     return failed ? EXIT_FAILURE : 0;

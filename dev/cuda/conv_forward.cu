@@ -70,26 +70,20 @@ int main(int argc, char **argv) {
                                           : plan_img.partial_floats);
 
     const double flops = 2.0 * ny * d.c * d.r * d.s;
-    int failed = 0;
-    for (int v = 1; v <= 3; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_y, 0xff, ny * sizeof(float)));
-        auto launch = [&]() {
-            if (v == 1) {
-                conv_forward_kernel1<<<ceil_div(ny, 256), 256>>>(d_y, d_x, d_w, d);
-            } else if (v == 2) {
-                for (int b = 0; b < d.n; b++) {
-                    im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, d_x + (size_t)b * d.c * d.h * d.w, d);
-                    cudaCheck(cnbk_gemm(0, &plan_img, d_partial, 0, 0, 1.0f, d_w, k, d_col,
-                                        d.p * d.q, 0.0f, d_y + (size_t)b * d.k * d.p * d.q,
-                                        d.p * d.q));
-                }
-            } else {
-                cudaCheck(cnbk_conv_forward(0, &g, &plan, d_partial, d_y, d_x, d_w, NULL));
+    auto launch = [&](int v) {
+        if (v == 1) {
+            conv_forward_kernel1<<<ceil_div(ny, 256), 256>>>(d_y, d_x, d_w, d);
+        } else if (v == 2) {
+            for (int b = 0; b < d.n; b++) {
+                im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, d_x + (size_t)b * d.c * d.h * d.w, d);
+                cudaCheck(cnbk_gemm(0, &plan_img, d_partial, 0, 0, 1.0f, d_w, k, d_col, d.p * d.q,
+                                    0.0f, d_y + (size_t)b * d.k * d.p * d.q, d.p * d.q));
             }
-        };
-        failed += check_and_time("conv_forward", v, launch, d_y, ref, ny, 1e-5, flops);
-    }
+        } else {
+            cudaCheck(cnbk_conv_forward(0, &g, &plan, d_partial, d_y, d_x, d_w, NULL));
+        }
+    };
+    int failed = run_versions("conv_forward", 3, version, launch, d_y, ref, ny, 1e-5, flops);
     free_device({d_x, d_w, d_y, d_col, d_partial});
     free(x), free(wt), free(ref);
     return failed ? EXIT_FAILURE : 0;

@@ -74,36 +74,32 @@ int main(int argc, char **argv) {
     cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
 
     const double flops = 2.0 * m * n * k;
-    int failed = 0;
-    for (int v = 1; v <= 4; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_c, 0xff, (size_t)m * n * sizeof(float))); /* NaN: must be written */
-        auto launch = [&]() {
-            switch (v) {
-            case 1: {
-                dim3 block(16, 16), grid(ceil_div(n, 16), ceil_div(m, 16));
-                sgemm_kernel1<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
-                break;
-            }
-            case 2: {
-                dim3 block(T2, T2), grid(ceil_div(n, T2), ceil_div(m, T2));
-                sgemm_kernel2<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
-                break;
-            }
-            case 3:
-                cudaCheck(cnbk_gemm(0, &plan, d_partial, 0, 0, 1.0f, d_a, k, d_b, n, 0.0f, d_c, n));
-                break;
-            case 4: {
-                const float one = 1.0f, zero = 0.0f; /* row-major via the operand swap */
-                cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, d_b, n, d_a, k, &zero,
-                            d_c, n);
-                break;
-            }
-            }
-        };
-        failed += check_and_time("sgemm", v, launch, d_c, ref, (size_t)m * n, 1e-5, flops,
-                                 v == 3 && plan.splits > 1 ? " (split-K)" : "");
-    }
+    auto launch = [&](int v) {
+        switch (v) {
+        case 1: {
+            dim3 block(16, 16), grid(ceil_div(n, 16), ceil_div(m, 16));
+            sgemm_kernel1<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
+            break;
+        }
+        case 2: {
+            dim3 block(T2, T2), grid(ceil_div(n, T2), ceil_div(m, T2));
+            sgemm_kernel2<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
+            break;
+        }
+        case 3:
+            cudaCheck(cnbk_gemm(0, &plan, d_partial, 0, 0, 1.0f, d_a, k, d_b, n, 0.0f, d_c, n));
+            break;
+        case 4: {
+            const float one = 1.0f, zero = 0.0f; /* row-major via the operand swap */
+            cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, d_b, n, d_a, k, &zero, d_c,
+                        n);
+            break;
+        }
+        }
+    };
+    const char *const notes[5] = {"", "", "", plan.splits > 1 ? " (split-K)" : "", ""};
+    int failed = run_versions("sgemm", 4, version, launch, d_c, ref, (size_t)m * n, 1e-5, flops,
+                              notes);
     cublasDestroy(blas);
     free_device({d_a, d_b, d_c, d_partial});
     free(a), free(b), free(ref);
