@@ -220,7 +220,8 @@ Test(history, comparison_array_of_a_future_kind) {
     /* 256: the batch comes from the model settings */
     expect_history_says("show --model lenet5 --backend blas",
                         (const char *[]){"5 points", "28.81", "4321.5", "256", NULL});
-    expect_history_says("show --model lenet5 --metric agreement", (const char *[]){"2 points", NULL});
+    expect_history_says("show --model lenet5 --metric agreement",
+                        (const char *[]){"2 points", NULL});
 }
 
 /* A real check report and a real short training run: their kinds, counts and commit. */

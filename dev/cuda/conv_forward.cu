@@ -75,7 +75,8 @@ int main(int argc, char **argv) {
             conv_forward_kernel1<<<ceil_div(ny, 256), 256>>>(d_y, d_x, d_w, d);
         } else if (v == 2) {
             for (int b = 0; b < d.n; b++) {
-                im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, d_x + (size_t)b * d.c * d.h * d.w, d);
+                const float *x_b = d_x + (size_t)b * d.c * d.h * d.w;
+                im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, x_b, d);
                 cudaCheck(cnbk_gemm(0, &plan_img, d_partial, 0, 0, 1.0f, d_w, k, d_col, d.p * d.q,
                                     0.0f, d_y + (size_t)b * d.k * d.p * d.q, d.p * d.q));
             }
