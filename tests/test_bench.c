@@ -146,13 +146,12 @@ Test(bench, quantile_interpolates_between_order_statistics) {
  * rows and no fused ones, the plain entry the reverse, and both get a ratio. */
 Test(bench, nofusion_entry_runs_the_separate_kernels_beside_the_fused_ones, .timeout = 120) {
     const char *json = CNB_TEST_TMP_DIR "/bench-nofusion.json";
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s bench --backends naive,naive:nofusion --model network --quick --min-runs 2 "
-             "--max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 --out %s 2>&1",
-             CNB_TEST_CNNBENCH, json);
     char *out;
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s bench --backends naive,naive:nofusion --model network --quick "
+                     "--min-runs 2 --max-runs 2 --min-time 0 --steps-per-run 1 --infer-images 50 "
+                     "--out %s 2>&1",
+                     CNB_TEST_CNNBENCH, json);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "naive:nofusion"), "%s", out);
     cJSON *root = tu_read_json(json);
@@ -182,14 +181,12 @@ Test(bench, nofusion_entry_runs_the_separate_kernels_beside_the_fused_ones, .tim
 Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     const char *json = CNB_TEST_TMP_DIR "/bench-quick.json", *csv = CNB_TEST_TMP_DIR "/bench-quick.csv",
                *gab = CNB_TEST_TMP_DIR "/bench-quick.gab.json";
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "%s bench --backends naive,blas,cuda --model network --quick --min-runs 3 "
-             "--max-runs 3 --min-time 0 --steps-per-run 3 --infer-images 100 --out %s --csv %s "
-             "--gab %s 2>&1",
-             CNB_TEST_CNNBENCH, json, csv, gab);
     char *out;
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s bench --backends naive,blas,cuda --model network --quick --min-runs 3 "
+                     "--max-runs 3 --min-time 0 --steps-per-run 3 --infer-images 100 --out %s "
+                     "--csv %s --gab %s 2>&1",
+                     CNB_TEST_CNNBENCH, json, csv, gab);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_not_null(strstr(out, "per-kernel breakdown"), "%s", out);
     cr_expect_not_null(strstr(out, "vs naive"), "%s", out);
@@ -312,29 +309,28 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
 }
 
 Test(bench, report_draws_charts_from_training_and_bench_results, .timeout = 120) {
-    char cmd[4096], *out;
+    char *out;
     const char *train = CNB_TEST_TMP_DIR "/report-train.json";
-    snprintf(cmd, sizeof cmd,
-             "%s --backend naive --model network --epochs 2 --train-limit 200 --test-limit 100 "
-             "--no-progress --quiet --out %s 2>&1", CNB_TEST_CNNBENCH, train);
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s --backend naive --model network --epochs 2 --train-limit 200 "
+                     "--test-limit 100 --no-progress --quiet --out %s 2>&1",
+                     CNB_TEST_CNNBENCH, train);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     const char *bench = CNB_TEST_TMP_DIR "/report-bench.json";
-    snprintf(cmd, sizeof cmd,
-             "%s bench --backends naive --model network --quick --min-runs 2 --max-runs 2 "
-             "--min-time 0 --steps-per-run 2 --infer-images 50 --out %s --quiet 2>&1",
-             CNB_TEST_CNNBENCH, bench);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "%s bench --backends naive --model network --quick --min-runs 2 --max-runs 2 "
+                 "--min-time 0 --steps-per-run 2 --infer-images 50 --out %s --quiet 2>&1",
+                 CNB_TEST_CNNBENCH, bench);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
         printf("gnuplot not installed: report charts not checked\n");
         cr_skip_test("gnuplot not installed");
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s/report && %s report %s %s --out %s/report 2>&1",
-             CNB_TEST_TMP_DIR, CNB_TEST_CNNBENCH, train, bench, CNB_TEST_TMP_DIR);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "rm -rf %s/report && %s report %s %s --out %s/report 2>&1",
+                 CNB_TEST_TMP_DIR, CNB_TEST_CNNBENCH, train, bench, CNB_TEST_TMP_DIR);
     cr_expect_eq(rc, 0, "%s", out);
     const char *pngs[] = {"report-train-loss.png", "report-train-accuracy.png",
                           "report-train-confusion.png", "report-bench-throughput.png",

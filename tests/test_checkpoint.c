@@ -124,6 +124,20 @@ static int have_torch(void) {
     return rc == 0;
 }
 
+/* torch_roundtrip.py verify: the checkpoint TMP/<stem>_<model>.safetensors gives in PyTorch the
+ * logits saved beside it (to 1e-5); direction names the trip in the messages. */
+static void torch_verify(const char *cfg, const char *stem, const char *direction,
+                         const char *model, const char *backend) {
+    char *out;
+    int rc = tu_runf(&out,
+                     "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
+                     TMP "/%s_%s.safetensors " TMP "/%s_%s_logits.safetensors --tol 1e-5",
+                     cfg, stem, model, stem, model);
+    cr_expect_eq(rc, 0, "%s (%s on %s): %s", direction, model, backend, out);
+    printf("%s, %s on %s: %s", direction, model, backend, out);
+    free(out);
+}
+
 /* cnnbench → PyTorch: weights a cnnbench run saves give its logits in PyTorch; PyTorch →
  * cnnbench: a fresh PyTorch network's state_dict loads and gives PyTorch's logits. */
 static void torch_round_trip(const char *model, const char *backend) {
@@ -136,14 +150,7 @@ static void torch_round_trip(const char *model, const char *backend) {
              "--dump-logits " TMP "/rt_%s_logits.safetensors",
              backend, model, model, model, model);
     run_ok(args);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
-             TMP "/rt_%s.safetensors " TMP "/rt_%s_logits.safetensors --tol 1e-5",
-             cfg, model, model);
-    int rc = tu_run(cmd, &out);
-    cr_expect_eq(rc, 0, "cnnbench -> torch (%s on %s): %s", model, backend, out);
-    printf("cnnbench -> torch, %s on %s: %s", model, backend, out);
-    free(out);
+    torch_verify(cfg, "rt", "cnnbench -> torch", model, backend);
 
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py make %s "
@@ -155,14 +162,7 @@ static void torch_round_trip(const char *model, const char *backend) {
              "--train-limit 16 --test-limit 24 --quiet --dump-logits " TMP "/rt_torch_%s_logits.safetensors",
              backend, model, model, model);
     run_ok(args);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 " CNB_SOURCE_DIR "/tools/torch_roundtrip.py verify %s "
-             TMP "/rt_torch_%s.safetensors " TMP "/rt_torch_%s_logits.safetensors --tol 1e-5",
-             cfg, model, model);
-    rc = tu_run(cmd, &out);
-    cr_expect_eq(rc, 0, "torch -> cnnbench (%s on %s): %s", model, backend, out);
-    printf("torch -> cnnbench, %s on %s: %s", model, backend, out);
-    free(out);
+    torch_verify(cfg, "rt_torch", "torch -> cnnbench", model, backend);
 }
 
 Test(checkpoint, pytorch_round_trip_network, .timeout = 300) { torch_round_trip("network", "naive"); }

@@ -59,10 +59,19 @@ static void rounds_file(const char *path, int balanced, double ratio, double rat
 }
 
 static int compare(const char *base, const char *now, const char *extra, char **out) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s compare %s %s %s 2>&1", CNB_TEST_CNNBENCH, base, now,
-             extra ? extra : "");
-    return tu_run(cmd, out);
+    return tu_runf(out, "%s compare %s %s %s 2>&1", CNB_TEST_CNNBENCH, base, now,
+                   extra ? extra : "");
+}
+
+/* compare BASE NOW [EXTRA] must exit want_rc and, when says is not NULL, print says; why names
+ * the case in a failure. */
+static void expect_compare(const char *base, const char *now, const char *extra, int want_rc,
+                           const char *says, const char *why) {
+    char *out;
+    int rc = compare(base, now, extra, &out);
+    cr_expect_eq(rc, want_rc, "%s: exit %d, expected %d:\n%s", why, rc, want_rc, out);
+    if (says) cr_expect_not_null(strstr(out, says), "%s: no '%s' in:\n%s", why, says, out);
+    free(out);
 }
 
 #define TMP(name) CNB_TEST_TMP_DIR "/" name
@@ -83,33 +92,25 @@ Test(compare_cmd, changes_inside_noise_or_threshold_pass) {
     bench_file(TMP("cmp-base2.json"), 4.0, 0.05, 10000, 200);
     /* 5% drop, tiny noise: below the 10% threshold */
     bench_file(TMP("cmp-small.json"), 3.8, 0.01, 10000, 200);
-    char *out;
-    int rc = compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "5%% drop must pass at 10%%:\n%s", out);
-    free(out);
+    expect_compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), NULL, 0, NULL,
+                   "5% drop must pass at 10%");
     /* 20% drop but a spread of 0.5 on each side: 0.8 < 3 * 0.71, inside the noise */
     bench_file(TMP("cmp-noisy-base.json"), 4.0, 0.5, 10000, 200);
     bench_file(TMP("cmp-noisy.json"), 3.2, 0.5, 10000, 200);
-    rc = compare(TMP("cmp-noisy-base.json"), TMP("cmp-noisy.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "a drop inside 3 x combined MAD must pass:\n%s", out);
-    free(out);
+    expect_compare(TMP("cmp-noisy-base.json"), TMP("cmp-noisy.json"), NULL, 0, NULL,
+                   "a drop inside 3 x combined MAD must pass");
     /* the same 5% drop fails when the threshold is 2% */
-    rc = compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), "--threshold 2", &out);
-    cr_expect_eq(rc, 1, "5%% drop must fail at 2%%:\n%s", out);
-    free(out);
+    expect_compare(TMP("cmp-base2.json"), TMP("cmp-small.json"), "--threshold 2", 1, NULL,
+                   "5% drop must fail at 2%");
 }
 
 Test(compare_cmd, absolute_figures_are_gated_only_when_asked) {
     bench_file(TMP("cmp-abs-base.json"), 4.0, 0.05, 10000, 100);
     bench_file(TMP("cmp-abs-new.json"), 4.0, 0.05, 6000, 100); /* machine got slower */
-    char *out;
-    int rc = compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "absolute drop is not gated by default:\n%s", out);
-    cr_expect_not_null(strstr(out, "not gated"), "%s", out);
-    free(out);
-    rc = compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), "--gate absolute", &out);
-    cr_expect_eq(rc, 1, "--gate absolute fails on it:\n%s", out);
-    free(out);
+    expect_compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), NULL, 0, "not gated",
+                   "absolute drop is not gated by default");
+    expect_compare(TMP("cmp-abs-base.json"), TMP("cmp-abs-new.json"), "--gate absolute", 1, NULL,
+                   "--gate absolute fails on it");
 }
 
 Test(compare_cmd, lost_agreement_fails_and_mismatched_kinds_are_refused) {
@@ -125,22 +126,15 @@ Test(compare_cmd, lost_agreement_fails_and_mismatched_kinds_are_refused) {
                        " \"mode\": \"exact\", \"status\": \"FAILED\", \"reproduce\": \"cnnbench check x\"}]}";
     write_file(TMP("cmp-check-base.json"), base);
     write_file(TMP("cmp-check-lost.json"), lost);
-    char *out;
-    int rc = compare(TMP("cmp-check-base.json"), TMP("cmp-check-lost.json"), NULL, &out);
-    cr_expect_eq(rc, 1, "%s", out);
-    cr_expect_not_null(strstr(out, "LOST AGREEMENT blas gemm b exact"), "%s", out);
-    free(out);
-    rc = compare(TMP("cmp-check-base.json"), TMP("cmp-check-base.json"), NULL, &out);
-    cr_expect_eq(rc, 0, "%s", out);
-    free(out);
+    expect_compare(TMP("cmp-check-base.json"), TMP("cmp-check-lost.json"), NULL, 1,
+                   "LOST AGREEMENT blas gemm b exact", "a lost PASSED fails");
+    expect_compare(TMP("cmp-check-base.json"), TMP("cmp-check-base.json"), NULL, 0, NULL,
+                   "the same checks pass");
     bench_file(TMP("cmp-kind.json"), 4.0, 0.05, 10000, 100);
-    rc = compare(TMP("cmp-check-base.json"), TMP("cmp-kind.json"), NULL, &out);
-    cr_expect_eq(rc, 2, "a check file against a bench file is a usage error:\n%s", out);
-    free(out);
-    rc = compare(TMP("cmp-check-base.json"), TMP("does-not-exist.json"), NULL, &out);
-    cr_expect_eq(rc, 2, "%s", out);
-    cr_expect_not_null(strstr(out, "does-not-exist.json"), "names the file: %s", out);
-    free(out);
+    expect_compare(TMP("cmp-check-base.json"), TMP("cmp-kind.json"), NULL, 2, NULL,
+                   "a check file against a bench file is a usage error");
+    expect_compare(TMP("cmp-check-base.json"), TMP("does-not-exist.json"), NULL, 2,
+                   "does-not-exist.json", "a missing file is named");
 }
 
 Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 180) {
@@ -152,21 +146,20 @@ Test(compare_cmd, planted_conv_slowdown_is_a_regression_end_to_end, .timeout = 1
     }
     tu_close(&b);
     const char *flags = "--backends naive,blas --model network --quick --no-breakdown --quiet";
-    char cmd[4096], *out;
-    snprintf(cmd, sizeof cmd, "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
-             TMP("e2e-base.json"));
-    int rc = tu_run(cmd, &out);
+    char *out;
+    int rc = tu_runf(&out,
+                     "%s bench %s --out %s 2>&1", CNB_TEST_CNNBENCH, flags,
+                     TMP("e2e-base.json"));
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
-             CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "CNB_TEST_SLOWDOWN_CONV=2 %s bench %s --out %s 2>&1",
+                 CNB_TEST_CNNBENCH, flags, TMP("e2e-slow.json"));
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
-    rc = compare(TMP("e2e-base.json"), TMP("e2e-slow.json"), NULL, &out);
-    cr_expect_eq(rc, 1, "a 2x slower blas convolution must fail the gate:\n%s", out);
-    cr_expect_not_null(strstr(out, "REGRESSION network/batch100 blas/naive"), "%s", out);
-    free(out);
+    expect_compare(TMP("e2e-base.json"), TMP("e2e-slow.json"), NULL, 1,
+                   "REGRESSION network/batch100 blas/naive",
+                   "a 2x slower blas convolution must fail the gate");
     /* and the slowed run says it was made with a test fault */
     FILE *f = fopen(TMP("e2e-slow.json"), "r");
     cr_assert_not_null(f);

@@ -130,9 +130,9 @@ Test(comparison, usage_errors_name_the_flag) {
         {"--backend naive,,blas", "not a comma list"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char cmd[512], *out = NULL;
-        snprintf(cmd, sizeof cmd, "%s --model network %s", CNB, cases[i].args);
-        int rc = tu_run(cmd, &out);
+        char *out = NULL;
+        int rc = tu_runf(&out,
+                         "%s --model network %s", CNB, cases[i].args);
         cr_expect_eq(rc, 2, "%s: exit %d\n%s", cases[i].args, rc, out);
         cr_expect_not_null(strstr(out, cases[i].expect), "%s: %s", cases[i].args, out);
         free(out);
@@ -143,14 +143,14 @@ Test(comparison, usage_errors_name_the_flag) {
  * every backend's loss curve on one chart. */
 Test(comparison, report_draws_it) {
     const char *out_path = CNB_TEST_TMP_DIR "/cmp-report.json";
-    char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "%s --backend naive,blas " SHORT " --quiet --out %s", CNB, out_path);
-    int rc = tu_run(cmd, &out);
+    char *out = NULL;
+    int rc = tu_runf(&out,
+                     "%s --backend naive,blas " SHORT " --quiet --out %s", CNB, out_path);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
     if (system("command -v gnuplot > /dev/null 2>&1") != 0) cr_skip_test("gnuplot not installed");
-    snprintf(cmd, sizeof cmd, "%s report %s --out %s/cmp-report", CNB, out_path, CNB_TEST_TMP_DIR);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "%s report %s --out %s/cmp-report", CNB, out_path, CNB_TEST_TMP_DIR);
     cr_assert_eq(rc, 0, "%s", out);
     cr_expect_not_null(strstr(out, "(2 charts)"), "%s", out);
     free(out);

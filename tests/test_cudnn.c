@@ -102,17 +102,36 @@ static void report_collect(void *user, const char *key, const char *value) {
     if (strcmp(key, "pooling") == 0) snprintf(r->pooling, sizeof r->pooling, "%s", value);
 }
 
+/* Shape cc's descriptor, tensor sizes and random inputs x, w, dy drawn from seed. */
+typedef struct conv_inputs {
+    cnb_conv_desc d;
+    size_t nx, nw, ny;
+    float *x, *w, *dy;
+} conv_inputs;
+
+static conv_inputs conv_inputs_make(const conv_case *cc, uint64_t seed) {
+    conv_inputs in = {.d = conv_desc(cc)};
+    const cnb_conv_desc *d = &in.d;
+    in.nx = (size_t)d->n * d->c * d->h * d->w;
+    in.nw = (size_t)d->k * d->c * d->r * d->s;
+    in.ny = (size_t)d->n * d->k * d->p * d->q;
+    cnb_rng rng;
+    cnb_rng_seed(&rng, seed);
+    in.x = inputs(&rng, in.nx, 0);
+    in.w = inputs(&rng, in.nw, 0);
+    in.dy = inputs(&rng, in.ny, 0);
+    return in;
+}
+
+static void conv_inputs_free(conv_inputs *in) { free(in->x), free(in->w), free(in->dy); }
+
 /* Runs the three convolutions of shape cc once on b. */
 static void run_conv_once(tu_backend *b, const conv_case *cc) {
-    cnb_conv_desc d = conv_desc(cc);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
-           ny = (size_t)d.n * d.k * d.p * d.q;
-    cnb_rng rng;
-    cnb_rng_seed(&rng, 600);
-    float *x = inputs(&rng, nx, 0), *w = inputs(&rng, nw, 0), *dy = inputs(&rng, ny, 0);
-    float *y = host_floats(ny), *dx = host_floats(nx), *dw = host_floats(nw);
-    conv_run(b, &d, x, w, NULL, dy, y, dx, dw);
-    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+    conv_inputs in = conv_inputs_make(cc, 600);
+    float *y = host_floats(in.ny), *dx = host_floats(in.nx), *dw = host_floats(in.nw);
+    conv_run(b, &in.d, in.x, in.w, NULL, in.dy, y, dx, dw);
+    conv_inputs_free(&in);
+    free(y), free(dx), free(dw);
 }
 
 /* One cudnnFind per shape: the same shape twice keeps one entry, a new shape adds one; by
@@ -183,21 +202,16 @@ Test(cudnn, tf32_allowed_looser_tolerance) {
     check(&g, g.api->info(g.ctx, report_collect, &r), "info");
     cr_expect(strstr(r.math, "TF32") != NULL && strstr(r.math, "CUDNN_DEFAULT_MATH") != NULL,
               "math with allow_tf32: %s", r.math);
-    const conv_case *cc = &conv_cases[1];
-    cnb_conv_desc d = conv_desc(cc);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
-           ny = (size_t)d.n * d.k * d.p * d.q;
-    cnb_rng rng;
-    cnb_rng_seed(&rng, 700);
-    float *x = inputs(&rng, nx, 0), *w = inputs(&rng, nw, 0), *dy = inputs(&rng, ny, 0);
+    conv_inputs in = conv_inputs_make(&conv_cases[1], 700);
+    const size_t nx = in.nx, nw = in.nw, ny = in.ny;
     float *y[2] = {host_floats(ny), host_floats(ny)}, *dx[2] = {host_floats(nx), host_floats(nx)},
           *dw[2] = {host_floats(nw), host_floats(nw)};
-    conv_run(&nv, &d, x, w, NULL, dy, y[0], dx[0], dw[0]);
-    conv_run(&g, &d, x, w, NULL, dy, y[1], dx[1], dw[1]);
+    conv_run(&nv, &in.d, in.x, in.w, NULL, in.dy, y[0], dx[0], dw[0]);
+    conv_run(&g, &in.d, in.x, in.w, NULL, in.dy, y[1], dx[1], dw[1]);
     tu_expect_close("conv_forward with TF32 allowed", y[1], y[0], ny, 1e-2);
     tu_expect_close("conv_backward_data with TF32 allowed", dx[1], dx[0], nx, 1e-2);
     tu_expect_close("conv_backward_filter with TF32 allowed", dw[1], dw[0], nw, 1e-2);
-    free(x), free(w), free(dy);
+    conv_inputs_free(&in);
     for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(dw[i]);
     tu_close(&nv);
     tu_close(&g);

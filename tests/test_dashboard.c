@@ -127,8 +127,8 @@ static void build_site(void) {
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_not_null(strstr(out, "14 added"), "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, CNB " dashboard --db '%s/h.sqlite' --out '%s/site'", dir, dir);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 CNB " dashboard --db '%s/h.sqlite' --out '%s/site'", dir, dir);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_not_null(strstr(out, "14 run pages"), "%s", out);
     free(out);
@@ -137,14 +137,13 @@ static void build_site(void) {
 /* Headless Chromium on the site with `flags`: its output into <dir>/<name>.out, its log (one
  * line per console message among others) into <dir>/<name>.log. */
 static void open_in_chromium(const char *name, const char *flags) {
-    char cmd[4096], *out = NULL;
-    snprintf(cmd, sizeof cmd,
-             "timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run"
-             " --user-data-dir='%s/profile' --enable-logging=stderr --v=0 --hide-scrollbars"
-             " --window-size=1600,1400 --virtual-time-budget=10000 %s"
-             " 'file://%s/site/index.html' > '%s/%s.out' 2> '%s/%s.log'",
-             dir, flags, dir, dir, name, dir, name);
-    int rc = tu_run(cmd, &out);
+    char *out = NULL;
+    int rc = tu_runf(&out,
+                     "timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run"
+                     " --user-data-dir='%s/profile' --enable-logging=stderr --v=0 --hide-scrollbars"
+                     " --window-size=1600,1400 --virtual-time-budget=10000 %s"
+                     " 'file://%s/site/index.html' > '%s/%s.out' 2> '%s/%s.log'",
+                     dir, flags, dir, dir, name, dir, name);
     cr_assert_eq(rc, 0, "chromium failed (%d): %s", rc, out);
     free(out);
 }

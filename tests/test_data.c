@@ -80,6 +80,19 @@ static void expect_bytes(const char *what, const uint8_t *got, const uint8_t *wa
 
 /* ---- the real Fashion-MNIST --------------------------------------------------------------- */
 
+/* cnb_dataset_open that must succeed (the test fails with its message otherwise). */
+static void open_ok(const char *kind, const char *dir, int train_limit, int test_limit,
+                    cnb_dataset *tr, cnb_dataset *te) {
+    char err[CNB_ERR_LEN] = "";
+    cr_assert_eq(cnb_dataset_open(kind, dir, train_limit, test_limit, tr, te, err, sizeof err), 0,
+                 "%s", err);
+}
+
+static void free_pair(cnb_dataset *tr, cnb_dataset *te) {
+    cnb_dataset_free(tr);
+    cnb_dataset_free(te);
+}
+
 Test(fashion, full_sets_have_the_known_counts_labels_and_pixels) {
     NEED_FASHION();
     char err[CNB_ERR_LEN] = "";
@@ -128,8 +141,7 @@ Test(fashion, full_sets_have_the_known_counts_labels_and_pixels) {
     cr_expect_eq(t0s, 33456, "first test image pixel sum %llu", (unsigned long long)t0s);
     cr_expect_eq(s_tr, 3431114169ull, "train pixel sum %llu", (unsigned long long)s_tr);
     cr_expect_eq(s_te, 573469082ull, "test pixel sum %llu", (unsigned long long)s_te);
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
     cr_assert_null(tr.pixels);
 }
 
@@ -159,8 +171,7 @@ Test(fashion, limit_keeps_the_first_items) {
     cr_assert_eq(n, 10000);
     expect_bytes("limited test images vs full", te.pixels, all, 50 * 784);
     free(all);
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
 }
 
 Test(fashion, raw_and_gz_give_identical_bytes) {
@@ -323,49 +334,41 @@ static void expect_sq8(const cnb_dataset *tr, const cnb_dataset *te) {
     free(f);
 }
 
-Test(layout, mnist_flat_directory) {
-    const char *dir = CNB_TEST_TMP_DIR "/data-mnist-flat";
-    make_mnist_dir(dir, "");
-    char err[CNB_ERR_LEN] = "";
-    cnb_dataset tr, te;
-    cr_assert_eq(cnb_dataset_open("mnist", dir, 0, 0, &tr, &te, err, sizeof err), 0, "%s", err);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(tr.images_path, CNB_TEST_TMP_DIR "/data-mnist-flat/train-images-idx3-ubyte");
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
-}
+/* The sq8 files under each directory layout the readers accept: made in dir (with each suffix
+ * listed), opened as kind from top, checked whole, and one path the reader chose compared. */
+#define LAYOUT_DIR(name) CNB_TEST_TMP_DIR "/" name
+static const struct {
+    const char *what, *kind, *dir, *top, *suffixes[2];
+    int check_test_labels; /* which path is compared: the test labels', else the train images' */
+    const char *want_path;
+} layouts[] = {
+    {"flat directory", "mnist", LAYOUT_DIR("data-mnist-flat"), LAYOUT_DIR("data-mnist-flat"),
+     {"", NULL}, 0, LAYOUT_DIR("data-mnist-flat/train-images-idx3-ubyte")},
+    {"torchvision raw directory", "mnist", LAYOUT_DIR("data-mnist-torch/MNIST/raw"),
+     LAYOUT_DIR("data-mnist-torch"), {".gz", NULL}, 1,
+     LAYOUT_DIR("data-mnist-torch/MNIST/raw/t10k-labels-idx1-ubyte.gz")},
+    {"raw preferred when both exist, fashion-mnist dir override", "fashion-mnist",
+     LAYOUT_DIR("data-both"), LAYOUT_DIR("data-both"), {"", ".gz"}, 0,
+     LAYOUT_DIR("data-both/train-images-idx3-ubyte")},
+};
 
-Test(layout, mnist_torchvision_raw_directory) {
-    const char *top = CNB_TEST_TMP_DIR "/data-mnist-torch";
-    make_mnist_dir(CNB_TEST_TMP_DIR "/data-mnist-torch/MNIST/raw", ".gz");
-    char err[CNB_ERR_LEN] = "";
+Test(layout, mnist_flat_torchvision_raw_and_both) {
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        for (int k = 0; k < 2 && layouts[i].suffixes[k]; k++)
+            make_mnist_dir(layouts[i].dir, layouts[i].suffixes[k]);
+        cnb_dataset tr, te;
+        open_ok(layouts[i].kind, layouts[i].top, 0, 0, &tr, &te);
+        expect_sq8(&tr, &te);
+        const char *got = layouts[i].check_test_labels ? te.labels_path : tr.images_path;
+        cr_assert_str_eq(got, layouts[i].want_path, "%s", layouts[i].what);
+        free_pair(&tr, &te);
+    }
+    /* A layout with limits. */
     cnb_dataset tr, te;
-    cr_assert_eq(cnb_dataset_open("mnist", top, 0, 0, &tr, &te, err, sizeof err), 0, "%s", err);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(te.labels_path,
-                     CNB_TEST_TMP_DIR "/data-mnist-torch/MNIST/raw/t10k-labels-idx1-ubyte.gz");
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
-    /* The same directory with limits. */
-    cr_assert_eq(cnb_dataset_open("mnist", top, 3, 2, &tr, &te, err, sizeof err), 0, "%s", err);
+    open_ok("mnist", LAYOUT_DIR("data-mnist-torch"), 3, 2, &tr, &te);
     cr_assert_eq(tr.count, 3);
     cr_assert_eq(te.count, 2);
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
-}
-
-Test(layout, raw_preferred_when_both_exist_and_fashion_dir_override) {
-    const char *dir = CNB_TEST_TMP_DIR "/data-both";
-    make_mnist_dir(dir, "");
-    make_mnist_dir(dir, ".gz");
-    char err[CNB_ERR_LEN] = "";
-    cnb_dataset tr, te;
-    cr_assert_eq(cnb_dataset_open("fashion-mnist", dir, 0, 0, &tr, &te, err, sizeof err), 0, "%s",
-                 err);
-    expect_sq8(&tr, &te);
-    cr_assert_str_eq(tr.images_path, CNB_TEST_TMP_DIR "/data-both/train-images-idx3-ubyte");
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
 }
 
 Test(layout, refusals_name_what_is_missing) {
@@ -413,20 +416,17 @@ Test(csv, same_images_as_the_idx_fixture_lf_and_crlf) {
     cr_assert_eq(tr.classes, 10);
     cr_assert_str_eq(tr.images_path, FIX "/csv/train.csv");
     cr_assert_str_eq(tr.labels_path, FIX "/csv/train.csv");
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
 
-    cr_assert_eq(cnb_dataset_open("csv", FIX "/csv", 0, 0, &tr, &te, err, sizeof err), 0, "%s", err);
+    open_ok("csv", FIX "/csv", 0, 0, &tr, &te);
     expect_sq8(&tr, &te);
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
     cr_assert_eq(cnb_dataset_open("csv", FIX "/csv/train.csv," FIX "/csv/test.csv", 4, 0, &tr, &te,
                                   err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(tr.count, 4);
     cr_assert_eq(te.count, 6);
-    cnb_dataset_free(&tr);
-    cnb_dataset_free(&te);
+    free_pair(&tr, &te);
 }
 
 Test(csv, gzip_compressed_csv_reads_the_same) {

@@ -215,38 +215,20 @@ Test(gpu_plan, block_counts) {
 
 /* ---- implicit-GEMM index maps, run as plain GEMMs on the CPU ---- */
 
-/* Direct convolution loops, written here independently of the maps: every connection of an
- * output (yi) to an input (xi) through a weight (wi), padding skipped, in the loops' order. */
+/* The direct convolution's connections (tu_conv_each_connection), independent of the maps. */
 typedef struct conv_ref {
     const float *x, *w, *dy;
     double *y, *dx, *dw;
 } conv_ref;
 
-static void each_connection(const cnb_conv_desc *d, conv_ref *ref,
-                            void (*visit)(conv_ref *ref, int yi, int xi, int wi)) {
-    for (int b = 0; b < d->n; b++)
-        for (int o = 0; o < d->k; o++)
-            for (int oh = 0; oh < d->p; oh++)
-                for (int ow = 0; ow < d->q; ow++) {
-                    int yi = ((b * d->k + o) * d->p + oh) * d->q + ow;
-                    for (int ci = 0; ci < d->c; ci++)
-                        for (int i = 0; i < d->r; i++)
-                            for (int j = 0; j < d->s; j++) {
-                                int ih = oh * d->stride_h - d->pad_h + i;
-                                int iw = ow * d->stride_w - d->pad_w + j;
-                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
-                                visit(ref, yi, ((b * d->c + ci) * d->h + ih) * d->w + iw,
-                                      ((o * d->c + ci) * d->r + i) * d->s + j);
-                            }
-                }
-}
-
-static void forward_term(conv_ref *ref, int yi, int xi, int wi) {
+static void forward_term(void *user, int yi, int xi, int wi) {
+    conv_ref *ref = user;
     ref->y[yi] += (double)ref->x[xi] * ref->w[wi];
 }
 
 /* dx and dw by scattering each dy through the forward's connections. */
-static void backward_terms(conv_ref *ref, int yi, int xi, int wi) {
+static void backward_terms(void *user, int yi, int xi, int wi) {
+    conv_ref *ref = user;
     double g = ref->dy[yi];
     ref->dx[xi] += g * ref->w[wi];
     ref->dw[wi] += g * ref->x[xi];
@@ -255,7 +237,7 @@ static void backward_terms(conv_ref *ref, int yi, int xi, int wi) {
 static void ref_forward(const cnb_conv_desc *d, double *y, const float *x, const float *w) {
     memset(y, 0, sizeof(double) * d->n * d->k * d->p * d->q);
     conv_ref ref = {.x = x, .w = w, .y = y};
-    each_connection(d, &ref, forward_term);
+    tu_conv_each_connection(d, &ref, forward_term);
 }
 
 static void ref_backward(const cnb_conv_desc *d, double *dx, double *dw, const float *dy,
@@ -263,7 +245,7 @@ static void ref_backward(const cnb_conv_desc *d, double *dx, double *dw, const f
     memset(dx, 0, sizeof(double) * d->n * d->c * d->h * d->w);
     memset(dw, 0, sizeof(double) * d->k * d->c * d->r * d->s);
     conv_ref ref = {.x = x, .w = w, .dy = dy, .dx = dx, .dw = dw};
-    each_connection(d, &ref, backward_terms);
+    tu_conv_each_connection(d, &ref, backward_terms);
 }
 
 static float *ints(cnb_rng *rng, size_t n) { return tu_small_ints(rng, n, -3, 3, 0.1); }

@@ -37,9 +37,7 @@ static void setup(void) {
 
 /* Runs `cnnbench history ARGS --db <dir>/h.sqlite`, returns the exit code, output in *out. */
 static int history(const char *args, char **out) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, CNB " history %s --db '%s/h.sqlite'", args, dir);
-    return tu_run(cmd, out);
+    return tu_runf(out, CNB " history %s --db '%s/h.sqlite'", args, dir);
 }
 
 static void write_text(const char *path, const char *text, size_t len) {
@@ -58,6 +56,16 @@ static void expect_has(const char *out, const char *fmt, double v) {
 
 /* The scratch directory goes after each test (the messages say what failed). */
 static void remove_scratch(void) { tu_remove_dir(dir); }
+
+/* `cnnbench history ARGS` prints every string of says (a NULL-terminated list). */
+static void expect_history_says(const char *args, const char *const *says) {
+    char *out = NULL;
+    history(args, &out);
+    for (int i = 0; says[i]; i++)
+        cr_expect_not_null(strstr(out, says[i]), "history %s: no '%s' in:\n%s", args, says[i],
+                           out);
+    free(out);
+}
 
 TestSuite(history, .init = setup, .fini = remove_scratch);
 
@@ -118,9 +126,7 @@ Test(history, same_file_twice_is_a_no_op) {
     cr_assert_eq(history(args, &out), 0, "%s", out);
     cr_expect_not_null(strstr(out, "0 added, 2 already stored, 0 refused"), "%s", out);
     free(out);
-    history("list", &out);
-    cr_expect_not_null(strstr(out, "1 runs"), "%s", out);
-    free(out);
+    expect_history_says("list", (const char *[]){"1 runs", NULL});
 }
 
 /* Everything stored, as text: the run list and every series. */
@@ -177,12 +183,12 @@ Test(history, refused_files_name_themselves_and_lose_nothing) {
     free(before);
 
     /* a database that is not one */
-    char junk[1024], cmd[4096];
+    char junk[1024];
     snprintf(junk, sizeof junk, "%s/junk.sqlite", dir);
     const char *garbage = "this is not an SQLite database, not even close, and long enough to be read";
     write_text(junk, garbage, strlen(garbage));
-    snprintf(cmd, sizeof cmd, CNB " history add --db '%s' " TRAIN_FILE, junk);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 CNB " history add --db '%s' " TRAIN_FILE, junk);
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect_not_null(strstr(out, junk), "%s", out);
     free(out);
@@ -209,20 +215,13 @@ Test(history, comparison_array_of_a_future_kind) {
     char *out = NULL;
     cr_assert_eq(history(args, &out), 0, "%s", out);
     free(out);
-    history("list", &out);
-    cr_expect_not_null(strstr(out, "train-multi"), "%s", out);
-    cr_expect_not_null(strstr(out, "0123456789ab"), "%s", out);
-    cr_expect_not_null(strstr(out, "Test CPU, 4 cores"), "%s", out);
-    free(out);
-    history("show --model lenet5 --backend blas", &out);
-    cr_expect_not_null(strstr(out, "5 points"), "%s", out);
-    cr_expect_not_null(strstr(out, "28.81"), "%s", out);
-    cr_expect_not_null(strstr(out, "4321.5"), "%s", out);
-    cr_expect_not_null(strstr(out, "256"), "the batch comes from the model settings: %s", out);
-    free(out);
-    history("show --model lenet5 --metric agreement", &out);
-    cr_expect_not_null(strstr(out, "2 points"), "%s", out);
-    free(out);
+    expect_history_says("list",
+                        (const char *[]){"train-multi", "0123456789ab", "Test CPU, 4 cores", NULL});
+    /* 256: the batch comes from the model settings */
+    expect_history_says("show --model lenet5 --backend blas",
+                        (const char *[]){"5 points", "28.81", "4321.5", "256", NULL});
+    expect_history_says("show --model lenet5 --metric agreement",
+                        (const char *[]){"2 points", NULL});
 }
 
 /* A real check report and a real short training run: their kinds, counts and commit. */
@@ -264,7 +263,6 @@ Test(history, check_report_and_fresh_training_run) {
     history("show --backend naive --metric checks_passed", &out);
     expect_has(out, " %g ", passed);
     free(out);
-    history("show --model network --backend naive --metric train_images_per_s", &out);
-    cr_expect_not_null(strstr(out, "1 points"), "%s", out);
-    free(out);
+    expect_history_says("show --model network --backend naive --metric train_images_per_s",
+                        (const char *[]){"1 points", NULL});
 }

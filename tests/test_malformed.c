@@ -83,8 +83,8 @@ Test(malformed, every_input_fails_cleanly_naming_the_culprit, .timeout = 300) {
     int failures = 0;
     for (size_t i = 0; i < n; i++) {
         char cmd[8192], *out;
-        snprintf(cmd, sizeof cmd, "timeout 30 %s %s", CNB_TEST_CNNBENCH, cases[i].args);
-        int rc = tu_run(cmd, &out);
+        int rc = tu_runf(&out,
+                         "timeout 30 %s %s", CNB_TEST_CNNBENCH, cases[i].args);
         /* 124: timeout killed it (a hang); >= 128: a signal (a crash). */
         int ok = rc > 0 && rc < 124 && strstr(out, cases[i].named) != NULL &&
                  strstr(out, "AddressSanitizer") == NULL && strstr(out, "runtime error") == NULL;

@@ -130,17 +130,26 @@ Test(naive_memory, alloc_is_64_byte_aligned_and_round_trips) {
 
 /* ---- corr2d ---- */
 
+/* corr2d of x (h x w) with k (kh x kw) must give want, the (h-kh+1) x (w-kw+1) valid
+ * correlation, exactly. */
+static void expect_corr2d(fixture *f, const float *x, int h, int w, const float *k, int kh,
+                          int kw, const float *want, const char *what) {
+    const size_t ny = (size_t)(h - kh + 1) * (size_t)(w - kw + 1);
+    float *dx = fx_floats(f, x, (size_t)h * w), *dk = fx_floats(f, k, (size_t)kh * kw);
+    float *dy = fx_floats(f, NULL, ny), *y = malloc(ny * sizeof *y);
+    tu_check_status(&f->b, f->b.api->corr2d(f->b.ctx, dy, dx, dk, h, w, kh, kw), what);
+    tu_to_host(&f->b, y, dy, ny * sizeof *y);
+    tu_expect_equal(what, y, want, ny);
+    free(y);
+}
+
 Test(naive_corr2d, seed_vector_from_design) {
     fixture f;
     fx_open(&f);
     const float x[16] = {0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6};
     const float k[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
     const float want[4] = {96, 132, 132, 168};
-    float *dx = fx_floats(&f, x, 16), *dk = fx_floats(&f, k, 9), *dy = fx_floats(&f, NULL, 4);
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk, 4, 4, 3, 3), "corr2d");
-    float y[4];
-    tu_to_host(&f.b, y, dy, sizeof y);
-    tu_expect_equal("corr2d seed vector", y, want, 4);
+    expect_corr2d(&f, x, 4, 4, k, 3, 3, want, "corr2d seed vector");
     fx_close(&f);
 }
 
@@ -155,15 +164,8 @@ Test(naive_corr2d, non_square_input_and_kernels) {
     const float k22[4] = {1, 2, 3, 4}, k21[2] = {2, -1};
     const float want22[6] = {44, 54, 64, 84, 94, 104};
     const float want21[8] = {-3, -2, -1, 0, 1, 2, 3, 4};
-    float *dx = fx_floats(&f, x, 12), *dk22 = fx_floats(&f, k22, 4), *dk21 = fx_floats(&f, k21, 2);
-    float *dy = fx_floats(&f, NULL, 8);
-    float y[8];
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk22, 3, 4, 2, 2), "corr2d 2x2");
-    tu_to_host(&f.b, y, dy, 6 * sizeof(float));
-    tu_expect_equal("corr2d 3x4 * 2x2", y, want22, 6);
-    tu_check_status(&f.b, f.b.api->corr2d(f.b.ctx, dy, dx, dk21, 3, 4, 2, 1), "corr2d 2x1");
-    tu_to_host(&f.b, y, dy, 8 * sizeof(float));
-    tu_expect_equal("corr2d 3x4 * 2x1", y, want21, 8);
+    expect_corr2d(&f, x, 3, 4, k22, 2, 2, want22, "corr2d 3x4 * 2x2");
+    expect_corr2d(&f, x, 3, 4, k21, 2, 1, want21, "corr2d 3x4 * 2x1");
     fx_close(&f);
 }
 
@@ -264,6 +266,18 @@ static void run_pool(fixture *f, const cnb_pool_desc *d, float *y, float *dx, co
     tu_to_host(&f->b, dx, d_dx, nx * sizeof(float));
 }
 
+/* Runs pool d on x with gradient dy; y and dx must equal the hand values bit for bit. */
+static void expect_pool_exact(fixture *f, const cnb_pool_desc *d, const float *x, const float *dy,
+                              const float *want_y, const char *fwd_what, const float *want_dx,
+                              const char *bwd_what) {
+    const size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * d->p * d->q;
+    float *y = malloc(ny * sizeof *y), *dx = malloc(nx * sizeof *dx);
+    run_pool(f, d, y, dx, x, dy);
+    tu_expect_equal(fwd_what, y, want_y, ny);
+    tu_expect_equal(bwd_what, dx, want_dx, nx);
+    free(y), free(dx);
+}
+
 Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     fixture f;
     fx_open(&f);
@@ -278,13 +292,9 @@ Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     const float p0[16] = {1, 3, 2, 2, 3, 0, 1, 2, 5, 6, 7, 8, 6, 4, 8, 1};
     for (int i = 0; i < 16; i++) x[i] = p0[i], x[16 + i] = -p0[i];
     x[16 + 5] = 0.0f; /* -0 would print oddly; the max is still this cell */
-    cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 2, .h = 4, .w = 4, .kh = 2, .kw = 2,
-                       .stride_h = 2, .stride_w = 2, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_MAX, 1, 2, 4, 4, 2, 2, 2, 2, 0, 0); /* 2x2 out */
     const float dy[8] = {10, 20, 30, 40, 1, 2, 3, 4};
-    float y[8], dx[32];
-    run_pool(&f, &d, y, dx, x, dy);
     const float want_y[8] = {3, 2, 6, 8, 0, -1, -4, -1};
-    tu_expect_equal("maxpool forward with ties", y, want_y, 8);
     float want_dx[32] = {0};
     want_dx[0 * 4 + 1] = 10;
     want_dx[0 * 4 + 2] = 20;
@@ -294,7 +304,8 @@ Test(naive_pool, max_2x2_ties_go_to_the_first_maximum) {
     want_dx[16 + 1 * 4 + 2] = 2;
     want_dx[16 + 3 * 4 + 1] = 3;
     want_dx[16 + 3 * 4 + 3] = 4;
-    tu_expect_equal("maxpool backward routes to the first maximum", dx, want_dx, 32);
+    expect_pool_exact(&f, &d, x, dy, want_y, "maxpool forward with ties", want_dx,
+                      "maxpool backward routes to the first maximum");
     fx_close(&f);
 }
 
@@ -306,19 +317,15 @@ Test(naive_pool, max_3x3_stride2_pad1_ignores_padding_and_overlaps_add) {
      * sum of all four dy. With x = -(1..9) the padding must not win (it is not a 0):
      *   (0,0) covers -1,-2,-4,-5 -> -1;  (0,1) -2,-3,-5,-6 -> -2;
      *   (1,0) -4,-5,-7,-8 -> -4;         (1,1) -5,-6,-8,-9 -> -5 */
-    cnb_pool_desc d = {.mode = CNB_POOL_MAX, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3,
-                       .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_MAX, 1, 1, 3, 3, 3, 3, 2, 2, 1, 1);
     const float x1[9] = {1, 2, 3, 4, 9, 6, 7, 8, 5}, dy[4] = {1, 2, 3, 4};
-    float y[4], dx[9];
-    run_pool(&f, &d, y, dx, x1, dy);
     const float nines[4] = {9, 9, 9, 9}, want_dx[9] = {0, 0, 0, 0, 10, 0, 0, 0, 0};
-    tu_expect_equal("maxpool 3x3/2 pad 1 forward", y, nines, 4);
-    tu_expect_equal("maxpool 3x3/2 pad 1 backward (overlaps add)", dx, want_dx, 9);
+    expect_pool_exact(&f, &d, x1, dy, nines, "maxpool 3x3/2 pad 1 forward", want_dx,
+                      "maxpool 3x3/2 pad 1 backward (overlaps add)");
     const float x2[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
-    run_pool(&f, &d, y, dx, x2, dy);
     const float want_y2[4] = {-1, -2, -4, -5}, want_dx2[9] = {1, 2, 0, 3, 4, 0, 0, 0, 0};
-    tu_expect_equal("maxpool negative input, padding ignored", y, want_y2, 4);
-    tu_expect_equal("maxpool negative input backward", dx, want_dx2, 9);
+    expect_pool_exact(&f, &d, x2, dy, want_y2, "maxpool negative input, padding ignored",
+                      want_dx2, "maxpool negative input backward");
     fx_close(&f);
 }
 
@@ -330,8 +337,7 @@ Test(naive_pool, avg_counts_padding_in_the_divisor) {
      *   (0,0) (1+2+4+5)/9 = 12/9, (0,1) 16/9, (1,0) 24/9, (1,1) 28/9.
      * Backward with dy = 9,18,27,36 spreads 1,2,3,4 over each window's real cells:
      *   [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]] */
-    cnb_pool_desc d = {.mode = CNB_POOL_AVG, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3,
-                       .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .p = 2, .q = 2};
+    cnb_pool_desc d = tu_pool_desc(CNB_POOL_AVG, 1, 1, 3, 3, 3, 3, 2, 2, 1, 1); /* 2x2 out */
     const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, dy[4] = {9, 18, 27, 36};
     float y[4], dx[9];
     run_pool(&f, &d, y, dx, x, dy);
@@ -342,14 +348,11 @@ Test(naive_pool, avg_counts_padding_in_the_divisor) {
 
     /* 2x2 stride 2 on a 2x5 plane (floor mode drops the last column): (1+2+6+7)/4 = 4,
      * (3+4+8+9)/4 = 6; the dropped column gets no gradient. */
-    cnb_pool_desc d2 = {.mode = CNB_POOL_AVG, .n = 1, .c = 1, .h = 2, .w = 5, .kh = 2, .kw = 2,
-                        .stride_h = 2, .stride_w = 2, .p = 1, .q = 2};
+    cnb_pool_desc d2 = tu_pool_desc(CNB_POOL_AVG, 1, 1, 2, 5, 2, 2, 2, 2, 0, 0); /* 1x2 out */
     const float x2[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, dy2[2] = {4, 8};
-    float y2[2], dx2[10];
-    run_pool(&f, &d2, y2, dx2, x2, dy2);
     const float want_y2[2] = {4, 6}, want_dx2[10] = {1, 1, 2, 2, 0, 1, 1, 2, 2, 0};
-    tu_expect_equal("avgpool 2x2/2 forward", y2, want_y2, 2);
-    tu_expect_equal("avgpool 2x2/2 backward", dx2, want_dx2, 10);
+    expect_pool_exact(&f, &d2, x2, dy2, want_y2, "avgpool 2x2/2 forward", want_dx2,
+                      "avgpool 2x2/2 backward");
     fx_close(&f);
 }
 

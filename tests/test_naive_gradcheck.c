@@ -83,6 +83,24 @@ static void expect_forward(const char *what, const float *got, const double *ref
     free(ref);
 }
 
+/* A one-input layer checked whole: its forward y against the float64 reference that loss leaves
+ * in ref_y, then its gradient dx against finite differences of loss over the n_in inputs at in.
+ * The messages read "<fwd> vs float64<shape>" and "<bwd> vs finite differences<shape>". */
+static void expect_forward_and_grad(const char *fwd, const char *bwd, const char *shape,
+                                    const float *y, const double *ref_y, size_t ny,
+                                    const float *dx, double *in, size_t n_in, double eps,
+                                    loss_fn loss, const void *problem) {
+    char what[256];
+    loss(problem);
+    snprintf(what, sizeof what, "%s vs float64%s", fwd, shape);
+    expect_forward(what, y, ref_y, ny);
+    double *num = malloc(n_in * sizeof(double));
+    numeric_grad(num, in, n_in, eps, loss, problem);
+    snprintf(what, sizeof what, "%s vs finite differences%s", bwd, shape);
+    expect_grad(what, dx, num, n_in);
+    free(num);
+}
+
 /* Distinct values spread over [-1, 1] in random order: neighbours differ by 2/n, so a max
  * pool's argmax cannot move under a perturbation of EPS_KINKED while 2/n > 2*EPS_KINKED. */
 static float *distinct_values(cnb_rng *rng, size_t n) {
@@ -98,27 +116,33 @@ static float *distinct_values(cnb_rng *rng, size_t n) {
     return v;
 }
 
+/* Where every check here starts: naive on one thread and a generator seeded for the test. */
+static void open_naive(tu_backend *b, cnb_rng *rng, uint64_t seed) {
+    tu_open(b, "naive", 1);
+    cnb_rng_seed(rng, seed);
+}
+
 /* ---- convolution ---- */
 
-/* float64 reference: y is (n,k,p,q), x is (n,c,h,w), w is (k,c,r,s), bias is (k) or NULL. */
+/* float64 reference: y is (n,k,p,q), x is (n,c,h,w), w is (k,c,r,s), bias is (k) or NULL. Each
+ * output starts from its bias and adds its products in the loops' order. */
+typedef struct f64_conv {
+    double *y;
+    const double *x, *w;
+} f64_conv;
+
+static void f64_conv_term(void *user, int yi, int xi, int wi) {
+    f64_conv *c = user;
+    c->y[yi] += c->x[xi] * c->w[wi];
+}
+
 static void conv_forward_f64(const cnb_conv_desc *d, double *y, const double *x, const double *w,
                              const double *bias) {
-    for (int b = 0; b < d->n; b++)
-        for (int o = 0; o < d->k; o++)
-            for (int oh = 0; oh < d->p; oh++)
-                for (int ow = 0; ow < d->q; ow++) {
-                    double sum = bias ? bias[o] : 0.0;
-                    for (int ci = 0; ci < d->c; ci++)
-                        for (int i = 0; i < d->r; i++)
-                            for (int j = 0; j < d->s; j++) {
-                                int ih = oh * d->stride_h - d->pad_h + i;
-                                int iw = ow * d->stride_w - d->pad_w + j;
-                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
-                                sum += x[((b * d->c + ci) * d->h + ih) * d->w + iw] *
-                                       w[((o * d->c + ci) * d->r + i) * d->s + j];
-                            }
-                    y[((b * d->k + o) * d->p + oh) * d->q + ow] = sum;
-                }
+    size_t plane = (size_t)d->p * d->q;
+    for (size_t e = 0; e < (size_t)d->n * d->k * plane; e++)
+        y[e] = bias ? bias[(e / plane) % d->k] : 0.0;
+    f64_conv c = {.y = y, .x = x, .w = w};
+    tu_conv_each_connection(d, &c, f64_conv_term);
 }
 
 typedef struct conv_problem {
@@ -191,9 +215,8 @@ static void check_conv(tu_backend *b, const cnb_conv_desc *d, cnb_rng *rng) {
 
 Test(naive_gradcheck, conv_data_filter_bias) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 2024);
+    open_naive(&b, &rng, 2024);
     /*                            n  c  h   w  k  r  s  sh sw ph pw */
     const cnb_conv_desc shapes[] = {
         tu_conv_desc(1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0),  /* batch 1, the plain case */
@@ -226,9 +249,8 @@ static double bias_loss(const void *problem) {
 
 Test(naive_gradcheck, bias_forward_backward_linear_and_spatial) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 99);
+    open_naive(&b, &rng, 99);
     const int shapes[][3] = {{1, 10, 1}, {3, 7, 1}, {3, 4, 6}}; /* n, c, hw */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int n = shapes[s][0], c = shapes[s][1], hw = shapes[s][2];
@@ -247,19 +269,15 @@ Test(naive_gradcheck, bias_forward_backward_linear_and_spatial) {
         bias_problem pr = {.n = n, .c = c, .hw = hw, .y0 = to_double(y0, count),
                            .bias = to_double(bias, (size_t)c),
                            .y = malloc(count * sizeof(double)), .g = g};
-        double *num = malloc((size_t)c * sizeof(double));
-        bias_loss(&pr);
-        char what[96];
-        snprintf(what, sizeof what, "bias_forward vs float64, (%d,%d,%d)", n, c, hw);
-        expect_forward(what, y, pr.y, count);
-        numeric_grad(num, pr.bias, (size_t)c, EPS_LINEAR, bias_loss, &pr);
-        snprintf(what, sizeof what, "bias_backward vs finite differences, (%d,%d,%d)", n, c, hw);
-        expect_grad(what, db, num, (size_t)c);
+        char shape[64];
+        snprintf(shape, sizeof shape, ", (%d,%d,%d)", n, c, hw);
+        expect_forward_and_grad("bias_forward", "bias_backward", shape, y, pr.y, count, db,
+                                pr.bias, (size_t)c, EPS_LINEAR, bias_loss, &pr);
 
         tu_dev_free(&b, dev_y), tu_dev_free(&b, dev_b), tu_dev_free(&b, dev_g);
         tu_dev_free(&b, dev_db);
         free(y0), free(bias), free(g), free(y), free(db), free((void *)pr.y0), free(pr.bias);
-        free(pr.y), free(num);
+        free(pr.y);
     }
     tu_close(&b);
 }
@@ -300,8 +318,8 @@ static double pool_loss(const void *problem) {
 
 static void check_pool(tu_backend *b, const cnb_pool_desc *d, cnb_rng *rng) {
     const size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * d->p * d->q;
-    char shape[128], what[192];
-    snprintf(shape, sizeof shape, "%s x(%d,%d,%d,%d) window %dx%d stride(%d,%d) pad(%d,%d)",
+    char shape[128];
+    snprintf(shape, sizeof shape, ", %s x(%d,%d,%d,%d) window %dx%d stride(%d,%d) pad(%d,%d)",
              d->mode == CNB_POOL_MAX ? "max" : "avg", d->n, d->c, d->h, d->w, d->kh, d->kw,
              d->stride_h, d->stride_w, d->pad_h, d->pad_w);
     cr_assert_lt(nx, (size_t)(1.0 / EPS_KINKED) / 2, "pool shape too big for distinct values");
@@ -319,24 +337,18 @@ static void check_pool(tu_backend *b, const cnb_pool_desc *d, cnb_rng *rng) {
     tu_to_host(b, dx, dev_dx, nx * sizeof(float));
 
     pool_problem pr = {.d = d, .x = to_double(x, nx), .y = malloc(ny * sizeof(double)), .g = g};
-    double *num = malloc(nx * sizeof(double));
-    pool_loss(&pr);
-    snprintf(what, sizeof what, "pool_forward vs float64, %s", shape);
-    expect_forward(what, y, pr.y, ny);
-    numeric_grad(num, pr.x, nx, d->mode == CNB_POOL_MAX ? EPS_KINKED : EPS_LINEAR, pool_loss, &pr);
-    snprintf(what, sizeof what, "pool_backward vs finite differences, %s", shape);
-    expect_grad(what, dx, num, nx);
+    expect_forward_and_grad("pool_forward", "pool_backward", shape, y, pr.y, ny, dx, pr.x, nx,
+                            d->mode == CNB_POOL_MAX ? EPS_KINKED : EPS_LINEAR, pool_loss, &pr);
 
     if (ws) tu_dev_free(b, ws);
     tu_dev_free(b, dev_x), tu_dev_free(b, dev_y), tu_dev_free(b, dev_g), tu_dev_free(b, dev_dx);
-    free(x), free(g), free(y), free(dx), free(pr.x), free(pr.y), free(num);
+    free(x), free(g), free(y), free(dx), free(pr.x), free(pr.y);
 }
 
 Test(naive_gradcheck, pool_max_and_avg) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 31337);
+    open_naive(&b, &rng, 31337);
     for (int mode = CNB_POOL_MAX; mode <= CNB_POOL_AVG; mode++) {
         /*                               n  c  h  w  kh kw sh sw ph pw */
         const cnb_pool_desc shapes[] = {
@@ -377,7 +389,6 @@ static double act_loss(const void *problem) {
 
 static void check_activation(tu_backend *b, int act, float slope, size_t count, cnb_rng *rng) {
     static const char *const names[] = {"relu", "tanh", "sigmoid", "prelu"};
-    char what[128];
     float *x = tu_random(rng, count, -2, 2), *g = tu_random(rng, count, -1, 1);
     /* ReLU and PReLU have a kink at 0: keep |x| >= 0.05, far beyond EPS_KINKED. */
     if (act == CNB_ACT_RELU || act == CNB_ACT_PRELU)
@@ -399,15 +410,13 @@ static void check_activation(tu_backend *b, int act, float slope, size_t count, 
     double slope64 = slope;
     act_problem pr = {.act = act, .count = count, .x = to_double(x, count), .slope = &slope64,
                       .y = malloc(count * sizeof(double)), .g = g};
-    double *num = malloc(count * sizeof(double)), num_ds = 0;
+    double num_ds = 0;
     const double eps = act == CNB_ACT_TANH || act == CNB_ACT_SIGMOID ? EPS_SMOOTH : EPS_KINKED;
-    act_loss(&pr);
-    snprintf(what, sizeof what, "%s forward vs float64 (count %zu)", names[act], count);
-    expect_forward(what, y, pr.y, count);
-    numeric_grad(num, pr.x, count, eps, act_loss, &pr);
-    snprintf(what, sizeof what, "%s backward vs finite differences (count %zu)", names[act],
-             count);
-    expect_grad(what, dx, num, count);
+    char fwd[32], bwd[32], shape[48];
+    snprintf(fwd, sizeof fwd, "%s forward", names[act]);
+    snprintf(bwd, sizeof bwd, "%s backward", names[act]);
+    snprintf(shape, sizeof shape, " (count %zu)", count);
+    expect_forward_and_grad(fwd, bwd, shape, y, pr.y, count, dx, pr.x, count, eps, act_loss, &pr);
     if (act == CNB_ACT_PRELU) {
         /* L is linear in the slope, so any step is exact. */
         numeric_grad(&num_ds, &slope64, 1, EPS_LINEAR, act_loss, &pr);
@@ -417,14 +426,13 @@ static void check_activation(tu_backend *b, int act, float slope, size_t count, 
     }
     void *dev[] = {dev_x, dev_g, dev_y, dev_dx, dev_s, dev_ds};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) tu_dev_free(b, dev[i]);
-    free(x), free(g), free(y), free(dx), free(pr.x), free(pr.y), free(num);
+    free(x), free(g), free(y), free(dx), free(pr.x), free(pr.y);
 }
 
 Test(naive_gradcheck, activations_relu_tanh_sigmoid_prelu) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 5);
+    open_naive(&b, &rng, 5);
     const size_t counts[] = {1, 105, 3 * 4 * 5 * 6};
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         check_activation(&b, CNB_ACT_RELU, 0, counts[c], &rng);
@@ -461,9 +469,8 @@ static double ce_loss(const void *problem) {
 
 Test(naive_gradcheck, softmax_ce) {
     tu_backend b;
-    tu_open(&b, "naive", 1);
     cnb_rng rng;
-    cnb_rng_seed(&rng, 123);
+    open_naive(&b, &rng, 123);
     const int shapes[][2] = {{1, 10}, {3, 7}, {5, 2}, {64, 10}}; /* n, classes */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int n = shapes[s][0], classes = shapes[s][1];

@@ -78,16 +78,16 @@ Test(results_schema, schema_1_training_files_still_read, .timeout = 300) {
     snprintf(cmd, sizeof cmd, "%s --backend blas --model simplecnn --steps 3 --train-limit 300 "
              "--test-limit 200 --no-progress --quiet --out %s/schema-new-train.json", CNB, TMP);
     run_ok(cmd);
-    snprintf(cmd, sizeof cmd, "%s compare %s/results/simplecnn-blas-3epochs.json "
-             "%s/schema-new-train.json", CNB, CNB_SOURCE_DIR, TMP);
-    int rc = tu_run(cmd, &out);
+    int rc = tu_runf(&out,
+                     "%s compare %s/results/simplecnn-blas-3epochs.json "
+                     "%s/schema-new-train.json", CNB, CNB_SOURCE_DIR, TMP);
     cr_expect(rc == 0 || rc == 1, "compare refused a schema-1 training file (exit %d):\n%s", rc,
               out);
     cr_expect_not_null(strstr(out, "verdict"), "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "%s report %s/results/simplecnn-blas-3epochs.json --out "
-             "%s/schema-report", CNB, CNB_SOURCE_DIR, TMP);
-    rc = tu_run(cmd, &out);
+    rc = tu_runf(&out,
+                 "%s report %s/results/simplecnn-blas-3epochs.json --out "
+                 "%s/schema-report", CNB, CNB_SOURCE_DIR, TMP);
     cr_expect_not_null(strstr(out, "report:"), "%s", out);
     cr_expect_null(strstr(out, "not a training"), "%s", out);
     free(out);

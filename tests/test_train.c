@@ -65,20 +65,39 @@ Test(train, init_follows_pytorch_defaults) {
     free(m);
 }
 
+/* A model, a fashion-mnist slice and the model file's own run settings: what most tests here
+ * train with. */
+typedef struct setup {
+    cnb_model *m;
+    cnb_dataset train, test;
+    cnb_run_settings s;
+} setup;
+
+static void setup_open(setup *u, const char *model, int train_limit, int test_limit) {
+    u->m = tu_load_model(model);
+    tu_open_fashion(train_limit, test_limit, &u->train, &u->test);
+    cnb_settings_from_model(u->m, &u->s);
+}
+
+static void setup_close(setup *u) {
+    cnb_dataset_free(&u->train);
+    cnb_dataset_free(&u->test);
+    free(u->m);
+}
+
 /* naive and blas start from the same bits and see the same batches, so their per-step losses
  * and final weights agree to float32 summation-order noise. */
 static void agree(const char *model, int batch, int steps, double loss_tol, double weight_tol) {
-    cnb_model *m = tu_load_model(model);
-    cnb_dataset train, test;
-    tu_open_fashion(batch * steps, 200, &train, &test);
-    cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
+    setup u;
+    setup_open(&u, model, batch * steps, 200);
+    cnb_model *m = u.m;
+    cnb_run_settings s = u.s;
     s.batch = batch;
     s.epochs = 1;
     s.max_steps = steps;
     float *pn = malloc(m->n_params * sizeof *pn), *pb = malloc(m->n_params * sizeof *pb);
-    cnb_run_result *rn = run("naive", m, &train, &test, &s, pn);
-    cnb_run_result *rb = run("blas", m, &train, &test, &s, pb);
+    cnb_run_result *rn = run("naive", m, &u.train, &u.test, &s, pn);
+    cnb_run_result *rb = run("blas", m, &u.train, &u.test, &s, pb);
     cr_assert_eq(rn->status, CNB_RUN_OK, "%s", rn->message);
     cr_assert_eq(rb->status, CNB_RUN_OK, "%s", rb->message);
     cr_assert_eq(rn->total_steps, steps);
@@ -98,9 +117,7 @@ static void agree(const char *model, int batch, int steps, double loss_tol, doub
     free(rb);
     free(pn);
     free(pb);
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&test);
-    free(m);
+    setup_close(&u);
 }
 
 /* Tolerances: float32 sums in a different order differ by ~1e-7 relative per operation; over a
@@ -110,13 +127,12 @@ Test(train, naive_and_blas_agree_simplecnn, .timeout = 300) { agree("simplecnn",
 Test(train, naive_and_blas_agree_lenet5, .timeout = 300) { agree("lenet5", 32, 8, 1e-4, 1e-4); }
 
 Test(train, learns_on_a_real_slice, .timeout = 300) {
-    cnb_model *m = tu_load_model("network");
-    cnb_dataset train, test;
-    tu_open_fashion(6000, 1000, &train, &test);
-    cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
+    setup u;
+    setup_open(&u, "network", 6000, 1000);
+    cnb_model *m = u.m;
+    cnb_run_settings s = u.s;
     s.epochs = 3; /* plain SGD at batch 100: 60 steps an epoch, a slow start */
-    cnb_run_result *r = run("blas", m, &train, &test, &s, NULL);
+    cnb_run_result *r = run("blas", m, &u.train, &u.test, &s, NULL);
     cr_assert_eq(r->status, CNB_RUN_OK, "%s", r->message);
     cr_assert_eq(r->epochs_done, 3);
     double first = 0, last = 0;
@@ -136,43 +152,37 @@ Test(train, learns_on_a_real_slice, .timeout = 300) {
     cr_expect_eq(total, 1000, "confusion matrix counts %ld images", total);
     cr_expect(fabs((double)diag / total - r->final_test_accuracy) < 1e-12);
     tu_train_free(NULL, r);
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&test);
-    free(m);
+    setup_close(&u);
 }
 
 Test(train, divergence_stops_cleanly_keeping_results, .timeout = 300) {
     /* A deep linear network at lr 5: a ReLU network at a huge lr tends to die (constant finite
      * loss) rather than diverge, so it would not exercise the NaN stop. */
-    cnb_model *m = tu_load_model(CNB_TEST_DATA_DIR "/diverge.cfg");
-    cnb_dataset train, test;
-    tu_open_fashion(64 * 40, 100, &train, &test);
-    cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
-    cnb_run_result *r = run("blas", m, &train, &test, &s, NULL);
+    setup u;
+    setup_open(&u, CNB_TEST_DATA_DIR "/diverge.cfg", 64 * 40, 100);
+    cnb_model *m = u.m;
+    cnb_run_settings s = u.s;
+    cnb_run_result *r = run("blas", m, &u.train, &u.test, &s, NULL);
     cr_assert_eq(r->status, CNB_RUN_DIVERGED, "status %d: %s", r->status, r->message);
     cr_expect(strstr(r->message, "diverged") && strstr(r->message, "step"), "%s", r->message);
     cr_assert_gt(r->total_steps, 0);
     cr_expect(!isfinite(r->step_losses[r->total_steps - 1]));
     for (long i = 0; i + 1 < r->total_steps; i++) cr_expect(isfinite(r->step_losses[i]));
     tu_train_free(NULL, r);
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&test);
-    free(m);
+    setup_close(&u);
 }
 
 Test(train, same_seed_same_run_different_seed_different_run, .timeout = 300) {
-    cnb_model *m = tu_load_model("network");
-    cnb_dataset train, test;
-    tu_open_fashion(1000, 100, &train, &test);
-    cnb_run_settings s;
-    cnb_settings_from_model(m, &s);
+    setup u;
+    setup_open(&u, "network", 1000, 100);
+    cnb_model *m = u.m;
+    cnb_run_settings s = u.s;
     s.epochs = 1;
     s.max_steps = 5;
-    cnb_run_result *a = run("blas", m, &train, &test, &s, NULL);
-    cnb_run_result *b = run("blas", m, &train, &test, &s, NULL);
+    cnb_run_result *a = run("blas", m, &u.train, &u.test, &s, NULL);
+    cnb_run_result *b = run("blas", m, &u.train, &u.test, &s, NULL);
     s.seed = 43;
-    cnb_run_result *c = run("blas", m, &train, &test, &s, NULL);
+    cnb_run_result *c = run("blas", m, &u.train, &u.test, &s, NULL);
     cr_expect_eq(memcmp(a->step_losses, b->step_losses, 5 * sizeof(float)), 0);
     cr_expect_neq(memcmp(a->step_losses, c->step_losses, 5 * sizeof(float)), 0);
     cnb_run_result *rs[] = {a, b, c};
@@ -180,7 +190,5 @@ Test(train, same_seed_same_run_different_seed_different_run, .timeout = 300) {
         cnb_run_result_free(rs[i]);
         free(rs[i]);
     }
-    cnb_dataset_free(&train);
-    cnb_dataset_free(&test);
-    free(m);
+    setup_close(&u);
 }

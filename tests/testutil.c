@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,41 @@ int tu_run(const char *cmd, char **out) {
     if (status == -1) return -1;
     /* sh reports a child killed by a signal as 128 + signal. */
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int tu_runf(char **out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    cr_assert_geq(len, 0, "bad command format: %s", fmt);
+    char *cmd = malloc((size_t)len + 1);
+    cr_assert_not_null(cmd);
+    va_start(ap, fmt);
+    vsnprintf(cmd, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    int rc = tu_run(cmd, out);
+    free(cmd);
+    return rc;
+}
+
+void tu_conv_each_connection(const cnb_conv_desc *d, void *user,
+                             void (*visit)(void *user, int yi, int xi, int wi)) {
+    for (int b = 0; b < d->n; b++)
+        for (int o = 0; o < d->k; o++)
+            for (int oh = 0; oh < d->p; oh++)
+                for (int ow = 0; ow < d->q; ow++) {
+                    int yi = ((b * d->k + o) * d->p + oh) * d->q + ow;
+                    for (int ci = 0; ci < d->c; ci++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int ih = oh * d->stride_h - d->pad_h + i;
+                                int iw = ow * d->stride_w - d->pad_w + j;
+                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                                visit(user, yi, ((b * d->c + ci) * d->h + ih) * d->w + iw,
+                                      ((o * d->c + ci) * d->r + i) * d->s + j);
+                            }
+                }
 }
 
 /* Output size along one axis: floor((in + 2 pad - filter) / stride) + 1. */

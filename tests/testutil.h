@@ -51,6 +51,8 @@ void tu_expect_equal(const char *what, const float *got, const float *ref, size_
 /* Run `sh -c cmd` with stdin from /dev/null, capturing stdout and stderr together into *out
  * (malloc'd, NUL-terminated). Returns the exit code, or 128 + the signal that killed it. */
 int tu_run(const char *cmd, char **out);
+/* tu_run on a command formatted like printf. */
+int tu_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A shell prefix for a cnnbench run that loads onednn: under tools/sanitize.sh LeakSanitizer's
  * exit-time scan crashes ("Tracer caught signal 11") once oneDNN's OpenMP threads exist, so such
@@ -86,5 +88,11 @@ cnb_conv_desc tu_conv_desc(int n, int c, int h, int w, int k, int r, int s, int 
                            int pw);
 cnb_pool_desc tu_pool_desc(int mode, int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                            int ph, int pw);
+
+/* Direct convolution loops, written independently of any backend: visit(user, yi, xi, wi) for
+ * every connection of an output (yi) to an input (xi) through a weight (wi), padding skipped, in
+ * the order (b, o, oh, ow, ci, i, j). */
+void tu_conv_each_connection(const cnb_conv_desc *d, void *user,
+                             void (*visit)(void *user, int yi, int xi, int wi));
 
 #endif

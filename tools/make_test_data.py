@@ -138,26 +138,15 @@ def main():
     bad = list(lines)
     bad[1] = bad[1] + ",0"  # line 2 gains a pixel
     out("bad/extra-column.csv", ("\n".join(bad) + "\n").encode())
-    bad = list(lines)
-    f = bad[2].split(",")
-    f[10] = "abc"  # line 3, column 11
-    bad[2] = ",".join(f)
-    out("bad/nonnumeric.csv", ("\n".join(bad) + "\n").encode())
-    bad = list(lines)
-    f = bad[1].split(",")
-    f[5] = "3.5"  # line 2, column 6
-    bad[1] = ",".join(f)
-    out("bad/fraction.csv", ("\n".join(bad) + "\n").encode())
-    bad = list(lines)
-    f = bad[2].split(",")
-    f[20] = "256"  # line 3, column 21
-    bad[2] = ",".join(f)
-    out("bad/range.csv", ("\n".join(bad) + "\n").encode())
-    bad = list(lines)
-    f = bad[3].split(",")
-    f[64] = "-1"  # line 4, column 65
-    bad[3] = ",".join(f)
-    out("bad/negative.csv", ("\n".join(bad) + "\n").encode())
+    # One field replaced: (file, line index, column index, value); line i is line i+1 of the
+    # file, column j is column j+1.
+    for name, line, column, value in [("nonnumeric", 2, 10, "abc"), ("fraction", 1, 5, "3.5"),
+                                      ("range", 2, 20, "256"), ("negative", 3, 64, "-1")]:
+        bad = list(lines)
+        f = bad[line].split(",")
+        f[column] = value
+        bad[line] = ",".join(f)
+        out("bad/%s.csv" % name, ("\n".join(bad) + "\n").encode())
     bad = list(lines)
     bad[2] = "12" + bad[2][bad[2].index(","):]  # line 3: label 12
     out("bad/label.csv", ("\n".join(bad) + "\n").encode())

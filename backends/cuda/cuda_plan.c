@@ -8,17 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static cnb_status fail(cnb_status st, char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static cnb_status fail(cnb_status st, char *err, size_t len, const char *fmt, ...) {
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+/* The ABI checks' message formatting (cnb_check_fail_), returning status st. */
+#define FAIL(st, err, len, ...) ((void)cnb_check_fail_((err), (len), __VA_ARGS__), (st))
 
 /* The kernels index tensors with int: anything at or past 2^31 elements is refused. */
 static int fits_int(long long v) { return v >= 0 && v <= (long long)INT_MAX; }
@@ -26,7 +17,7 @@ static int fits_int(long long v) { return v >= 0 && v <= (long long)INT_MAX; }
 #define REQUIRE_POSITIVE(fn, name, v)                                                        \
     do {                                                                                     \
         if ((v) <= 0)                                                                        \
-            return fail(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: %s=%d must be positive", fn, \
+            return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len, "%s: %s=%d must be positive", fn, \
                         name, (int)(v));                                                     \
     } while (0)
 
@@ -48,7 +39,7 @@ cnb_status cnb_gpu_check_pool(const char *fn, const cnb_pool_desc *d, char *err,
 cnb_status cnb_gpu_check_gemm(int trans_a, int trans_b, int m, int n, int k, int lda, int ldb,
                               int ldc, char *err, size_t len) {
     if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1))
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "gemm: trans_a=%d, trans_b=%d must each be 0 or 1", trans_a, trans_b);
     REQUIRE_POSITIVE("gemm", "m", m);
     REQUIRE_POSITIVE("gemm", "n", n);
@@ -56,19 +47,19 @@ cnb_status cnb_gpu_check_gemm(int trans_a, int trans_b, int m, int n, int k, int
     int a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
     int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
     if (lda < a_cols)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "gemm: lda=%d is less than the %d columns of A as stored", lda, a_cols);
     if (ldb < b_cols)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "gemm: ldb=%d is less than the %d columns of B as stored", ldb, b_cols);
     if (ldc < n)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "gemm: ldc=%d is less than the %d columns of C", ldc, n);
     /* Index of the last element read or written, for the kernels' int arithmetic. */
     if (!fits_int((long long)(a_rows - 1) * lda + a_cols) ||
         !fits_int((long long)(b_rows - 1) * ldb + b_cols) ||
         !fits_int((long long)(m - 1) * ldc + n) || !fits_int((long long)m * n))
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len,
                     "gemm: a matrix spans 2^31 or more elements; the kernels index with 32-bit "
                     "integers");
     return CNB_OK;
@@ -80,10 +71,10 @@ cnb_status cnb_gpu_check_corr2d(int h, int w, int kh, int kw, char *err, size_t 
     REQUIRE_POSITIVE("corr2d", "kh", kh);
     REQUIRE_POSITIVE("corr2d", "kw", kw);
     if (kh > h || kw > w)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "corr2d: kernel %dx%d is larger than the input %dx%d", kh, kw, h, w);
     if (!fits_int((long long)h * w))
-        return fail(CNB_ERR_UNSUPPORTED, err, len, "corr2d: input %dx%d has 2^31 or more "
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len, "corr2d: input %dx%d has 2^31 or more "
                     "elements", h, w);
     return CNB_OK;
 }
@@ -93,7 +84,7 @@ cnb_status cnb_gpu_check_nchw(const char *fn, int n, int c, int hw, char *err, s
     REQUIRE_POSITIVE(fn, "c", c);
     REQUIRE_POSITIVE(fn, "hw", hw);
     if (!fits_int((long long)n * c * hw))
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len,
                     "%s: tensor (%d, %d, %d) has 2^31 or more elements", fn, n, c, hw);
     return CNB_OK;
 }
@@ -107,7 +98,7 @@ cnb_status cnb_gpu_check_softmax(const char *fn, int n, int classes, char *err, 
     REQUIRE_POSITIVE(fn, "n", n);
     REQUIRE_POSITIVE(fn, "classes", classes);
     if (!fits_int((long long)n * classes))
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len,
                     "%s: logits (%d, %d) have 2^31 or more elements", fn, n, classes);
     return CNB_OK;
 }
@@ -135,10 +126,10 @@ int cnb_plan_max_splits(long long tiles, int sm_count) {
 cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, char *err,
                          size_t len) {
     if (m <= 0 || n <= 0 || k <= 0)
-        return fail(CNB_ERR_INVALID_ARGUMENT, err, len,
+        return FAIL(CNB_ERR_INVALID_ARGUMENT, err, len,
                     "plan_gemm: sizes (%d, %d, %d) must be positive", m, n, k);
     if (k > INT_MAX - 2 * CNB_TILE_K)
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len,
                     "plan_gemm: k=%d is within %d of 2^31; the kernels' k-slices index with "
                     "32-bit integers",
                     k, 2 * CNB_TILE_K);
@@ -150,7 +141,7 @@ cnb_status cnb_plan_gemm(cnb_gemm_plan *p, int m, int n, int k, int sm_count, ch
     p->grid_x = ceil_div(n, CNB_TILE_N);
     p->grid_y = ceil_div(m, p->tile_m);
     if (p->grid_y > CNB_GRID_YZ_MAX)
-        return fail(CNB_ERR_UNSUPPORTED, err, len,
+        return FAIL(CNB_ERR_UNSUPPORTED, err, len,
                     "plan_gemm: %d rows need %d row tiles, more than a grid's %d", m, p->grid_y,
                     CNB_GRID_YZ_MAX);
     p->splits = 1;

@@ -184,12 +184,9 @@ CNB_HD float cnb_conv_backward_filter_a(const cnb_conv_geom *g, const float *dy,
     int b = kk / g->pq;
     return dy[(b * g->k + row) * g->pq + (kk - b * g->pq)];
 }
-/* backward filter B: col(x)^T[(b,oh,ow)][(ci,i,j)] = x[b, ci, oh*sh - ph + i, ow*sw - pw + j]. */
+/* backward filter B: col(x)^T[(b,oh,ow)][(ci,i,j)], forward B transposed. */
 CNB_HD float cnb_conv_backward_filter_b(const cnb_conv_geom *g, const float *x, int kk, int col) {
-    int b = kk / g->pq, pix = kk - b * g->pq, oh = pix / g->q, ow = pix - oh * g->q;
-    int ci = col / g->rs, ij = col - ci * g->rs, i = ij / g->s, j = ij - i * g->s;
-    return cnb_conv_x_at(g, x, b, ci, oh * g->stride_h - g->pad_h + i,
-                         ow * g->stride_w - g->pad_w + j);
+    return cnb_conv_forward_b(g, x, col, kk);
 }
 /* backward filter output: dW[row, (ci, i, j)] = dW (k, c*r*s) as stored. */
 CNB_HD int cnb_conv_backward_filter_dw_index(const cnb_conv_geom *g, int row, int col) {

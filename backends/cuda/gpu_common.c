@@ -173,6 +173,27 @@ cnb_status cnb_gpu_check(cnb_gpu_base *g, cudaError_t e, const char *what) {
     return cnb_gpu_fail(g, st, "%s: %s: %s", what, cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
+cnb_status cnb_gpu_realloc(cnb_gpu_base *g, int pinned, size_t want, void **buf,
+                           size_t *buf_bytes, const char *what) {
+    if (*buf) {
+        if (pinned) cudaFreeHost(*buf);
+        else cudaFree(*buf);
+    }
+    *buf = NULL;
+    *buf_bytes = 0;
+    void *p = NULL;
+    cudaError_t e = pinned ? cudaHostAlloc(&p, want, cudaHostAllocDefault) : cudaMalloc(&p, want);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cnb_gpu_fail(g, CNB_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of %s (%s)",
+                            what, want, pinned ? "pinned host memory" : "device memory",
+                            cudaGetErrorName(e));
+    }
+    *buf = p;
+    *buf_bytes = want;
+    return CNB_OK;
+}
+
 cnb_status cnb_gpu_scratch(cnb_gpu_base *g, size_t bytes, void **out) {
     *out = NULL;
     if (bytes == 0) return CNB_OK;
@@ -180,20 +201,9 @@ cnb_status cnb_gpu_scratch(cnb_gpu_base *g, size_t bytes, void **out) {
         /* The old buffer may still be read by queued kernels: wait before freeing it. */
         cnb_status st = cnb_gpu_check(g, cudaStreamSynchronize(g->stream), "scratch: sync");
         if (st != CNB_OK) return st;
-        if (g->scratch) cudaFree(g->scratch);
-        g->scratch = NULL;
-        g->scratch_bytes = 0;
         size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes; /* 1 MiB at least */
-        void *p = NULL;
-        cudaError_t e = cudaMalloc(&p, want);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            return cnb_gpu_fail(g, CNB_ERR_OUT_OF_MEMORY,
-                                "scratch: cannot allocate %zu bytes of device memory (%s)", want,
-                                cudaGetErrorName(e));
-        }
-        g->scratch = p;
-        g->scratch_bytes = want;
+        st = cnb_gpu_realloc(g, 0, want, &g->scratch, &g->scratch_bytes, "scratch");
+        if (st != CNB_OK) return st;
     }
     *out = g->scratch;
     return CNB_OK;
@@ -316,9 +326,7 @@ cnb_status cnb_gpu_timer_record(cnb_gpu_base *g, cnb_timer *t) {
 
 cnb_status cnb_gpu_timer_elapsed(cnb_gpu_base *g, const cnb_timer *start, const cnb_timer *stop,
                                  double *ms) {
-    GPU_CHECK_PTR(g, "timer_elapsed", start);
-    GPU_CHECK_PTR(g, "timer_elapsed", stop);
-    GPU_CHECK_PTR(g, "timer_elapsed", ms);
+    GPU_CHECK_PTR3(g, "timer_elapsed", start, stop, ms);
     *ms = 0.0;
     cnb_status st = cnb_gpu_check(g, cudaEventSynchronize(event_of(stop)), "timer_elapsed: wait");
     if (st != CNB_OK) return st;

@@ -82,6 +82,11 @@ cnb_status cnb_gpu_fail(cnb_gpu_base *g, cnb_status st, const char *fmt, ...)
 cnb_status cnb_gpu_check(cnb_gpu_base *g, cudaError_t e, const char *what);
 /* At least bytes of device scratch in *out (NULL when bytes is 0). */
 cnb_status cnb_gpu_scratch(cnb_gpu_base *g, size_t bytes, void **out);
+/* Replaces *buf (of *buf_bytes) by a new allocation of want bytes: pinned host memory or device
+ * memory. On failure both are 0 and the message names what and the size. The caller makes sure
+ * no queued work still uses the old buffer. */
+cnb_status cnb_gpu_realloc(cnb_gpu_base *g, int pinned, size_t want, void **buf,
+                           size_t *buf_bytes, const char *what);
 /* Waits for the stream, then reports a flag a kernel raised since the last check. */
 cnb_status cnb_gpu_sync_and_check(cnb_gpu_base *g, const char *what);
 
@@ -95,12 +100,18 @@ void cnb_gpu_info_device(const cnb_gpu_base *g, cnb_info_fn fn, void *user, char
         if (!(p))                                                                            \
             return cnb_gpu_fail((g), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", (fn), #p);  \
     } while (0)
-/* The three tensors of a convolution pass, checked in order. */
+/* Three or four tensors of one call (a convolution pass, a loss, an optimizer step), checked in
+ * order. */
 #define GPU_CHECK_PTR3(g, fn, a, b, c)                                                       \
     do {                                                                                     \
         GPU_CHECK_PTR(g, fn, a);                                                             \
         GPU_CHECK_PTR(g, fn, b);                                                             \
         GPU_CHECK_PTR(g, fn, c);                                                             \
+    } while (0)
+#define GPU_CHECK_PTR4(g, fn, a, b, c, d)                                                    \
+    do {                                                                                     \
+        GPU_CHECK_PTR3(g, fn, a, b, c);                                                      \
+        GPU_CHECK_PTR(g, fn, d);                                                             \
     } while (0)
 
 /* ---- upload staging (gpu_stage.c) ---- */

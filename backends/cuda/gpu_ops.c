@@ -17,9 +17,7 @@
 cnb_status cnb_gpu_corr2d(cnb_gpu_base *g, float *y, const float *x, const float *k, int h,
                           int w, int kh, int kw) {
     VALIDATE(cnb_gpu_check_corr2d(h, w, kh, kw, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "corr2d", y);
-    GPU_CHECK_PTR(g, "corr2d", x);
-    GPU_CHECK_PTR(g, "corr2d", k);
+    GPU_CHECK_PTR3(g, "corr2d", y, x, k);
     return cnb_gpu_check(g, cnbk_corr2d(g->stream, y, x, k, h, w, kh, kw), "corr2d");
 }
 
@@ -146,9 +144,7 @@ cnb_status cnb_gpu_gemm(cnb_gpu_base *g, int trans_a, int trans_b, int m, int n,
                         float *c, int ldc) {
     VALIDATE(cnb_gpu_check_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc, g->err,
                                 sizeof g->err));
-    GPU_CHECK_PTR(g, "gemm", a);
-    GPU_CHECK_PTR(g, "gemm", b);
-    GPU_CHECK_PTR(g, "gemm", c);
+    GPU_CHECK_PTR3(g, "gemm", a, b, c);
     cnb_gemm_plan plan;
     float *partial;
     VALIDATE(plan_gemm_scratch(g, m, n, k, &plan, &partial));
@@ -195,10 +191,7 @@ cnb_status cnb_gpu_softmax_ce_forward(cnb_gpu_base *g, int n, int classes, float
                                       float *loss, int32_t *pred, const float *logits,
                                       const int32_t *labels) {
     VALIDATE(cnb_gpu_check_softmax("softmax_ce_forward", n, classes, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "softmax_ce_forward", probs);
-    GPU_CHECK_PTR(g, "softmax_ce_forward", loss);
-    GPU_CHECK_PTR(g, "softmax_ce_forward", logits);
-    GPU_CHECK_PTR(g, "softmax_ce_forward", labels);
+    GPU_CHECK_PTR4(g, "softmax_ce_forward", probs, loss, logits, labels);
     void *row_loss;
     VALIDATE(cnb_gpu_scratch(g, (size_t)n * sizeof(float), &row_loss));
     return cnb_gpu_check(g,
@@ -210,9 +203,7 @@ cnb_status cnb_gpu_softmax_ce_forward(cnb_gpu_base *g, int n, int classes, float
 cnb_status cnb_gpu_softmax_ce_backward(cnb_gpu_base *g, int n, int classes, float *dlogits,
                                        const float *probs, const int32_t *labels) {
     VALIDATE(cnb_gpu_check_softmax("softmax_ce_backward", n, classes, g->err, sizeof g->err));
-    GPU_CHECK_PTR(g, "softmax_ce_backward", dlogits);
-    GPU_CHECK_PTR(g, "softmax_ce_backward", probs);
-    GPU_CHECK_PTR(g, "softmax_ce_backward", labels);
+    GPU_CHECK_PTR3(g, "softmax_ce_backward", dlogits, probs, labels);
     return cnb_gpu_check(g,
                          cnbk_softmax_ce_backward(g->stream, n, classes, dlogits, g->flags_dev,
                                                   probs, labels),
@@ -223,9 +214,7 @@ cnb_status cnb_gpu_sgd_step(cnb_gpu_base *g, const cnb_sgd_desc *d, size_t count
                             float *velocity, const float *grad) {
     GPU_CHECK_PTR(g, "sgd_step", d);
     if (count == 0) return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "sgd_step: count is 0");
-    GPU_CHECK_PTR(g, "sgd_step", param);
-    GPU_CHECK_PTR(g, "sgd_step", velocity);
-    GPU_CHECK_PTR(g, "sgd_step", grad);
+    GPU_CHECK_PTR3(g, "sgd_step", param, velocity, grad);
     return cnb_gpu_check(g, cnbk_sgd_step(g->stream, d, count, param, velocity, grad),
                          "sgd_step");
 }
@@ -237,10 +226,7 @@ cnb_status cnb_gpu_adam_step(cnb_gpu_base *g, const cnb_adam_desc *d, size_t cou
     if (d->step < 1)
         return cnb_gpu_fail(g, CNB_ERR_INVALID_ARGUMENT, "adam_step: step=%d must be >= 1",
                             d->step);
-    GPU_CHECK_PTR(g, "adam_step", param);
-    GPU_CHECK_PTR(g, "adam_step", m);
-    GPU_CHECK_PTR(g, "adam_step", v);
-    GPU_CHECK_PTR(g, "adam_step", grad);
+    GPU_CHECK_PTR4(g, "adam_step", param, m, v, grad);
     /* PyTorch computes these as Python floats (double) and hands them to float kernels. */
     const double bias_correction1 = 1.0 - pow((double)d->beta1, d->step);
     const double bias_correction2 = 1.0 - pow((double)d->beta2, d->step);

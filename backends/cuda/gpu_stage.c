@@ -35,21 +35,8 @@ void cnb_gpu_stage_release(cnb_gpu_base *g) {
  * run's uploads settle after the first step. */
 static cnb_status stage_reserve(cnb_gpu_base *g, cnb_gpu_stage *s, size_t bytes) {
     if (bytes <= s->bytes) return CNB_OK;
-    if (s->host) cudaFreeHost(s->host);
-    s->host = NULL;
-    s->bytes = 0;
     size_t want = bytes < ((size_t)1 << 20) ? ((size_t)1 << 20) : bytes;
-    void *p = NULL;
-    cudaError_t e = cudaHostAlloc(&p, want, cudaHostAllocDefault);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        return cnb_gpu_fail(g, CNB_ERR_OUT_OF_MEMORY,
-                            "upload: cannot allocate %zu bytes of pinned host memory (%s)", want,
-                            cudaGetErrorName(e));
-    }
-    s->host = p;
-    s->bytes = want;
-    return CNB_OK;
+    return cnb_gpu_realloc(g, 1, want, &s->host, &s->bytes, "upload");
 }
 
 cnb_status cnb_gpu_stage_upload(cnb_gpu_base *g, void *dst_device, const void *src_host,

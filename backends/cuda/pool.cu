@@ -9,6 +9,12 @@
 
 namespace {
 
+/* The positions (ih, iw) of the window whose corner is (h0, w0) that lie inside the image, in
+ * row-major order: padding is skipped. */
+#define FOR_WINDOW_INSIDE(d, h0, w0, ih, iw)                                                 \
+    for (int ih = (h0) < 0 ? 0 : (h0); ih < (h0) + (d).kh && ih < (d).h; ih++)               \
+        for (int iw = (w0) < 0 ? 0 : (w0); iw < (w0) + (d).kw && iw < (d).w; iw++)
+
 /* y (n,c,p,q), argmax (n,c,p,q) or NULL, x (n,c,h,w). Ties: the first maximum in row-major
  * window order wins (strict '>'), but a NaN always takes over, so a window holding NaN yields
  * its last NaN (PyTorch's rule, cnb_abi.h); padding is skipped, never a candidate. */
@@ -23,32 +29,18 @@ __global__ void pool_forward_kernel(cnb_pool_desc d, float *y, int32_t *argmax, 
         if (d.mode == CNB_POOL_MAX) {
             int best = -1;
             float best_v = -INFINITY;
-            for (int i = 0; i < d.kh; i++) {
-                int ih = h0 + i;
-                if (ih < 0 || ih >= d.h) continue;
-                for (int j = 0; j < d.kw; j++) {
-                    int iw = w0 + j;
-                    if (iw < 0 || iw >= d.w) continue;
-                    float v = xp[ih * d.w + iw];
-                    if (best < 0 || v > best_v || v != v) {
-                        best = ih * d.w + iw;
-                        best_v = v;
-                    }
+            FOR_WINDOW_INSIDE(d, h0, w0, ih, iw) {
+                float v = xp[ih * d.w + iw];
+                if (best < 0 || v > best_v || v != v) {
+                    best = ih * d.w + iw;
+                    best_v = v;
                 }
             }
             y[e] = best_v;
             argmax[e] = best;
         } else {
             float sum = 0.0f;
-            for (int i = 0; i < d.kh; i++) {
-                int ih = h0 + i;
-                if (ih < 0 || ih >= d.h) continue;
-                for (int j = 0; j < d.kw; j++) {
-                    int iw = w0 + j;
-                    if (iw < 0 || iw >= d.w) continue;
-                    sum += xp[ih * d.w + iw];
-                }
-            }
+            FOR_WINDOW_INSIDE(d, h0, w0, ih, iw) sum += xp[ih * d.w + iw];
             y[e] = __fdiv_rn(sum, window); /* padding counted: always kh*kw */
         }
     }

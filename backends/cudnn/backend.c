@@ -61,19 +61,9 @@ cnb_status dnn_workspace(cnb_context *ctx, size_t bytes, void **out) {
         cnb_status st = cnb_gpu_check(CTX_GPU(ctx), cudaStreamSynchronize(ctx->gpu.stream),
                                       "workspace: sync");
         if (st != CNB_OK) return st;
-        if (ctx->workspace) cudaFree(ctx->workspace);
-        ctx->workspace = NULL;
-        ctx->workspace_bytes = 0;
-        void *p = NULL;
-        cudaError_t e = cudaMalloc(&p, bytes);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_OUT_OF_MEMORY,
-                                "workspace: cannot allocate %zu bytes of device memory (%s)",
-                                bytes, cudaGetErrorName(e));
-        }
-        ctx->workspace = p;
-        ctx->workspace_bytes = bytes;
+        st = cnb_gpu_realloc(CTX_GPU(ctx), 0, bytes, &ctx->workspace, &ctx->workspace_bytes,
+                             "workspace");
+        if (st != CNB_OK) return st;
     }
     *out = ctx->workspace;
     return CNB_OK;
@@ -97,6 +87,11 @@ static long cublas_version_loaded(void) {
         return 0;
     return 10000L * major + 100L * minor + patch;
 }
+
+/* ---- the slots: context check, then the shared GPU code or the library code ---- */
+#define GPU_SLOT_KERNEL(name) dnn_##name
+#define GPU_SLOT_TARGET(ctx) (ctx)
+#include "gpu_slots.inc"
 
 static void cudnn_destroy(cnb_context *ctx) {
     if (!ctx) return;
@@ -184,22 +179,9 @@ static cnb_status cudnn_create(const cnb_config *cfg, cnb_context **out, char *e
         err = dummy;
         err_len = sizeof dummy;
     }
-    if (!out) {
-        snprintf(err, err_len, "cudnn: create: out is NULL");
-        return CNB_ERR_INVALID_ARGUMENT;
-    }
-    *out = NULL;
-    cnb_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        snprintf(err, err_len, "cudnn: cannot allocate the context");
-        return CNB_ERR_OUT_OF_MEMORY;
-    }
-    /* Driver and device first: on a machine without them this is the one line the user sees. */
-    cnb_status st = cnb_gpu_base_init(&ctx->gpu, "cudnn", cfg, err, err_len);
-    if (st != CNB_OK) {
-        free(ctx);
-        return st;
-    }
+    cnb_context *ctx = NULL;
+    cnb_status st = gpu_slot_new_context("cudnn", cfg, out, &ctx, err, err_len);
+    if (st != CNB_OK) return st;
     if ((st = check_libraries(ctx, err, err_len)) != CNB_OK) {
         cudnn_destroy(ctx);
         return st;
@@ -341,110 +323,8 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     return CNB_OK;
 }
 
-/* ---- the slots: context check, then the shared GPU code or the library code ---- */
-#include "gpu_slots.inc"
-
-static cnb_status cudnn_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h,
-                               int w, int kh, int kw) {
-    REQUIRE_CTX(ctx);
-    return dnn_corr2d(ctx, y, x, k, h, w, kh, kw);
-}
-static cnb_status cudnn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
-                                     const float *x, const float *weight, const float *bias) {
-    REQUIRE_CTX(ctx);
-    return dnn_conv_forward(ctx, d, y, x, weight, bias);
-}
-static cnb_status cudnn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
-                                           const float *dy, const float *weight) {
-    REQUIRE_CTX(ctx);
-    return dnn_conv_backward_data(ctx, d, dx, dy, weight);
-}
-static cnb_status cudnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d,
-                                             float *dweight, const float *dy, const float *x) {
-    REQUIRE_CTX(ctx);
-    return dnn_conv_backward_filter(ctx, d, dweight, dy, x);
-}
-static cnb_status cudnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c,
-                                     int hw) {
-    REQUIRE_CTX(ctx);
-    return dnn_bias_forward(ctx, y, bias, n, c, hw);
-}
-static cnb_status cudnn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n,
-                                      int c, int hw) {
-    REQUIRE_CTX(ctx);
-    return dnn_bias_backward(ctx, dbias, dy, n, c, hw);
-}
-static cnb_status cudnn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d,
-                                            size_t *bytes) {
-    REQUIRE_CTX(ctx);
-    return dnn_pool_workspace_size(ctx, d, bytes);
-}
-static cnb_status cudnn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
-                                     const float *x, void *workspace) {
-    REQUIRE_CTX(ctx);
-    return dnn_pool_forward(ctx, d, y, x, workspace);
-}
-static cnb_status cudnn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx,
-                                      const float *dy, const float *x, const float *y,
-                                      const void *workspace) {
-    REQUIRE_CTX(ctx);
-    return dnn_pool_backward(ctx, d, dx, dy, x, y, workspace);
-}
-static cnb_status cudnn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k,
-                             float alpha, const float *a, int lda, const float *b, int ldb,
-                             float beta, float *c, int ldc) {
-    REQUIRE_CTX(ctx);
-    return dnn_gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-static cnb_status cudnn_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
-                                           const float *x, const float *slope) {
-    REQUIRE_CTX(ctx);
-    return dnn_activation_forward(ctx, act, count, y, x, slope);
-}
-static cnb_status cudnn_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
-                                            float *dslope, const float *dy, const float *x,
-                                            const float *y, const float *slope) {
-    REQUIRE_CTX(ctx);
-    return dnn_activation_backward(ctx, act, count, dx, dslope, dy, x, y, slope);
-}
-static cnb_status cudnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
-                                           float *loss, int32_t *pred, const float *logits,
-                                           const int32_t *labels) {
-    REQUIRE_CTX(ctx);
-    return dnn_softmax_ce_forward(ctx, n, classes, probs, loss, pred, logits, labels);
-}
-
-static const cnb_backend cudnn_table = {
-    .abi_version = 1,
-    .struct_size = sizeof(cnb_backend),
-    .device_kind = CNB_DEVICE_GPU,
-    .name = "cudnn",
-    .description = "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
-                   "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "
-                   "which cuDNN does not document)",
-    .create = cudnn_create,
-    .destroy = cudnn_destroy,
-    .last_error = gpu_slot_last_error,
-    .info = cudnn_info,
-    GPU_SLOTS_MEMORY,
-    .corr2d = cudnn_corr2d,
-    .conv_forward = cudnn_conv_forward,
-    .conv_backward_data = cudnn_conv_backward_data,
-    .conv_backward_filter = cudnn_conv_backward_filter,
-    .bias_forward = cudnn_bias_forward,
-    .bias_backward = cudnn_bias_backward,
-    .pool_workspace_size = cudnn_pool_workspace_size,
-    .pool_forward = cudnn_pool_forward,
-    .pool_backward = cudnn_pool_backward,
-    .gemm = cudnn_gemm,
-    .activation_forward = cudnn_activation_forward,
-    .activation_backward = cudnn_activation_backward,
-    .softmax_ce_forward = cudnn_softmax_ce_forward,
-    GPU_SLOTS_LOSS_OPTIMIZERS_TIMERS_COLLECTIVES,
-};
-
-/* Serves any harness that speaks version 1 or later with the version-1 table. */
-CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {
-    if (harness_abi_version < 1) return NULL;
-    return &cudnn_table;
-}
+GPU_BACKEND_TABLE("cudnn",
+                  "cuDNN 9 (convolution, average pooling, activations, softmax) + cuBLAS (GEMM); "
+                  "max pooling by hand-written argmax kernels (the ABI's first-maximum tie rule, "
+                  "which cuDNN does not document)",
+                  cudnn_create, cudnn_destroy, cudnn_info)

@@ -141,6 +141,23 @@ typedef struct query_ctx {
     void *out;
 } query_ctx;
 
+/* One direction's query in query_algos: the *_v7 heuristics or cudnnFind*Ex (run on the call's
+ * buffers) over descriptors A, B -> OUT, whose perf records become perf. The three directions
+ * differ only in the library's names and types. */
+#define QUERY_DIRECTION(PERF_T, DIR, A, B, OUT)                                              \
+    do {                                                                                     \
+        PERF_T r[CNB_CUDNN_MAX_ALGOS];                                                       \
+        st = dnn_check(ctx,                                                                  \
+                       heuristic ? cudnnGetConvolution##DIR##Algorithm_v7(                   \
+                                       ctx->dnn, cd->A, cd->B, cd->conv, cd->OUT, max, &n, r) \
+                                 : cudnnFindConvolution##DIR##AlgorithmEx(                   \
+                                       ctx->dnn, cd->A, q->in0, cd->B, q->in1, cd->conv,     \
+                                       cd->OUT, q->out, max, &n, r, ws, SEARCH_WORKSPACE),   \
+                       heuristic ? "cudnnGetConvolution" #DIR "Algorithm_v7"                 \
+                                 : "cudnnFindConvolution" #DIR "AlgorithmEx");               \
+        if (st == CNB_OK) TO_PERF(r, n, perf);                                               \
+    } while (0)
+
 static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, int max,
                               int *count, char *err, size_t err_len) {
     query_ctx *q = user;
@@ -157,39 +174,13 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
     if (st != CNB_OK) {
         /* no room to search in: the heuristics answer instead */
     } else if (q->dir == CNB_CUDNN_FWD) {
-        cudnnConvolutionFwdAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionForwardAlgorithm_v7(
-                                       ctx->dnn, cd->x, cd->w, cd->conv, cd->y, max, &n, r)
-                                 : cudnnFindConvolutionForwardAlgorithmEx(
-                                       ctx->dnn, cd->x, q->in0, cd->w, q->in1, cd->conv, cd->y,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionForwardAlgorithm_v7"
-                                 : "cudnnFindConvolutionForwardAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionFwdAlgoPerf_t, Forward, x, w, y);
     } else if (q->dir == CNB_CUDNN_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                                       ctx->dnn, cd->w, cd->y, cd->conv, cd->x, max, &n, r)
-                                 : cudnnFindConvolutionBackwardDataAlgorithmEx(
-                                       ctx->dnn, cd->w, q->in0, cd->y, q->in1, cd->conv, cd->x,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionBackwardDataAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardDataAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionBwdDataAlgoPerf_t, BackwardData, w, y, x);
     } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t r[CNB_CUDNN_MAX_ALGOS];
-        st = dnn_check(ctx,
-                       heuristic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                                       ctx->dnn, cd->x, cd->y, cd->conv, cd->w, max, &n, r)
-                                 : cudnnFindConvolutionBackwardFilterAlgorithmEx(
-                                       ctx->dnn, cd->x, q->in0, cd->y, q->in1, cd->conv, cd->w,
-                                       q->out, max, &n, r, ws, SEARCH_WORKSPACE),
-                       heuristic ? "cudnnGetConvolutionBackwardFilterAlgorithm_v7"
-                                 : "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-        if (st == CNB_OK) TO_PERF(r, n, perf);
+        QUERY_DIRECTION(cudnnConvolutionBwdFilterAlgoPerf_t, BackwardFilter, x, y, w);
     }
+#undef QUERY_DIRECTION
     if (st != CNB_OK) {
         /* dnn_check kept the library's message (and cleared the runtime's last error). */
         snprintf(err, err_len, "%s", ctx->gpu.err);
@@ -349,15 +340,23 @@ cnb_status dnn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     return conv_run(ctx, d, CNB_CUDNN_BWD_FILTER, x, dy, dweight, NULL);
 }
 
-cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
-    cnb_status st = cnb_gpu_check_nchw("bias_forward", n, c, hw, ctx->gpu.err,
-                                       sizeof ctx->gpu.err);
+/* The checks and descriptors of both bias passes: the shape, the two tensors (named for the
+ * message), t_a the (n, c, hw) data and t_b the (c) bias. */
+static cnb_status bias_prepare(cnb_context *ctx, const char *fn, int n, int c, int hw,
+                               const void *p0, const char *name0, const void *p1,
+                               const char *name1) {
+    cnb_status st = cnb_gpu_check_nchw(fn, n, c, hw, ctx->gpu.err, sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", y);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_forward", bias);
-    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_forward")) != CNB_OK ||
-        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_forward")) != CNB_OK)
-        return st;
+    if (!p0 || !p1)
+        return cnb_gpu_fail(CTX_GPU(ctx), CNB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                            p0 ? name1 : name0);
+    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, fn)) != CNB_OK) return st;
+    return dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, fn);
+}
+
+cnb_status dnn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
+    cnb_status st = bias_prepare(ctx, "bias_forward", n, c, hw, y, "y", bias, "bias");
+    if (st != CNB_OK) return st;
     return dnn_check(ctx, cudnnAddTensor(ctx->dnn, &one, ctx->t_b, bias, &one, ctx->t_a, y),
                      "cudnnAddTensor");
 }
@@ -367,14 +366,8 @@ cnb_status dnn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, in
     /* cuDNN does not document this reduction's order; the deterministic option uses the cuda
      * backend's fixed-order kernel instead. */
     if (ctx->gpu.opt.deterministic) return cnb_gpu_bias_backward(CTX_GPU(ctx), dbias, dy, n, c, hw);
-    cnb_status st = cnb_gpu_check_nchw("bias_backward", n, c, hw, ctx->gpu.err,
-                                       sizeof ctx->gpu.err);
+    cnb_status st = bias_prepare(ctx, "bias_backward", n, c, hw, dbias, "dbias", dy, "dy");
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dbias);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "bias_backward", dy);
-    if ((st = dnn_set_tensor(ctx, ctx->t_a, n, c, hw, 1, "bias_backward")) != CNB_OK ||
-        (st = dnn_set_tensor(ctx, ctx->t_b, 1, c, 1, 1, "bias_backward")) != CNB_OK)
-        return st;
     return dnn_check(ctx,
                      cudnnConvolutionBackwardBias(ctx->dnn, &one, ctx->t_a, dy, &zero, ctx->t_b,
                                                   dbias),

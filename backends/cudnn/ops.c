@@ -120,10 +120,7 @@ cnb_status dnn_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *dx
     pool_entry *e;
     cnb_status st = get_pool(ctx, d, "pool_backward", &e);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", dx);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", dy);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", x);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "pool_backward", y);
+    GPU_CHECK_PTR4(CTX_GPU(ctx), "pool_backward", dx, dy, x, y);
     return dnn_check(ctx,
                      cudnnPoolingBackward(ctx->dnn, e->pool, &one, e->y, y, e->y, dy, e->x, x,
                                           &zero, e->x, dx),
@@ -140,9 +137,7 @@ cnb_status dnn_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, in
     cnb_status st = cnb_gpu_check_gemm(trans_a, trans_b, m, n, k, lda, ldb, ldc, ctx->gpu.err,
                                        sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", a);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", b);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "gemm", c);
+    GPU_CHECK_PTR3(CTX_GPU(ctx), "gemm", a, b, c);
     return blas_check(ctx,
                       cublasSgemm(ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a,
@@ -226,16 +221,22 @@ cnb_status dnn_activation_backward(cnb_context *ctx, int act, size_t count, floa
 /* probs from cudnnSoftmaxForward (ACCURATE: max subtracted), log-probabilities from its LOG
  * mode into scratch; the loss (-logp of the label, mean over rows in a fixed order) and the
  * argmax from the hand-written kernel. */
+/* cuDNN's softmax (or log-softmax) of every row of t_a. */
+static cnb_status softmax_rows(cnb_context *ctx, cudnnSoftmaxAlgorithm_t algo, const float *in,
+                               float *out, const char *what) {
+    return dnn_check(ctx,
+                     cudnnSoftmaxForward(ctx->dnn, algo, CUDNN_SOFTMAX_MODE_INSTANCE, &one,
+                                         ctx->t_a, in, &zero, ctx->t_a, out),
+                     what);
+}
+
 cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
                                   float *loss, int32_t *pred, const float *logits,
                                   const int32_t *labels) {
     cnb_status st = cnb_gpu_check_softmax("softmax_ce_forward", n, classes, ctx->gpu.err,
                                           sizeof ctx->gpu.err);
     if (st != CNB_OK) return st;
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", probs);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", loss);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", logits);
-    GPU_CHECK_PTR(CTX_GPU(ctx), "softmax_ce_forward", labels);
+    GPU_CHECK_PTR4(CTX_GPU(ctx), "softmax_ce_forward", probs, loss, logits, labels);
     size_t count = (size_t)n * classes;
     void *scratch;
     if ((st = cnb_gpu_scratch(CTX_GPU(ctx), (count + (size_t)n) * sizeof(float), &scratch)) !=
@@ -244,17 +245,10 @@ cnb_status dnn_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *p
     float *logp = scratch, *row_loss = logp + count;
     if ((st = dnn_set_tensor(ctx, ctx->t_a, n, classes, 1, 1, "softmax_ce_forward")) != CNB_OK)
         return st;
-    if ((st = dnn_check(ctx,
-                        cudnnSoftmaxForward(ctx->dnn, CUDNN_SOFTMAX_ACCURATE,
-                                            CUDNN_SOFTMAX_MODE_INSTANCE, &one, ctx->t_a, logits,
-                                            &zero, ctx->t_a, probs),
-                        "cudnnSoftmaxForward")) != CNB_OK)
-        return st;
-    if ((st = dnn_check(ctx,
-                        cudnnSoftmaxForward(ctx->dnn, CUDNN_SOFTMAX_LOG,
-                                            CUDNN_SOFTMAX_MODE_INSTANCE, &one, ctx->t_a, logits,
-                                            &zero, ctx->t_a, logp),
-                        "cudnnSoftmaxForward (log)")) != CNB_OK)
+    if ((st = softmax_rows(ctx, CUDNN_SOFTMAX_ACCURATE, logits, probs, "cudnnSoftmaxForward")) !=
+            CNB_OK ||
+        (st = softmax_rows(ctx, CUDNN_SOFTMAX_LOG, logits, logp, "cudnnSoftmaxForward (log)")) !=
+            CNB_OK)
         return st;
     return cnb_gpu_check(CTX_GPU(ctx),
                          cnbk_ce_loss_from_logprobs(ctx->gpu.stream, n, classes, loss, pred,

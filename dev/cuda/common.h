@@ -6,10 +6,13 @@
 #define CNB_DEV_COMMON_H
 
 #include <cuda_runtime.h>
+#include <initializer_list>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "../../backends/cuda/cuda_plan.h" /* cnb_plan_gemm */
 
 #define cudaCheck(call) cuda_check_((call), #call, __FILE__, __LINE__)
 static inline void cuda_check_(cudaError_t e, const char *what, const char *file, int line) {
@@ -40,6 +43,19 @@ static inline float *to_device(const float *host, size_t n) {
     cudaCheck(cudaMalloc(&d, n * sizeof(float)));
     if (host) cudaCheck(cudaMemcpy(d, host, n * sizeof(float), cudaMemcpyHostToDevice));
     return d;
+}
+
+/* The properties of device 0, the one the benches run on. */
+static inline cudaDeviceProp device_props(void) {
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    return prop;
+}
+
+/* Frees the bench's device buffers; NULL ones (a plan without split-K) are skipped. */
+static inline void free_device(std::initializer_list<float *> bufs) {
+    for (float *b : bufs)
+        if (b) cudaCheck(cudaFree(b));
 }
 
 /* Compares the device result with the reference; prints the first mismatches and the relative
@@ -100,6 +116,52 @@ static int check_and_time(const char *bench, int v, F launch, const float *d_out
     int failed = !validate_result(d_out, ref, n, name, tol);
     float ms = benchmark_kernel(20, launch);
     printf("version %d: %.4f ms, %.1f GFLOP/s%s\n", v, ms, flops / (ms * 1e6), note);
+    return failed;
+}
+
+/* The backend's GEMM plan for (m, n, k) on this device; a plan that cannot be made ends the
+ * bench with the planner's message. */
+static inline cnb_gemm_plan plan_gemm_or_exit(int m, int n, int k, const cudaDeviceProp &prop) {
+    char err[256];
+    cnb_gemm_plan plan;
+    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
+        fprintf(stderr, "plan: %s\n", err);
+        exit(EXIT_FAILURE);
+    }
+    return plan;
+}
+
+/* The backend's implicit-GEMM geometry of convolution d into *g and the plan of one pass of it,
+ * whose GEMM dimensions mnk gives; the GEMM depth goes to *k. */
+static inline cnb_gemm_plan conv_pass_plan(const cnb_conv_desc *d,
+                                           void (*mnk)(const cnb_conv_geom *, int *, int *, int *),
+                                           const cudaDeviceProp &prop, cnb_conv_geom *g, int *k) {
+    cnb_conv_geom_init(g, d);
+    int m, n;
+    mnk(g, &m, &n, k);
+    return plan_gemm_or_exit(m, n, *k, prop);
+}
+
+/* Device room for split-K partial sums; NULL when the plan needs none. */
+static inline float *partial_buffer(size_t floats) {
+    return floats ? to_device(NULL, floats) : NULL;
+}
+
+/* Every version 1..count of a bench (or only `version` when it is not 0): its output poisoned
+ * with NaN (it must be written), launch_version(v) checked against ref and timed, with
+ * notes[v] after the timing when notes is given. The count of failed checks. */
+template <class F>
+static int run_versions(const char *bench, int count, int version, F launch_version,
+                        float *d_out, const double *ref, size_t n, double tol, double flops,
+                        const char *const *notes = nullptr) {
+    int failed = 0;
+    for (int v = 1; v <= count; v++) {
+        if (version && v != version) continue;
+        cudaCheck(cudaMemset(d_out, 0xff, n * sizeof(float)));
+        auto launch = [&]() { launch_version(v); };
+        failed += check_and_time(bench, v, launch, d_out, ref, n, tol, flops,
+                                 notes ? notes[v] : "");
+    }
     return failed;
 }
 

@@ -18,24 +18,8 @@
 /* dw (k,c,r,s) = sum over (n,p,q) of dy (n,k,p,q) * x (n,c,...) in double. */
 static void conv_backward_filter_cpu(double *dw, const float *dy, const float *x,
                                      const cnb_conv_desc *d) {
-    for (int o = 0; o < d->k; o++)
-        for (int ci = 0; ci < d->c; ci++)
-            for (int i = 0; i < d->r; i++)
-                for (int j = 0; j < d->s; j++) {
-                    double s = 0;
-                    for (int b = 0; b < d->n; b++)
-                        for (int oh = 0; oh < d->p; oh++) {
-                            int ih = oh * d->stride_h - d->pad_h + i;
-                            if (ih < 0 || ih >= d->h) continue;
-                            for (int ow = 0; ow < d->q; ow++) {
-                                int iw = ow * d->stride_w - d->pad_w + j;
-                                if (iw < 0 || iw >= d->w) continue;
-                                s += (double)dy[((b * d->k + o) * d->p + oh) * d->q + ow] *
-                                     x[((b * d->c + ci) * d->h + ih) * d->w + iw];
-                            }
-                        }
-                    dw[((o * d->c + ci) * d->r + i) * d->s + j] = s;
-                }
+    for (size_t e = 0; e < (size_t)d->k * d->c * d->r * d->s; e++) dw[e] = 0.0;
+    conv_each_connection(d, [&](int yi, int xi, int wi) { dw[wi] += (double)dy[yi] * x[xi]; });
 }
 
 __device__ float dw_term(const float *dy, const float *x, const cnb_conv_desc &d, int o, int ci,
@@ -71,58 +55,39 @@ __global__ void dw_kernel2(float *dw, const float *dy, const float *x, cnb_conv_
 }
 
 int main(int argc, char **argv) {
-    int version = argc > 1 ? atoi(argv[1]) : 0;
-    int layer = argc > 2 ? atoi(argv[2]) : 0;
-    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
-        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
-        return EXIT_FAILURE;
-    }
-    cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    int version;
+    cnb_conv_desc d;
+    const dev_layer *layer = dev_layer_args(argc, argv, 0, &version, &d);
+    cudaDeviceProp prop = device_props();
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
            ny = (size_t)d.n * d.k * d.p * d.q;
     printf("device: %s; %s: dW (%d,%d,%d,%d), each a sum of %d products\n", prop.name,
-           dev_layers[layer].name, d.k, d.c, d.r, d.s, d.n * d.p * d.q);
+           layer->name, d.k, d.c, d.r, d.s, d.n * d.p * d.q);
     float *x = make_random(nx, 3), *dy = make_random(ny, 4);
     double *ref = (double *)malloc(nw * sizeof(double));
     conv_backward_filter_cpu(ref, dy, x, &d);
     float *d_x = to_device(x, nx), *d_dy = to_device(dy, ny), *d_dw = to_device(NULL, nw);
 
-    char err[256];
     cnb_conv_geom g;
-    cnb_conv_geom_init(&g, &d);
-    int m, n, k;
-    cnb_conv_backward_filter_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    float *d_partial = plan.partial_floats ? to_device(NULL, plan.partial_floats) : NULL;
+    int k;
+    cnb_gemm_plan plan = conv_pass_plan(&d, cnb_conv_backward_filter_mnk, prop, &g, &k);
+    float *d_partial = partial_buffer(plan.partial_floats);
     printf("backend plan: %d x %d tiles, %d split(s) of %d\n", plan.grid_y, plan.grid_x,
            plan.splits, plan.k_per_split);
 
     const double flops = 2.0 * ny * d.c * d.r * d.s;
-    int failed = 0;
-    for (int v = 1; v <= 3; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_dw, 0xff, nw * sizeof(float)));
-        auto launch = [&]() {
-            if (v == 1)
-                dw_kernel1<<<ceil_div(nw, 128), 128>>>(d_dw, d_dy, d_x, d);
-            else if (v == 2)
-                dw_kernel2<<<(unsigned)nw, 256>>>(d_dw, d_dy, d_x, d);
-            else
-                cudaCheck(cnbk_conv_backward_filter(0, &g, &plan, d_partial, d_dw, d_dy, d_x));
-        };
-        /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
-        failed += check_and_time("conv_backward_filter", v, launch, d_dw, ref, nw, 1e-5, flops);
-    }
-    cudaCheck(cudaFree(d_x));
-    cudaCheck(cudaFree(d_dy));
-    cudaCheck(cudaFree(d_dw));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+    auto launch = [&](int v) {
+        if (v == 1)
+            dw_kernel1<<<ceil_div(nw, 128), 128>>>(d_dw, d_dy, d_x, d);
+        else if (v == 2)
+            dw_kernel2<<<(unsigned)nw, 256>>>(d_dw, d_dy, d_x, d);
+        else
+            cudaCheck(cnbk_conv_backward_filter(0, &g, &plan, d_partial, d_dw, d_dy, d_x));
+    };
+    /* float sums of up to 2e5 products: 1e-5 relative L2 as in the backend tests */
+    int failed = run_versions("conv_backward_filter", 3, version, launch, d_dw, ref, nw, 1e-5,
+                              flops);
+    free_device({d_x, d_dy, d_dw, d_partial});
     free(x), free(dy), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }

@@ -46,17 +46,12 @@ __global__ void im2col_kernel(float *col, const float *x, cnb_conv_desc d) {
 }
 
 int main(int argc, char **argv) {
-    int version = argc > 1 ? atoi(argv[1]) : 0;
-    int layer = argc > 2 ? atoi(argv[2]) : 1;
-    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
-        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
-        return EXIT_FAILURE;
-    }
-    cnb_conv_desc d = dev_layer_desc(&dev_layers[layer]);
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    int version;
+    cnb_conv_desc d;
+    const dev_layer *layer = dev_layer_args(argc, argv, 1, &version, &d);
+    cudaDeviceProp prop = device_props();
     printf("device: %s; %s: x (%d,%d,%d,%d) w (%d,%d,%d,%d) stride %d pad %d -> y (%d,%d,%d,%d)\n",
-           prop.name, dev_layers[layer].name, d.n, d.c, d.h, d.w, d.k, d.c, d.r, d.s, d.stride_h,
+           prop.name, layer->name, d.n, d.c, d.h, d.w, d.k, d.c, d.r, d.s, d.stride_h,
            d.pad_h, d.n, d.k, d.p, d.q);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
            ny = (size_t)d.n * d.k * d.p * d.q, ncol = (size_t)d.c * d.r * d.s * d.p * d.q;
@@ -66,48 +61,31 @@ int main(int argc, char **argv) {
     float *d_x = to_device(x, nx), *d_w = to_device(wt, nw), *d_y = to_device(NULL, ny),
           *d_col = to_device(NULL, ncol);
 
-    char err[256];
     cnb_conv_geom g;
-    cnb_conv_geom_init(&g, &d);
-    int m, n, k;
-    cnb_conv_forward_mnk(&g, &m, &n, &k);
-    cnb_gemm_plan plan, plan_img;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK ||
-        cnb_plan_gemm(&plan_img, d.k, d.p * d.q, k, prop.multiProcessorCount, err, sizeof err) !=
-            CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    size_t part = plan.partial_floats > plan_img.partial_floats ? plan.partial_floats
-                                                                : plan_img.partial_floats;
-    float *d_partial = part ? to_device(NULL, part) : NULL;
+    int k;
+    cnb_gemm_plan plan = conv_pass_plan(&d, cnb_conv_forward_mnk, prop, &g, &k);
+    cnb_gemm_plan plan_img = plan_gemm_or_exit(d.k, d.p * d.q, k, prop);
+    float *d_partial = partial_buffer(plan.partial_floats > plan_img.partial_floats
+                                          ? plan.partial_floats
+                                          : plan_img.partial_floats);
 
     const double flops = 2.0 * ny * d.c * d.r * d.s;
-    int failed = 0;
-    for (int v = 1; v <= 3; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_y, 0xff, ny * sizeof(float)));
-        auto launch = [&]() {
-            if (v == 1) {
-                conv_forward_kernel1<<<ceil_div(ny, 256), 256>>>(d_y, d_x, d_w, d);
-            } else if (v == 2) {
-                for (int b = 0; b < d.n; b++) {
-                    im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, d_x + (size_t)b * d.c * d.h * d.w, d);
-                    cudaCheck(cnbk_gemm(0, &plan_img, d_partial, 0, 0, 1.0f, d_w, k, d_col,
-                                        d.p * d.q, 0.0f, d_y + (size_t)b * d.k * d.p * d.q,
-                                        d.p * d.q));
-                }
-            } else {
-                cudaCheck(cnbk_conv_forward(0, &g, &plan, d_partial, d_y, d_x, d_w, NULL));
+    auto launch = [&](int v) {
+        if (v == 1) {
+            conv_forward_kernel1<<<ceil_div(ny, 256), 256>>>(d_y, d_x, d_w, d);
+        } else if (v == 2) {
+            for (int b = 0; b < d.n; b++) {
+                const float *x_b = d_x + (size_t)b * d.c * d.h * d.w;
+                im2col_kernel<<<ceil_div(ncol, 256), 256>>>(d_col, x_b, d);
+                cudaCheck(cnbk_gemm(0, &plan_img, d_partial, 0, 0, 1.0f, d_w, k, d_col, d.p * d.q,
+                                    0.0f, d_y + (size_t)b * d.k * d.p * d.q, d.p * d.q));
             }
-        };
-        failed += check_and_time("conv_forward", v, launch, d_y, ref, ny, 1e-5, flops);
-    }
-    cudaCheck(cudaFree(d_x));
-    cudaCheck(cudaFree(d_w));
-    cudaCheck(cudaFree(d_y));
-    cudaCheck(cudaFree(d_col));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+        } else {
+            cudaCheck(cnbk_conv_forward(0, &g, &plan, d_partial, d_y, d_x, d_w, NULL));
+        }
+    };
+    int failed = run_versions("conv_forward", 3, version, launch, d_y, ref, ny, 1e-5, flops);
+    free_device({d_x, d_w, d_y, d_col, d_partial});
     free(x), free(wt), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }

@@ -3,6 +3,9 @@
 #ifndef CNB_DEV_LAYERS_H
 #define CNB_DEV_LAYERS_H
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "cnb_abi.h"
 
 typedef struct dev_layer {
@@ -33,26 +36,47 @@ static inline cnb_conv_desc dev_layer_desc(const dev_layer *l) {
     return d;
 }
 
-/* Direct convolution in double: y (n,k,p,q) from x (n,c,h,w) and w (k,c,r,s). */
-static inline void conv_forward_cpu(double *y, const float *x, const float *wt, const cnb_conv_desc *d) {
+/* The bench's command line "[version] [layer]": the version (0: all) into *version, the chosen
+ * layer (default_layer when absent) returned and its descriptor in *d; a layer out of range ends
+ * the bench. */
+static inline const dev_layer *dev_layer_args(int argc, char **argv, int default_layer,
+                                              int *version, cnb_conv_desc *d) {
+    *version = argc > 1 ? atoi(argv[1]) : 0;
+    int layer = argc > 2 ? atoi(argv[2]) : default_layer;
+    if (layer < 0 || layer >= DEV_LAYER_COUNT) {
+        fprintf(stderr, "layer must be in [0, %d)\n", DEV_LAYER_COUNT);
+        exit(EXIT_FAILURE);
+    }
+    *d = dev_layer_desc(&dev_layers[layer]);
+    return &dev_layers[layer];
+}
+
+/* visit(yi, xi, wi) for every product of a direct convolution: output y[yi] takes x[xi] times
+ * weight w[wi]; in the order (b, o, oh, ow, ci, i, j), padding skipped. Each output's products,
+ * and each weight's, come in the loops' order, so a reference summed through it is fixed. */
+template <class F>
+static void conv_each_connection(const cnb_conv_desc *d, F visit) {
     for (int b = 0; b < d->n; b++)
         for (int o = 0; o < d->k; o++)
             for (int oh = 0; oh < d->p; oh++)
-                for (int ow = 0; ow < d->q; ow++) {
-                    double s = 0;
+                for (int ow = 0; ow < d->q; ow++)
                     for (int ci = 0; ci < d->c; ci++)
-                        for (int i = 0; i < d->r; i++) {
-                            int ih = oh * d->stride_h - d->pad_h + i;
-                            if (ih < 0 || ih >= d->h) continue;
+                        for (int i = 0; i < d->r; i++)
                             for (int j = 0; j < d->s; j++) {
+                                int ih = oh * d->stride_h - d->pad_h + i;
                                 int iw = ow * d->stride_w - d->pad_w + j;
-                                if (iw < 0 || iw >= d->w) continue;
-                                s += (double)x[((b * d->c + ci) * d->h + ih) * d->w + iw] *
-                                     wt[((o * d->c + ci) * d->r + i) * d->s + j];
+                                if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w) continue;
+                                visit(((b * d->k + o) * d->p + oh) * d->q + ow,
+                                      ((b * d->c + ci) * d->h + ih) * d->w + iw,
+                                      ((o * d->c + ci) * d->r + i) * d->s + j);
                             }
-                        }
-                    y[((b * d->k + o) * d->p + oh) * d->q + ow] = s;
-                }
+}
+
+/* Direct convolution in double: y (n,k,p,q) from x (n,c,h,w) and w (k,c,r,s). */
+static inline void conv_forward_cpu(double *y, const float *x, const float *wt,
+                                    const cnb_conv_desc *d) {
+    for (size_t e = 0; e < (size_t)d->n * d->k * d->p * d->q; e++) y[e] = 0.0;
+    conv_each_connection(d, [&](int yi, int xi, int wi) { y[yi] += (double)x[xi] * wt[wi]; });
 }
 
 #endif /* CNB_DEV_LAYERS_H */

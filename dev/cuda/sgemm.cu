@@ -54,8 +54,7 @@ int main(int argc, char **argv) {
     int version = argc > 1 ? atoi(argv[1]) : 0;
     int m = argc > 4 ? atoi(argv[2]) : 1024, n = argc > 4 ? atoi(argv[3]) : 1024,
         k = argc > 4 ? atoi(argv[4]) : 1024;
-    cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    cudaDeviceProp prop = device_props();
     printf("device: %s (sm_%d%d, %d SMs); C (%d, %d) = A (%d, %d) B (%d, %d)\n", prop.name,
            prop.major, prop.minor, prop.multiProcessorCount, m, n, m, k, k, n);
 
@@ -65,13 +64,8 @@ int main(int argc, char **argv) {
     float *d_a = to_device(a, (size_t)m * k), *d_b = to_device(b, (size_t)k * n),
           *d_c = to_device(NULL, (size_t)m * n);
 
-    char err[256];
-    cnb_gemm_plan plan;
-    if (cnb_plan_gemm(&plan, m, n, k, prop.multiProcessorCount, err, sizeof err) != CNB_OK) {
-        fprintf(stderr, "plan: %s\n", err);
-        return EXIT_FAILURE;
-    }
-    float *d_partial = plan.partial_floats ? to_device(NULL, plan.partial_floats) : NULL;
+    cnb_gemm_plan plan = plan_gemm_or_exit(m, n, k, prop);
+    float *d_partial = partial_buffer(plan.partial_floats);
     cublasHandle_t blas;
     if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "cublasCreate failed\n");
@@ -80,41 +74,34 @@ int main(int argc, char **argv) {
     cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
 
     const double flops = 2.0 * m * n * k;
-    int failed = 0;
-    for (int v = 1; v <= 4; v++) {
-        if (version && v != version) continue;
-        cudaCheck(cudaMemset(d_c, 0xff, (size_t)m * n * sizeof(float))); /* NaN: must be written */
-        auto launch = [&]() {
-            switch (v) {
-            case 1: {
-                dim3 block(16, 16), grid(ceil_div(n, 16), ceil_div(m, 16));
-                sgemm_kernel1<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
-                break;
-            }
-            case 2: {
-                dim3 block(T2, T2), grid(ceil_div(n, T2), ceil_div(m, T2));
-                sgemm_kernel2<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
-                break;
-            }
-            case 3:
-                cudaCheck(cnbk_gemm(0, &plan, d_partial, 0, 0, 1.0f, d_a, k, d_b, n, 0.0f, d_c, n));
-                break;
-            case 4: {
-                const float one = 1.0f, zero = 0.0f; /* row-major via the operand swap */
-                cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, d_b, n, d_a, k, &zero,
-                            d_c, n);
-                break;
-            }
-            }
-        };
-        failed += check_and_time("sgemm", v, launch, d_c, ref, (size_t)m * n, 1e-5, flops,
-                                 v == 3 && plan.splits > 1 ? " (split-K)" : "");
-    }
+    auto launch = [&](int v) {
+        switch (v) {
+        case 1: {
+            dim3 block(16, 16), grid(ceil_div(n, 16), ceil_div(m, 16));
+            sgemm_kernel1<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
+            break;
+        }
+        case 2: {
+            dim3 block(T2, T2), grid(ceil_div(n, T2), ceil_div(m, T2));
+            sgemm_kernel2<<<grid, block>>>(d_c, d_a, d_b, m, n, k);
+            break;
+        }
+        case 3:
+            cudaCheck(cnbk_gemm(0, &plan, d_partial, 0, 0, 1.0f, d_a, k, d_b, n, 0.0f, d_c, n));
+            break;
+        case 4: {
+            const float one = 1.0f, zero = 0.0f; /* row-major via the operand swap */
+            cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, d_b, n, d_a, k, &zero, d_c,
+                        n);
+            break;
+        }
+        }
+    };
+    const char *const notes[5] = {"", "", "", plan.splits > 1 ? " (split-K)" : "", ""};
+    int failed = run_versions("sgemm", 4, version, launch, d_c, ref, (size_t)m * n, 1e-5, flops,
+                              notes);
     cublasDestroy(blas);
-    cudaCheck(cudaFree(d_a));
-    cudaCheck(cudaFree(d_b));
-    cudaCheck(cudaFree(d_c));
-    if (d_partial) cudaCheck(cudaFree(d_partial));
+    free_device({d_a, d_b, d_c, d_partial});
     free(a), free(b), free(ref);
     return failed ? EXIT_FAILURE : 0;
 }

@@ -375,17 +375,8 @@ cJSON *bench_results_json(const bn_opts *o, int argc, char **argv, int threads,
     cJSON *bj = cJSON_AddArrayToObject(root, "backends");
     for (int i = 0; i < nb; i++) {
         const bn_backend *b = &backends[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", b->name);
-        cJSON_AddStringToObject(e, "status", b->usable ? "loaded" : "skipped");
-        cJSON_AddStringToObject(e, "device", b->is_gpu ? "gpu" : "cpu");
-        if (!b->usable) cJSON_AddStringToObject(e, "reason", b->why);
-        else {
-            cJSON_AddStringToObject(e, "path", b->lib.path);
-            cJSON_AddItemToObject(e, "info", cnb_info_json(&b->info));
-        }
-        if (b->fault_env[0]) cJSON_AddStringToObject(e, "test_fault", b->fault_env);
-        cJSON_AddItemToArray(bj, e);
+        cJSON_AddItemToArray(bj, cnb_backend_json(b->name, b->usable, b->is_gpu ? "gpu" : "cpu",
+                                                  b->why, b->lib.path, &b->info, b->fault_env));
     }
     cJSON *cj = cJSON_AddArrayToObject(root, "cells");
     for (int i = 0; i < n_cells; i++) cJSON_AddItemToArray(cj, bench_cell_json(&cells[i]));

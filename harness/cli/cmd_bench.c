@@ -259,33 +259,30 @@ static bn_cell *alloc_cells(int n) {
     return cells;
 }
 
+/* Says where one output file went, or why it was not saved (then 1). */
+static int said_saved(int write_rc, const char *what, const char *label, const char *path,
+                      const char *err) {
+    if (write_rc != 0) {
+        fprintf(stderr, BENCH_PROG ": %s not saved: %s\n", what, err);
+        return 1;
+    }
+    printf("%s: %s\n", label, path);
+    return 0;
+}
+
 /* The results JSON, and the CSV and github-action-benchmark files when asked for; 0 or 1. */
 static int write_outputs(const bn_opts *o, const cJSON *root, bn_cell *cells, int n_cells,
                          double *buf) {
     char err[CNB_ERR_LEN];
     int rc = 0;
-    if (cnb_write_json(o->out, root, err, sizeof err) != 0) {
-        fprintf(stderr, BENCH_PROG ": results not saved: %s\n", err);
-        rc = 1;
-    } else {
-        printf("results: %s\n", o->out);
-    }
-    if (o->csv) {
-        if (bench_write_csv(o->csv, cells, n_cells, buf, err, sizeof err) != 0) {
-            fprintf(stderr, BENCH_PROG ": CSV not saved: %s\n", err);
-            rc = 1;
-        } else {
-            printf("csv: %s\n", o->csv);
-        }
-    }
-    if (o->gab) {
-        if (bench_write_gab(o->gab, cells, n_cells, buf, err, sizeof err) != 0) {
-            fprintf(stderr, BENCH_PROG ": benchmark-action file not saved: %s\n", err);
-            rc = 1;
-        } else {
-            printf("github-action-benchmark: %s\n", o->gab);
-        }
-    }
+    rc |= said_saved(cnb_write_json(o->out, root, err, sizeof err), "results", "results",
+                     o->out, err);
+    if (o->csv)
+        rc |= said_saved(bench_write_csv(o->csv, cells, n_cells, buf, err, sizeof err), "CSV",
+                         "csv", o->csv, err);
+    if (o->gab)
+        rc |= said_saved(bench_write_gab(o->gab, cells, n_cells, buf, err, sizeof err),
+                         "benchmark-action file", "github-action-benchmark", o->gab, err);
     return rc;
 }
 

@@ -487,6 +487,20 @@ static void train_out_free(train_out *o) {
     memset(o, 0, sizeof *o);
 }
 
+/* The data the training checks run on: need training images, the test limit as given. Returns
+ * the dataset's kind, or NULL after saying why (for the checks named by what). */
+static const char *open_check_data(const ck_state *s, int need, const char *what,
+                                   cnb_dataset *train, cnb_dataset *test) {
+    char err[CNB_ERR_LEN];
+    const char *kind = s->o.dataset ? s->o.dataset : "fashion-mnist";
+    if (cnb_dataset_open(kind, s->o.data, need, s->o.test_limit, train, test, err,
+                         sizeof err) != 0) {
+        fprintf(stderr, "cnnbench check: %s: data: %s\n", what, err);
+        return NULL;
+    }
+    return kind;
+}
+
 static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
     if (!s->o.training || !family_selected(s, CNB_CK_TRAINING) || n_models == 0) return 0;
     int need = 0;
@@ -498,13 +512,8 @@ static int run_training_checks(ck_state *s, cnb_model **models, int n_models) {
     }
     if (need == 0) return 0;
     cnb_dataset train = {0}, test = {0};
-    char err[CNB_ERR_LEN];
-    const char *kind = s->o.dataset ? s->o.dataset : "fashion-mnist";
-    if (cnb_dataset_open(kind, s->o.data, need, s->o.test_limit, &train, &test, err,
-                         sizeof err) != 0) {
-        fprintf(stderr, "cnnbench check: training agreement: data: %s\n", err);
-        return -1;
-    }
+    const char *kind = open_check_data(s, need, "training agreement", &train, &test);
+    if (!kind) return -1;
     if (!s->o.quiet)
         printf("training agreement: %d steps per model on %s (%d test images), vs naive\n",
                s->o.steps, kind, test.count);
@@ -631,13 +640,8 @@ static int run_distributed_checks(ck_state *s, cnb_model **models, int n_models)
     for (int i = 0; i < n_models; i++)
         if (models[i]->batch * s->o.steps > need) need = models[i]->batch * s->o.steps;
     cnb_dataset train = {0}, test = {0};
-    char err[CNB_ERR_LEN];
-    const char *kind = s->o.dataset ? s->o.dataset : "fashion-mnist";
-    if (cnb_dataset_open(kind, s->o.data, need, s->o.test_limit, &train, &test, err,
-                         sizeof err) != 0) {
-        fprintf(stderr, "cnnbench check: distributed: data: %s\n", err);
-        return -1;
-    }
+    const char *kind = open_check_data(s, need, "distributed", &train, &test);
+    if (!kind) return -1;
     /* One more than a multiple of the ranks, so the slices are uneven. */
     int batch = s->o.batch * ranks + 1;
     if (!s->o.quiet)
@@ -829,15 +833,8 @@ static cJSON *check_report_json(ck_state *s, int argc, char **argv, int threads,
     cJSON *bj = cJSON_AddArrayToObject(root, "backends");
     for (int i = 0; i < s->nb; i++) {
         const ck_backend *b = &s->b[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", b->name);
-        cJSON_AddStringToObject(e, "status", b->usable ? "loaded" : "skipped");
-        if (!b->usable) cJSON_AddStringToObject(e, "reason", b->why);
-        else {
-            cJSON_AddStringToObject(e, "path", b->lib.path);
-            cJSON_AddItemToObject(e, "info", cnb_info_json(&b->info));
-        }
-        if (b->fault_env[0]) cJSON_AddStringToObject(e, "test_fault", b->fault_env);
+        cJSON *e = cnb_backend_json(b->name, b->usable, NULL, b->why, b->lib.path, &b->info,
+                                    b->fault_env);
         cJSON *cnt = cJSON_AddObjectToObject(e, "counts");
         for (int k = 0; k < 4; k++) cJSON_AddNumberToObject(cnt, cnb_check_status_name(k), (double)b->count[k]);
         cJSON_AddItemToArray(bj, e);

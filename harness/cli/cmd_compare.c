@@ -186,6 +186,17 @@ static void compare_figure(const cmp_opts *o, verdict *v, const char *what, cons
     add_row(v, what, key, metric, bm, nm, change, noise, s, gated);
 }
 
+/* The absolute images/s of a bench cell or a training run: train and infer, each judged alone. */
+static void compare_throughput(const cmp_opts *o, verdict *v, const char *key, const cJSON *b,
+                               const cJSON *n, int gated) {
+    compare_figure(o, v, "absolute", key, "train",
+                   cJSON_GetObjectItemCaseSensitive(b, "train_images_per_s"),
+                   cJSON_GetObjectItemCaseSensitive(n, "train_images_per_s"), gated, NAN, 0);
+    compare_figure(o, v, "absolute", key, "infer",
+                   cJSON_GetObjectItemCaseSensitive(b, "infer_images_per_s"),
+                   cJSON_GetObjectItemCaseSensitive(n, "infer_images_per_s"), gated, NAN, 0);
+}
+
 static const cJSON *find_by_key(const cJSON *arr, const char *key,
                                 void (*key_of)(const cJSON *, char *, size_t)) {
     const cJSON *e;
@@ -354,12 +365,7 @@ static int compare_bench(const cmp_opts *o, const cJSON *base, const cJSON *now,
             if (!o->quiet) printf("  %-10s %-44s base %s, new %s\n", "n/a", key, bs, ns);
             continue;
         }
-        compare_figure(o, v, "absolute", key, "train",
-                       cJSON_GetObjectItemCaseSensitive(e, "train_images_per_s"),
-                       cJSON_GetObjectItemCaseSensitive(m, "train_images_per_s"), gate_a, NAN, 0);
-        compare_figure(o, v, "absolute", key, "infer",
-                       cJSON_GetObjectItemCaseSensitive(e, "infer_images_per_s"),
-                       cJSON_GetObjectItemCaseSensitive(m, "infer_images_per_s"), gate_a, NAN, 0);
+        compare_throughput(o, v, key, e, m, gate_a);
     }
     return 0;
 }
@@ -434,12 +440,7 @@ static int compare_training(const cmp_opts *o, const cJSON *base, const cJSON *n
     const cJSON *bb = cJSON_GetObjectItemCaseSensitive(base, "backend");
     snprintf(key, sizeof key, "%s/%s", cnb_json_str(bm, "name", "?"), cnb_json_str(bb, "name", "?"));
     int gate_a = (o->gate & GATE_ABSOLUTE) != 0;
-    compare_figure(o, v, "absolute", key, "train",
-                   cJSON_GetObjectItemCaseSensitive(bt, "train_images_per_s"),
-                   cJSON_GetObjectItemCaseSensitive(nt, "train_images_per_s"), gate_a, NAN, 0);
-    compare_figure(o, v, "absolute", key, "infer",
-                   cJSON_GetObjectItemCaseSensitive(bt, "infer_images_per_s"),
-                   cJSON_GetObjectItemCaseSensitive(nt, "infer_images_per_s"), gate_a, NAN, 0);
+    compare_throughput(o, v, key, bt, nt, gate_a);
     const cJSON *bf = cJSON_GetObjectItemCaseSensitive(base, "final");
     const cJSON *nf = cJSON_GetObjectItemCaseSensitive(now, "final");
     double ba = cnb_json_num(bf, "test_accuracy", NAN), na = cnb_json_num(nf, "test_accuracy", NAN);

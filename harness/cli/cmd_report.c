@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,35 @@ static void gp_quote(char *dst, size_t len, const char *src) {
 #define HEADER "set terminal pngcairo size 900,540 enhanced font 'DejaVu Sans,11'\n" \
                "set grid ytics lc rgb '#dddddd'\nset key outside right top\n"
 
+/* Draw one chart: the terminal line(s), its output file, then the rest of the script; on
+ * success the page embeds it. */
+static void chart(rp *r, const char *stem, const char *name, const char *alt, const char *term,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void chart(rp *r, const char *stem, const char *name, const char *alt, const char *term,
+                  const char *fmt, ...) {
+    char png[1024], script[8192];
+    png_path(r, stem, name, png, sizeof png);
+    int at = snprintf(script, sizeof script, "%sset output '%s'\n", term, png);
+    if (at > 0 && (size_t)at < sizeof script) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(script + at, sizeof script - (size_t)at, fmt, ap);
+        va_end(ap);
+    }
+    if (gnuplot(r, script, png) == 0) fprintf(r->md, "![%s](%s)\n\n", alt, base_name(png));
+}
+
+/* One "step loss" per line, numbered from 1, into a new data file; -1 when it cannot be made. */
+static int step_loss_file(rp *r, const cJSON *steps, char *dat, size_t len) {
+    FILE *f = data_file(r, dat, len);
+    if (!f) return -1;
+    int i = 1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, steps) fprintf(f, "%d %.8g\n", i++, e->valuedouble);
+    fclose(f);
+    return 0;
+}
+
 static void context_md(rp *r, const cJSON *root, const char *path) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "machine");
     fprintf(r->md, "Source: `%s`, created %s, %s.  \n", path, cnb_json_str(root, "created", "?"),
@@ -114,7 +144,7 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
     if (!isnan(acc))
         fprintf(r->md, "Final test accuracy **%.2f%%**, test loss %.4f after %d epoch(s).\n\n",
                 100 * acc, cnb_json_num(fin, "test_loss", NAN), cnb_json_int(fin, "epochs_done", 0));
-    char dat[256], png[1024], script[4096], title[256], q[512];
+    char dat[256], title[256], q[512];
     snprintf(title, sizeof title, "%s on %s", mname, bname);
     gp_quote(q, sizeof q, title);
     int n = cJSON_GetArraySize(epochs);
@@ -128,24 +158,22 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
                     100 * cnb_json_num(e, "train_accuracy", NAN),
                     100 * cnb_json_num(e, "test_accuracy", NAN));
         fclose(f);
-        png_path(r, stem, "loss", png, sizeof png);
-        snprintf(script, sizeof script,
-                 HEADER "set output '%s'\nset title '%s: loss per epoch'\nset xlabel 'epoch'\n"
-                 "set ylabel 'cross-entropy loss'\nset xtics 1\nset offsets 0.2,0.2,0,0\n"
-                 "plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'train loss', "
-                 "'' using 1:3 with linespoints lw 2 pt 5 title 'test loss'\n",
-                 png, q, dat);
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![loss per epoch](%s)\n\n", base_name(png));
-        png_path(r, stem, "accuracy", png, sizeof png);
-        snprintf(script, sizeof script,
-                 HEADER "set output '%s'\nset title '%s: accuracy per epoch'\nset xlabel 'epoch'\n"
-                 "set ylabel 'accuracy (%%)'\nset xtics 1\nset offsets 0.2,0.2,0,0\n"
-                 "plot '%s' using 1:4 with linespoints lw 2 pt 7 title 'train accuracy', "
-                 "'' using 1:5 with linespoints lw 2 pt 5 title 'test accuracy'\n",
-                 png, q, dat);
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![accuracy per epoch](%s)\n\n", base_name(png));
+        /* loss in columns 2-3, accuracy in 4-5: one chart each, the same style */
+        static const struct { const char *name, *what, *ylabel; int col; } per_epoch[] = {
+            {"loss", "loss", "cross-entropy loss", 2},
+            {"accuracy", "accuracy", "accuracy (%)", 4},
+        };
+        for (size_t c = 0; c < sizeof per_epoch / sizeof per_epoch[0]; c++) {
+            char alt[64];
+            snprintf(alt, sizeof alt, "%s per epoch", per_epoch[c].what);
+            chart(r, stem, per_epoch[c].name, alt, HEADER,
+                  "set title '%s: %s per epoch'\nset xlabel 'epoch'\n"
+                  "set ylabel '%s'\nset xtics 1\nset offsets 0.2,0.2,0,0\n"
+                  "plot '%s' using 1:%d with linespoints lw 2 pt 7 title 'train %s', "
+                  "'' using 1:%d with linespoints lw 2 pt 5 title 'test %s'\n",
+                  q, per_epoch[c].what, per_epoch[c].ylabel, dat, per_epoch[c].col,
+                  per_epoch[c].what, per_epoch[c].col + 1, per_epoch[c].what);
+        }
         fprintf(r->md, "| epoch | train loss | train acc | test loss | test acc | train img/s | infer img/s |\n"
                        "|---:|---:|---:|---:|---:|---:|---:|\n");
         cJSON_ArrayForEach(e, epochs)
@@ -159,21 +187,13 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
     }
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "step_losses");
     if (cJSON_GetArraySize(steps) > 1) {
-        FILE *f = data_file(r, dat, sizeof dat);
-        if (!f) return;
-        int i = 1;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, steps) fprintf(f, "%d %.8g\n", i++, e->valuedouble);
-        fclose(f);
-        png_path(r, stem, "step-loss", png, sizeof png);
-        snprintf(script, sizeof script,
-                 HEADER "set output '%s'\nset title '%s: training loss per step'\n"
-                 "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\n"
-                 "plot '%s' using 1:2 with lines lw 1 lc rgb '#9ecae1' title 'step loss', "
-                 "'' using 1:2 smooth bezier lw 2 lc rgb '#08519c' title 'smoothed'\n",
-                 png, q, dat);
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![loss per step](%s)\n\n", base_name(png));
+        if (step_loss_file(r, steps, dat, sizeof dat)) return;
+        chart(r, stem, "step-loss", "loss per step", HEADER,
+              "set title '%s: training loss per step'\n"
+              "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\n"
+              "plot '%s' using 1:2 with lines lw 1 lc rgb '#9ecae1' title 'step loss', "
+              "'' using 1:2 smooth bezier lw 2 lc rgb '#08519c' title 'smoothed'\n",
+              q, dat);
     }
     const cJSON *cm = cJSON_GetObjectItemCaseSensitive(root, "confusion_matrix");
     int k = cJSON_GetArraySize(cm);
@@ -187,19 +207,16 @@ static void report_training(rp *r, const cJSON *root, const char *path, const ch
             fprintf(f, "\n");
         }
         fclose(f);
-        png_path(r, stem, "confusion", png, sizeof png);
-        snprintf(script, sizeof script,
-                 "set terminal pngcairo size 760,680 enhanced font 'DejaVu Sans,11'\n"
-                 "set output '%s'\nset title '%s: confusion matrix (test set)'\n"
-                 "set xlabel 'predicted class'\nset ylabel 'true class'\n"
-                 "set cblabel 'images'\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
-                 "set xtics 1\nset ytics 1\nset palette defined (0 'white', 1 '#c6dbef', 2 '#08306b')\n"
-                 "set key off\n"
-                 "plot '%s' matrix with image notitle, "
-                 "'' matrix using 1:2:(sprintf('%%d', $3)) with labels font ',8' notitle\n",
-                 png, q, k - 1, k - 1, dat);
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![confusion matrix](%s)\n\n", base_name(png));
+        chart(r, stem, "confusion", "confusion matrix",
+              "set terminal pngcairo size 760,680 enhanced font 'DejaVu Sans,11'\n",
+              "set title '%s: confusion matrix (test set)'\n"
+              "set xlabel 'predicted class'\nset ylabel 'true class'\n"
+              "set cblabel 'images'\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
+              "set xtics 1\nset ytics 1\nset palette defined (0 'white', 1 '#c6dbef', 2 '#08306b')\n"
+              "set key off\n"
+              "plot '%s' matrix with image notitle, "
+              "'' matrix using 1:2:(sprintf('%%d', $3)) with labels font ',8' notitle\n",
+              q, k - 1, k - 1, dat);
     }
 }
 
@@ -231,7 +248,7 @@ static void comparison_table_md(rp *r, const cJSON *rows) {
 
 static void comparison_throughput_chart(rp *r, const cJSON *rows, const char *stem,
                                         const char *q) {
-    char dat[256], png[1024], script[4096];
+    char dat[256];
     FILE *f = data_file(r, dat, sizeof dat);
     if (!f) return;
     int n = 0;
@@ -245,31 +262,23 @@ static void comparison_throughput_chart(rp *r, const cJSON *rows, const char *st
     }
     fclose(f);
     if (n == 0) return;
-    png_path(r, stem, "throughput", png, sizeof png);
-    snprintf(script, sizeof script,
-             HEADER "set output '%s'\nset title '%s: images/s per backend (medians)'\n"
-             "set style data histograms\nset style histogram clustered gap 1\n"
-             "set style fill solid 0.85 border -1\nset ylabel 'images/s'\nset yrange [0:*]\n"
-             "plot '%s' using 2:xtic(1) title 'train', '' using 3 title 'infer'\n",
-             png, q, dat);
-    if (gnuplot(r, script, png) == 0)
-        fprintf(r->md, "![throughput per backend](%s)\n\n", base_name(png));
+    chart(r, stem, "throughput", "throughput per backend", HEADER,
+          "set title '%s: images/s per backend (medians)'\n"
+          "set style data histograms\nset style histogram clustered gap 1\n"
+          "set style fill solid 0.85 border -1\nset ylabel 'images/s'\nset yrange [0:*]\n"
+          "plot '%s' using 2:xtic(1) title 'train', '' using 3 title 'infer'\n",
+          q, dat);
 }
 
 static void comparison_loss_chart(rp *r, const cJSON *runs, const char *stem, const char *q) {
-    char png[1024], script[8192], plot[4096] = "";
+    char plot[4096] = "";
     size_t len = 0;
     const cJSON *run;
     cJSON_ArrayForEach(run, runs) {
         const cJSON *steps = cJSON_GetObjectItemCaseSensitive(run, "step_losses");
         if (cJSON_GetArraySize(steps) < 1) continue;
         char dat[256], name[128];
-        FILE *f = data_file(r, dat, sizeof dat);
-        if (!f) return;
-        int i = 1;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, steps) fprintf(f, "%d %.8g\n", i++, e->valuedouble);
-        fclose(f);
+        if (step_loss_file(r, steps, dat, sizeof dat)) return;
         gp_quote(name, sizeof name,
                  cnb_json_str(cJSON_GetObjectItemCaseSensitive(run, "backend"), "name", "?"));
         len += (size_t)snprintf(plot + len, sizeof plot - len, "%s'%s' using 1:2 with lines lw 1.5 "
@@ -277,13 +286,10 @@ static void comparison_loss_chart(rp *r, const cJSON *runs, const char *stem, co
         if (len >= sizeof plot) return;
     }
     if (!len) return;
-    png_path(r, stem, "loss-curves", png, sizeof png);
-    snprintf(script, sizeof script,
-             HEADER "set output '%s'\nset title '%s: training loss per step, every backend'\n"
-             "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\nplot %s\n",
-             png, q, plot);
-    if (gnuplot(r, script, png) == 0)
-        fprintf(r->md, "![loss curves](%s)\n\n", base_name(png));
+    chart(r, stem, "loss-curves", "loss curves", HEADER,
+          "set title '%s: training loss per step, every backend'\n"
+          "set xlabel 'training step'\nset ylabel 'cross-entropy loss (batch mean)'\nplot %s\n",
+          q, plot);
 }
 
 static void report_comparison(rp *r, const cJSON *root, const char *path, const char *stem) {
@@ -307,7 +313,7 @@ static void report_comparison(rp *r, const cJSON *root, const char *path, const 
 
 /* The throughput table and chart: one row per cell, images/s with min..max whiskers. */
 static void bench_throughput(rp *r, const cJSON *cells, const char *stem) {
-    char dat[256], png[1024], script[8192];
+    char dat[256];
     FILE *f = data_file(r, dat, sizeof dat);
     if (!f) return;
     int n = 0;
@@ -338,21 +344,17 @@ static void bench_throughput(rp *r, const cJSON *cells, const char *stem) {
     }
     fclose(f);
     fprintf(r->md, "\n");
-    if (n > 0) {
-        png_path(r, stem, "throughput", png, sizeof png);
-        snprintf(script, sizeof script,
-                 HEADER "set output '%s'\nset title 'images per second (median; whiskers: min..max)'\n"
-                 "set ylabel 'images / s (log scale)'\nset xlabel 'backend, model, batch' offset 0,-1\n"
-                 "set bmargin 5\n"
-                 "set logscale y\nset style data histogram\n"
-                 "set style histogram errorbars gap 1 lw 1\nset style fill solid 0.8 border -1\n"
-                 "set boxwidth 0.9\nset yrange [*:*]\n"
-                 "plot '%s' using 2:3:4:xtic(1) title 'training' lc rgb '#3182bd', "
-                 "'' using 5:6:7 title 'inference' lc rgb '#fd8d3c'\n",
-                 png, dat);
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![images per second](%s)\n\n", base_name(png));
-    }
+    if (n > 0)
+        chart(r, stem, "throughput", "images per second", HEADER,
+              "set title 'images per second (median; whiskers: min..max)'\n"
+              "set ylabel 'images / s (log scale)'\nset xlabel 'backend, model, batch' offset 0,-1\n"
+              "set bmargin 5\n"
+              "set logscale y\nset style data histogram\n"
+              "set style histogram errorbars gap 1 lw 1\nset style fill solid 0.8 border -1\n"
+              "set boxwidth 0.9\nset yrange [*:*]\n"
+              "plot '%s' using 2:3:4:xtic(1) title 'training' lc rgb '#3182bd', "
+              "'' using 5:6:7 title 'inference' lc rgb '#fd8d3c'\n",
+              dat);
 }
 
 /* Speed-ups measured within the run: per-round medians and the uncontended figure. */
@@ -388,7 +390,7 @@ static void bench_ratios(rp *r, const cJSON *root) {
 
 /* Where a training step goes: a stacked bar per cell and the harness's own overhead. */
 static void bench_breakdown(rp *r, const cJSON *cells, const char *stem) {
-    char dat[256], png[1024], script[8192];
+    char dat[256], plot[6144];
     FILE *f;
     const cJSON *c;
     /* per-kernel breakdown: one stacked bar per cell, ms per training step */
@@ -423,28 +425,25 @@ static void bench_breakdown(rp *r, const cJSON *cells, const char *stem) {
             "#08519c", "#3182bd", "#6baed6", "#fdae6b", "#e6550d", "#31a354", "#a1d99b",
             "#756bb1", "#bcbddc", "#de2d26", "#fc9272", "#636363", "#bdbdbd", "#e7ba52",
             "#8c6d31", "#7b4173", "#17becf", "#9edae5", "#000000"};
-        png_path(r, stem, "breakdown", png, sizeof png);
-        int at = snprintf(script, sizeof script,
-                 "set terminal pngcairo size 1000,600 noenhanced font 'DejaVu Sans,11'\n"
-                 "set output '%s'\nset title 'where a training step goes (profiled pass)'\n"
-                 "set ylabel 'ms per training step'\nset xlabel 'backend, model, batch' offset 0,-1\n"
-                 "set bmargin 5\nset style data histogram\nset style histogram rowstacked\n"
-                 "set style fill solid 0.85 border -1\nset boxwidth 0.6\n"
-                 "set key outside right top title 'kernel family'\n"
-                 "set grid ytics lc rgb '#dddddd'\nplot ",
-                 png);
-        int first = 1;
-        for (int k = 0; k <= CNB_KF_COUNT && at < (int)sizeof script - 200; k++) {
+        int at = 0, first = 1;
+        plot[0] = '\0';
+        for (int k = 0; k <= CNB_KF_COUNT && at < (int)sizeof plot - 200; k++) {
             if (col_total[k] <= 0) continue; /* families no cell spent time in */
-            at += snprintf(script + at, sizeof script - (size_t)at,
+            at += snprintf(plot + at, sizeof plot - (size_t)at,
                            "%s'%s' using %d%s title columnheader(%d) lc rgb '%s'",
                            first ? "" : ", ", dat, k + 2, first ? ":xtic(1)" : "", k + 2,
                            colours[k]);
             first = 0;
         }
-        snprintf(script + at, sizeof script - (size_t)at, "\n");
-        if (gnuplot(r, script, png) == 0)
-            fprintf(r->md, "![per-kernel breakdown](%s)\n\n", base_name(png));
+        chart(r, stem, "breakdown", "per-kernel breakdown",
+              "set terminal pngcairo size 1000,600 noenhanced font 'DejaVu Sans,11'\n",
+              "set title 'where a training step goes (profiled pass)'\n"
+              "set ylabel 'ms per training step'\nset xlabel 'backend, model, batch' offset 0,-1\n"
+              "set bmargin 5\nset style data histogram\nset style histogram rowstacked\n"
+              "set style fill solid 0.85 border -1\nset boxwidth 0.6\n"
+              "set key outside right top title 'kernel family'\n"
+              "set grid ytics lc rgb '#dddddd'\nplot %s\n",
+              plot);
         fprintf(r->md, "| cell | step ms | kernels ms | harness overhead ms (share) |\n|---|---:|---:|---:|\n");
         cJSON_ArrayForEach(c, cells) {
             const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
@@ -566,23 +565,13 @@ int cnb_cmd_report(int argc, char **argv) {
     fclose(r.md);
     r.md = NULL;
     /* the page goes into place whole, like every results file */
-    FILE *in = fopen(md_tmp, "r");
-    if (in) {
-        fseek(in, 0, SEEK_END);
-        long len = ftell(in);
-        fseek(in, 0, SEEK_SET);
-        char *text = malloc((size_t)len + 1);
-        char err[CNB_ERR_LEN];
-        if (text && fread(text, 1, (size_t)len, in) == (size_t)len) {
-            text[len] = '\0';
-            if (cnb_write_file_atomic(md_path, text, err, sizeof err) != 0) {
-                fprintf(stderr, "cnnbench report: %s\n", err);
-                rc = 1;
-            }
-        }
-        free(text);
-        fclose(in);
+    char err[CNB_ERR_LEN];
+    char *text = cnb_read_file(md_tmp, NULL, err, sizeof err);
+    if (text && cnb_write_file_atomic(md_path, text, err, sizeof err) != 0) {
+        fprintf(stderr, "cnnbench report: %s\n", err);
+        rc = 1;
     }
+    free(text);
     if (r.failures) rc = 1;
     printf("report: %s (%d chart%s)\n", md_path, r.charts, r.charts == 1 ? "" : "s");
 cleanup:

@@ -290,6 +290,20 @@ static const char *state_name(row_state s) {
     return names[s];
 }
 
+/* <what>_images_per_s (median), its MAD and how many were timed; null when none were. */
+static void add_speed(cJSON *o, const char *what, const cnb_summary *sp, const char *timed_key) {
+    char key[64];
+    snprintf(key, sizeof key, "%s_images_per_s", what);
+    if (sp->n <= 0) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    cJSON_AddNumberToObject(o, key, sp->median);
+    snprintf(key, sizeof key, "%s_images_per_s_mad", what);
+    cJSON_AddNumberToObject(o, key, sp->mad);
+    cJSON_AddNumberToObject(o, timed_key, sp->n);
+}
+
 static cJSON *row_json(const cmp_state *st, const cmp_row *row) {
     const cmp_row *naive = naive_row(st), *cpu = best_row(st, 0);
     cJSON *o = cJSON_CreateObject();
@@ -308,20 +322,8 @@ static cJSON *row_json(const cmp_state *st, const cmp_row *row) {
         cJSON_AddNullToObject(o, "test_accuracy");
         cJSON_AddNullToObject(o, "test_loss");
     }
-    if (row->train.n > 0) {
-        cJSON_AddNumberToObject(o, "train_images_per_s", row->train.median);
-        cJSON_AddNumberToObject(o, "train_images_per_s_mad", row->train.mad);
-        cJSON_AddNumberToObject(o, "train_steps_timed", row->train.n);
-    } else {
-        cJSON_AddNullToObject(o, "train_images_per_s");
-    }
-    if (row->infer.n > 0) {
-        cJSON_AddNumberToObject(o, "infer_images_per_s", row->infer.median);
-        cJSON_AddNumberToObject(o, "infer_images_per_s_mad", row->infer.mad);
-        cJSON_AddNumberToObject(o, "infer_batches_timed", row->infer.n);
-    } else {
-        cJSON_AddNullToObject(o, "infer_images_per_s");
-    }
+    add_speed(o, "train", &row->train, "train_steps_timed");
+    add_speed(o, "infer", &row->infer, "infer_batches_timed");
     double vs_naive = naive ? ratio(row->train.median, naive->train.median) : 0.0;
     double vs_cpu = cpu ? ratio(row->train.median, cpu->train.median) : 0.0;
     if (vs_naive > 0) cJSON_AddNumberToObject(o, "speedup_vs_naive", vs_naive);

@@ -222,40 +222,6 @@ static int measure(adder *a, const cJSON *root, const char *kind) {
 /* ------------------------------------------------------------------------------------------ */
 /* Adding a file                                                                               */
 
-static char *read_all(const char *path, size_t *len, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cnb_errf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            } else {
-                buf = nb;
-                cap *= 2;
-            }
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        cnb_errf(err, err_len, "%s: cannot read%s", path, buf ? "" : " (out of memory)");
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static void sha256_hex(const char *data, size_t len, char out[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -312,7 +278,7 @@ static int store(sqlite3 *db, const run_row *r, const cJSON *root, long long *id
 int cnb_history_add_file(sqlite3 *db, const char *path, const char *commit, long long *run_id,
                          char *err, size_t err_len) {
     size_t len = 0;
-    char *text = read_all(path, &len, err, err_len);
+    char *text = cnb_read_file(path, &len, err, err_len);
     if (!text) return -1;
     int rc = -1;
     cJSON *root = NULL;

@@ -165,36 +165,25 @@ cJSON *cnb_info_json(const cnb_info_list *info) {
     return o;
 }
 
+cJSON *cnb_backend_json(const char *name, int usable, const char *device, const char *why,
+                        const char *path, const cnb_info_list *info, const char *fault_env) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddStringToObject(e, "status", usable ? "loaded" : "skipped");
+    if (device) cJSON_AddStringToObject(e, "device", device);
+    if (!usable) cJSON_AddStringToObject(e, "reason", why);
+    else {
+        cJSON_AddStringToObject(e, "path", path);
+        cJSON_AddItemToObject(e, "info", cnb_info_json(info));
+    }
+    if (fault_env[0]) cJSON_AddStringToObject(e, "test_fault", fault_env);
+    return e;
+}
+
 cJSON *cnb_read_json(const char *path, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cnb_errf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int read_err = ferror(f);
-    fclose(f);
-    if (!buf || read_err) {
-        free(buf);
-        cnb_errf(err, err_len, "%s: cannot read%s", path, buf ? "" : " (out of memory)");
-        return NULL;
-    }
-    buf[len] = '\0';
+    size_t len = 0;
+    char *buf = cnb_read_file(path, &len, err, err_len);
+    if (!buf) return NULL;
     cJSON *root = cJSON_Parse(buf);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();

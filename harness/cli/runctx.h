@@ -41,6 +41,11 @@ cJSON *cnb_context_json(const char *kind, int argc, char **argv, uint64_t seed, 
 cJSON *cnb_machine_json(const cnb_machine *mc);
 /* Backend info() facts as a JSON object. */
 cJSON *cnb_info_json(const cnb_info_list *info);
+/* One backend's entry in a results file: name, status (loaded / skipped), device (when not
+ * NULL), then why it was skipped or its library's path and info, and the test fault it ran
+ * under (when fault_env is not empty). */
+cJSON *cnb_backend_json(const char *name, int usable, const char *device, const char *why,
+                        const char *path, const cnb_info_list *info, const char *fault_env);
 
 /* What a results file is: its "kind" ("train", "comparison", "check", "bench", "compare", ...);
  * a schema-1 training file has none but has "epochs"; "unknown" otherwise. */

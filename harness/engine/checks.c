@@ -293,16 +293,10 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             break;
         }
         case CNB_LAYER_RELU:
-            add_act(out, &cnt, max, label, CNB_ACT_RELU, (size_t)n * out_size);
-            break;
         case CNB_LAYER_TANH:
-            add_act(out, &cnt, max, label, CNB_ACT_TANH, (size_t)n * out_size);
-            break;
         case CNB_LAYER_SIGMOID:
-            add_act(out, &cnt, max, label, CNB_ACT_SIGMOID, (size_t)n * out_size);
-            break;
         case CNB_LAYER_PRELU:
-            add_act(out, &cnt, max, label, CNB_ACT_PRELU, (size_t)n * out_size);
+            add_act(out, &cnt, max, label, cnb_layer_activation(l->type), (size_t)n * out_size);
             break;
         case CNB_LAYER_FLATTEN:
             break;

@@ -3,17 +3,22 @@
 
 #include <math.h>
 
-void cnb_compare(const float *got, const float *ref, size_t count, double point_tol,
-                 cnb_compare_stats *s) {
+/* One pass for both comparisons. Plain: a non-finite value where the reference is finite is a
+ * mismatch. Exact non-finite positions: NaN and Inf must stand where the reference has them. */
+static void compare_pass(const float *got, const float *ref, size_t count, double point_tol,
+                         int nonfinite_exact, cnb_compare_stats *s) {
     double diff2 = 0.0, ref2 = 0.0;
     *s = (cnb_compare_stats){.count = count};
     size_t zeros = 0;
     for (size_t i = 0; i < count; i++) {
         double g = got[i], r = ref[i];
         if (r == 0.0) zeros++;
-        if (!isfinite(g) && isfinite(r)) {
-            s->nonfinite++;
-            s->mismatches++;
+        int skip = nonfinite_exact ? !isfinite(g) || !isfinite(r) : !isfinite(g) && isfinite(r);
+        if (skip) {
+            if (!nonfinite_exact || !cnb_compare_point_same(got[i], ref[i], point_tol)) {
+                s->nonfinite++;
+                s->mismatches++;
+            }
             continue;
         }
         double d = fabs(g - r);
@@ -28,9 +33,14 @@ void cnb_compare(const float *got, const float *ref, size_t count, double point_
         if (!(d <= point_tol * fmax(1.0, fabs(r)))) s->mismatches++;
     }
     s->rel_l2 = ref2 > 0.0 ? sqrt(diff2) / sqrt(ref2) : sqrt(diff2);
-    if (s->nonfinite) s->rel_l2 = INFINITY;
+    if (s->nonfinite && !nonfinite_exact) s->rel_l2 = INFINITY;
     s->mismatch_share = count ? (double)s->mismatches / (double)count : 0.0;
     s->zero_share = count ? (double)zeros / (double)count : 0.0;
+}
+
+void cnb_compare(const float *got, const float *ref, size_t count, double point_tol,
+                 cnb_compare_stats *s) {
+    compare_pass(got, ref, count, point_tol, 0, s);
 }
 
 int cnb_compare_point_same(float got, float ref, double point_tol) {
@@ -41,32 +51,7 @@ int cnb_compare_point_same(float got, float ref, double point_tol) {
 
 void cnb_compare_nonfinite(const float *got, const float *ref, size_t count, double point_tol,
                            cnb_compare_stats *s) {
-    double diff2 = 0.0, ref2 = 0.0;
-    *s = (cnb_compare_stats){.count = count};
-    size_t zeros = 0;
-    for (size_t i = 0; i < count; i++) {
-        double g = got[i], r = ref[i];
-        if (r == 0.0) zeros++;
-        if (!isfinite(g) || !isfinite(r)) {
-            if (!cnb_compare_point_same(got[i], ref[i], point_tol)) {
-                s->nonfinite++;
-                s->mismatches++;
-            }
-            continue;
-        }
-        double d = fabs(g - r);
-        diff2 += d * d;
-        ref2 += r * r;
-        if (d > s->max_abs) {
-            s->max_abs = d;
-            s->max_abs_index = i;
-        }
-        if (r != 0.0 && d / fabs(r) > s->max_rel) s->max_rel = d / fabs(r);
-        if (!(d <= point_tol * fmax(1.0, fabs(r)))) s->mismatches++;
-    }
-    s->rel_l2 = ref2 > 0.0 ? sqrt(diff2) / sqrt(ref2) : sqrt(diff2);
-    s->mismatch_share = count ? (double)s->mismatches / (double)count : 0.0;
-    s->zero_share = count ? (double)zeros / (double)count : 0.0;
+    compare_pass(got, ref, count, point_tol, 1, s);
 }
 
 int cnb_compare_mistrusted(const cnb_compare_stats *s) {

@@ -39,12 +39,14 @@ static void find_named_backend(const char *name, char *path, size_t len) {
     cnb_free_search_dirs(dirs, n);
 }
 
-/* The v1 slots a table must fill, by name, so a refusal can say which one is empty. */
-#define SLOT(f) {#f, offsetof(cnb_backend, f)}
-static const struct {
+/* A slot of the table by name, so a refusal can say which one is empty. */
+typedef struct slot_ref {
     const char *name;
     size_t offset;
-} required_v1[] = {
+} slot_ref;
+#define SLOT(f) {#f, offsetof(cnb_backend, f)}
+/* The v1 slots a table must fill. */
+static const slot_ref required_v1[] = {
     SLOT(create), SLOT(destroy), SLOT(last_error), SLOT(info), SLOT(alloc), SLOT(free),
     SLOT(upload), SLOT(download), SLOT(synchronize), SLOT(corr2d), SLOT(conv_forward),
     SLOT(conv_backward_data), SLOT(conv_backward_filter), SLOT(bias_forward),
@@ -53,16 +55,9 @@ static const struct {
     SLOT(softmax_ce_backward), SLOT(sgd_step), SLOT(adam_step),
 };
 /* The optional timer group: all four or none, and only when struct_size covers it. */
-static const struct {
-    const char *name;
-    size_t offset;
-} timer_slots[] = {SLOT(timer_create), SLOT(timer_record), SLOT(timer_elapsed),
-                   SLOT(timer_destroy)};
+static const slot_ref timer_slots[] = {SLOT(timer_create), SLOT(timer_record),
+                                       SLOT(timer_elapsed), SLOT(timer_destroy)};
 /* The optional collective group (device all-reduce): all four or none, like the timers. */
-typedef struct slot_ref {
-    const char *name;
-    size_t offset;
-} slot_ref;
 static const slot_ref collective_slots[] = {SLOT(collective_id), SLOT(collective_init),
                                             SLOT(allreduce_sum), SLOT(collective_destroy)};
 /* The optional fusion group: both or none, likewise. */
@@ -103,42 +98,31 @@ static int check_table(const cnb_backend *t, const char *path, char *err, size_t
                             "%s: backend '%s' leaves the required slot '%s' empty (ABI v%u)",
                             path, t->name, required_v1[i].name, t->abi_version);
     }
-    /* A table that ends before the group (built against an older header) simply has no timers;
-     * a half-filled group would have the profiler record markers it cannot read back. */
-    if (t->struct_size >= CNB_BACKEND_TIMERS_SIZE) {
-        size_t n = sizeof timer_slots / sizeof timer_slots[0], filled = 0;
-        const char *empty = NULL;
-        for (size_t i = 0; i < n; i++) {
-            void *slot;
-            memcpy(&slot, (const char *)t + timer_slots[i].offset, sizeof slot);
-            if (slot) filled++;
-            else if (!empty) empty = timer_slots[i].name;
-        }
-        if (filled && filled < n)
-            return cnb_errf(err, err_len,
-                            "%s: backend '%s' fills only some of the optional timer slots: "
-                            "'%s' is empty (give all four or none)",
-                            path, t->name, empty);
-    }
-    if (t->struct_size >= CNB_BACKEND_COLLECTIVES_SIZE) {
-        const char *empty = partial_group(
-            t, collective_slots, sizeof collective_slots / sizeof collective_slots[0]);
+    /* An optional group is all filled or all empty; a table that ends before a group (built
+     * against an older header) simply lacks it. Half the timers would have the profiler record
+     * markers it cannot read back; half a fused group would have the harness skip a layer's
+     * separate call in one pass and find no fused slot to stand in for it in the other. */
+    static const struct {
+        size_t min_size;
+        const slot_ref *slots;
+        size_t n;
+        const char *group, *all;
+    } optional[] = {
+        {CNB_BACKEND_TIMERS_SIZE, timer_slots, sizeof timer_slots / sizeof timer_slots[0],
+         "timer", "all four"},
+        {CNB_BACKEND_COLLECTIVES_SIZE, collective_slots,
+         sizeof collective_slots / sizeof collective_slots[0], "collective", "all four"},
+        {CNB_BACKEND_FUSION_SIZE, fusion_slots, sizeof fusion_slots / sizeof fusion_slots[0],
+         "fusion", "both"},
+    };
+    for (size_t g = 0; g < sizeof optional / sizeof optional[0]; g++) {
+        if (t->struct_size < optional[g].min_size) continue;
+        const char *empty = partial_group(t, optional[g].slots, optional[g].n);
         if (empty)
             return cnb_errf(err, err_len,
-                            "%s: backend '%s' fills only some of the optional collective slots: "
-                            "'%s' is empty (give all four or none)",
-                            path, t->name, empty);
-    }
-    /* Half a fused group would have the harness skip a layer's separate call in one pass and
-     * find no fused slot to stand in for it in the other. */
-    if (t->struct_size >= CNB_BACKEND_FUSION_SIZE) {
-        const char *empty =
-            partial_group(t, fusion_slots, sizeof fusion_slots / sizeof fusion_slots[0]);
-        if (empty)
-            return cnb_errf(err, err_len,
-                            "%s: backend '%s' fills only some of the optional fusion slots: "
-                            "'%s' is empty (give both or none)",
-                            path, t->name, empty);
+                            "%s: backend '%s' fills only some of the optional %s slots: "
+                            "'%s' is empty (give %s or none)",
+                            path, t->name, optional[g].group, empty, optional[g].all);
     }
     return 0;
 }

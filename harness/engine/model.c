@@ -3,6 +3,7 @@
  * Every error names the file, the line and the layer; nothing here exits or asserts. */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
+#include "cnb_abi.h"
 #include "paths.h"
 
 #include <dirent.h>
@@ -849,6 +850,16 @@ void cnb_model_print_settings(const cnb_model *m, FILE *out) {
     if (m->normalize) fprintf(out, ", normalize (%g, %g)", (double)m->norm_mean, (double)m->norm_std);
     else fprintf(out, ", no normalization");
     fputc('\n', out);
+}
+
+int cnb_layer_activation(cnb_layer_type t) {
+    switch (t) {
+    case CNB_LAYER_RELU: return CNB_ACT_RELU;
+    case CNB_LAYER_TANH: return CNB_ACT_TANH;
+    case CNB_LAYER_SIGMOID: return CNB_ACT_SIGMOID;
+    case CNB_LAYER_PRELU: return CNB_ACT_PRELU;
+    default: return -1;
+    }
 }
 
 int cnb_model_find_layer(const cnb_model *m, const char *name) {

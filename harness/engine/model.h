@@ -88,4 +88,7 @@ void cnb_model_print_settings(const cnb_model *m, FILE *out);
 /* Index of the layer called `name`, or -1. */
 int cnb_model_find_layer(const cnb_model *m, const char *name);
 
+/* The CNB_ACT_* an activation layer runs, or -1 for any other layer. */
+int cnb_layer_activation(cnb_layer_type t);
+
 #endif

@@ -132,16 +132,6 @@ static void pool_desc(const cnb_layer *l, int n, cnb_pool_desc *d) {
                          .pad_h = l->pad_h, .pad_w = l->pad_w, .p = l->out_h, .q = l->out_w};
 }
 
-static int activation_of(cnb_layer_type t) {
-    switch (t) {
-    case CNB_LAYER_RELU: return CNB_ACT_RELU;
-    case CNB_LAYER_TANH: return CNB_ACT_TANH;
-    case CNB_LAYER_SIGMOID: return CNB_ACT_SIGMOID;
-    case CNB_LAYER_PRELU: return CNB_ACT_PRELU;
-    default: return -1;
-    }
-}
-
 static const float *layer_input(const cnb_trainer *t, int i) {
     return i == 0 ? t->x : t->act[i - 1];
 }
@@ -357,7 +347,7 @@ static int fusable_activation(const cnb_trainer *t, int j) {
     if (!t->fusion || j < 0 || j >= t->m->n_layers) return -1;
     cnb_layer_type ty = t->m->layers[j].type;
     return ty == CNB_LAYER_RELU || ty == CNB_LAYER_TANH || ty == CNB_LAYER_SIGMOID
-               ? activation_of(ty) : -1;
+               ? cnb_layer_activation(ty) : -1;
 }
 
 /* Convolution i and the activation after it as one call, written into the activation's output
@@ -436,7 +426,7 @@ static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_TANH:
         case CNB_LAYER_SIGMOID:
         case CNB_LAYER_PRELU:
-            KCHECK(t, t->api->activation_forward(t->ctx, activation_of(l->type),
+            KCHECK(t, t->api->activation_forward(t->ctx, cnb_layer_activation(l->type),
                                                  (size_t)n * layer_out_size(l), out, in, w),
                    "activation_forward");
             break;
@@ -456,7 +446,7 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
         /* After a fused forward the activation's input was never written; its output stands in
          * for it (ReLU's gradient tests x > 0, which holds exactly when the output is > 0;
          * tanh and sigmoid use the output alone). */
-        if (i > 0 && t->fuse_fwd[i - 1] == 1 && activation_of(l->type) >= 0) in = out;
+        if (i > 0 && t->fuse_fwd[i - 1] == 1 && cnb_layer_activation(l->type) >= 0) in = out;
         const float *dy = t->dbuf[cur];
         float *dx = i > 0 ? t->dbuf[1 - cur] : NULL; /* no gradient for the input images */
         const float *w = t->params + l->param_offset;
@@ -511,7 +501,7 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
             /* PReLU's slope needs its gradient even at the first layer; dx then goes to the
              * spare buffer and is dropped. */
             KCHECK(t, t->api->activation_backward(
-                          t->ctx, activation_of(l->type), (size_t)n * layer_out_size(l),
+                          t->ctx, cnb_layer_activation(l->type), (size_t)n * layer_out_size(l),
                           dx ? dx : t->dbuf[1 - cur], l->type == CNB_LAYER_PRELU ? dw : NULL, dy,
                           in, out, w),
                    "activation_backward");

@@ -224,6 +224,50 @@ static int check_limit(const char *path, int limit, char *err, size_t err_len) {
     return 0;
 }
 
+/* Reads the first `limit` (0: all) of the `promised` records of rec_bytes each, found after a
+ * header of hdr bytes, into a new buffer, and closes f; *count gets how many. A raw file of the
+ * wrong size or a short file is refused, and when all records were asked for, anything after
+ * them is garbage. unit names what a byte of the buffer is for the out-of-memory message. */
+static uint8_t *idx_read_records(gzFile f, const char *path, long long file_size, size_t hdr,
+                                 int limit, uint32_t promised, size_t rec_bytes,
+                                 const char *promise, const char *unit, int *count, char *err,
+                                 size_t err_len) {
+    int n = (limit > 0 && (uint32_t)limit < promised) ? limit : (int)promised;
+    size_t want = (size_t)n * rec_bytes, total = (size_t)promised * rec_bytes;
+    uint8_t *buf = NULL;
+    if (idx_check_raw_size(f, path, file_size, hdr + total, promise, err, err_len)) goto fail;
+    buf = malloc(want);
+    if (!buf) {
+        cnb_errf(err, err_len, "%s: out of memory for %zu %s", path, want, unit);
+        goto fail;
+    }
+    long long got = read_bytes(f, path, (long long)hdr, buf, want, err, err_len);
+    if (got < 0) goto fail;
+    if ((size_t)got < want) {
+        if ((uint32_t)n == promised)
+            cnb_errf(err, err_len,
+                     "%s: truncated: header promises %s (%zu bytes with the %zu-byte header) but "
+                     "the file ends after %lld bytes",
+                     path, promise, hdr + total, hdr, (long long)hdr + got);
+        else
+            cnb_errf(err, err_len,
+                     "%s: truncated: header promises %s; the first %d of them need %zu bytes "
+                     "with the %zu-byte header but the file ends after %lld bytes",
+                     path, promise, n, hdr + want, hdr, (long long)hdr + got);
+        goto fail;
+    }
+    if ((uint32_t)n == promised && !gzdirect(f) &&
+        idx_check_no_trailing(f, path, hdr + total, promise, err, err_len))
+        goto fail;
+    gzclose(f);
+    *count = n;
+    return buf;
+fail:
+    gzclose(f);
+    free(buf);
+    return NULL;
+}
+
 /* cnb_idx_read_images, also returning the image count the header promises (before `limit`). */
 static int read_images(const char *path, int limit, uint8_t **pixels, int *count, int *rows,
                        int *cols, uint32_t *header_count, char *err, size_t err_len) {
@@ -233,7 +277,6 @@ static int read_images(const char *path, int limit, uint8_t **pixels, int *count
     long long file_size = 0;
     gzFile f = idx_open(path, 3, d, &file_size, err, err_len);
     if (!f) return -1;
-    uint8_t *buf = NULL;
     char promise[128];
     snprintf(promise, sizeof promise, "%u images of %ux%u", d[0], d[1], d[2]);
 
@@ -254,42 +297,16 @@ static int read_images(const char *path, int limit, uint8_t **pixels, int *count
                  path, promise, total, (unsigned)(CNB_DATA_MAX_BYTES >> 20));
         goto fail;
     }
-    if (idx_check_raw_size(f, path, file_size, 16 + total, promise, err, err_len)) goto fail;
-
-    int n = (limit > 0 && (uint32_t)limit < d[0]) ? limit : (int)d[0];
-    size_t want = (size_t)n * image_bytes;
-    buf = malloc(want);
-    if (!buf) {
-        cnb_errf(err, err_len, "%s: out of memory for %zu bytes of pixels", path, want);
-        goto fail;
-    }
-    long long got = read_bytes(f, path, 16, buf, want, err, err_len);
-    if (got < 0) goto fail;
-    if ((size_t)got < want) {
-        if ((uint32_t)n == d[0])
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s (%zu bytes with the 16-byte header) but "
-                     "the file ends after %lld bytes",
-                     path, promise, 16 + total, 16 + got);
-        else
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s; the first %d of them need %zu bytes "
-                     "with the 16-byte header but the file ends after %lld bytes",
-                     path, promise, n, 16 + want, 16 + got);
-        goto fail;
-    }
-    if ((uint32_t)n == d[0] && !gzdirect(f) &&
-        idx_check_no_trailing(f, path, 16 + total, promise, err, err_len))
-        goto fail;
-    gzclose(f);
-    *pixels = buf;
+    int n = 0;
+    *pixels = idx_read_records(f, path, file_size, 16, limit, d[0], image_bytes, promise,
+                               "bytes of pixels", &n, err, err_len);
+    if (!*pixels) return -1;
     *count = n;
     *rows = (int)d[1];
     *cols = (int)d[2];
     if (header_count) *header_count = d[0];
     return 0;
 fail:
-    free(buf);
     gzclose(f);
     return -1;
 }
@@ -325,7 +342,6 @@ static int read_labels(const char *path, int limit, uint8_t **labels, int *count
     long long file_size = 0;
     gzFile f = idx_open(path, 1, d, &file_size, err, err_len);
     if (!f) return -1;
-    uint8_t *buf = NULL;
     char promise[64];
     snprintf(promise, sizeof promise, "%u labels", d[0]);
     if (d[0] == 0) {
@@ -337,40 +353,19 @@ static int read_labels(const char *path, int limit, uint8_t **labels, int *count
                  path, promise, (unsigned)(CNB_DATA_MAX_BYTES >> 20));
         goto fail;
     }
-    if (idx_check_raw_size(f, path, file_size, 8 + (size_t)d[0], promise, err, err_len))
-        goto fail;
-    int n = (limit > 0 && (uint32_t)limit < d[0]) ? limit : (int)d[0];
-    buf = malloc((size_t)n);
-    if (!buf) {
-        cnb_errf(err, err_len, "%s: out of memory for %d labels", path, n);
-        goto fail;
+    int n = 0;
+    uint8_t *buf = idx_read_records(f, path, file_size, 8, limit, d[0], 1, promise, "labels", &n,
+                                    err, err_len);
+    if (!buf) return -1;
+    if (check_labels(path, buf, n, classes, err, err_len)) {
+        free(buf);
+        return -1;
     }
-    long long got = read_bytes(f, path, 8, buf, (size_t)n, err, err_len);
-    if (got < 0) goto fail;
-    if (got < n) {
-        if ((uint32_t)n == d[0])
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s (%zu bytes with the 8-byte header) but "
-                     "the file ends after %lld bytes",
-                     path, promise, 8 + (size_t)d[0], 8 + got);
-        else
-            cnb_errf(err, err_len,
-                     "%s: truncated: header promises %s; the first %d of them need %d bytes with "
-                     "the 8-byte header but the file ends after %lld bytes",
-                     path, promise, n, 8 + n, 8 + got);
-        goto fail;
-    }
-    if ((uint32_t)n == d[0] && !gzdirect(f) &&
-        idx_check_no_trailing(f, path, 8 + (size_t)d[0], promise, err, err_len))
-        goto fail;
-    if (check_labels(path, buf, n, classes, err, err_len)) goto fail;
-    gzclose(f);
     *labels = buf;
     *count = n;
     if (header_count) *header_count = d[0];
     return 0;
 fail:
-    free(buf);
     gzclose(f);
     return -1;
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int cnb_errf(char *err, size_t err_len, const char *fmt, ...) {
@@ -77,4 +78,38 @@ uint32_t cnb_rng_below(cnb_rng *r, uint32_t bound) {
         uint32_t x = cnb_rng_u32(r);
         if (x >= threshold) return x % bound;
     }
+}
+
+char *cnb_read_file(const char *path, size_t *len, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cnb_errf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int read_err = ferror(f);
+    fclose(f);
+    if (!buf || read_err) {
+        free(buf);
+        cnb_errf(err, err_len, "%s: cannot read%s", path, buf ? "" : " (out of memory)");
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
 }

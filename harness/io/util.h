@@ -26,6 +26,10 @@ void *cnb_aligned_alloc(size_t bytes);
 /* a * b with overflow detection: returns 0 and stores the product, or -1 on overflow. */
 int cnb_mul_size(size_t a, size_t b, size_t *out);
 
+/* A whole file, NUL-terminated (malloc'd), its length in *len (when not NULL); NULL with
+ * "<path>: cannot open: ..." or "<path>: cannot read" in err. */
+char *cnb_read_file(const char *path, size_t *len, char *err, size_t err_len);
+
 /* Deterministic random numbers owned by the harness (PCG32). One generator seeded once drives
  * initialization and shuffling, so every backend starts from the same bits. */
 typedef struct cnb_rng {

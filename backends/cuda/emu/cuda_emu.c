@@ -242,6 +242,18 @@ static allocation *find_alloc(const void *p, size_t bytes) {
 
 static const uint32_t nan_bits = 0x7fc00bad; /* a quiet NaN with a recognizable payload */
 
+/* Room for one more element of a growable array (capacity doubling from first); -1 when out of
+ * memory, the array unchanged. */
+static int reserve_one(void **items, size_t *cap, size_t count, size_t size, size_t first) {
+    if (count < *cap) return 0;
+    size_t n = *cap ? 2 * *cap : first;
+    void *p = realloc(*items, n * size);
+    if (!p) return -1;
+    *items = p;
+    *cap = n;
+    return 0;
+}
+
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     if (!ptr) return set_error(cudaErrorInvalidValue);
     if (!page_size) page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -254,15 +266,9 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
         munmap(base, map_bytes);
         return set_error(cudaErrorMemoryAllocation);
     }
-    if (alloc_count == alloc_cap) {
-        size_t cap = alloc_cap ? 2 * alloc_cap : 64;
-        allocation *n = realloc(allocs, cap * sizeof *n);
-        if (!n) {
-            munmap(base, map_bytes);
-            return set_error(cudaErrorMemoryAllocation);
-        }
-        allocs = n;
-        alloc_cap = cap;
+    if (reserve_one((void **)&allocs, &alloc_cap, alloc_count, sizeof *allocs, 64)) {
+        munmap(base, map_bytes);
+        return set_error(cudaErrorMemoryAllocation);
     }
     char *data = base + page_size;
     for (size_t off = 0; off + 4 <= padded; off += 4) memcpy(data + off, &nan_bits, 4);
@@ -293,13 +299,8 @@ cudaError_t cudaFree(void *ptr) {
 cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags) {
     (void)flags;
     if (!ptr) return set_error(cudaErrorInvalidValue);
-    if (pinned_count == pinned_cap) {
-        size_t cap = pinned_cap ? 2 * pinned_cap : 16;
-        pinned_block *n = realloc(pinned, cap * sizeof *n);
-        if (!n) return set_error(cudaErrorMemoryAllocation);
-        pinned = n;
-        pinned_cap = cap;
-    }
+    if (reserve_one((void **)&pinned, &pinned_cap, pinned_count, sizeof *pinned, 16))
+        return set_error(cudaErrorMemoryAllocation);
     *ptr = calloc(1, bytes ? bytes : 1);
     if (!*ptr) return set_error(cudaErrorMemoryAllocation);
     pinned[pinned_count++] = (pinned_block){*ptr, bytes ? bytes : 1};
@@ -333,13 +334,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
         return set_error(cudaErrorInvalidValue);
     if (kind == cudaMemcpyHostToDevice && is_pinned(src, bytes)) {
         n_pinned_uploads++;
-        if (held_count == held_cap) {
-            size_t cap = held_cap ? 2 * held_cap : 16;
-            held_copy *n = realloc(held, cap * sizeof *n);
-            if (!n) return set_error(cudaErrorMemoryAllocation);
-            held = n;
-            held_cap = cap;
-        }
+        if (reserve_one((void **)&held, &held_cap, held_count, sizeof *held, 16))
+            return set_error(cudaErrorMemoryAllocation);
         held[held_count++] = (held_copy){dst, src, bytes};
         return cudaSuccess;
     }
