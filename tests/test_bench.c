@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "data.h"
 #include "machine.h"
 #include "model.h"
@@ -197,6 +198,8 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
                               "settings", "backends"};
     for (size_t i = 0; i < sizeof ctx_keys / sizeof ctx_keys[0]; i++)
         cr_expect_not_null(cJSON_GetObjectItem(root, ctx_keys[i]), "missing %s", ctx_keys[i]);
+    cr_expect_eq(cnb_json_int(cJSON_GetObjectItem(root, "settings"), "settle_ms", -1),
+                 BENCH_DEFAULT_SETTLE_MS, "the settle pause is recorded");
     const cJSON *c, *cells = cJSON_GetObjectItem(root, "cells");
     int ok = 0, skipped = 0;
     cJSON_ArrayForEach(c, cells) {
@@ -305,6 +308,27 @@ Test(bench, quick_bench_writes_json_csv_and_gab, .timeout = 120) {
     }
     cJSON_Delete(g);
     cJSON_Delete(root);
+    free(out);
+}
+
+/* Every backend's turn in a round starts after the settle pause (so a pool the previous backend
+ * left spinning has stopped): 3 rounds of 2 backends with --settle-ms 250 cannot take less than
+ * 6 pauses. A lower bound only, which load on the machine cannot break. */
+Test(bench, backends_turns_wait_for_the_settle_pause, .timeout = 120) {
+    char *out;
+    double t0 = cnb_now();
+    int rc = tu_runf(&out,
+                     "%s bench --backends naive,naive:nofusion --model network --min-runs 3 "
+                     "--max-runs 3 --min-time 0 --warmup 0 --infer-images 10 --no-breakdown "
+                     "--settle-ms 250 --quiet --out %s/bench-settle.json 2>&1",
+                     CNB_TEST_CNNBENCH, CNB_TEST_TMP_DIR);
+    double took = cnb_now() - t0;
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_geq(took, 6 * 0.25, "3 rounds x 2 backends x 250 ms, took %.2f s", took);
+    free(out);
+    rc = tu_runf(&out, "%s bench --settle-ms -1 2>&1", CNB_TEST_CNNBENCH);
+    cr_expect_eq(rc, 2, "exit %d:\n%s", rc, out);
+    cr_expect_not_null(strstr(out, "--settle-ms"), "%s", out);
     free(out);
 }
 

@@ -20,6 +20,12 @@
 #include "util.h"
 
 #define MAX_RUNS 10000
+/* Measured here: with onednn (libgomp) and blas (its own team) in one bench process and no pause,
+ * blas's run right after onednn's took 19.2 ms per simplecnn step instead of 12-15 ms (libgomp's
+ * workers spin ~5 ms after each parallel region, on the cores blas's team needs); with
+ * GOMP_SPINCOUNT=0 the figures came back. 20 ms covers the spin of libgomp and of blas's team
+ * (1 ms). */
+#define BENCH_DEFAULT_SETTLE_MS 20
 #define OUTLIER_MADS 3.0  /* a sample further than 3 MAD from the median is flagged, never dropped */
 
 /* A backend list entry NAME:nofusion is backend NAME with --no-fusion, timed in the same rounds
@@ -78,6 +84,7 @@ typedef struct bn_opts {
     int min_runs, max_runs, warmup, steps_per_run, infer_images, eval_batch, profile_runs;
     int threads, breakdown, quiet, quick;
     int no_fusion;
+    int settle_ms;              /* untimed pause before each backend's turn in a round */
     uint64_t seed;
     const char *out, *csv, *gab, *dataset, *data;
     cnb_common_opts common;     /* the shared flags as parsed (the lists point into it) */

@@ -360,6 +360,7 @@ cJSON *bench_results_json(const bn_opts *o, int argc, char **argv, int threads,
     cJSON_AddNumberToObject(set, "min_runs", o->min_runs);
     cJSON_AddNumberToObject(set, "max_runs", o->max_runs);
     cJSON_AddNumberToObject(set, "warmup_runs", o->warmup);
+    cJSON_AddNumberToObject(set, "settle_ms", o->settle_ms);
     cJSON_AddNumberToObject(set, "steps_per_run", o->steps_per_run);
     cJSON_AddNumberToObject(set, "infer_images", infer_images);
     cJSON_AddNumberToObject(set, "eval_batch", o->eval_batch);

@@ -4,9 +4,11 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "machine.h"
 
@@ -124,6 +126,15 @@ int bench_cell_profile(bn_cell *c, const bn_opts *o, const cnb_dataset *train,
     return rc;
 }
 
+/* The untimed pause before a backend's turn, when it shares the rounds with others: the pool
+ * of the backend before it must stop spinning first (BENCH_DEFAULT_SETTLE_MS says why). */
+static void settle(const bn_opts *o, int backends) {
+    if (backends < 2 || o->settle_ms <= 0) return;
+    struct timespec ts = {o->settle_ms / 1000, (long)(o->settle_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 void bench_run_group(bn_cell *g, int nb, const bn_opts *o, const cnb_dataset *view,
                      const cnb_dataset *test, cnb_run_result *r) {
     if (!o->quiet) {
@@ -159,6 +170,7 @@ void bench_run_group(bn_cell *g, int nb, const bn_opts *o, const cnb_dataset *vi
             if (reps > reps_cap) reps = reps_cap;
             if (reps > o->max_runs - c->runs) reps = o->max_runs - c->runs;
             double round_seconds = 0;
+            settle(o, nb);
             for (long rep = 0; rep < reps && !c->status; rep++) {
                 int i = c->runs;
                 if (bench_cell_run(c, r, &c->train_ips[i], &c->infer_ips[i], &c->step_ms[i],

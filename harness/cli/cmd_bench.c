@@ -66,6 +66,10 @@ static void usage(FILE *f) {
         "  --eval-batch N        inference batch (default: the training batch)\n"
         "  --profile-runs N      runs of the profiled pass for the breakdown (default 40)\n"
         "  --no-breakdown        skip the profiled pass\n"
+        "  --settle-ms N         untimed pause before each backend's turn in a round (default %d;\n"
+        "                        0: none): a thread pool the previous backend left spinning\n"
+        "                        (libgomp spins ~5 ms after each parallel region) would\n"
+        "                        otherwise take cores from the next one\n"
         "  --no-fusion           separate kernels only, never the backends' fused ones\n"
         "  --quick               short bounded run for CI: min-time 0.5, min-runs 5, max-runs 30,\n"
         "                        warmup 1, 10 steps per run, 200 inference images, 1 profile run\n"
@@ -75,13 +79,14 @@ static void usage(FILE *f) {
         "  --out FILE            results JSON (default cnnbench-bench.json)\n"
         "  --csv FILE            also write one CSV row per cell\n"
         "  --gab FILE            also write github-action-benchmark customBiggerIsBetter JSON\n"
-        "  --quiet               only the tables\n");
+        "  --quiet               only the tables\n",
+        BENCH_DEFAULT_SETTLE_MS);
 }
 
 #define BENCH_PROG "cnnbench bench"
 
 enum { O_MIN_TIME = 256, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP, O_STEPS, O_INFER, O_EVAL_BATCH,
-       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB, O_NO_FUSION };
+       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB, O_NO_FUSION, O_SETTLE };
 
 static const struct option bench_flags[] = {
     {"min-time", required_argument, 0, O_MIN_TIME}, {"min-runs", required_argument, 0, O_MIN_RUNS},
@@ -92,7 +97,8 @@ static const struct option bench_flags[] = {
     {"profile-runs", required_argument, 0, O_PROFILE_RUNS},
     {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
     {"csv", required_argument, 0, O_CSV}, {"gab", required_argument, 0, O_GAB},
-    {"no-fusion", no_argument, 0, O_NO_FUSION}, {0, 0, 0, 0}};
+    {"no-fusion", no_argument, 0, O_NO_FUSION}, {"settle-ms", required_argument, 0, O_SETTLE},
+    {0, 0, 0, 0}};
 
 /* The schedule's knobs: the defaults, --quick's, and what the command line set (-1: not set). */
 typedef struct bn_knobs {
@@ -136,13 +142,18 @@ static int on_bench_flag(void *user, int id, const char *arg) {
     case O_CSV: p->o->csv = arg; break;
     case O_GAB: p->o->gab = arg; break;
     case O_NO_FUSION: p->o->no_fusion = 1; break;
+    case O_SETTLE:
+        bad = cnb_opt_long(BENCH_PROG, "--settle-ms", arg, 0, 10000, &v);
+        p->o->settle_ms = (int)v;
+        break;
     default: return -1;
     }
     return bad;
 }
 
 static int parse_opts(int argc, char **argv, bn_opts *o) {
-    *o = (bn_opts){.breakdown = 1, .seed = 42, .out = "cnnbench-bench.json"};
+    *o = (bn_opts){.breakdown = 1, .seed = 42, .out = "cnnbench-bench.json",
+                   .settle_ms = BENCH_DEFAULT_SETTLE_MS};
     bn_parse p = {.o = o, .set = {-1, -1, -1, -1, -1, -1, -1}};
     cnb_common_opts *co = &o->common;
     int rc = cnb_parse_options(BENCH_PROG, argc, argv,
