@@ -22,7 +22,8 @@
 #        EPOCHS=1 TRAIN_LIMIT=500 TEST_LIMIT=1000 OUT_DIR=/tmp/race tools/pytorch_race.sh  (dry run)
 # Settings (environment): EPOCHS (3), TRAIN_LIMIT (20000), TEST_LIMIT (0 = all 10,000),
 #   THREADS (2), QUIET_WAIT (20: the most seconds to wait for an idle machine before each run),
-#   RETRIES (1: reruns of a run that other work disturbed),
+#   RETRIES (1: reruns of a run that other work disturbed), ROUNDS (3: passes over the
+#   contenders of a model, each contender once per pass),
 #   MODELS, CNNBENCH (default build/harness/cnnbench), PY_DEBIAN, TORCH_VERSION (2.15.0),
 #   TORCH_VENV (the cached venv; PY_NEW=its python), OUT_DIR (results/pytorch-race), STAMP (date).
 set -uo pipefail
@@ -35,6 +36,7 @@ TEST_LIMIT=${TEST_LIMIT:-0}
 THREADS=${THREADS:-2}
 QUIET_WAIT=${QUIET_WAIT:-20}
 RETRIES=${RETRIES:-1}
+ROUNDS=${ROUNDS:-3}
 MODELS=${MODELS:-"simplecnn cnn network network3 lenet5"}
 CNNBENCH=${CNNBENCH:-$ROOT/build/harness/cnnbench}
 PY_DEBIAN=${PY_DEBIAN:-/usr/bin/python3}
@@ -183,25 +185,31 @@ start_s=$SECONDS
 run "ceiling" "$CNNBENCH" ceiling --backends blas,onednn --threads "$THREADS" \
     --out "$RUN_DIR/ceiling.json"
 for m in $MODELS; do
-    echo "$m" >&2
+  # Rounds: every contender runs once per round, so the host's slow and fast stretches (this VM's
+  # neighbours are invisible to /proc/stat) hit them all alike; the report takes medians over
+  # rounds and the median of the per-round ratios.
+  for r in $(seq 1 "$ROUNDS"); do
+    echo "$m, round $r of $ROUNDS" >&2
     for b in blas onednn; do
-        run "$m-cnnbench-$b" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
-            --no-progress --out "$RUN_DIR/$m-cnnbench-$b.json"
+        run "$m-cnnbench-$b-r$r" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
+            --no-progress --out "$RUN_DIR/$m-cnnbench-$b-r$r.json"
         # the same with the backend's fused kernels off: what fusion is worth, beside it
-        run "$m-cnnbench-$b-nofusion" "$CNNBENCH" --backend "$b" --model "$m" "${limits[@]}" \
-            --no-fusion --no-progress --out "$RUN_DIR/$m-cnnbench-$b-nofusion.json"
+        run "$m-cnnbench-$b-nofusion-r$r" "$CNNBENCH" --backend "$b" --model "$m" \
+            "${limits[@]}" --no-fusion --no-progress \
+            --out "$RUN_DIR/$m-cnnbench-$b-nofusion-r$r.json"
     done
     pyrun=(tools/pytorch_compare.py --model "$m" "${limits[@]}")
-    run "$m-torch-debian-plain" "$PY_DEBIAN" "${pyrun[@]}" --label "torch-debian-plain" \
-        --json "$RUN_DIR/$m-torch-debian-plain.json"
-    run "$m-torch-debian-best" env "${BEST_ENV[@]}" "$PY_DEBIAN" "${pyrun[@]}" \
-        --label "torch-debian-best" --json "$RUN_DIR/$m-torch-debian-best.json"
+    run "$m-torch-debian-plain-r$r" "$PY_DEBIAN" "${pyrun[@]}" --label "torch-debian-plain" \
+        --json "$RUN_DIR/$m-torch-debian-plain-r$r.json"
+    run "$m-torch-debian-best-r$r" env "${BEST_ENV[@]}" "$PY_DEBIAN" "${pyrun[@]}" \
+        --label "torch-debian-best" --json "$RUN_DIR/$m-torch-debian-best-r$r.json"
     if [ "$have_new" = 1 ]; then
-        run "$m-torch-new-plain" "$PY_NEW" "${pyrun[@]}" --label "torch-new-plain" \
-            --json "$RUN_DIR/$m-torch-new-plain.json"
-        run "$m-torch-new-best" env "${BEST_ENV[@]}" "$PY_NEW" "${pyrun[@]}" \
-            --label "torch-new-best" --json "$RUN_DIR/$m-torch-new-best.json"
+        run "$m-torch-new-plain-r$r" "$PY_NEW" "${pyrun[@]}" --label "torch-new-plain" \
+            --json "$RUN_DIR/$m-torch-new-plain-r$r.json"
+        run "$m-torch-new-best-r$r" env "${BEST_ENV[@]}" "$PY_NEW" "${pyrun[@]}" \
+            --label "torch-new-best" --json "$RUN_DIR/$m-torch-new-best-r$r.json"
     fi
+  done
 done
 uptime > "$RUN_DIR/uptime-end.txt"
 echo "load after: $(uptime); race took $((SECONDS - start_s)) s" >&2
@@ -211,7 +219,7 @@ new_version=$([ "$have_new" = 1 ] && "$PY_NEW" -c 'import torch; print(torch.__v
 deb_torch=$("$PY_DEBIAN" -c 'import torch; print(torch.__version__)')
 RACE_SECONDS=$((SECONDS - start_s)) RUN_DIR=$RUN_DIR STAMP=$STAMP MODELS=$MODELS EPOCHS=$EPOCHS \
 TRAIN_LIMIT=$TRAIN_LIMIT TEST_LIMIT=$TEST_LIMIT THREADS=$THREADS QUIET_WAIT=$QUIET_WAIT \
-RETRIES=$RETRIES CNNBENCH=$CNNBENCH PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW \
+RETRIES=$RETRIES ROUNDS=$ROUNDS CNNBENCH=$CNNBENCH PY_DEBIAN=$PY_DEBIAN PY_NEW=$PY_NEW \
 NEW_VERSION=${new_version:-none} DEB_TORCH=$deb_torch BEST_ENV="${BEST_ENV[*]}" \
 CNB_CORE="$CNB_CORE" CNB_CORE_BY="$CNB_CORE_BY" \
 SRC_STATE="$src_state" SRC_DIRTY="$src_dirty" \
@@ -234,9 +242,12 @@ CNB = [c for c, _ in COLS if c.startswith("cnnbench") and not c.endswith("nofusi
 TORCH = [c for c, _ in COLS if c.startswith("torch")]
 
 
-def load(model, col):
+ROUNDS = int(E["ROUNDS"])
+
+
+def load_round(model, col, r):
     try:
-        with open(os.path.join(run_dir, f"{model}-{col}.json")) as f:
+        with open(os.path.join(run_dir, f"{model}-{col}-r{r}.json")) as f:
             d = json.load(f)
     except (OSError, ValueError):
         return None
@@ -248,7 +259,31 @@ def load(model, col):
             "acc": d["epochs"][-1].get("test_accuracy"), "raw": d}
 
 
+def load(model, col):
+    """A contender's figures: the median over rounds of each round's median over epochs."""
+    rounds = [load_round(model, col, r) for r in range(1, ROUNDS + 1)]
+    got = [x for x in rounds if x]
+    if not got:
+        return None
+    return {"train": statistics.median(x["train"] for x in got),
+            "infer": statistics.median(x["infer"] for x in got),
+            "acc": got[0]["acc"], "raw": got[0]["raw"], "rounds": rounds}
+
+
 res = {m: {c: load(m, c) for c, _ in COLS} for m in models}
+
+
+def round_ratios(model, key):
+    """best cnnbench / best PyTorch within each round that has both."""
+    out = []
+    for r in range(ROUNDS):
+        bc = [res[model][c]["rounds"][r][key] for c in CNB
+              if res[model][c] and res[model][c]["rounds"][r]]
+        bt = [res[model][c]["rounds"][r][key] for c in TORCH
+              if res[model][c] and res[model][c]["rounds"][r]]
+        if bc and bt:
+            out.append(max(bc) / max(bt))
+    return out
 loads, attempts = {}, []  # loads: the last attempt of each run, the one whose figures count
 with open(os.path.join(run_dir, "load.tsv")) as f:
     for row in csv.DictReader(f, delimiter="\t"):
@@ -273,12 +308,14 @@ def best(model, cols, key):
 out = []
 p = out.append
 p(f"# cnnbench vs PyTorch on CPU — {E['STAMP']}\n")
-p("Made by `tools/pytorch_race.sh`. Images per second, higher is better; "
-  "ratios are best cnnbench backend / best PyTorch contender measured in the same run.\n")
+p("Made by `tools/pytorch_race.sh`. Images per second, higher is better. Every contender ran "
+  f"once in each of {ROUNDS} rounds; a figure is the median over rounds (of each run's median "
+  "over its epochs), and a ratio is the median [min–max] over rounds of best cnnbench backend / "
+  "best PyTorch contender in that round (named: the contenders best by the medians).\n")
 p("## Setup\n")
 p(f"* Machine: {E['CPU_MODEL']} (lscpu), {os.cpu_count()} cores, KVM guest.")
 train_n = E["TRAIN_LIMIT"] if E["TRAIN_LIMIT"] != "0" else "all"
-p(f"* Work: {E['EPOCHS']} epochs of the first {train_n}"
+p(f"* Work: {ROUNDS} rounds; in each, every contender trains {E['EPOCHS']} epochs of the first {train_n}"
   f" Fashion-MNIST training images, evaluation on "
   f"{E['TEST_LIMIT'] if E['TEST_LIMIT'] != '0' else 'all 10,000'} test images at batch 1000 "
   "after every epoch. Batch, optimizer, lr and normalization from `models/<model>.cfg`. "
@@ -313,7 +350,9 @@ for key, title in (("train", "Training"), ("infer", "Inference")):
     for m in models:
         bc, cc = best(m, CNB, key)
         bt, ct = best(m, TORCH, key)
-        ratio = f"**{bc / bt:.2f}×** ({cc.split('-')[1]} / {ct[6:]})" if bc and bt else "—"
+        rr = round_ratios(m, key)
+        ratio = (f"**{statistics.median(rr):.2f}×** [{min(rr):.2f}–{max(rr):.2f}] "
+                 f"({cc.split('-')[1]} / {ct[6:]})" if rr else "—")
         p(f"| {m} | " + " | ".join(fmt(res[m][c][key] if res[m][c] else None)
                                     for c, _ in COLS) + f" | {ratio} |")
     p("")
@@ -321,17 +360,16 @@ for key, title in (("train", "Training"), ("infer", "Inference")):
 p("## Bars\n")
 p("Best cnnbench CPU backend ≥ 2.0× PyTorch at its best for simplecnn training; ≥ 1.5× for "
   "every model, training and inference. \"Best PyTorch\" is the fastest of the four PyTorch "
-  "columns.\n")
+  "columns; the ratio is the median over rounds.\n")
 p("| model | train ratio | bar | met | infer ratio | bar | met |")
 p("|---|---:|---:|---|---:|---:|---|")
 for m in models:
     cells = []
     for key in ("train", "infer"):
-        bc, _ = best(m, CNB, key)
-        bt, _ = best(m, TORCH, key)
+        rr = round_ratios(m, key)
         bar = 2.0 if (m == "simplecnn" and key == "train") else 1.5
-        if bc and bt:
-            r = bc / bt
+        if rr:
+            r = statistics.median(rr)
             cells += [f"{r:.2f}×", f"{bar}×", "yes" if r >= bar else "**no**"]
         else:
             cells += ["—", f"{bar}×", "—"]
@@ -372,7 +410,7 @@ if ceil:
           + " |")
     p("")
 
-p("## Sanity: test accuracy after the last epoch\n")
+p("## Sanity: test accuracy after the last epoch (first round)\n")
 p("Different initial weights (cnnbench draws its own), same data and settings: these should be "
   "close, not equal.\n")
 p("| model | " + " | ".join(n for _, n in COLS) + " |")
