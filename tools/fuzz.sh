@@ -18,7 +18,7 @@ libs="$(pkg-config --libs libcjson hwloc) -lz -ldl -lm"
 # The core sources the parsers need (cmd_compare pulls in the results-reading helpers).
 core="util paths data atomic_file model checkpoint results train nonfinite machine compare runctx profiler checks cmd_check cmd_bench cmd_compare cmd_report loader
       openblas_core options comparison bench_schedule bench_stats bench_output
-      distributed dist_report dist_device check_dist bench_dist"
+      distributed dist_report dist_device check_dist bench_dist flops"
 objs=""
 for f in $core; do
   file=$(ls "$src"/harness/*/"$f.c" 2>/dev/null | head -1)
