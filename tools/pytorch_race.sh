@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pytorch_race.sh — cnnbench's CPU backends against PyTorch on this machine, in one run, model by
-# model. For each model, one after the other:
+# model, first measuring the fp32 ceiling (`cnnbench ceiling`). For each model, in ROUNDS passes
+# (each contender once per pass), one after the other:
 #   cnnbench blas, cnnbench onednn            run as a user would: plain environment, --threads 2
 #   Debian's PyTorch (/usr/bin/python3)       "as installed" (plain environment) and "at its best"
 #   PyTorch TORCH_VERSION from PyPI (venv)    "as installed" and "at its best"
@@ -18,8 +19,8 @@
 # each epoch; the figures are medians over the epochs (train) and over the evaluation passes
 # (infer). Writes $OUT_DIR/$STAMP.md (the tables) and $OUT_DIR/$STAMP/ (raw JSONs, logs, load).
 #
-# Usage: tools/pytorch_race.sh                      the full race (~10-15 min on 2 cores)
-#        EPOCHS=1 TRAIN_LIMIT=500 TEST_LIMIT=1000 OUT_DIR=/tmp/race tools/pytorch_race.sh  (dry run)
+# Usage: tools/pytorch_race.sh                      the full race (~23 min on 2 cores: 3 rounds)
+#        ROUNDS=1 EPOCHS=1 TRAIN_LIMIT=500 TEST_LIMIT=1000 OUT_DIR=/tmp/race tools/pytorch_race.sh  (dry run)
 # Settings (environment): EPOCHS (3), TRAIN_LIMIT (20000), TEST_LIMIT (0 = all 10,000),
 #   THREADS (2), QUIET_WAIT (20: the most seconds to wait for an idle machine before each run),
 #   RETRIES (1: reruns of a run that other work disturbed), ROUNDS (3: passes over the
