@@ -90,11 +90,6 @@ static void fill(float *a, size_t n, cnb_rng *rng) {
     for (size_t i = 0; i < n; i++) a[i] = (float)(2.0 * cnb_rng_uniform(rng) - 1.0);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Largest |C - A B| over sampled entries, relative to the sum of |products| of that entry (the
  * scale fp32 rounding errors grow with). */
 static double check_product(const float *a, const float *b, const float *c, int n, cnb_rng *rng) {
@@ -161,10 +156,10 @@ static void measure(ceil_result *r, const ceil_opts *o, const cnb_config *cfg, f
         snprintf(r->why, sizeof r->why, "gemm: %s", api->last_error(ctx));
         r->failed = 1;
     } else {
-        qsort(t, (size_t)o->repeats, sizeof *t, cmp_double);
-        r->best_s = t[0];
-        r->median_s = o->repeats % 2 ? t[o->repeats / 2]
-                                     : 0.5 * (t[o->repeats / 2 - 1] + t[o->repeats / 2]);
+        cnb_summary sum;
+        cnb_summarize(t, (int)o->repeats, &sum);
+        r->best_s = sum.min;
+        r->median_s = sum.median;
         cnb_rng rng;
         cnb_rng_seed(&rng, o->seed + 1);
         r->max_rel_err = check_product(host[0], host[1], host[2], n, &rng);
