@@ -1,12 +1,12 @@
-/* pool.c — max and average pooling, forward and backward, as plain loops. Max pooling records
- * each window's argmax (an int32 index into its (h, w) plane) in the workspace, so its backward
- * is a scatter that never looks at x again. The 2x2 stride-2 unpadded window of every model here
- * has its own loop; other shapes take the general one. Average pooling divides by kh*kw, padding
+/* pool.c — max and average pooling, forward and backward, split by plane over the backend's
+ * team. Max pooling runs the plane loops the CPU backends share (cpu_common's pool_planes.c:
+ * each window's argmax in the workspace, so its backward is a scatter that never looks at x
+ * again). The 2x2 stride-2 unpadded window of every model here has its own loop; other shapes
+ * take the general one. Average pooling divides by kh*kw, padding
  * included (PyTorch's count_include_pad=True). */
 #include <math.h>
 #include <string.h>
 
-#include "act_math.h"
 #include "blas_backend.h"
 #include "cnb_abi_check.h"
 
@@ -17,11 +17,6 @@ static cnb_status check_pool_desc(cnb_context *ctx, const char *fn, const cnb_po
     if (st == CNB_OK && !cnb_check_pool_fits_int(fn, d, ctx->err, sizeof ctx->err))
         st = CNB_ERR_INVALID_ARGUMENT;
     return st;
-}
-
-static int is_2x2_s2(const cnb_pool_desc *d) {
-    return d->kh == 2 && d->kw == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
-           d->pad_w == 0;
 }
 
 /* The window rows [*lo, *hi) of output o that fall inside [0, in). */
@@ -41,31 +36,6 @@ cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, si
     return CNB_OK;
 }
 
-/* One plane of 2x2 stride-2 max pooling: y (p, q), argmax (p, q), x (h, w). The comparisons
- * run in window order with a strict '>', so the first maximum wins a tie; a NaN (v != v) always
- * takes over, so a window holding NaN yields its last NaN (cnb_abi.h's non-finite rule). */
-static void max_2x2_plane(float *restrict y, int32_t *restrict arg, const float *restrict x,
-                          int w, int p, int q) {
-    for (int oh = 0; oh < p; oh++) {
-        const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
-        const int32_t base = 2 * oh * w;
-        float *yr = y + (size_t)oh * q;
-        int32_t *ar = arg + (size_t)oh * q;
-        for (int ow = 0; ow < q; ow++) {
-            float m = r0[2 * ow];
-            int32_t at = base + 2 * ow;
-            float v = r0[2 * ow + 1];
-            if (v > m || v != v) { m = v; at = base + 2 * ow + 1; }
-            v = r1[2 * ow];
-            if (v > m || v != v) { m = v; at = base + w + 2 * ow; }
-            v = r1[2 * ow + 1];
-            if (v > m || v != v) { m = v; at = base + w + 2 * ow + 1; }
-            yr[ow] = m;
-            ar[ow] = at;
-        }
-    }
-}
-
 static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int p, int q) {
     for (int oh = 0; oh < p; oh++) {
         const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
@@ -75,9 +45,8 @@ static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int
     }
 }
 
-/* Any window shape: max records its argmax, avg sums the real cells and divides by kh*kw. */
-static void pool_plane_general(const cnb_pool_desc *d, float *restrict y, int32_t *restrict arg,
-                               const float *restrict x) {
+/* Any window shape: the sum of the real cells over kh*kw. */
+static void avg_plane_general(const cnb_pool_desc *d, float *restrict y, const float *restrict x) {
     const int w = d->w;
     const float window = (float)d->kh * (float)d->kw;
     for (int oh = 0; oh < d->p; oh++) {
@@ -88,28 +57,12 @@ static void pool_plane_general(const cnb_pool_desc *d, float *restrict y, int32_
             int jlo, jhi;
             window_range(&jlo, &jhi, ow, d->stride_w, d->pad_w, d->kw, d->w);
             const int iw0 = ow * d->stride_w - d->pad_w;
-            if (d->mode == CNB_POOL_MAX) {
-                int32_t at = (ih0 + ilo) * w + iw0 + jlo; /* the first real cell */
-                float m = x[at];
-                for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
-                    const float *row = x + (size_t)ih * w;
-                    for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) {
-                        if (row[iw] > m || row[iw] != row[iw]) { /* NaN wins */
-                            m = row[iw];
-                            at = ih * w + iw;
-                        }
-                    }
-                }
-                y[(size_t)oh * d->q + ow] = m;
-                arg[(size_t)oh * d->q + ow] = at;
-            } else {
-                float sum = 0.0f;
-                for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
-                    const float *row = x + (size_t)ih * w;
-                    for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) sum += row[iw];
-                }
-                y[(size_t)oh * d->q + ow] = sum / window;
+            float sum = 0.0f;
+            for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
+                const float *row = x + (size_t)ih * w;
+                for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) sum += row[iw];
             }
+            y[(size_t)oh * d->q + ow] = sum / window;
         }
     }
 }
@@ -144,27 +97,9 @@ static void forward_range(void *p, int thread, size_t lo, size_t hi) {
     for (size_t pl = lo; pl < hi; pl++) {
         const float *xp = j->x + pl * in;
         float *yp = j->y + pl * out;
-        if (j->fast && j->max) max_2x2_plane(yp, j->arg + pl * out, xp, d->w, d->p, d->q);
+        if (j->max) cpu_maxpool_plane(d, yp, j->arg + pl * out, xp);
         else if (j->fast) avg_2x2_plane(yp, xp, d->w, d->p, d->q);
-        else pool_plane_general(d, yp, j->max ? j->arg + pl * out : NULL, xp);
-    }
-}
-
-/* dx[i] = act'(a[i]) * dx[i] over one plane, in L1 right after its scatter; one loop per
- * activation so each vectorizes. */
-static void act_grad_plane(float *restrict dx, const float *restrict a, size_t n, int act) {
-    switch (act) {
-    case CNB_ACT_RELU:
-        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_RELU, dx[i], a[i]);
-        break;
-    case CNB_ACT_TANH:
-        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_TANH, dx[i], a[i]);
-        break;
-    case CNB_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) dx[i] = fused_act_grad(CNB_ACT_SIGMOID, dx[i], a[i]);
-        break;
-    default:
-        break;
+        else avg_plane_general(d, yp, xp);
     }
 }
 
@@ -178,20 +113,18 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
     for (size_t pl = lo; pl < hi; pl++) {
         float *restrict dxp = j->dx + pl * in;
         const float *restrict dyp = j->dy + pl * out;
-        memset(dxp, 0, in * sizeof(float));
+        const float *a = j->x ? j->x + pl * in : NULL;
         if (j->max) {
             const int32_t *ap = j->carg + pl * out;
-            for (size_t o = 0; o < out; o++) {
-                if ((uint32_t)ap[o] >= (uint32_t)in) {
-                    j->bad_at[thread] = pl * out + o;
-                    j->bad_value[thread] = ap[o];
-                    return;
-                }
-                dxp[ap[o]] += dyp[o];
+            long o = cpu_maxpool_backward_plane(d, j->act, dxp, dyp, ap, a);
+            if (o >= 0) {
+                j->bad_at[thread] = pl * out + (size_t)o;
+                j->bad_value[thread] = ap[o];
+                return;
             }
-            act_grad_plane(dxp, j->x + pl * in, in, j->act);
             continue;
         }
+        memset(dxp, 0, in * sizeof(float));
         for (int oh = 0; oh < d->p; oh++) {
             int ilo, ihi;
             window_range(&ilo, &ihi, oh, d->stride_h, d->pad_h, d->kh, d->h);
@@ -207,7 +140,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
                 }
             }
         }
-        act_grad_plane(dxp, j->x + pl * in, in, j->act);
+        cpu_act_grad_plane(dxp, a, in, j->act);
     }
 }
 
@@ -224,7 +157,8 @@ cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
         return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                          "pool_forward: max pooling needs the workspace (pool_workspace_size "
                          "bytes) for its argmax, got NULL");
-    pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max, .fast = is_2x2_s2(d)};
+    pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max,
+                  .fast = cpu_pool_is_2x2_s2(d)};
     const size_t planes = (size_t)d->n * d->c;
     blas_parallel(ctx, planes, blas_team_parts(ctx, planes, plane_grain(d)), forward_range, &j);
     return CNB_OK;

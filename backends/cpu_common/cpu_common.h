@@ -1,7 +1,8 @@
 /* cpu_common.h — host-side code the CPU backends (naive, blas, onednn) share, linked into each
  * as the static library cnb_cpu_common. It holds what no kernel library owns and every CPU
  * backend needs the same: host "device" memory, softmax-CE's label check and argmax, the
- * optimizers' update loops (cpu_optimizer.h), and a backend's boilerplate (the error message,
+ * optimizers' update loops (cpu_optimizer.h), the max-pooling plane loops blas and onednn split
+ * over their threads (pool_planes.c), and a backend's boilerplate (the error message,
  * last_error, the start of create, the kernel prototypes, the function table and its entry
  * point). One copy, so the backends cannot drift apart where they mean the same thing.
  *
@@ -58,6 +59,18 @@ cnb_status cpu_check_labels(cnb_context *ctx, const char *fn, int n, int classes
 /* The prediction of a row of logits: its first NaN if it holds one, else its first maximum
  * (torch.argmax, cnb_abi.h's non-finite rule). */
 int cpu_row_argmax(const float *z, int classes);
+
+/* Max pooling, one (h, w) plane at a time (pool_planes.c; each backend splits the planes over
+ * its threads). cpu_maxpool_plane writes y (p, q) and each window's argmax (an index into the
+ * plane) to arg. cpu_maxpool_backward_plane zeroes dx (h, w), adds dy at the argmaxes and, for
+ * act != CNB_FUSED_ACT_NONE, multiplies by the activation's derivative given its output a
+ * (pool_act_backward); it returns -1, or the index in the plane's arg of the first entry outside
+ * the plane (dx is then incomplete). cpu_act_grad_plane is that last step alone. */
+int cpu_pool_is_2x2_s2(const cnb_pool_desc *d);
+void cpu_maxpool_plane(const cnb_pool_desc *d, float *y, int32_t *arg, const float *x);
+long cpu_maxpool_backward_plane(const cnb_pool_desc *d, int act, float *dx, const float *dy,
+                                const int32_t *arg, const float *a);
+void cpu_act_grad_plane(float *dx, const float *a, size_t n, int act);
 
 /* The kernels a CPU backend defines as prefix_<slot>, one per slot of cnb_backend. */
 #define CPU_DECLARE_KERNELS(prefix)                                                           \

@@ -1,0 +1,99 @@
+/* pool_planes.c — max pooling of one (h, w) plane and its backward, the loops blas and onednn
+ * both run (each splits the planes over its own threads). The argmax of each window (an int32
+ * index into its plane) goes to the workspace, so the backward is a scatter per plane, and an
+ * activation folded into it (pool_act_backward) is applied to the plane while it is in L1.
+ * NaN follows cnb_abi.h: a window holding NaN yields NaN and its gradient goes to the LAST NaN
+ * in window order; otherwise the first maximum wins a tie. */
+#include <string.h>
+
+#include "cpu_common.h"
+
+/* v beats the running maximum m: larger, or NaN. */
+static inline int beats(float v, float m) { return v > m || v != v; }
+
+/* Any window shape. */
+static void max_plane(const cnb_pool_desc *d, float *restrict y, int32_t *restrict arg,
+                      const float *restrict x) {
+    for (int oh = 0; oh < d->p; oh++) {
+        const int ih0 = oh * d->stride_h - d->pad_h;
+        const int ilo = ih0 < 0 ? 0 : ih0, ihi = ih0 + d->kh > d->h ? d->h : ih0 + d->kh;
+        for (int ow = 0; ow < d->q; ow++) {
+            const int iw0 = ow * d->stride_w - d->pad_w;
+            const int jlo = iw0 < 0 ? 0 : iw0, jhi = iw0 + d->kw > d->w ? d->w : iw0 + d->kw;
+            int32_t at = ilo * d->w + jlo; /* the first real cell */
+            float m = x[at];
+            for (int ih = ilo; ih < ihi; ih++)
+                for (int iw = jlo; iw < jhi; iw++)
+                    if (beats(x[ih * d->w + iw], m)) {
+                        at = ih * d->w + iw;
+                        m = x[at];
+                    }
+            y[oh * d->q + ow] = m;
+            arg[oh * d->q + ow] = at;
+        }
+    }
+}
+
+/* The 2x2 stride-2 unpadded window of every model here: the four cells in window order. */
+static void max_2x2_plane(float *restrict y, int32_t *restrict arg, const float *restrict x,
+                          int w, int p, int q) {
+    for (int oh = 0; oh < p; oh++) {
+        const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
+        const int32_t base = 2 * oh * w;
+        float *yr = y + (size_t)oh * q;
+        int32_t *ar = arg + (size_t)oh * q;
+        for (int ow = 0; ow < q; ow++) {
+            float m = r0[2 * ow], v;
+            int32_t at = base + 2 * ow;
+            v = r0[2 * ow + 1];
+            if (beats(v, m)) m = v, at = base + 2 * ow + 1;
+            v = r1[2 * ow];
+            if (beats(v, m)) m = v, at = base + w + 2 * ow;
+            v = r1[2 * ow + 1];
+            if (beats(v, m)) m = v, at = base + w + 2 * ow + 1;
+            yr[ow] = m;
+            ar[ow] = at;
+        }
+    }
+}
+
+int cpu_pool_is_2x2_s2(const cnb_pool_desc *d) {
+    return d->kh == 2 && d->kw == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
+           d->pad_w == 0;
+}
+
+void cpu_maxpool_plane(const cnb_pool_desc *d, float *y, int32_t *arg, const float *x) {
+    if (cpu_pool_is_2x2_s2(d)) max_2x2_plane(y, arg, x, d->w, d->p, d->q);
+    else max_plane(d, y, arg, x);
+}
+
+/* One loop per activation, each with a constant act, so that every one of them vectorizes.
+ * ReLU's derivative is 0 at a == 0 (PyTorch's) and passes dx where a is NaN. */
+void cpu_act_grad_plane(float *restrict dx, const float *restrict a, size_t n, int act) {
+    switch (act) {
+    case CNB_ACT_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] = a[i] <= 0.0f ? 0.0f : dx[i];
+        break;
+    case CNB_ACT_TANH:
+        for (size_t i = 0; i < n; i++) dx[i] *= (1.0f - a[i]) * (1.0f + a[i]);
+        break;
+    case CNB_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) dx[i] *= a[i] * (1.0f - a[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+long cpu_maxpool_backward_plane(const cnb_pool_desc *d, int act, float *restrict dx,
+                                const float *restrict dy, const int32_t *restrict arg,
+                                const float *a) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
+    memset(dx, 0, in * sizeof(float));
+    for (size_t o = 0; o < out; o++) {
+        if ((uint32_t)arg[o] >= (uint32_t)in) return (long)o;
+        dx[arg[o]] += dy[o];
+    }
+    cpu_act_grad_plane(dx, a, in, act);
+    return -1;
+}
