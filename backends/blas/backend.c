@@ -17,13 +17,13 @@ cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, fl
     blas_scratch_set *set = &ctx->scratch[thread];
     if (count > set->cap[slot]) {
         if (count > SIZE_MAX / sizeof(float) - 64)
-            return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu floats overflows", count);
+            return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu floats overflows", count);
         /* Round up to whole 64-byte lines: aligned_alloc needs a multiple of the alignment. */
         size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
         float *p = aligned_alloc(64, bytes);
         if (!p)
-            return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
-                             bytes);
+            return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
+                            bytes);
         free(set->buf[slot]); /* contents are never carried over: callers refill */
         set->buf[slot] = p;
         set->cap[slot] = count;
@@ -95,9 +95,9 @@ static cnb_status blas_create(const cnb_config *cfg, cnb_context **out, char *er
     ctx->conv_algo = conv_algo;
     ctx->scratch = calloc((size_t)threads, sizeof *ctx->scratch);
     st = ctx->scratch ? blas_team_start(ctx, threads)
-                                 : blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
-                                             "create: cannot allocate scratch for %d threads",
-                                             threads);
+                                 : cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
+                                            "create: cannot allocate scratch for %d threads",
+                                            threads);
     if (st != CNB_OK) {
         if (err && err_len) snprintf(err, err_len, "blas: %s", ctx->err);
         blas_destroy(ctx);
@@ -127,8 +127,8 @@ static void trim_copy(char *dst, size_t len, const char *s) {
 }
 
 static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
-    BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_PTR(ctx, "info", fn);
+    CNB_CHECK_CTX(ctx);
+    CNB_CHECK_PTR(ctx, "info", fn);
     char buf[256];
     fn(user, "backend", "blas");
     trim_copy(buf, sizeof buf, OPENBLAS_VERSION);

@@ -50,12 +50,6 @@ struct cnb_context {
 
 CPU_CONTEXT_BEGINS_WITH_ERR;
 
-/* The shared error helper and early-return checks, under this backend's names. */
-#define blas_fail cpu_fail
-#define BLAS_CHECK_CTX CNB_CHECK_CTX
-#define BLAS_CHECK_PTR CNB_CHECK_PTR
-#define BLAS_CHECK_POSITIVE CNB_CHECK_POSITIVE
-
 /* At least count floats of thread `thread`'s scratch slot `slot` in *out (contents undefined),
  * or CNB_ERR_OUT_OF_MEMORY with a message. Called by the caller's thread only, before it hands
  * work to the team: a worker never allocates. */

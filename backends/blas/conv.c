@@ -291,12 +291,12 @@ static cnb_status run_conv(cnb_context *ctx, conv_job *j) {
  *   y[b,o,oh,ow] = bias[o] + sum_{ci,i,j} weight[o,ci,i,j] * x[b,ci, oh*sh-ph+i, ow*sw-pw+j] */
 cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                              const float *weight, const float *bias) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_conv_desc(ctx, "conv_forward", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "conv_forward", y);
-    BLAS_CHECK_PTR(ctx, "conv_forward", x);
-    BLAS_CHECK_PTR(ctx, "conv_forward", weight);
+    CNB_CHECK_PTR(ctx, "conv_forward", y);
+    CNB_CHECK_PTR(ctx, "conv_forward", x);
+    CNB_CHECK_PTR(ctx, "conv_forward", weight);
     conv_job j = {.d = d, .pass = PASS_FORWARD, .out = y, .in = x, .other = weight, .bias = bias,
                   .act = CNB_FUSED_ACT_NONE,
                   .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
@@ -309,13 +309,13 @@ cnb_status blas_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y,
 cnb_status blas_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
                                       float *y, const float *x, const float *weight,
                                       const float *bias) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_fused_act("conv_bias_act_forward", act, ctx->err, sizeof ctx->err);
     if (st == CNB_OK) st = check_conv_desc(ctx, "conv_bias_act_forward", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", y);
-    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", x);
-    BLAS_CHECK_PTR(ctx, "conv_bias_act_forward", weight);
+    CNB_CHECK_PTR(ctx, "conv_bias_act_forward", y);
+    CNB_CHECK_PTR(ctx, "conv_bias_act_forward", x);
+    CNB_CHECK_PTR(ctx, "conv_bias_act_forward", weight);
     conv_job j = {.d = d, .pass = PASS_FORWARD, .out = y, .in = x, .other = weight, .bias = bias,
                   .act = act,
                   .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
@@ -325,12 +325,12 @@ cnb_status blas_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, 
 /* dx is (n,c,h,w), dy is (n,k,p,q), weight is (k,c,r,s); dx is overwritten. */
 cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
                                    const float *dy, const float *weight) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_conv_desc(ctx, "conv_backward_data", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "conv_backward_data", dx);
-    BLAS_CHECK_PTR(ctx, "conv_backward_data", dy);
-    BLAS_CHECK_PTR(ctx, "conv_backward_data", weight);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dx);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", weight);
     conv_job j = {.d = d, .pass = PASS_BACKWARD_DATA, .out = dx, .in = dy, .other = weight,
                   .batched = ctx->conv_algo != BLAS_CONV_PER_IMAGE && !is_pointwise(d)};
     return run_conv(ctx, &j);
@@ -340,12 +340,12 @@ cnb_status blas_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, flo
  * over the batch. */
 cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                      const float *dy, const float *x) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_conv_desc(ctx, "conv_backward_filter", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "conv_backward_filter", dweight);
-    BLAS_CHECK_PTR(ctx, "conv_backward_filter", dy);
-    BLAS_CHECK_PTR(ctx, "conv_backward_filter", x);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dweight);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", x);
     conv_job j = {.d = d, .pass = PASS_BACKWARD_FILTER, .out = dweight, .in = dy, .other = x,
                   .batched = ctx->conv_algo == BLAS_CONV_BATCHED && !is_pointwise(d)};
     return run_conv(ctx, &j);
@@ -353,12 +353,12 @@ cnb_status blas_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, f
 
 /* y (n, c, hw) += bias (c), in place. */
 cnb_status blas_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
-    BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_PTR(ctx, "bias_forward", y);
-    BLAS_CHECK_PTR(ctx, "bias_forward", bias);
-    BLAS_CHECK_POSITIVE(ctx, "bias_forward", n);
-    BLAS_CHECK_POSITIVE(ctx, "bias_forward", c);
-    BLAS_CHECK_POSITIVE(ctx, "bias_forward", hw);
+    CNB_CHECK_CTX(ctx);
+    CNB_CHECK_PTR(ctx, "bias_forward", y);
+    CNB_CHECK_PTR(ctx, "bias_forward", bias);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", n);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", c);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", hw);
     if (!blas_dims_fit(ctx, "bias_forward", "y", n, c, hw, 1)) return CNB_ERR_INVALID_ARGUMENT;
     if (hw == 1) { /* linear layers: each row of y gets the whole bias vector */
         for (int i = 0; i < n; i++) {
@@ -410,12 +410,12 @@ static void bias_range(void *arg, int thread, size_t lo, size_t hi) {
 /* dbias (c) = sum of dy (n, c, hw) over n and hw; overwritten. */
 cnb_status blas_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
                               int hw) {
-    BLAS_CHECK_CTX(ctx);
-    BLAS_CHECK_PTR(ctx, "bias_backward", dbias);
-    BLAS_CHECK_PTR(ctx, "bias_backward", dy);
-    BLAS_CHECK_POSITIVE(ctx, "bias_backward", n);
-    BLAS_CHECK_POSITIVE(ctx, "bias_backward", c);
-    BLAS_CHECK_POSITIVE(ctx, "bias_backward", hw);
+    CNB_CHECK_CTX(ctx);
+    CNB_CHECK_PTR(ctx, "bias_backward", dbias);
+    CNB_CHECK_PTR(ctx, "bias_backward", dy);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", n);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", c);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", hw);
     if (!blas_dims_fit(ctx, "bias_backward", "dy", n, c, hw, 1)) return CNB_ERR_INVALID_ARGUMENT;
     if (hw == 1) {
         /* Column sums of dy (n, c), contiguous over c: float partial sums over blocks of 64

@@ -9,7 +9,7 @@
  * Each output row gets kh*kw passes of "row += tap * shifted input row", which vectorize. */
 cnb_status blas_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
                        int kh, int kw) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_corr2d("corr2d", y, x, k, h, w, kh, kw, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     if (!blas_dims_fit(ctx, "corr2d", "x", h, w, 1, 1)) return CNB_ERR_INVALID_ARGUMENT;

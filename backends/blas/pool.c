@@ -27,10 +27,10 @@ static void window_range(int *lo, int *hi, int o, int stride, int pad, int k, in
 }
 
 cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_pool_desc(ctx, "pool_workspace_size", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "pool_workspace_size", bytes);
+    CNB_CHECK_PTR(ctx, "pool_workspace_size", bytes);
     /* Max: one int32 argmax per output. Avg needs nothing. */
     *bytes = d->mode == CNB_POOL_MAX ? (size_t)d->n * d->c * d->p * d->q * sizeof(int32_t) : 0;
     return CNB_OK;
@@ -147,16 +147,16 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
 /* y is (n,c,p,q), x is (n,c,h,w); max pooling writes its argmax (n,c,p,q int32) to workspace. */
 cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
                              void *workspace) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_pool_desc(ctx, "pool_forward", d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, "pool_forward", y);
-    BLAS_CHECK_PTR(ctx, "pool_forward", x);
+    CNB_CHECK_PTR(ctx, "pool_forward", y);
+    CNB_CHECK_PTR(ctx, "pool_forward", x);
     const int max = d->mode == CNB_POOL_MAX;
     if (max && !workspace)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "pool_forward: max pooling needs the workspace (pool_workspace_size "
-                         "bytes) for its argmax, got NULL");
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "pool_forward: max pooling needs the workspace (pool_workspace_size "
+                        "bytes) for its argmax, got NULL");
     pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max,
                   .fast = cpu_pool_is_2x2_s2(d)};
     const size_t planes = (size_t)d->n * d->c;
@@ -170,17 +170,17 @@ cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
 static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d,
                                 int act, float *dx, const float *dy, const float *x,
                                 const void *workspace) {
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_pool_desc(ctx, fn, d);
     if (st != CNB_OK) return st;
-    BLAS_CHECK_PTR(ctx, fn, dx);
-    BLAS_CHECK_PTR(ctx, fn, dy);
-    if (act != CNB_FUSED_ACT_NONE) BLAS_CHECK_PTR(ctx, fn, x);
+    CNB_CHECK_PTR(ctx, fn, dx);
+    CNB_CHECK_PTR(ctx, fn, dy);
+    if (act != CNB_FUSED_ACT_NONE) CNB_CHECK_PTR(ctx, fn, x);
     const int max = d->mode == CNB_POOL_MAX;
     if (max && !workspace)
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: max pooling needs the forward's workspace (its argmax), got NULL",
-                         fn);
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: max pooling needs the forward's workspace (its argmax), got NULL",
+                        fn);
     pool_job j = {.d = d, .dx = dx, .dy = dy, .x = x, .carg = workspace, .max = max, .act = act};
     const size_t planes = (size_t)d->n * d->c;
     const int parts = blas_team_parts(ctx, planes, plane_grain(d));
@@ -189,10 +189,10 @@ static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool
     for (int t = 0; t < parts; t++) {
         if (j.bad_at[t] == SIZE_MAX) continue;
         /* An index outside the plane means the workspace is not this forward's. */
-        return blas_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                         "%s: workspace entry %zu is %d, outside the %dx%d plane: it "
-                         "was not written by pool_forward with this descriptor",
-                         fn, j.bad_at[t], (int)j.bad_value[t], d->h, d->w);
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: workspace entry %zu is %d, outside the %dx%d plane: it "
+                        "was not written by pool_forward with this descriptor",
+                        fn, j.bad_at[t], (int)j.bad_value[t], d->h, d->w);
     }
     return CNB_OK;
 }
@@ -210,7 +210,7 @@ cnb_status blas_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int 
                                   const float *dy, const float *x, const float *y,
                                   const void *workspace) {
     (void)y;
-    BLAS_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_fused_act("pool_act_backward", act, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     return pool_backward(ctx, "pool_act_backward", d, act, dx, dy, x, workspace);

@@ -122,7 +122,7 @@ static void wait_workers(struct blas_team *t) {
 
 cnb_status blas_team_start(cnb_context *ctx, int size) {
     struct blas_team *t = calloc(1, sizeof *t);
-    if (!t) return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "create: cannot allocate the thread team");
+    if (!t) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "create: cannot allocate the thread team");
     t->size = 1;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->wake, NULL);
@@ -131,7 +131,7 @@ cnb_status blas_team_start(cnb_context *ctx, int size) {
     t->workers = calloc((size_t)size - 1, sizeof *t->workers);
     if (!t->workers) {
         blas_team_stop(ctx);
-        return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "create: cannot allocate %d threads", size);
+        return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "create: cannot allocate %d threads", size);
     }
     for (int i = 1; i < size; i++) {
         worker_arg *wa = malloc(sizeof *wa);
@@ -143,9 +143,9 @@ cnb_status blas_team_start(cnb_context *ctx, int size) {
         }
         if (rc) {
             blas_team_stop(ctx);
-            return blas_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
-                             "create: cannot start thread %d of %d: %s", i + 1, size,
-                             strerror(rc));
+            return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY,
+                            "create: cannot start thread %d of %d: %s", i + 1, size,
+                            strerror(rc));
         }
         t->size = i + 1; /* blas_team_stop joins exactly the started ones */
     }

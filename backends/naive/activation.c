@@ -11,7 +11,7 @@
  *   prelu: y = x > 0 ? x : slope*x */
 cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, float *y,
                                     const float *x, const float *slope) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     if (cnb_check_activation_forward("activation_forward", act, count, y, x, slope, ctx->err,
                                      sizeof ctx->err) != CNB_OK)
         return CNB_ERR_INVALID_ARGUMENT;
@@ -43,7 +43,7 @@ cnb_status naive_activation_forward(cnb_context *ctx, int act, size_t count, flo
 cnb_status naive_activation_backward(cnb_context *ctx, int act, size_t count, float *dx,
                                      float *dslope, const float *dy, const float *x,
                                      const float *y, const float *slope) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     if (cnb_check_activation_backward("activation_backward", act, count, dx, dslope, dy, x, y,
                                       slope, ctx->err, sizeof ctx->err) != CNB_OK)
         return CNB_ERR_INVALID_ARGUMENT;

@@ -9,12 +9,12 @@
 cnb_status naive_scratch(cnb_context *ctx, size_t count, double **out) {
     if (count > ctx->scratch_count) {
         if (count > SIZE_MAX / sizeof(double))
-            return naive_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu doubles overflows",
-                              count);
+            return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu doubles overflows",
+                            count);
         double *p = malloc(count * sizeof(double));
         if (!p)
-            return naive_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
-                              count * sizeof(double));
+            return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
+                            count * sizeof(double));
         free(ctx->scratch);
         ctx->scratch = p;
         ctx->scratch_count = count;
@@ -46,8 +46,8 @@ static void naive_destroy(cnb_context *ctx) {
 }
 
 static cnb_status naive_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
-    NAIVE_CHECK_CTX(ctx);
-    NAIVE_CHECK_PTR(ctx, "info", fn);
+    CNB_CHECK_CTX(ctx);
+    CNB_CHECK_PTR(ctx, "info", fn);
     fn(user, "backend", "naive");
     fn(user, "threads", "1");
     fn(user, "accumulation", "double");

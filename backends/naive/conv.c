@@ -26,12 +26,12 @@ static void valid_outputs(int in, int pad, int off, int stride, int out, int *lo
  * with x outside the image read as zero. */
 cnb_status naive_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
                               const float *weight, const float *bias) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_conv_desc("conv_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "conv_forward", y);
-    NAIVE_CHECK_PTR(ctx, "conv_forward", x);
-    NAIVE_CHECK_PTR(ctx, "conv_forward", weight);
+    CNB_CHECK_PTR(ctx, "conv_forward", y);
+    CNB_CHECK_PTR(ctx, "conv_forward", x);
+    CNB_CHECK_PTR(ctx, "conv_forward", weight);
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->s;
     const int P = d->p, Q = d->q, SH = d->stride_h, SW = d->stride_w, PH = d->pad_h,
               PW = d->pad_w;
@@ -71,12 +71,12 @@ cnb_status naive_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y
  * dx[b,ci,ih,iw]. Written as that scatter, one (b,ci) plane of doubles at a time. */
 cnb_status naive_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
                                     const float *dy, const float *weight) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_conv_desc("conv_backward_data", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "conv_backward_data", dx);
-    NAIVE_CHECK_PTR(ctx, "conv_backward_data", dy);
-    NAIVE_CHECK_PTR(ctx, "conv_backward_data", weight);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dx);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", weight);
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->s;
     const int P = d->p, Q = d->q, SH = d->stride_h, SW = d->stride_w, PH = d->pad_h,
               PW = d->pad_w;
@@ -117,12 +117,12 @@ cnb_status naive_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, fl
  * so the long reduction vectorizes without reordering anything at run time. */
 cnb_status naive_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
                                       const float *dy, const float *x) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_conv_desc("conv_backward_filter", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "conv_backward_filter", dweight);
-    NAIVE_CHECK_PTR(ctx, "conv_backward_filter", dy);
-    NAIVE_CHECK_PTR(ctx, "conv_backward_filter", x);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dweight);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", x);
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->s;
     const int P = d->p, Q = d->q, SH = d->stride_h, SW = d->stride_w, PH = d->pad_h,
               PW = d->pad_w;
@@ -158,20 +158,20 @@ cnb_status naive_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, 
 }
 
 static cnb_status check_bias_shape(cnb_context *ctx, const char *fn, int n, int c, int hw) {
-    NAIVE_CHECK_POSITIVE(ctx, fn, n);
-    NAIVE_CHECK_POSITIVE(ctx, fn, c);
-    NAIVE_CHECK_POSITIVE(ctx, fn, hw);
+    CNB_CHECK_POSITIVE(ctx, fn, n);
+    CNB_CHECK_POSITIVE(ctx, fn, c);
+    CNB_CHECK_POSITIVE(ctx, fn, hw);
     return CNB_OK;
 }
 
 /* y is (n,c,hw), in place: y[b,ch,e] += bias[ch]. */
 cnb_status naive_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c,
                               int hw) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_bias_shape(ctx, "bias_forward", n, c, hw);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "bias_forward", y);
-    NAIVE_CHECK_PTR(ctx, "bias_forward", bias);
+    CNB_CHECK_PTR(ctx, "bias_forward", y);
+    CNB_CHECK_PTR(ctx, "bias_forward", bias);
     for (int b = 0; b < n; b++) {
         for (int ch = 0; ch < c; ch++) {
             float *yp = y + ((size_t)b * c + ch) * hw;
@@ -184,11 +184,11 @@ cnb_status naive_bias_forward(cnb_context *ctx, float *y, const float *bias, int
 /* dbias is (c), dy is (n,c,hw): dbias[ch] = sum_{b,e} dy[b,ch,e]. */
 cnb_status naive_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
                                int hw) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = check_bias_shape(ctx, "bias_backward", n, c, hw);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "bias_backward", dbias);
-    NAIVE_CHECK_PTR(ctx, "bias_backward", dy);
+    CNB_CHECK_PTR(ctx, "bias_backward", dbias);
+    CNB_CHECK_PTR(ctx, "bias_backward", dy);
     for (int ch = 0; ch < c; ch++) {
         double sum = 0.0;
         for (int b = 0; b < n; b++) {

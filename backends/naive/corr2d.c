@@ -6,7 +6,7 @@
  *   y[i][j] = sum_{a,b} x[i+a][j+b] * k[a][b] */
 cnb_status naive_corr2d(cnb_context *ctx, float *y, const float *x, const float *k, int h, int w,
                         int kh, int kw) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_corr2d("corr2d", y, x, k, h, w, kh, kw, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     int oh = h - kh + 1, ow = w - kw + 1;

@@ -7,7 +7,7 @@
 cnb_status naive_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, int act,
                                        float *y, const float *x, const float *weight,
                                        const float *bias) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_fused_act("conv_bias_act_forward", act, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     st = naive_conv_forward(ctx, d, y, x, weight, bias);
@@ -21,12 +21,12 @@ cnb_status naive_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d,
 cnb_status naive_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d, int act, float *dx,
                                    const float *dy, const float *x, const float *y,
                                    const void *workspace) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_fused_act("pool_act_backward", act, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
     st = naive_pool_backward(ctx, d, dx, dy, x, y, workspace);
     if (st != CNB_OK || act == CNB_FUSED_ACT_NONE) return st;
-    NAIVE_CHECK_PTR(ctx, "pool_act_backward", x);
+    CNB_CHECK_PTR(ctx, "pool_act_backward", x);
     return naive_activation_backward(ctx, act, (size_t)d->n * d->c * d->h * d->w, dx, NULL, dx,
                                      x, x, NULL);
 }

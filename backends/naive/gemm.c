@@ -8,7 +8,7 @@
 cnb_status naive_gemm(cnb_context *ctx, int trans_a, int trans_b, int m, int n, int k, float alpha,
                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
                       int ldc) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_gemm("gemm", trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc,
                                    ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;

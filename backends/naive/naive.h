@@ -19,12 +19,6 @@ struct cnb_context {
 };
 CPU_CONTEXT_BEGINS_WITH_ERR;
 
-/* The shared error helper and early-return checks, under this backend's names. */
-#define naive_fail cpu_fail
-#define NAIVE_CHECK_CTX CNB_CHECK_CTX
-#define NAIVE_CHECK_PTR CNB_CHECK_PTR
-#define NAIVE_CHECK_POSITIVE CNB_CHECK_POSITIVE
-
 /* At least count doubles of scratch in *out (contents undefined), or CNB_ERR_OUT_OF_MEMORY. */
 cnb_status naive_scratch(cnb_context *ctx, size_t count, double **out);
 

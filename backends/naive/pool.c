@@ -48,10 +48,10 @@ static double window_sum(const cnb_pool_desc *d, const float *plane, int oh, int
 }
 
 cnb_status naive_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "pool_workspace_size", bytes);
+    CNB_CHECK_PTR(ctx, "pool_workspace_size", bytes);
     *bytes = 0; /* max pooling recomputes its argmax in the backward pass */
     return CNB_OK;
 }
@@ -60,11 +60,11 @@ cnb_status naive_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, s
 cnb_status naive_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, const float *x,
                               void *workspace) {
     (void)workspace;
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_pool_desc("pool_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "pool_forward", y);
-    NAIVE_CHECK_PTR(ctx, "pool_forward", x);
+    CNB_CHECK_PTR(ctx, "pool_forward", y);
+    CNB_CHECK_PTR(ctx, "pool_forward", x);
     const double window = (double)d->kh * d->kw;
     for (size_t plane = 0; plane < (size_t)d->n * d->c; plane++) {
         const float *xp = x + plane * d->h * d->w;
@@ -89,12 +89,12 @@ cnb_status naive_pool_backward(cnb_context *ctx, const cnb_pool_desc *d, float *
                                const void *workspace) {
     (void)y;
     (void)workspace;
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     cnb_status st = cnb_check_pool_desc("pool_backward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    NAIVE_CHECK_PTR(ctx, "pool_backward", dx);
-    NAIVE_CHECK_PTR(ctx, "pool_backward", dy);
-    if (d->mode == CNB_POOL_MAX) NAIVE_CHECK_PTR(ctx, "pool_backward", x);
+    CNB_CHECK_PTR(ctx, "pool_backward", dx);
+    CNB_CHECK_PTR(ctx, "pool_backward", dy);
+    if (d->mode == CNB_POOL_MAX) CNB_CHECK_PTR(ctx, "pool_backward", x);
     const size_t plane_in = (size_t)d->h * d->w, plane_out = (size_t)d->p * d->q;
     const float window = (float)d->kh * (float)d->kw;
     for (size_t e = 0; e < (size_t)d->n * d->c * plane_in; e++) dx[e] = 0.0f;

@@ -12,7 +12,7 @@
 cnb_status naive_softmax_ce_forward(cnb_context *ctx, int n, int classes, float *probs,
                                     float *loss, int32_t *pred, const float *logits,
                                     const int32_t *labels) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     const char *fn = "softmax_ce_forward";
     cnb_status st = cnb_check_softmax_ce_forward(fn, n, classes, probs, loss, logits, labels,
                                                  ctx->err, sizeof ctx->err);
@@ -39,7 +39,7 @@ cnb_status naive_softmax_ce_forward(cnb_context *ctx, int n, int classes, float 
  *   dlogits[i,j] = (probs[i,j] - (j == labels[i])) / n */
 cnb_status naive_softmax_ce_backward(cnb_context *ctx, int n, int classes, float *dlogits,
                                      const float *probs, const int32_t *labels) {
-    NAIVE_CHECK_CTX(ctx);
+    CNB_CHECK_CTX(ctx);
     const char *fn = "softmax_ce_backward";
     cnb_status st = cnb_check_softmax_ce_backward(fn, n, classes, dlogits, probs, labels,
                                                   ctx->err, sizeof ctx->err);

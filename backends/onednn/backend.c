@@ -110,7 +110,7 @@ fail:
 }
 
 static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
-    if (!ctx || !fn) return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "info: ctx or fn is NULL");
+    if (!ctx || !fn) return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "info: ctx or fn is NULL");
     char buf[160];
     const dnnl_version_t *v = dnnl_version();
     fn(user, "backend", "onednn");

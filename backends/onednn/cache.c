@@ -15,7 +15,7 @@ cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what) {
     cnb_status st = s == dnnl_out_of_memory  ? CNB_ERR_OUT_OF_MEMORY
                     : s == dnnl_unimplemented ? CNB_ERR_UNSUPPORTED
                                               : CNB_ERR_LIBRARY;
-    return odn_fail(ctx, st, "oneDNN: %s failed: %s", what, dnnl_status2str(s));
+    return cpu_fail(ctx, st, "oneDNN: %s failed: %s", what, dnnl_status2str(s));
 }
 
 void odn_enter(cnb_context *ctx) {
@@ -35,7 +35,7 @@ void *odn_aligned_alloc(size_t bytes) {
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count) {
     if (count <= ctx->acc_count) return CNB_OK;
     double *p = odn_aligned_alloc(count * sizeof(double));
-    if (!p) return odn_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu accumulators", count);
+    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu accumulators", count);
     free(ctx->acc);
     ctx->acc = p;
     ctx->acc_count = count;
@@ -73,7 +73,7 @@ cnb_status odn_cache_new(cnb_context *ctx, int kind, const void *key, size_t key
                          odn_op **out) {
     *out = NULL;
     if (key_len > ODN_KEY_MAX)
-        return odn_fail(ctx, CNB_ERR_INTERNAL, "cache key of %zu bytes exceeds %d", key_len,
+        return cpu_fail(ctx, CNB_ERR_INTERNAL, "cache key of %zu bytes exceeds %d", key_len,
                         ODN_KEY_MAX);
     if (ctx->cache_count == ODN_CACHE_MAX) {
         /* A training run uses a few dozen shapes; only a sweep over many shapes gets here. */
@@ -84,7 +84,7 @@ cnb_status odn_cache_new(cnb_context *ctx, int kind, const void *key, size_t key
         ctx->cache[lru] = ctx->cache[--ctx->cache_count];
     }
     odn_op *op = calloc(1, sizeof *op);
-    if (!op) return odn_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cache entry: out of host memory");
+    if (!op) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cache entry: out of host memory");
     op->kind = kind;
     op->key_len = key_len;
     memcpy(op->key, key, key_len);
@@ -116,7 +116,7 @@ void odn_cache_clear(cnb_context *ctx) {
 static cnb_status scratch_reserve(cnb_context *ctx, size_t bytes) {
     if (bytes <= ctx->scratch_bytes) return CNB_OK;
     void *p = odn_aligned_alloc(bytes);
-    if (!p) return odn_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratchpad of %zu bytes", bytes);
+    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratchpad of %zu bytes", bytes);
     memset(p, 0, bytes); /* fault the pages in now rather than inside a timed step */
     free(ctx->scratch);
     ctx->scratch = p;
@@ -131,11 +131,11 @@ const dnnl_memory_desc_t *odn_arg_md(const odn_prim *p, int arg) {
 /* Memory objects for the arguments, then the scratchpad if the primitive wants one. */
 static cnb_status prim_finish(cnb_context *ctx, odn_prim *p, const int *arg_ids, int nargs) {
     if (nargs + 1 > ODN_MAX_ARGS)
-        return odn_fail(ctx, CNB_ERR_INTERNAL, "primitive with %d arguments", nargs);
+        return cpu_fail(ctx, CNB_ERR_INTERNAL, "primitive with %d arguments", nargs);
     ODN_TRY(ctx, dnnl_primitive_create(&p->prim, p->pd));
     for (int i = 0; i < nargs; i++) {
         const dnnl_memory_desc_t *md = odn_arg_md(p, arg_ids[i]);
-        if (!md) return odn_fail(ctx, CNB_ERR_INTERNAL, "primitive has no argument %d", arg_ids[i]);
+        if (!md) return cpu_fail(ctx, CNB_ERR_INTERNAL, "primitive has no argument %d", arg_ids[i]);
         p->args[i].arg = arg_ids[i];
         ODN_TRY(ctx, dnnl_memory_create(&p->args[i].memory, md, ctx->engine, DNNL_MEMORY_NONE));
         p->nargs = i + 1;
@@ -187,10 +187,10 @@ cnb_status odn_exec(cnb_context *ctx, odn_prim *p, void *const *ptrs) {
 
 cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes) {
     if (slot < 0 || slot >= ODN_OP_BUFS)
-        return odn_fail(ctx, CNB_ERR_INTERNAL, "op buffer slot %d", slot);
+        return cpu_fail(ctx, CNB_ERR_INTERNAL, "op buffer slot %d", slot);
     if (op->buf_bytes[slot] >= bytes && op->buf[slot]) return CNB_OK;
     void *p = odn_aligned_alloc(bytes);
-    if (!p) return odn_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "reorder buffer of %zu bytes", bytes);
+    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "reorder buffer of %zu bytes", bytes);
     memset(p, 0, bytes); /* blocked layouts need their padding zero; also faults pages in now */
     free(op->buf[slot]);
     op->buf[slot] = p;

@@ -179,9 +179,9 @@ static cnb_status conv_forward(cnb_context *ctx, const char *fn, const cnb_conv_
                                float *y, const float *x, const float *weight, const float *bias) {
     cnb_status st = cnb_check_conv_desc(fn, d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, fn, y);
-    ODN_CHECK_PTR(ctx, fn, x);
-    ODN_CHECK_PTR(ctx, fn, weight);
+    CNB_CHECK_PTR(ctx, fn, y);
+    CNB_CHECK_PTR(ctx, fn, x);
+    CNB_CHECK_PTR(ctx, fn, weight);
     odn_enter(ctx);
     conv_key key;
     memset(&key, 0, sizeof key);
@@ -274,9 +274,9 @@ cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, floa
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = cnb_check_conv_desc("conv_backward_data", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "conv_backward_data", dx);
-    ODN_CHECK_PTR(ctx, "conv_backward_data", dy);
-    ODN_CHECK_PTR(ctx, "conv_backward_data", weight);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dx);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_data", weight);
     odn_enter(ctx);
     conv_key key;
     memset(&key, 0, sizeof key);
@@ -334,9 +334,9 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = cnb_check_conv_desc("conv_backward_filter", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "conv_backward_filter", dweight);
-    ODN_CHECK_PTR(ctx, "conv_backward_filter", dy);
-    ODN_CHECK_PTR(ctx, "conv_backward_filter", x);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dweight);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward_filter", x);
     odn_enter(ctx);
     conv_key key;
     memset(&key, 0, sizeof key);
@@ -368,11 +368,11 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
 
 cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n, int c, int hw) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "bias_forward", y);
-    ODN_CHECK_PTR(ctx, "bias_forward", bias);
-    ODN_CHECK_POSITIVE(ctx, "bias_forward", n);
-    ODN_CHECK_POSITIVE(ctx, "bias_forward", c);
-    ODN_CHECK_POSITIVE(ctx, "bias_forward", hw);
+    CNB_CHECK_PTR(ctx, "bias_forward", y);
+    CNB_CHECK_PTR(ctx, "bias_forward", bias);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", n);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", c);
+    CNB_CHECK_POSITIVE(ctx, "bias_forward", hw);
     odn_enter(ctx);
     long long total = (long long)n * c * hw;
     if (hw == 1) {
@@ -399,11 +399,11 @@ cnb_status odn_bias_forward(cnb_context *ctx, float *y, const float *bias, int n
 cnb_status odn_bias_backward(cnb_context *ctx, float *dbias, const float *dy, int n, int c,
                              int hw) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "bias_backward", dbias);
-    ODN_CHECK_PTR(ctx, "bias_backward", dy);
-    ODN_CHECK_POSITIVE(ctx, "bias_backward", n);
-    ODN_CHECK_POSITIVE(ctx, "bias_backward", c);
-    ODN_CHECK_POSITIVE(ctx, "bias_backward", hw);
+    CNB_CHECK_PTR(ctx, "bias_backward", dbias);
+    CNB_CHECK_PTR(ctx, "bias_backward", dy);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", n);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", c);
+    CNB_CHECK_POSITIVE(ctx, "bias_backward", hw);
     odn_enter(ctx);
     /* dy (n, c, hw) -> dbias (c). Each thread takes a contiguous range of images (rows are
      * contiguous, so this streams memory) and sums into its own row of double accumulators;

@@ -4,9 +4,9 @@
 #include "onednn.h"
 
 cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
-    ODN_CHECK_PTR(ctx, "alloc", ptr);
+    CNB_CHECK_PTR(ctx, "alloc", ptr);
     *ptr = odn_aligned_alloc(bytes);
-    if (!*ptr) return odn_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "alloc: %zu bytes", bytes);
+    if (!*ptr) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "alloc: %zu bytes", bytes);
     return CNB_OK;
 }
 
@@ -14,6 +14,6 @@ cnb_status odn_synchronize(cnb_context *ctx) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     /* Every kernel already waits on the stream before it returns. */
     if (dnnl_stream_wait(ctx->stream) != dnnl_success)
-        return odn_fail(ctx, CNB_ERR_LIBRARY, "synchronize: dnnl_stream_wait failed");
+        return cpu_fail(ctx, CNB_ERR_LIBRARY, "synchronize: dnnl_stream_wait failed");
     return CNB_OK;
 }

@@ -79,11 +79,6 @@ CPU_CONTEXT_BEGINS_WITH_ERR;
  * the ABI boundary. AUTO: the rule conv.c documents, from measurements at the models' shapes. */
 typedef enum odn_conv_layout { ODN_LAYOUT_AUTO = 0, ODN_LAYOUT_PLAIN = 1, ODN_LAYOUT_BLOCKED = 2 } odn_conv_layout;
 
-/* The shared error helper and early-return checks, under this backend's names. */
-#define odn_fail cpu_fail
-#define ODN_CHECK_PTR CNB_CHECK_PTR
-#define ODN_CHECK_POSITIVE CNB_CHECK_POSITIVE
-
 /* Map a failed dnnl call to a status and keep "what: oneDNN says ..." for last_error(). */
 cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what);
 

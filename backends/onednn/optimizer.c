@@ -11,13 +11,13 @@
 cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
                         float *velocity, const float *grad) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "sgd_step", d);
+    CNB_CHECK_PTR(ctx, "sgd_step", d);
     if (count == 0) return CNB_OK;
-    ODN_CHECK_PTR(ctx, "sgd_step", param);
-    ODN_CHECK_PTR(ctx, "sgd_step", grad);
-    if (d->momentum != 0.0f) ODN_CHECK_PTR(ctx, "sgd_step", velocity);
+    CNB_CHECK_PTR(ctx, "sgd_step", param);
+    CNB_CHECK_PTR(ctx, "sgd_step", grad);
+    if (d->momentum != 0.0f) CNB_CHECK_PTR(ctx, "sgd_step", velocity);
     if (!(d->lr >= 0.0f) || !(d->momentum >= 0.0f) || !(d->weight_decay >= 0.0f))
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                         "sgd_step: lr=%g, momentum=%g, weight_decay=%g must be >= 0", d->lr,
                         d->momentum, d->weight_decay);
     odn_enter(ctx);
@@ -42,21 +42,21 @@ cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, f
 cnb_status odn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count, float *param,
                          float *m, float *v, const float *grad) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "adam_step", d);
+    CNB_CHECK_PTR(ctx, "adam_step", d);
     if (d->step < 1)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "adam_step: step=%d must be >= 1",
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "adam_step: step=%d must be >= 1",
                         d->step);
     if (!(d->beta1 >= 0.0f && d->beta1 < 1.0f) || !(d->beta2 >= 0.0f && d->beta2 < 1.0f) ||
         !(d->lr >= 0.0f) || !(d->eps >= 0.0f) || !(d->weight_decay >= 0.0f))
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                         "adam_step: need 0 <= beta1, beta2 < 1 and lr, eps, weight_decay >= 0 "
                         "(got lr=%g beta1=%g beta2=%g eps=%g weight_decay=%g)",
                         d->lr, d->beta1, d->beta2, d->eps, d->weight_decay);
     if (count == 0) return CNB_OK;
-    ODN_CHECK_PTR(ctx, "adam_step", param);
-    ODN_CHECK_PTR(ctx, "adam_step", m);
-    ODN_CHECK_PTR(ctx, "adam_step", v);
-    ODN_CHECK_PTR(ctx, "adam_step", grad);
+    CNB_CHECK_PTR(ctx, "adam_step", param);
+    CNB_CHECK_PTR(ctx, "adam_step", m);
+    CNB_CHECK_PTR(ctx, "adam_step", v);
+    CNB_CHECK_PTR(ctx, "adam_step", grad);
     odn_enter(ctx);
     /* The bias corrections are per step, computed once in double like PyTorch's Python floats. */
     double bc1 = 1.0 - pow((double)d->beta1, d->step);

@@ -67,7 +67,7 @@ fail:
 
 cnb_status odn_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    ODN_CHECK_PTR(ctx, "pool_workspace_size", bytes);
+    CNB_CHECK_PTR(ctx, "pool_workspace_size", bytes);
     *bytes = 0;
     cnb_status st = cnb_check_pool_desc("pool_workspace_size", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
@@ -87,12 +87,12 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = cnb_check_pool_desc("pool_forward", d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, "pool_forward", y);
-    ODN_CHECK_PTR(ctx, "pool_forward", x);
+    CNB_CHECK_PTR(ctx, "pool_forward", y);
+    CNB_CHECK_PTR(ctx, "pool_forward", x);
     odn_enter(ctx);
     if (d->mode == CNB_POOL_MAX) {
         if (!workspace)
-            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+            return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                             "pool_forward: max pooling needs the %zu-byte workspace "
                             "pool_workspace_size reports, got NULL",
                             odn_maxpool_workspace_bytes(d));
@@ -102,7 +102,7 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     odn_op *op;
     if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
     if (op->workspace_bytes && !workspace)
-        return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                         "pool_forward: max pooling needs the %zu-byte workspace "
                         "pool_workspace_size reports, got NULL",
                         op->workspace_bytes);
@@ -129,17 +129,17 @@ static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool
                                 const void *workspace) {
     cnb_status st = cnb_check_pool_desc(fn, d, ctx->err, sizeof ctx->err);
     if (st != CNB_OK) return st;
-    ODN_CHECK_PTR(ctx, fn, dx);
-    ODN_CHECK_PTR(ctx, fn, dy);
-    if (act != CNB_FUSED_ACT_NONE) ODN_CHECK_PTR(ctx, fn, a);
+    CNB_CHECK_PTR(ctx, fn, dx);
+    CNB_CHECK_PTR(ctx, fn, dy);
+    if (act != CNB_FUSED_ACT_NONE) CNB_CHECK_PTR(ctx, fn, a);
     odn_enter(ctx);
     if (d->mode == CNB_POOL_MAX) {
         if (!workspace)
-            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+            return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                             "%s: max pooling needs the forward's workspace, got NULL", fn);
         long bad = odn_maxpool_backward(d, act, dx, dy, a, workspace);
         if (bad >= 0)
-            return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+            return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                             "%s: workspace entry %ld is outside the %dx%d plane: it was not "
                             "written by pool_forward with this descriptor",
                             fn, bad, d->h, d->w);

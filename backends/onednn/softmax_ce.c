@@ -17,7 +17,7 @@ static cnb_status labels_check(cnb_context *ctx, const char *fn, int n, int clas
                                const int32_t *labels) {
     int i = cpu_find_bad_label(n, classes, labels);
     if (i < 0) return CNB_OK;
-    return odn_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: label %d of row %d is outside [0, %d)", fn,
+    return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT, "%s: label %d of row %d is outside [0, %d)", fn,
                     (int)labels[i], i, classes);
 }
 
