@@ -534,8 +534,9 @@ static int optimizer_step(cnb_trainer *t, char *err, size_t err_len) {
  * its bias_backward, viewed as PARAM_CHECK_ROWS images of one channel (backends split that
  * kernel over images or channels; rows keep it parallel) plus the tail that does not divide,
  * into two floats of the results buffer, which come down with the step's loss in the one
- * download the step waits for (the data-parallel path reads them on their own): a sum is finite unless a value is NaN or +-Inf (or the sum passes float's range,
- * 3.4e38: diverged too). Only then is the whole block downloaded to name the tensor. */
+ * download the step waits for (the data-parallel path reads them on their own): a sum is finite
+ * unless a value is NaN or +-Inf (or the sum passes float's range, 3.4e38: diverged too). Only
+ * then is the whole block downloaded to name the tensor. */
 #define PARAM_CHECK_ROWS 16
 static int queue_param_sums(cnb_trainer *t, char *err, size_t err_len) {
     const size_t np = t->m->n_params, row = np / PARAM_CHECK_ROWS, tail = np % PARAM_CHECK_ROWS;
