@@ -55,6 +55,7 @@ static void odn_destroy(cnb_context *ctx) {
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     free(ctx->scratch);
     free(ctx->acc);
+    free(ctx->choices);
     free(ctx);
 }
 
@@ -81,6 +82,10 @@ static cnb_status odn_create(const cnb_config *cfg, cnb_context **out, char *err
     if (threads > 0) omp_set_num_threads(threads);
     ctx->threads = omp_get_max_threads();
 
+    ctx->direct_conv = cnb_config_direct_conv(cfg);
+    ctx->deterministic = cfg && cfg->size >= offsetof(cnb_config, deterministic) +
+                                                 sizeof cfg->deterministic &&
+                         cfg->deterministic;
     ctx->conv_layout = ODN_LAYOUT_AUTO;
     const char *lay = getenv("CNB_ONEDNN_CONV_LAYOUT");
     if (lay && strcmp(lay, "plain") == 0) ctx->conv_layout = ODN_LAYOUT_PLAIN;
@@ -144,6 +149,14 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     const char *wp = getenv("OMP_WAIT_POLICY");
     fn(user, "omp.wait_policy", wp ? wp : "(unset: libgomp spins a while, then sleeps)");
     fn(user, "onednn.conv_layout", layout_words(ctx->conv_layout));
+    fn(user, "onednn.conv_algorithm",
+       ctx->direct_conv ? "direct only (direct_conv)"
+       : ctx->deterministic
+           ? "3x3 stride-1 shapes: oneDNN's convolution_auto (deterministic); others direct"
+           : "3x3 stride-1 shapes with >= 8 channels: Winograd where timed >= 10% faster on "
+             "the first call, else direct; others direct");
+    odn_conv_info(ctx, fn, user);
+    if (!ctx->direct_conv) fn(user, "warm_up", "yes"); /* the first call of a shape times */
     fn(user, "onednn.gemm", "matmul primitive (strided memory descriptors for transposes)");
     fn(user, "onednn.prelu", "forward: dnnl prelu primitive on a (count/16, 16) view, slope "
                              "replicated 16x (2.6 has only a reference kernel for a scalar "

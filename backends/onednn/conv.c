@@ -1,6 +1,18 @@
 /* conv.c — convolution forward, backward-data and backward-filter on oneDNN convolution
- * primitives (direct algorithm, so exact-integer inputs give exact results), and the bias
- * kernels as OpenMP loops.
+ * primitives, and the bias kernels as OpenMP loops.
+ *
+ * Algorithm. oneDNN has a direct algorithm (sums of products: exact on integer data) and, for
+ * 3x3 stride-1 kernels, Winograd F(4x4, 3x3), which trades most multiplications for transforms
+ * of the tiles (measured here, simplecnn conv2 at batch 64, ms per call direct / Winograd:
+ * forward 1.80 / 1.12, backward-data 1.85 / 1.22, backward-filter 2.06 / 1.22; at few
+ * channels the transforms cost more than they save). oneDNN's own choice
+ * (convolution_auto) keeps direct for backward-filter there, so a shape that may use Winograd
+ * is timed once on its first call — each algorithm on the caller's tensors, best of a few runs
+ * — and Winograd is kept only when clearly faster, as cuDNN's algorithm search does. The
+ * directions that run Winograd are reported in info() (conv.transforms, cnb_abi.h), so checks
+ * hold them to the transform tolerance. cnb_config.direct_conv keeps everything direct;
+ * deterministic mode takes oneDNN's convolution_auto instead of timing, so the choice does
+ * not move between runs.
  *
  * Memory formats. The ABI hands over plain NCHW tensors and OIHW weights. oneDNN's fastest
  * convolution kernels want blocked layouts (nChw16c activations, OIhw16i16o weights), chosen by
@@ -10,7 +22,11 @@
  * oneDNN serves with its nchw-capable or gemm-based kernels and no reorders at all.
  * Which is faster for these small nets was measured per kind and shape (see conv_use_blocked):
  * mostly blocked, plain where the reorders cost more than they save. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <omp.h>
 
@@ -27,12 +43,32 @@ enum {
 };
 enum { B_IN1 = 0, B_IN2 = 1, B_OUT = 2 };
 
+/* The algorithm a cached op was built with. */
+enum { ALGO_DIRECT = 0, ALGO_WINOGRAD = 1, ALGO_AUTO = 2 /* oneDNN decides (convolution_auto) */ };
+
 typedef struct conv_key {
     cnb_conv_desc d;
     int has_bias;
     int blocked;
     int act;          /* forward: a fused activation (a post-op), or CNB_FUSED_ACT_NONE */
+    int algo;         /* ALGO_* */
 } conv_key;
+
+static dnnl_alg_kind_t conv_alg(const conv_key *key) {
+    return key->algo == ALGO_WINOGRAD ? dnnl_convolution_winograd
+           : key->algo == ALGO_AUTO   ? dnnl_convolution_auto
+                                      : dnnl_convolution_direct;
+}
+
+/* One shape's algorithm for one kind (conv.c's header says how it is chosen). */
+struct odn_conv_choice {
+    int kind;                /* ODN_CONV_* */
+    conv_key key;            /* as the caller builds it, algo ALGO_DIRECT */
+    int build_algo;          /* what the op is built with */
+    int winograd;            /* 1: the op runs Winograd (reported as a transform) */
+    double direct_ms, winograd_ms; /* the timings that decided; < 0: not timed */
+    const char *how;
+};
 
 /* Whether a convolution of this kind (ODN_CONV_*) goes through blocked layouts.
  *
@@ -108,13 +144,201 @@ static cnb_status conv_boundary(cnb_context *ctx, odn_op *op, int arg,
 }
 
 /* Run an input reorder if the op has one; returns the pointer the main primitive reads. */
-static cnb_status conv_in(cnb_context *ctx, odn_op *op, int prim, int buf, const float *plain,
+static cnb_status conv_in(cnb_context *ctx, odn_op *op, int prim, int buf, const void *plain,
                           void **use) {
     *use = (void *)plain;
     if (!op->prim[prim].prim) return CNB_OK;
     void *ptrs[2] = {(void *)plain, op->buf[buf]};
     *use = op->buf[buf];
     return odn_exec(ctx, &op->prim[prim], ptrs);
+}
+
+/* A call's tensors in the main primitive's argument order: forward (x, weight, y, bias),
+ * backward-data (dy, weight, dx), backward-filter (x, dy, dweight). */
+typedef struct conv_io {
+    const void *in1, *in2;
+    void *out;
+    const void *extra;
+} conv_io;
+
+/* One call of a built op: input reorders, the convolution, the output reorder. */
+static cnb_status conv_exec(cnb_context *ctx, odn_op *op, const conv_io *io) {
+    void *a, *b;
+    cnb_status st;
+    if ((st = conv_in(ctx, op, P_IN1, B_IN1, io->in1, &a)) != CNB_OK) return st;
+    if ((st = conv_in(ctx, op, P_IN2, B_IN2, io->in2, &b)) != CNB_OK) return st;
+    void *o = op->prim[P_OUT].prim ? op->buf[B_OUT] : io->out;
+    void *ptrs[4] = {a, b, o, (void *)io->extra};
+    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
+    if (!op->prim[P_OUT].prim) return CNB_OK;
+    void *rp[2] = {o, io->out};
+    return odn_exec(ctx, &op->prim[P_OUT], rp);
+}
+
+/* ---- algorithm choice (the header says why) ------------------------------------------------ */
+
+typedef cnb_status (*conv_build_fn)(cnb_context *ctx, const conv_key *key, odn_op **out);
+
+#define CHOICE_RUNS 3        /* timed runs of each algorithm, after one untimed run of each */
+#define CHOICE_MARGIN 0.9    /* Winograd is kept when it takes under 90% of direct's time:
+                              * in a near tie the algorithm with less rounding stays */
+
+/* Shapes worth timing: oneDNN 2.6's Winograd is F(4x4, 3x3), stride 1, on blocked layouts;
+ * with fewer than 8 input or output channels the tile transforms dominate (measured: even at
+ * 8 -> 16 channels forward is 0.49 ms direct / 0.68 Winograd). */
+static int winograd_candidate(const cnb_context *ctx, const cnb_conv_desc *d) {
+    return !ctx->direct_conv && ctx->conv_layout != ODN_LAYOUT_PLAIN && d->r == 3 &&
+           d->s == 3 && d->stride_h == 1 && d->stride_w == 1 && d->c >= 8 && d->k >= 8;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static odn_conv_choice *choice_find(cnb_context *ctx, int kind, const conv_key *key) {
+    for (int i = 0; i < ctx->choice_count; i++)
+        if (ctx->choices[i].kind == kind && memcmp(&ctx->choices[i].key, key, sizeof *key) == 0)
+            return &ctx->choices[i];
+    return NULL;
+}
+
+/* Best of CHOICE_RUNS calls of each op, alternating so that a slow spell of the host hits
+ * both; the last run leaves the caller's output written (by b). */
+static cnb_status time_pair(cnb_context *ctx, odn_op *a, odn_op *b, const conv_io *io,
+                            double *a_ms, double *b_ms) {
+    *a_ms = *b_ms = -1.0;
+    for (int run = 0; run <= CHOICE_RUNS; run++) {
+        cnb_status st;
+        double t0 = now_ms();
+        if ((st = conv_exec(ctx, a, io)) != CNB_OK) return st;
+        double t1 = now_ms();
+        if ((st = conv_exec(ctx, b, io)) != CNB_OK) return st;
+        double t2 = now_ms();
+        if (run == 0) continue; /* first touch of buffers and JIT code */
+        if (*a_ms < 0 || t1 - t0 < *a_ms) *a_ms = t1 - t0;
+        if (*b_ms < 0 || t2 - t1 < *b_ms) *b_ms = t2 - t1;
+    }
+    return CNB_OK;
+}
+
+static int op_runs_winograd(const odn_op *op) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(op->prim[P_MAIN].pd, dnnl_query_impl_info_str, 0, &impl) !=
+        dnnl_success)
+        return 0;
+    return impl && strstr(impl, "wino") != NULL;
+}
+
+/* Decide the algorithm of a new (kind, shape) and remember it. */
+static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
+                              conv_build_fn build, const conv_io *io, odn_conv_choice **out) {
+    odn_conv_choice c = {.kind = kind, .key = *key, .build_algo = ALGO_DIRECT,
+                         .direct_ms = -1.0, .winograd_ms = -1.0};
+    cnb_status st;
+    odn_op *wop, *dop;
+    if (ctx->deterministic) {
+        conv_key k = *key;
+        k.algo = ALGO_AUTO;
+        if ((st = build(ctx, &k, &wop)) != CNB_OK) return st;
+        c.build_algo = ALGO_AUTO;
+        c.winograd = op_runs_winograd(wop);
+        c.how = "oneDNN's convolution_auto (deterministic: not timed)";
+    } else {
+        conv_key w = *key;
+        w.algo = ALGO_WINOGRAD;
+        w.blocked = 1;
+        st = build(ctx, &w, &wop);
+        if (st == CNB_ERR_UNSUPPORTED) {
+            ctx->err[0] = '\0'; /* not a failure of the call */
+            c.how = "no Winograd kernel for it here";
+        } else if (st != CNB_OK) {
+            return st;
+        } else {
+            if ((st = build(ctx, key, &dop)) != CNB_OK) return st;
+            if ((st = time_pair(ctx, dop, wop, io, &c.direct_ms, &c.winograd_ms)) != CNB_OK)
+                return st;
+            c.winograd = c.winograd_ms < CHOICE_MARGIN * c.direct_ms;
+            c.build_algo = c.winograd ? ALGO_WINOGRAD : ALGO_DIRECT;
+            c.how = "timed";
+        }
+    }
+    if (ctx->choice_count == ctx->choice_cap) {
+        int cap = ctx->choice_cap ? 2 * ctx->choice_cap : 16;
+        odn_conv_choice *grown = realloc(ctx->choices, (size_t)cap * sizeof *grown);
+        if (!grown) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "convolution choices");
+        ctx->choices = grown;
+        ctx->choice_cap = cap;
+    }
+    ctx->choices[ctx->choice_count] = c;
+    *out = &ctx->choices[ctx->choice_count++];
+    return CNB_OK;
+}
+
+/* The op a call runs: direct, or the shape's chosen algorithm (decided on its first call). */
+static cnb_status conv_select(cnb_context *ctx, int kind, conv_key *key, conv_build_fn build,
+                              const conv_io *io, odn_op **op) {
+    key->algo = ALGO_DIRECT;
+    if (!winograd_candidate(ctx, &key->d)) return build(ctx, key, op);
+    odn_conv_choice *c = choice_find(ctx, kind, key);
+    cnb_status st;
+    if (!c && (st = conv_choose(ctx, kind, key, build, io, &c)) != CNB_OK) return st;
+    key->algo = c->build_algo;
+    if (c->build_algo == ALGO_WINOGRAD) key->blocked = 1;
+    return build(ctx, key, op);
+}
+
+/* One call: pick (or build) the op, run it. */
+static cnb_status conv_call(cnb_context *ctx, int kind, conv_key *key, conv_build_fn build,
+                            const conv_io *io) {
+    odn_op *op;
+    cnb_status st = conv_select(ctx, kind, key, build, io, &op);
+    return st != CNB_OK ? st : conv_exec(ctx, op, io);
+}
+
+static const char *const kind_word[] = {"?", "fwd", "bwd_data", "bwd_filter"};
+
+static void shape_words(const cnb_conv_desc *d, char *buf, size_t len) {
+    snprintf(buf, len, "n%d c%d %dx%d k%d %dx%d s%dx%d p%dx%d", d->n, d->c, d->h, d->w, d->k,
+             d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w);
+}
+
+void odn_conv_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
+    for (int i = 0; i < ctx->choice_count; i++) {
+        const cnb_conv_desc *d = &ctx->choices[i].key.d;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = memcmp(&ctx->choices[j].key.d, d, sizeof *d) == 0;
+        if (seen) continue;
+        char shape[96], key[128], value[1024] = "", dirs[40] = "";
+        shape_words(d, shape, sizeof shape);
+        for (int j = i; j < ctx->choice_count; j++) {
+            const odn_conv_choice *c = &ctx->choices[j];
+            if (memcmp(&c->key.d, d, sizeof *d) != 0) continue;
+            const char *dir = kind_word[c->kind >= 1 && c->kind <= 3 ? c->kind : 0];
+            size_t used = strlen(value);
+            if (c->direct_ms >= 0)
+                snprintf(value + used, sizeof value - used,
+                         "%s%s%s=%s (%s: direct %.3f ms, Winograd %.3f ms)", used ? "; " : "",
+                         dir, c->kind == ODN_CONV_FORWARD && c->key.act != CNB_FUSED_ACT_NONE ? "+act" : "",
+                         c->winograd ? "winograd" : "direct", c->how, c->direct_ms,
+                         c->winograd_ms);
+            else
+                snprintf(value + used, sizeof value - used, "%s%s%s=%s (%s)", used ? "; " : "",
+                         dir, c->kind == ODN_CONV_FORWARD && c->key.act != CNB_FUSED_ACT_NONE ? "+act" : "",
+                         c->winograd ? "winograd" : "direct", c->how);
+            if (c->winograd && !strstr(dirs, dir))
+                snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), "%s%s",
+                         dirs[0] ? " " : "", dir);
+        }
+        snprintf(key, sizeof key, "onednn.conv[%s]", shape);
+        fn(user, key, value);
+        if (dirs[0]) {
+            snprintf(key, sizeof key, "conv.transforms[%s]", shape);
+            fn(user, key, dirs);
+        }
+    }
 }
 
 /* The eltwise algorithm of a fused activation. ReLU never gets here: oneDNN 2.6's eltwise ReLU
@@ -156,7 +380,7 @@ static cnb_status conv_forward_op(cnb_context *ctx, const conv_key *key, odn_op 
     dnnl_convolution_desc_t cd;
     dnnl_status_t s;
     if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
-    s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+    s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, conv_alg(key),
                                            &m.src_q, &m.wei_q, key->has_bias ? &m.bia : NULL,
                                            &m.dst_q, m.strides, m.pad, m.pad);
     if (s != dnnl_success) {
@@ -193,19 +417,8 @@ static cnb_status conv_forward(cnb_context *ctx, const char *fn, const cnb_conv_
      * plain convolution and a separate ReLU): a fused convolution goes blocked. */
     key.blocked = act != CNB_FUSED_ACT_NONE ? ctx->conv_layout != ODN_LAYOUT_PLAIN
                                             : conv_use_blocked(ctx, d, ODN_CONV_FORWARD);
-    odn_op *op;
-    if ((st = conv_forward_op(ctx, &key, &op)) != CNB_OK) return st;
-    void *xs, *ws;
-    if ((st = conv_in(ctx, op, P_IN1, B_IN1, x, &xs)) != CNB_OK) return st;
-    if ((st = conv_in(ctx, op, P_IN2, B_IN2, weight, &ws)) != CNB_OK) return st;
-    void *ys = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)y;
-    void *ptrs[4] = {xs, ws, ys, (void *)bias};
-    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
-    if (op->prim[P_OUT].prim) {
-        void *rp[2] = {ys, y};
-        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
-    }
-    return CNB_OK;
+    conv_io io = {x, weight, y, bias};
+    return conv_call(ctx, ODN_CONV_FORWARD, &key, conv_forward_op, &io);
 }
 
 cnb_status odn_conv_forward(cnb_context *ctx, const cnb_conv_desc *d, float *y, const float *x,
@@ -229,10 +442,11 @@ cnb_status odn_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, i
 }
 
 /* The forward primitive descriptor a backward primitive needs as its hint. */
-static cnb_status conv_hint(cnb_context *ctx, odn_op *op, const conv_mds *m, int with_bias) {
+static cnb_status conv_hint(cnb_context *ctx, odn_op *op, const conv_mds *m, int with_bias,
+                            dnnl_alg_kind_t alg) {
     dnnl_convolution_desc_t fd;
     ODN_TRY(ctx, dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                   dnnl_convolution_direct, &m->src_q, &m->wei_q,
+                                                   alg, &m->src_q, &m->wei_q,
                                                    with_bias ? &m->bia : NULL, &m->dst_q,
                                                    m->strides, m->pad, m->pad));
     ODN_TRY(ctx, dnnl_primitive_desc_create(&op->prim[P_HINT].pd, &fd, ctx->attr, ctx->engine,
@@ -249,8 +463,8 @@ static cnb_status conv_backward_data_op(cnb_context *ctx, const conv_key *key, o
     dnnl_convolution_desc_t cd;
     dnnl_status_t s;
     if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
-    if ((st = conv_hint(ctx, op, &m, 0)) != CNB_OK) goto fail;
-    s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &m.src_q,
+    if ((st = conv_hint(ctx, op, &m, 0, conv_alg(key))) != CNB_OK) goto fail;
+    s = dnnl_convolution_backward_data_desc_init(&cd, conv_alg(key), &m.src_q,
                                                  &m.wei_q, &m.dst_q, m.strides, m.pad, m.pad);
     if (s != dnnl_success) {
         st = odn_fail_dnnl(ctx, s, "dnnl_convolution_backward_data_desc_init");
@@ -282,19 +496,8 @@ cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, floa
     memset(&key, 0, sizeof key);
     key.d = *d;
     key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_DATA);
-    odn_op *op;
-    if ((st = conv_backward_data_op(ctx, &key, &op)) != CNB_OK) return st;
-    void *dys, *ws;
-    if ((st = conv_in(ctx, op, P_IN1, B_IN1, dy, &dys)) != CNB_OK) return st;
-    if ((st = conv_in(ctx, op, P_IN2, B_IN2, weight, &ws)) != CNB_OK) return st;
-    void *dxs = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)dx;
-    void *ptrs[3] = {dys, ws, dxs};
-    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
-    if (op->prim[P_OUT].prim) {
-        void *rp[2] = {dxs, dx};
-        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
-    }
-    return CNB_OK;
+    conv_io io = {dy, weight, dx, NULL};
+    return conv_call(ctx, ODN_CONV_BACKWARD_DATA, &key, conv_backward_data_op, &io);
 }
 
 static cnb_status conv_backward_filter_op(cnb_context *ctx, const conv_key *key, odn_op **out) {
@@ -306,9 +509,9 @@ static cnb_status conv_backward_filter_op(cnb_context *ctx, const conv_key *key,
     dnnl_convolution_desc_t cd;
     dnnl_status_t s;
     if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
-    if ((st = conv_hint(ctx, op, &m, 0)) != CNB_OK) goto fail;
+    if ((st = conv_hint(ctx, op, &m, 0, conv_alg(key))) != CNB_OK) goto fail;
     /* dweight only: the ABI gives the bias gradient its own slot (bias_backward). */
-    s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &m.src_q,
+    s = dnnl_convolution_backward_weights_desc_init(&cd, conv_alg(key), &m.src_q,
                                                     &m.wei_q, NULL, &m.dst_q, m.strides, m.pad,
                                                     m.pad);
     if (s != dnnl_success) {
@@ -342,19 +545,8 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     memset(&key, 0, sizeof key);
     key.d = *d;
     key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
-    odn_op *op;
-    if ((st = conv_backward_filter_op(ctx, &key, &op)) != CNB_OK) return st;
-    void *xs, *dys;
-    if ((st = conv_in(ctx, op, P_IN1, B_IN1, x, &xs)) != CNB_OK) return st;
-    if ((st = conv_in(ctx, op, P_IN2, B_IN2, dy, &dys)) != CNB_OK) return st;
-    void *dws = op->prim[P_OUT].prim ? op->buf[B_OUT] : (void *)dweight;
-    void *ptrs[3] = {xs, dys, dws};
-    if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
-    if (op->prim[P_OUT].prim) {
-        void *rp[2] = {dws, dweight};
-        if ((st = odn_exec(ctx, &op->prim[P_OUT], rp)) != CNB_OK) return st;
-    }
-    return CNB_OK;
+    conv_io io = {x, dy, dweight, NULL};
+    return conv_call(ctx, ODN_CONV_BACKWARD_FILTER, &key, conv_backward_filter_op, &io);
 }
 
 /* ---- bias ----------------------------------------------------------------------------------- */

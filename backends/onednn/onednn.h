@@ -57,6 +57,9 @@ typedef struct odn_op {
     int flags;                      /* family-specific (e.g. which reorders are in use) */
 } odn_op;
 
+/* A convolution shape's algorithm, decided on its first call (conv.c). */
+typedef struct odn_conv_choice odn_conv_choice;
+
 struct cnb_context {
     char err[CPU_ERR_LEN];          /* message of the last failed call, "" if none failed yet */
     dnnl_engine_t engine;
@@ -64,6 +67,10 @@ struct cnb_context {
     dnnl_primitive_attr_t attr;     /* scratchpad_mode user: every primitive shares ctx->scratch */
     int threads;                    /* OpenMP threads oneDNN and the loops here run on */
     int conv_layout;                /* odn_conv_layout: how convolutions choose memory formats */
+    int direct_conv;                /* cnb_config.direct_conv: never Winograd */
+    int deterministic;              /* cnb_config.deterministic: oneDNN's choice, not timing */
+    odn_conv_choice *choices;       /* per (kind, shape) algorithm choices, in first-use order */
+    int choice_count, choice_cap;
     void *scratch;                  /* the shared scratchpad, grown on demand, never shrunk */
     size_t scratch_bytes;
     double *acc;                    /* per-thread partial sums of the loops here (bias_backward) */
@@ -124,6 +131,10 @@ cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes);
 void *odn_aligned_alloc(size_t bytes);
 /* At least count doubles in ctx->acc (contents undefined); grown on the first call of a shape. */
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count);
+
+/* conv.c: info() keys for the convolution shapes used so far: onednn.conv[shape] (each
+ * direction's algorithm and why) and cnb_abi.h's conv.transforms[shape] */
+void odn_conv_info(cnb_context *ctx, cnb_info_fn fn, void *user);
 
 /* memory.c: page-aligned buffers for oneDNN; the stream to wait for */
 cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes);

@@ -101,7 +101,18 @@ typedef struct cnb_config {
     int deterministic;  /* 1: pick deterministic algorithms where the library has them */
     int allow_tf32;     /* 1: GPU backends may use TF32 tensor-core math (looser tolerance) */
     int device_index;   /* which GPU, for device backends */
+    /* 1: convolutions only by algorithms that sum the products as the definition does (direct,
+     * GEMM-based): no Winograd or FFT, whose transforms add rounding and make results on
+     * integer data inexact. 0: a backend may pick such an algorithm where it measures faster,
+     * and names the directions in info()'s conv.transforms key. Read only when size covers it. */
+    int direct_conv;
 } cnb_config;
+
+/* cfg's direct_conv, 0 for a config too old to carry it. */
+static inline int cnb_config_direct_conv(const cnb_config *cfg) {
+    return cfg && cfg->size >= offsetof(cnb_config, direct_conv) + sizeof cfg->direct_conv &&
+           cfg->direct_conv;
+}
 
 typedef struct cnb_context cnb_context; /* backend-owned state: handles, caches, workspaces */
 
@@ -183,7 +194,10 @@ typedef struct cnb_backend {
      * s%dx%d p%dx%d]" (n, c, h, w, k, r, s, strides, pads of a convolution shape used so far)
      * with the value a space-separated list of "fwd", "bwd_data", "bwd_filter": the directions
      * whose algorithm transforms the data (FFT, Winograd) instead of summing products, so
-     * their results are not exact on integer data and carry more rounding. */
+     * their results are not exact on integer data and carry more rounding. Another: "warm_up"
+     * with the value "yes" when the first call of a shape does extra work (an algorithm search
+     * by timing), so the harness runs each batch size once before it times anything (it always
+     * does for a table with the timer group). */
     cnb_status (*info)(cnb_context *ctx, cnb_info_fn fn, void *user);
 
     /* Memory. alloc'd memory is aligned to at least 64 bytes and not initialized. */

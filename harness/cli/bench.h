@@ -84,6 +84,7 @@ typedef struct bn_opts {
     int min_runs, max_runs, warmup, steps_per_run, infer_images, eval_batch, profile_runs;
     int threads, breakdown, quiet, quick;
     int no_fusion;
+    int direct_conv;            /* backends made with cnb_config.direct_conv */
     int settle_ms;              /* untimed pause before each backend's turn in a round */
     uint64_t seed;
     const char *out, *csv, *gab, *dataset, *data;

@@ -367,6 +367,7 @@ cJSON *bench_results_json(const bn_opts *o, int argc, char **argv, int threads,
     cJSON_AddNumberToObject(set, "profile_runs", o->breakdown ? o->profile_runs : 0);
     cJSON_AddBoolToObject(set, "quick", o->quick);
     cJSON_AddBoolToObject(set, "fusion", !o->no_fusion);
+    cJSON_AddBoolToObject(set, "direct_conv", o->direct_conv);
     cJSON_AddNumberToObject(set, "outlier_mads", OUTLIER_MADS);
     cJSON_AddStringToObject(set, "schedule",
                             "time-balanced rounds: in each round every backend runs about as long "

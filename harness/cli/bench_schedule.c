@@ -21,6 +21,7 @@ void bench_settings(const bn_opts *o, const bn_backend *b, const cnb_model *m, i
     s->max_steps = o->steps_per_run;
     s->seed = o->seed;
     s->no_fusion = o->no_fusion || b->no_fusion;
+    s->direct_conv = o->direct_conv;
 }
 
 /* Remember where a fresh trainer stands, to start every run from there. */

@@ -71,6 +71,8 @@ static void usage(FILE *f) {
         "                        (libgomp spins ~5 ms after each parallel region) would\n"
         "                        otherwise take cores from the next one\n"
         "  --no-fusion           separate kernels only, never the backends' fused ones\n"
+        "  --direct-conv         convolution by direct or GEMM-based algorithms only (no\n"
+        "                        Winograd or FFT)\n"
         "  --quick               short bounded run for CI: min-time 0.5, min-runs 5, max-runs 30,\n"
         "                        warmup 1, 10 steps per run, 200 inference images, 1 profile run\n"
         "  --threads N           CPU backend threads (default: all cores)\n"
@@ -86,7 +88,8 @@ static void usage(FILE *f) {
 #define BENCH_PROG "cnnbench bench"
 
 enum { O_MIN_TIME = 256, O_MIN_RUNS, O_MAX_RUNS, O_WARMUP, O_STEPS, O_INFER, O_EVAL_BATCH,
-       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB, O_NO_FUSION, O_SETTLE };
+       O_PROFILE_RUNS, O_NO_BREAKDOWN, O_QUICK, O_CSV, O_GAB, O_NO_FUSION, O_SETTLE,
+       O_DIRECT_CONV };
 
 static const struct option bench_flags[] = {
     {"min-time", required_argument, 0, O_MIN_TIME}, {"min-runs", required_argument, 0, O_MIN_RUNS},
@@ -98,6 +101,7 @@ static const struct option bench_flags[] = {
     {"no-breakdown", no_argument, 0, O_NO_BREAKDOWN}, {"quick", no_argument, 0, O_QUICK},
     {"csv", required_argument, 0, O_CSV}, {"gab", required_argument, 0, O_GAB},
     {"no-fusion", no_argument, 0, O_NO_FUSION}, {"settle-ms", required_argument, 0, O_SETTLE},
+    {"direct-conv", no_argument, 0, O_DIRECT_CONV},
     {0, 0, 0, 0}};
 
 /* The schedule's knobs: the defaults, --quick's, and what the command line set (-1: not set). */
@@ -142,6 +146,7 @@ static int on_bench_flag(void *user, int id, const char *arg) {
     case O_CSV: p->o->csv = arg; break;
     case O_GAB: p->o->gab = arg; break;
     case O_NO_FUSION: p->o->no_fusion = 1; break;
+    case O_DIRECT_CONV: p->o->direct_conv = 1; break;
     case O_SETTLE:
         bad = cnb_opt_long(BENCH_PROG, "--settle-ms", arg, 0, 10000, &v);
         p->o->settle_ms = (int)v;
@@ -308,7 +313,7 @@ int cnb_cmd_bench(int argc, char **argv) {
     cnb_machine mc;
     cnb_machine_probe(&mc);
     int threads = o.threads ? o.threads : (mc.cores > 0 ? mc.cores : 1);
-    cnb_config cfg = {.size = sizeof cfg, .threads = threads};
+    cnb_config cfg = {.size = sizeof cfg, .threads = threads, .direct_conv = o.direct_conv};
     cnb_model *models[CNB_MAX_LIST] = {0};
     int n_models = 0;
     bn_backend *backends = NULL;
@@ -371,6 +376,9 @@ int cnb_cmd_bench(int argc, char **argv) {
     printf("note: compare runs by the within-run ratios; absolute images/s on a shared machine "
            "swing by tens of percent between runs\n");
 
+    for (int k = 0; k < nb; k++)
+        if (backends[k].usable) cnb_info_refresh(&backends[k].info, backends[k].lib.api,
+                                                 backends[k].ctx);
     root = bench_results_json(&o, argc, argv, threads, &mc, kind, test.count, backends, nb, cells,
                               n_cells, buf);
     rc = write_outputs(&o, root, cells, n_cells, buf);

@@ -168,6 +168,7 @@ static int run_agreement(cmp_state *st) {
     }
     if (q->deterministic) argv[argc++] = "--deterministic";
     if (q->tf32) argv[argc++] = "--tf32";
+    if (q->settings->direct_conv) argv[argc++] = "--direct-conv";
     argv[argc] = NULL;
     printf("\n== agreement with naive: %s's layer shapes and first training steps ==\n",
            q->model->name);
@@ -202,7 +203,8 @@ static void summarize_row(cmp_row *row) {
 static void train_row(cmp_state *st, cmp_row *row) {
     const cnb_comparison_request *q = st->req;
     cnb_config cfg = {.size = sizeof cfg, .threads = st->threads,
-                      .deterministic = q->deterministic, .allow_tf32 = q->tf32};
+                      .deterministic = q->deterministic, .allow_tf32 = q->tf32,
+                      .direct_conv = q->settings->direct_conv};
     cnb_loaded_backend lib = {0};
     cnb_context *ctx = NULL;
     cnb_trainer *t = NULL;
@@ -250,6 +252,7 @@ static void train_row(cmp_state *st, cmp_row *row) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         summarize_row(row);
+        cnb_info_refresh(&info, lib.api, ctx);
         cnb_run_record rec = {.argc = q->argc, .argv = q->argv, .model = q->model, .settings = &s,
                               .backend_name = lib.api->name, .backend_path = lib.path,
                               .backend_info = &info, .machine = &st->mc,

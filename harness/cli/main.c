@@ -46,7 +46,7 @@ typedef struct cli {
     double lr;
     unsigned long long seed;
     int have_seed, quiet, progress, deterministic, tf32;
-    int no_fusion;
+    int no_fusion, direct_conv;
     int allow_nonfinite;
 } cli;
 
@@ -88,6 +88,8 @@ static void usage(FILE *f) {
             "  --deterministic       GPU backends: deterministic algorithms only\n"
             "  --tf32                GPU backends: allow TF32 math (looser agreement)\n"
             "  --no-fusion           separate kernels only, never the backend's fused ones\n"
+            "  --direct-conv         convolution by direct or GEMM-based algorithms only (no\n"
+            "                        Winograd or FFT: exact on integer data, same bits every run)\n"
             "  --no-progress         no progress line on stderr\n"
             "  --quiet               only the final summary\n"
             "  --list-backends       each backend and whether it loads here\n"
@@ -269,6 +271,7 @@ static void settings_for(const cli *c, const cnb_model *m, cnb_run_settings *s) 
     if (c->have_seed) s->seed = c->seed;
     s->max_steps = c->steps;
     s->no_fusion = c->no_fusion;
+    s->direct_conv = c->direct_conv;
     s->progress = c->progress && isatty(STDERR_FILENO);
 }
 
@@ -352,7 +355,8 @@ static int open_backend_and_data(train_run *w) {
                  : w->dist  ? cnb_dist_default_threads(w->dist, w->mc.cores)
                             : (w->mc.cores > 0 ? w->mc.cores : 1);
     cnb_config cfg = {.size = sizeof cfg, .threads = w->threads, .deterministic = c->deterministic,
-                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(w->dist)};
+                      .allow_tf32 = c->tf32, .device_index = cnb_dist_local_rank(w->dist),
+                      .direct_conv = c->direct_conv};
     if (cnb_open_backend(c->backend, &cfg, &w->lib, &w->ctx, err, sizeof err) != 0) {
         fprintf(stderr, "cnnbench: --backend: %s%s\n", err,
                 w->dist ? " (under mpirun each rank takes the device numbered by its rank on "
@@ -488,6 +492,7 @@ static int finish_run(train_run *w, int run_rc, cJSON *dist_json) {
     snprintf(out_default, sizeof out_default, "cnnbench-%s-%s.json", w->m->name,
              w->lib.api->name);
     const char *out = w->c->out ? w->c->out : out_default;
+    cnb_info_refresh(&w->info, w->lib.api, w->ctx);
     cnb_run_record rec = {.argc = w->argc, .argv = w->argv, .model = w->m, .settings = &w->s,
                           .backend_name = w->lib.api->name, .backend_path = w->lib.path,
                           .backend_info = &w->info, .machine = &w->mc, .dataset_kind = w->kind,
@@ -590,7 +595,7 @@ static int train_command(const cli *c, int argc, char **argv) {
 enum { O_EPOCHS = 256, O_EVAL_BATCH, O_LR, O_STEPS, O_LIST_BACKENDS, O_LIST_MODELS, O_SHOW_MODEL,
        O_NO_PROGRESS, O_DETERMINISTIC, O_TF32, O_VERSION, O_SAVE, O_LOAD, O_RESUME, O_CHECKPOINT,
        O_CHECKPOINT_EVERY, O_DUMP_LOGITS, O_EVAL_ONLY, O_NAIVE_STEPS, O_SCALING_BASELINE,
-       O_ALLOW_NONFINITE, O_NO_FUSION };
+       O_ALLOW_NONFINITE, O_NO_FUSION, O_DIRECT_CONV };
 
 static const struct option train_flags[] = {
     {"epochs", required_argument, 0, O_EPOCHS}, {"eval-batch", required_argument, 0, O_EVAL_BATCH},
@@ -609,7 +614,7 @@ static const struct option train_flags[] = {
     {"naive-steps", required_argument, 0, O_NAIVE_STEPS},
     {"scaling-baseline", required_argument, 0, O_SCALING_BASELINE},
     {"allow-nonfinite", no_argument, 0, O_ALLOW_NONFINITE},
-    {"no-fusion", no_argument, 0, O_NO_FUSION},
+    {"no-fusion", no_argument, 0, O_NO_FUSION}, {"direct-conv", no_argument, 0, O_DIRECT_CONV},
     {0, 0, 0, 0}};
 
 typedef struct train_parse {
@@ -646,6 +651,7 @@ static int on_train_flag(void *user, int id, const char *arg) {
     case O_SCALING_BASELINE: c->scaling_baseline = arg; break;
     case O_ALLOW_NONFINITE: c->allow_nonfinite = 1; break;
     case O_NO_FUSION: c->no_fusion = 1; break;
+    case O_DIRECT_CONV: c->direct_conv = 1; break;
     case O_NAIVE_STEPS: bad = parse_long("--naive-steps", arg, 1, 100000, &c->naive_steps); break;
     case O_LIST_BACKENDS: case O_LIST_MODELS: case O_VERSION: p->action = id; break;
     case O_SHOW_MODEL: p->action = id; p->show = arg; break;

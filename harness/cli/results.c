@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "results.h"
 
+#include "loader.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +74,12 @@ const char *cnb_info_get(const cnb_info_list *l, const char *key) {
     return NULL;
 }
 
+void cnb_info_refresh(cnb_info_list *l, const cnb_backend *api, cnb_context *ctx) {
+    if (!api || !ctx) return;
+    l->count = 0;
+    cnb_backend_info(api, ctx, cnb_info_collect, l);
+}
+
 cJSON *cnb_summary_json(const double *x, int n) {
     cnb_summary s;
     cnb_summarize(x, n, &s);
@@ -127,6 +135,7 @@ static cJSON *model_json(const cnb_model *m, const cnb_run_settings *s) {
     cJSON_AddStringToObject(t, "optimizer", s->optimizer);
     cJSON_AddNumberToObject(t, "lr", s->lr);
     cJSON_AddBoolToObject(t, "fusion", !s->no_fusion);
+    cJSON_AddBoolToObject(t, "direct_conv", s->direct_conv);
     if (strcmp(s->optimizer, "adam") == 0) {
         cJSON_AddNumberToObject(t, "beta1", s->beta1);
         cJSON_AddNumberToObject(t, "beta2", s->beta2);

@@ -37,6 +37,11 @@ typedef struct cnb_info_list {
 /* cnb_info_fn-compatible collector (user = cnb_info_list *). */
 void cnb_info_collect(void *user, const char *key, const char *value);
 const char *cnb_info_get(const cnb_info_list *l, const char *key);
+/* l = the backend's info() now: after a run it also names what the backend chose on first use
+ * of each shape (cuDNN's and oneDNN's convolution algorithms). */
+struct cnb_backend;
+struct cnb_context;
+void cnb_info_refresh(cnb_info_list *l, const struct cnb_backend *api, struct cnb_context *ctx);
 
 /* Everything one training run reports. */
 typedef struct cnb_run_record {

@@ -180,6 +180,17 @@ static float *normalized_copy(const cnb_dataset *d, const cnb_model *m) {
 
 static int warm_up(cnb_trainer *t, char *err, size_t err_len);
 
+static void warm_up_fact(void *user, const char *key, const char *value) {
+    if (strcmp(key, "warm_up") == 0 && strcmp(value, "yes") == 0) *(int *)user = 1;
+}
+
+/* 1 when the backend does per-shape work on a shape's first call (cnb_abi.h, info()). */
+static int wants_warm_up(const cnb_backend *api, cnb_context *ctx) {
+    int yes = cnb_backend_has_timers(api);
+    if (!yes && api->info) api->info(ctx, warm_up_fact, &yes);
+    return yes;
+}
+
 /* What a run needs of its inputs and settings; 0 or -1 (err says what does not fit). */
 static int check_run_inputs(const cnb_model *m, const cnb_dataset *train, const cnb_dataset *test,
                             const cnb_run_settings *s, char *err, size_t err_len) {
@@ -329,11 +340,12 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     int eval_batch = s->eval_batch < test->count ? s->eval_batch : test->count;
     t->max_batch = train_batch > eval_batch ? train_batch : eval_batch;
     t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
-    /* A device backend does per-shape work on first use (cuDNN's algorithm search, scratch
-     * growth): done here, before anything is timed. CPU backends have none and skip it. */
+    /* Per-shape work on first use (cuDNN's and oneDNN's algorithm searches, scratch growth) is
+     * done here, before anything is timed: always for a device backend, and for a CPU backend
+     * that says so in info() (cnb_abi.h: "warm_up"); the others skip it. */
     if (alloc_host(t, err, err_len) != 0 || alloc_device(t, err, err_len) != 0 ||
         init_and_upload(t, err, err_len) != 0 ||
-        (cnb_backend_has_timers(api) && warm_up(t, err, err_len) != 0)) {
+        (wants_warm_up(api, ctx) && warm_up(t, err, err_len) != 0)) {
         cnb_trainer_destroy(t);
         return -1;
     }

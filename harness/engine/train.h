@@ -40,6 +40,7 @@ typedef struct cnb_run_settings {
      * dist_device.h); 0: download, MPI_Allreduce on the host, upload. */
     int device_allreduce;
     int no_fusion;           /* 1: never call the backend's fused slots (--no-fusion) */
+    int direct_conv;         /* 1: the backend was made with cnb_config.direct_conv (--direct-conv) */
 } cnb_run_settings;
 
 typedef struct cnb_epoch_metrics {
