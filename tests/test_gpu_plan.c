@@ -455,6 +455,22 @@ Test(gpu_plan, cudnn_descriptor_params) {
     cr_expect(!cnb_cudnn_pool_uses_cudnn(CNB_POOL_MAX));
 }
 
+Test(gpu_plan, direct_conv_passes_over_transforms) {
+    /* fastest first: WINOGRAD (fwd 6), FFT (fwd 4), IMPLICIT_GEMM (fwd 0) */
+    cnb_cudnn_perf perf[] = {
+        {.algo = 6, .ok = 1, .time_ms = 0.1f, .deterministic = 1, .fma_math = 1},
+        {.algo = 4, .ok = 1, .time_ms = 0.2f, .deterministic = 1, .fma_math = 1},
+        {.algo = 0, .ok = 1, .time_ms = 0.3f, .deterministic = 1, .fma_math = 1},
+    };
+    cr_expect_eq(cnb_cudnn_pick(perf, 3, 0, 0, SIZE_MAX), 0, "default: the fastest, Winograd");
+    cnb_cudnn_keep_sums_only(perf, 3, CNB_CUDNN_FWD);
+    cr_expect_eq(cnb_cudnn_pick(perf, 3, 0, 0, SIZE_MAX), 2, "direct_conv: IMPLICIT_GEMM");
+    /* backward filter: FFT (2) and WINOGRAD_NONFUSED (5) go, ALGO_3 stays */
+    cnb_cudnn_perf bwd[] = {{.algo = 2, .ok = 1}, {.algo = 5, .ok = 1}, {.algo = 3, .ok = 1}};
+    cnb_cudnn_keep_sums_only(bwd, 3, CNB_CUDNN_BWD_FILTER);
+    cr_expect(!bwd[0].ok && !bwd[1].ok && bwd[2].ok);
+}
+
 Test(gpu_plan, cudnn_pick_rule) {
     /* cuDNN lists results fastest first */
     cnb_cudnn_perf perf[] = {

@@ -19,21 +19,31 @@
 #define CPU_NVARIANTS 3
 static const char *const cpu_variants[CPU_NVARIANTS] = {"auto", "plain", "blocked"};
 
-/* Open the oneDNN backend with conv layout `variant` (0: its own rule), or skip the whole test
- * with the reason when it cannot be opened here. */
-static void cpu_open(tu_backend *b, int variant, int threads) {
+/* Open the oneDNN backend with conv layout `variant` (0: its own rule) and `algo` for
+ * CNB_ONEDNN_CONV_ALGO (NULL: unset), or skip the whole test with the reason when it cannot be
+ * opened here. */
+static void open_with(tu_backend *b, int variant, const cnb_config *cfg, const char *algo) {
     char why[CNB_ERR_LEN];
     if (variant > 0)
         setenv("CNB_ONEDNN_CONV_LAYOUT", cpu_variants[variant], 1);
     else
         unsetenv("CNB_ONEDNN_CONV_LAYOUT");
-    int rc = tu_try_open(b, "onednn", threads, why, sizeof why);
+    if (algo) setenv("CNB_ONEDNN_CONV_ALGO", algo, 1);
+    int rc = tu_try_open_cfg(b, "onednn", cfg, why, sizeof why);
     unsetenv("CNB_ONEDNN_CONV_LAYOUT");
+    unsetenv("CNB_ONEDNN_CONV_ALGO");
     if (rc != 0) {
         printf("[SKIP-ALL] onednn: %s\n", why);
         fflush(stdout);
         cr_skip_test("onednn: %s", why);
     }
+}
+
+/* The shared sweeps hold convolution to the fp32 tolerance and exact mode to bit equality:
+ * sums of products, so direct_conv (Winograd has its own tests below). */
+static void cpu_open(tu_backend *b, int variant, int threads) {
+    cnb_config cfg = {.size = sizeof cfg, .threads = threads, .direct_conv = 1};
+    open_with(b, variant, &cfg, NULL);
 }
 
 #define CPU_SUITE onednn
@@ -128,14 +138,14 @@ Test(onednn, rejects_bad_descriptors) {
 /* ---- info, threads, cache -------------------------------------------------------------------- */
 
 typedef struct kv {
-    char key[16][48];
-    char val[16][256];
+    char key[64][96];
+    char val[64][512];
     int n;
 } kv;
 
 static void collect(void *user, const char *key, const char *value) {
     kv *k = user;
-    if (k->n >= 16) return;
+    if (k->n >= 64) return;
     snprintf(k->key[k->n], sizeof k->key[0], "%s", key);
     snprintf(k->val[k->n], sizeof k->val[0], "%s", value);
     k->n++;
@@ -242,4 +252,162 @@ Test(onednn, cache_eviction_keeps_results_right) {
     }
     tu_close(&nv);
     tu_close(&od);
+}
+
+/* ---- convolution algorithms: Winograd, the timed choice, direct_conv ------------------------ */
+
+/* One convolution shape, every direction on backend b: y (with bias), dx, dw into out[3]. */
+static void conv_all(tu_backend *b, const cnb_conv_desc *d, const float *x, const float *w,
+                     const float *bias, const float *dy, float *out[3]) {
+    const size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->k * d->p * d->q,
+                 nw = (size_t)d->k * d->c * d->r * d->s;
+    devs m = {.b = b};
+    float *bx = dv(&m, x, nx), *bw = dv(&m, w, nw), *bb = dv(&m, bias, d->k), *bdy = dv(&m, dy, ny);
+    float *by = dv(&m, NULL, ny), *bdx = dv(&m, NULL, nx), *bdw = dv(&m, NULL, nw);
+    check(b, b->api->conv_forward(b->ctx, d, by, bx, bw, bb), "conv_forward");
+    check(b, b->api->conv_backward_data(b->ctx, d, bdx, bdy, bw), "conv_backward_data");
+    check(b, b->api->conv_backward_filter(b->ctx, d, bdw, bdy, bx), "conv_backward_filter");
+    tu_to_host(b, out[0], by, ny * sizeof(float));
+    tu_to_host(b, out[1], bdx, nx * sizeof(float));
+    tu_to_host(b, out[2], bdw, nw * sizeof(float));
+    dv_free(&m);
+}
+
+static void shape_key(char *buf, size_t len, const char *prefix, const cnb_conv_desc *d) {
+    snprintf(buf, len, "%s[n%d c%d %dx%d k%d %dx%d s%dx%d p%dx%d]", prefix, d->n, d->c, d->h,
+             d->w, d->k, d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w);
+}
+
+typedef struct algo_run {
+    float *ref[3], *got[3];
+    size_t count[3];
+    kv info;
+} algo_run;
+
+/* Naive and onednn (opened with cfg and CNB_ONEDNN_CONV_ALGO=algo) on the same inputs of shape d;
+ * onednn's info() after the calls lands in r->info. */
+static void run_algo(const cnb_conv_desc *d, const cnb_config *cfg, const char *algo, int exact,
+                     uint64_t seed, algo_run *r) {
+    tu_backend od, nv;
+    open_with(&od, 0, cfg, algo);
+    tu_open(&nv, "naive", 1);
+    cnb_rng rng;
+    cnb_rng_seed(&rng, seed);
+    r->count[0] = (size_t)d->n * d->k * d->p * d->q;
+    r->count[1] = (size_t)d->n * d->c * d->h * d->w;
+    r->count[2] = (size_t)d->k * d->c * d->r * d->s;
+    float *x = gen(&rng, r->count[1], exact), *w = gen(&rng, r->count[2], exact);
+    float *bias = gen(&rng, d->k, exact), *dy = gen(&rng, r->count[0], exact);
+    for (int i = 0; i < 3; i++) r->ref[i] = host_floats(r->count[i]), r->got[i] = host_floats(r->count[i]);
+    conv_all(&nv, d, x, w, bias, dy, r->ref);
+    conv_all(&od, d, x, w, bias, dy, r->got);
+    memset(&r->info, 0, sizeof r->info);
+    check(&od, od.api->info(od.ctx, collect, &r->info), "info");
+    free(x), free(w), free(bias), free(dy);
+    tu_close(&nv);
+    tu_close(&od);
+}
+
+static void algo_free(algo_run *r) {
+    for (int i = 0; i < 3; i++) free(r->ref[i]), free(r->got[i]);
+}
+
+static const char *const dir_names[3] = {"conv_forward", "conv_backward_data",
+                                         "conv_backward_filter"};
+
+/* Winograd, forced, at simplecnn's conv2 and at odd shapes: within the transform tolerance of
+ * cnnbench check (1e-4: Winograd's tile transforms add rounding, cmd_check.c), and reported as
+ * a transform in every direction (cnb_abi.h's conv.transforms), which is what makes check relax
+ * for it. On exact-integer data it does not reproduce the sums bit for bit: the proof that the
+ * transform really ran. */
+Test(onednn, winograd_agrees_and_is_reported, .timeout = 120) {
+    const cnb_conv_desc shapes[] = {
+        {.n = 16, .c = 32, .h = 14, .w = 14, .k = 64, .r = 3, .s = 3, .stride_h = 1,
+         .stride_w = 1, .pad_h = 1, .pad_w = 1, .p = 14, .q = 14},
+        {.n = 3, .c = 5, .h = 9, .w = 11, .k = 7, .r = 3, .s = 3, .stride_h = 1, .stride_w = 1,
+         .pad_h = 0, .pad_w = 0, .p = 7, .q = 9},
+        {.n = 1, .c = 16, .h = 6, .w = 5, .k = 16, .r = 3, .s = 3, .stride_h = 1, .stride_w = 1,
+         .pad_h = 1, .pad_w = 1, .p = 6, .q = 5},
+    };
+    cnb_config cfg = {.size = sizeof cfg, .threads = 2};
+    for (size_t s = 0; s < NCASES(shapes); s++) {
+        const cnb_conv_desc *d = &shapes[s];
+        algo_run r;
+        run_algo(d, &cfg, "winograd", 0, 500 + s, &r);
+        char key[128];
+        shape_key(key, sizeof key, "conv.transforms", d);
+        const char *dirs = lookup(&r.info, key);
+        cr_expect_not_null(dirs, "shape %zu: info has no %s", s, key);
+        if (dirs) cr_expect_str_eq(dirs, "fwd bwd_data bwd_filter", "shape %zu", s);
+        for (int i = 0; i < 3; i++) {
+            char what[160];
+            snprintf(what, sizeof what, "winograd shape %zu: %s", s, dir_names[i]);
+            tu_expect_close(what, r.got[i], r.ref[i], r.count[i], 1e-4);
+        }
+        algo_free(&r);
+    }
+    algo_run r;
+    run_algo(&shapes[0], &cfg, "winograd", 1, 510, &r);
+    size_t differ = 0;
+    for (int i = 0; i < 3; i++)
+        for (size_t j = 0; j < r.count[i]; j++) differ += r.got[i][j] != r.ref[i][j];
+    cr_expect_gt(differ, 0, "Winograd reproduced every integer sum exactly: did it run?");
+    algo_free(&r);
+}
+
+/* The default: simplecnn conv2 at batch 64 is timed on its first call, the timings and the pick
+ * are in info(), a Winograd pick is listed under conv.transforms, and the result is right
+ * either way. */
+Test(onednn, timed_choice_is_reported_and_right, .timeout = 120) {
+    cnb_conv_desc d = conv_desc(&model_convs[1]);
+    cnb_config cfg = {.size = sizeof cfg, .threads = 2};
+    algo_run r;
+    run_algo(&d, &cfg, NULL, 0, 520, &r);
+    char key[128], tkey[128];
+    shape_key(key, sizeof key, "onednn.conv", &d);
+    shape_key(tkey, sizeof tkey, "conv.transforms", &d);
+    const char *v = lookup(&r.info, key), *t = lookup(&r.info, tkey);
+    cr_assert_not_null(v, "info has no %s", key);
+    const char *kinds[3] = {"fwd=", "bwd_data=", "bwd_filter="}, *words[3] = {"fwd", "bwd_data",
+                                                                                "bwd_filter"};
+    for (int i = 0; i < 3; i++) {
+        const char *at = strstr(v, kinds[i]);
+        cr_expect_not_null(at, "%s: no %s entry in \"%s\"", key, kinds[i], v);
+        if (!at) continue;
+        cr_expect(strstr(at, "(timed: direct ") != NULL, "%s: not timed: %s", kinds[i], at);
+        int wino = strncmp(at + strlen(kinds[i]), "winograd", 8) == 0;
+        int listed = t && strstr(t, words[i]) != NULL;
+        cr_expect_eq(wino, listed, "%s picked %s but conv.transforms says \"%s\"", kinds[i],
+                     wino ? "winograd" : "direct", t ? t : "(none)");
+        char what[160];
+        snprintf(what, sizeof what, "timed choice: %s", dir_names[i]);
+        tu_expect_close(what, r.got[i], r.ref[i], r.count[i], wino ? 1e-4 : 1e-5);
+    }
+    cr_expect_str_eq(lookup(&r.info, "warm_up") ? lookup(&r.info, "warm_up") : "", "yes");
+    algo_free(&r);
+}
+
+/* direct_conv: no Winograd anywhere, nothing timed, integer data exact bit for bit — also when
+ * the environment asks for Winograd. Deterministic mode takes oneDNN's convolution_auto. */
+Test(onednn, direct_conv_and_deterministic_choices, .timeout = 120) {
+    cnb_conv_desc d = conv_desc(&model_convs[1]);
+    cnb_config cfg = {.size = sizeof cfg, .threads = 2, .direct_conv = 1};
+    algo_run r;
+    run_algo(&d, &cfg, "winograd", 1, 530, &r);
+    for (int i = 0; i < r.info.n; i++)
+        cr_expect(strncmp(r.info.key[i], "conv.transforms[", 16) != 0 &&
+                      strncmp(r.info.key[i], "onednn.conv[", 12) != 0,
+                  "direct_conv, yet info has %s = %s", r.info.key[i], r.info.val[i]);
+    cr_expect_null(lookup(&r.info, "warm_up"), "direct_conv times nothing: no warm-up needed");
+    for (int i = 0; i < 3; i++) tu_expect_equal(dir_names[i], r.got[i], r.ref[i], r.count[i]);
+    algo_free(&r);
+
+    cnb_config det = {.size = sizeof det, .threads = 2, .deterministic = 1};
+    run_algo(&d, &det, NULL, 0, 540, &r);
+    char key[128];
+    shape_key(key, sizeof key, "onednn.conv", &d);
+    const char *v = lookup(&r.info, key);
+    cr_expect(v && strstr(v, "convolution_auto") && !strstr(v, "(timed:"),
+              "deterministic: %s = %s", key, v ? v : "(none)");
+    algo_free(&r);
 }

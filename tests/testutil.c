@@ -25,8 +25,13 @@ void tu_open(tu_backend *b, const char *name, int threads) {
 
 int tu_try_open(tu_backend *b, const char *name, int threads, char *why, size_t why_len) {
     cnb_config cfg = {.size = sizeof(cnb_config), .threads = threads};
+    return tu_try_open_cfg(b, name, &cfg, why, why_len);
+}
+
+int tu_try_open_cfg(tu_backend *b, const char *name, const cnb_config *cfg, char *why,
+                    size_t why_len) {
     memset(b, 0, sizeof *b);
-    if (cnb_open_backend(name, &cfg, &b->lib, &b->ctx, why, why_len) != 0) return -1;
+    if (cnb_open_backend(name, cfg, &b->lib, &b->ctx, why, why_len) != 0) return -1;
     b->api = b->lib.api;
     return 0;
 }

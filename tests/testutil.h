@@ -25,6 +25,9 @@ void tu_open(tu_backend *b, const char *name, int threads);
 /* Like tu_open but returns -1 with the reason (not built here, no device, ...) instead of
  * failing; the caller then skips with cr_skip_test and prints "[SKIP-ALL] reason". */
 int tu_try_open(tu_backend *b, const char *name, int threads, char *why, size_t why_len);
+/* The same with a whole config (direct_conv, deterministic, ...). */
+int tu_try_open_cfg(tu_backend *b, const char *name, const cnb_config *cfg, char *why,
+                    size_t why_len);
 void tu_close(tu_backend *b);
 
 /* Device buffers for a test: copy a host array up, or a device array down (fail on error). */

@@ -36,42 +36,11 @@ cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, si
     return CNB_OK;
 }
 
-static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int p, int q) {
-    for (int oh = 0; oh < p; oh++) {
-        const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
-        float *yr = y + (size_t)oh * q;
-        for (int ow = 0; ow < q; ow++)
-            yr[ow] = ((r0[2 * ow] + r0[2 * ow + 1]) + (r1[2 * ow] + r1[2 * ow + 1])) * 0.25f;
-    }
-}
-
-/* Any window shape: the sum of the real cells over kh*kw. */
-static void avg_plane_general(const cnb_pool_desc *d, float *restrict y, const float *restrict x) {
-    const int w = d->w;
-    const float window = (float)d->kh * (float)d->kw;
-    for (int oh = 0; oh < d->p; oh++) {
-        int ilo, ihi;
-        window_range(&ilo, &ihi, oh, d->stride_h, d->pad_h, d->kh, d->h);
-        const int ih0 = oh * d->stride_h - d->pad_h;
-        for (int ow = 0; ow < d->q; ow++) {
-            int jlo, jhi;
-            window_range(&jlo, &jhi, ow, d->stride_w, d->pad_w, d->kw, d->w);
-            const int iw0 = ow * d->stride_w - d->pad_w;
-            float sum = 0.0f;
-            for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
-                const float *row = x + (size_t)ih * w;
-                for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) sum += row[iw];
-            }
-            y[(size_t)oh * d->q + ow] = sum / window;
-        }
-    }
-}
-
 /* ---- split by plane across the context's threads ----------------------------------------- */
 
 typedef struct {
     const cnb_pool_desc *d;
-    int max, fast;
+    int max;
     int act;                  /* backward: the activation folded in, or CNB_FUSED_ACT_NONE */
     float *y;                 /* forward */
     const float *x;           /* forward: the input; fused backward: the activation's output */
@@ -98,8 +67,7 @@ static void forward_range(void *p, int thread, size_t lo, size_t hi) {
         const float *xp = j->x + pl * in;
         float *yp = j->y + pl * out;
         if (j->max) cpu_maxpool_plane(d, yp, j->arg + pl * out, xp);
-        else if (j->fast) avg_2x2_plane(yp, xp, d->w, d->p, d->q);
-        else avg_plane_general(d, yp, xp);
+        else cpu_avgpool_plane(d, yp, xp);
     }
 }
 
@@ -157,8 +125,7 @@ cnb_status blas_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y,
         return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                         "pool_forward: max pooling needs the workspace (pool_workspace_size "
                         "bytes) for its argmax, got NULL");
-    pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max,
-                  .fast = cpu_pool_is_2x2_s2(d)};
+    pool_job j = {.d = d, .y = y, .x = x, .arg = workspace, .max = max};
     const size_t planes = (size_t)d->n * d->c;
     blas_parallel(ctx, planes, blas_team_parts(ctx, planes, plane_grain(d)), forward_range, &j);
     return CNB_OK;

@@ -1,5 +1,5 @@
-/* pool_planes.c — max pooling of one (h, w) plane and its backward, the loops blas and onednn
- * both run (each splits the planes over its own threads). The argmax of each window (an int32
+/* pool_planes.c — max pooling of one (h, w) plane and its backward, and average pooling's
+ * forward of one plane: the loops blas and onednn both run (each splits the planes over its own threads). The argmax of each window (an int32
  * index into its plane) goes to the workspace, so the backward is a scatter per plane, and an
  * activation folded into it (pool_act_backward) is applied to the plane while it is in L1.
  * NaN follows cnb_abi.h: a window holding NaN yields NaN and its gradient goes to the LAST NaN
@@ -65,6 +65,41 @@ int cpu_pool_is_2x2_s2(const cnb_pool_desc *d) {
 void cpu_maxpool_plane(const cnb_pool_desc *d, float *y, int32_t *arg, const float *x) {
     if (cpu_pool_is_2x2_s2(d)) max_2x2_plane(y, arg, x, d->w, d->p, d->q);
     else max_plane(d, y, arg, x);
+}
+
+/* ---- average pooling (divides by kh*kw, padding included: PyTorch's count_include_pad) ---- */
+
+static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int p, int q) {
+    for (int oh = 0; oh < p; oh++) {
+        const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
+        float *yr = y + (size_t)oh * q;
+        for (int ow = 0; ow < q; ow++)
+            yr[ow] = ((r0[2 * ow] + r0[2 * ow + 1]) + (r1[2 * ow] + r1[2 * ow + 1])) * 0.25f;
+    }
+}
+
+/* Any window shape: the sum of the real cells over kh*kw. */
+static void avg_plane(const cnb_pool_desc *d, float *restrict y, const float *restrict x) {
+    const float window = (float)d->kh * (float)d->kw;
+    for (int oh = 0; oh < d->p; oh++) {
+        const int ih0 = oh * d->stride_h - d->pad_h;
+        const int ilo = ih0 < 0 ? 0 : ih0, ihi = ih0 + d->kh > d->h ? d->h : ih0 + d->kh;
+        for (int ow = 0; ow < d->q; ow++) {
+            const int iw0 = ow * d->stride_w - d->pad_w;
+            const int jlo = iw0 < 0 ? 0 : iw0, jhi = iw0 + d->kw > d->w ? d->w : iw0 + d->kw;
+            float sum = 0.0f;
+            for (int ih = ilo; ih < ihi; ih++) {
+                const float *row = x + (size_t)ih * d->w;
+                for (int iw = jlo; iw < jhi; iw++) sum += row[iw];
+            }
+            y[(size_t)oh * d->q + ow] = sum / window;
+        }
+    }
+}
+
+void cpu_avgpool_plane(const cnb_pool_desc *d, float *y, const float *x) {
+    if (cpu_pool_is_2x2_s2(d)) avg_2x2_plane(y, x, d->w, d->p, d->q);
+    else avg_plane(d, y, x);
 }
 
 /* One loop per activation, each with a constant act, so that every one of them vectorizes.

@@ -22,6 +22,7 @@ void cnb_gpu_read_config(const cnb_config *cfg, cnb_gpu_options *out) {
     if (CNB_HAS_FIELD(deterministic)) out->deterministic = cfg->deterministic;
     if (CNB_HAS_FIELD(allow_tf32)) out->allow_tf32 = cfg->allow_tf32;
     if (CNB_HAS_FIELD(device_index)) out->device_index = cfg->device_index;
+    if (CNB_HAS_FIELD(direct_conv)) out->direct_conv = cfg->direct_conv;
 #undef CNB_HAS_FIELD
 }
 

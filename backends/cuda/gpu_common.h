@@ -26,6 +26,7 @@ typedef struct cnb_gpu_device {
  * whose struct ends before a field. */
 typedef struct cnb_gpu_options {
     int deterministic, allow_tf32, device_index;
+    int direct_conv; /* cnb_config.direct_conv: no FFT or Winograd convolution */
 } cnb_gpu_options;
 void cnb_gpu_read_config(const cnb_config *cfg, cnb_gpu_options *out);
 

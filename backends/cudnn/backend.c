@@ -307,6 +307,9 @@ static cnb_status cudnn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
              "failures cached, the next ranked algorithm when the chosen one fails to run, "
              "grow-only workspace; forward bias fused (identity activation) under "
              "IMPLICIT_PRECOMP_GEMM");
+    fn(user, "conv.direct_only",
+       ctx->gpu.opt.direct_conv ? "yes (direct_conv): FFT and Winograd results are passed over"
+                                : "no: FFT and Winograd may be chosen (see conv.transforms)");
     fn(user, "pooling",
        "max: backends/cuda kernels with an argmax workspace (the ABI's tie rule, first maximum "
        "in row-major window order, which cuDNN does not document); average: cuDNN "

@@ -187,6 +187,8 @@ static cnb_status query_algos(void *user, int heuristic, cnb_cudnn_perf *perf, i
         *count = 0;
         return st;
     }
+    /* direct_conv: the FFT and Winograd entries are not candidates (cnb_abi.h) */
+    if (ctx->gpu.opt.direct_conv) cnb_cudnn_keep_sums_only(perf, n, q->dir);
     *count = n;
     return CNB_OK;
 }

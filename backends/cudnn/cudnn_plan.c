@@ -81,6 +81,11 @@ int cnb_cudnn_algo_sums_products(int dir, int algo) {
     return 0;
 }
 
+void cnb_cudnn_keep_sums_only(cnb_cudnn_perf *perf, int count, int dir) {
+    for (int i = 0; i < count; i++)
+        if (!cnb_cudnn_algo_sums_products(dir, perf[i].algo)) perf[i].ok = 0;
+}
+
 int cnb_cudnn_conv_key_equal(const cnb_conv_desc *a, const cnb_conv_desc *b) {
     return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->k == b->k &&
            a->r == b->r && a->s == b->s && a->stride_h == b->stride_h &&

@@ -67,6 +67,10 @@ typedef struct cnb_cudnn_perf {
 int cnb_cudnn_pick(const cnb_cudnn_perf *perf, int count, int require_deterministic,
                    int allow_tf32, size_t max_workspace);
 
+/* cnb_config.direct_conv: marks every result of direction dir whose algorithm transforms the
+ * data (FFT, Winograd) as not ok, so that cnb_cudnn_pick passes over it. */
+void cnb_cudnn_keep_sums_only(cnb_cudnn_perf *perf, int count, int dir);
+
 /* "IMPLICIT_PRECOMP_GEMM", "ALGO_1", ...; "?" for a value this build does not know. */
 const char *cnb_cudnn_algo_name(int dir, int algo);
 /* 1 when the algorithm adds the products themselves (direct or GEMM-based), so integer data

@@ -86,6 +86,11 @@ static cnb_status odn_create(const cnb_config *cfg, cnb_context **out, char *err
     ctx->deterministic = cfg && cfg->size >= offsetof(cnb_config, deterministic) +
                                                  sizeof cfg->deterministic &&
                          cfg->deterministic;
+    /* CNB_ONEDNN_CONV_ALGO=direct|winograd overrides the timed choice (for measuring and
+     * testing each algorithm alone); direct_conv from the config always wins. */
+    const char *algo = getenv("CNB_ONEDNN_CONV_ALGO");
+    if (algo && strcmp(algo, "direct") == 0) ctx->direct_conv = 1;
+    if (algo && strcmp(algo, "winograd") == 0 && !ctx->direct_conv) ctx->force_winograd = 1;
     ctx->conv_layout = ODN_LAYOUT_AUTO;
     const char *lay = getenv("CNB_ONEDNN_CONV_LAYOUT");
     if (lay && strcmp(lay, "plain") == 0) ctx->conv_layout = ODN_LAYOUT_PLAIN;
@@ -150,7 +155,8 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "omp.wait_policy", wp ? wp : "(unset: libgomp spins a while, then sleeps)");
     fn(user, "onednn.conv_layout", layout_words(ctx->conv_layout));
     fn(user, "onednn.conv_algorithm",
-       ctx->direct_conv ? "direct only (direct_conv)"
+       ctx->direct_conv      ? "direct only (direct_conv or CNB_ONEDNN_CONV_ALGO=direct)"
+       : ctx->force_winograd ? "Winograd wherever oneDNN has it (CNB_ONEDNN_CONV_ALGO=winograd)"
        : ctx->deterministic
            ? "3x3 stride-1 shapes: oneDNN's convolution_auto (deterministic); others direct"
            : "3x3 stride-1 shapes with >= 8 channels: Winograd where timed >= 10% faster on "
@@ -158,9 +164,11 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     odn_conv_info(ctx, fn, user);
     if (!ctx->direct_conv) fn(user, "warm_up", "yes"); /* the first call of a shape times */
     fn(user, "onednn.gemm", "matmul primitive (strided memory descriptors for transposes)");
-    fn(user, "onednn.prelu", "forward: dnnl prelu primitive on a (count/16, 16) view, slope "
-                             "replicated 16x (2.6 has only a reference kernel for a scalar "
-                             "slope); backward: OpenMP loop with double slope sum");
+    fn(user, "onednn.prelu", "OpenMP loops (2.6 has only a reference kernel for a scalar "
+                             "slope); backward with a double slope sum");
+    fn(user, "onednn.pooling", "max: OpenMP loops with argmax workspace; average: forward "
+                               "OpenMP loop, backward pooling primitive");
+    fn(user, "onednn.optimizer", "SGD / Adam: the shared CPU update loops on the OpenMP team");
     fn(user, "onednn.softmax_ce", "softmax_v2 primitive for probs; loss as log-sum-exp in "
                                   "double (2.6's log-softmax is ~1.4e-6 off absolute)");
     fn(user, "onednn.scratchpad", "user mode, one buffer shared by all primitives");

@@ -188,7 +188,8 @@ typedef cnb_status (*conv_build_fn)(cnb_context *ctx, const conv_key *key, odn_o
  * 8 -> 16 channels forward is 0.49 ms direct / 0.68 Winograd). */
 static int winograd_candidate(const cnb_context *ctx, const cnb_conv_desc *d) {
     return !ctx->direct_conv && ctx->conv_layout != ODN_LAYOUT_PLAIN && d->r == 3 &&
-           d->s == 3 && d->stride_h == 1 && d->stride_w == 1 && d->c >= 8 && d->k >= 8;
+           d->s == 3 && d->stride_h == 1 && d->stride_w == 1 &&
+           (ctx->force_winograd || (d->c >= 8 && d->k >= 8));
 }
 
 static double now_ms(void) {
@@ -238,7 +239,7 @@ static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
                          .direct_ms = -1.0, .winograd_ms = -1.0};
     cnb_status st;
     odn_op *wop, *dop;
-    if (ctx->deterministic) {
+    if (ctx->deterministic && !ctx->force_winograd) {
         conv_key k = *key;
         k.algo = ALGO_AUTO;
         if ((st = build(ctx, &k, &wop)) != CNB_OK) return st;
@@ -255,6 +256,10 @@ static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
             c.how = "no Winograd kernel for it here";
         } else if (st != CNB_OK) {
             return st;
+        } else if (ctx->force_winograd) {
+            c.build_algo = ALGO_WINOGRAD;
+            c.winograd = 1;
+            c.how = "CNB_ONEDNN_CONV_ALGO=winograd";
         } else {
             if ((st = build(ctx, key, &dop)) != CNB_OK) return st;
             if ((st = time_pair(ctx, dop, wop, io, &c.direct_ms, &c.winograd_ms)) != CNB_OK)

@@ -29,7 +29,6 @@ typedef enum odn_kind {
     ODN_GEMM,
     ODN_ELTWISE_FORWARD,
     ODN_ELTWISE_BACKWARD,
-    ODN_PRELU_FORWARD, /* the backward is a loop (activation.c says why) */
     ODN_SOFTMAX_CE
 } odn_kind;
 
@@ -69,6 +68,7 @@ struct cnb_context {
     int conv_layout;                /* odn_conv_layout: how convolutions choose memory formats */
     int direct_conv;                /* cnb_config.direct_conv: never Winograd */
     int deterministic;              /* cnb_config.deterministic: oneDNN's choice, not timing */
+    int force_winograd;             /* CNB_ONEDNN_CONV_ALGO=winograd: wherever oneDNN has it */
     odn_conv_choice *choices;       /* per (kind, shape) algorithm choices, in first-use order */
     int choice_count, choice_cap;
     void *scratch;                  /* the shared scratchpad, grown on demand, never shrunk */
@@ -145,6 +145,7 @@ CPU_DECLARE_KERNELS(odn);
 /* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
 void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg);
+void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);

@@ -1,6 +1,6 @@
-/* pool.c — average pooling on oneDNN pooling primitives in plain nchw (dividing by kh*kw:
- * dnnl_pooling_avg_include_padding), max pooling on the loops of pool_max.c (faster here than
- * the primitive), each recording its argmax in the workspace (its size is what
+/* pool.c — average pooling's backward on oneDNN's pooling primitive in plain nchw (dividing by
+ * kh*kw: dnnl_pooling_avg_include_padding), its forward and max pooling on the loops of
+ * pool_max.c (faster here than the primitive), each recording its argmax in the workspace (its size is what
  * pool_workspace_size reports, so the harness allocates it once per layer). The fused
  * pool_act_backward folds an activation's backward into either backward pass.
  * NaN follows cnb_abi.h: the max loops take NaN as the maximum (the last NaN of a window gets
@@ -99,15 +99,8 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
         odn_maxpool_forward(d, y, x, workspace);
         return CNB_OK;
     }
-    odn_op *op;
-    if ((st = pool_op(ctx, d, &op)) != CNB_OK) return st;
-    if (op->workspace_bytes && !workspace)
-        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "pool_forward: max pooling needs the %zu-byte workspace "
-                        "pool_workspace_size reports, got NULL",
-                        op->workspace_bytes);
-    void *ptrs[3] = {(void *)x, y, workspace};
-    return odn_exec(ctx, &op->prim[P_FWD], ptrs);
+    odn_avgpool_forward(d, y, x);
+    return CNB_OK;
 }
 
 /* dx = act'(a) * dx in place, a the activation's output (the pooling's input), over planes of

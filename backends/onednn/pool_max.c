@@ -1,4 +1,4 @@
-/* pool_max.c — max pooling as OpenMP loops over planes instead of oneDNN's primitive, on the
+/* pool_max.c — max pooling, and average pooling's forward, as OpenMP loops over planes instead of oneDNN's primitive, on the
  * plane loops the CPU backends share (cpu_common's pool_planes.c: argmax in the workspace, the
  * backward a scatter per plane with a folded activation applied while the plane is in L1).
  * Measured here (2 threads, best of 300 calls, simplecnn's two 2x2 poolings at batch 64, ms):
@@ -12,6 +12,15 @@
 
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d) {
     return (size_t)d->n * d->c * d->p * d->q * sizeof(int32_t);
+}
+
+/* Average pooling's forward on the shared plane loop: oneDNN 2.6's primitive on plain nchw is
+ * 4x slower here (lenet5's first pooling, n256 c6 28x28 2x2: 0.56 ms against 0.14 ms). */
+void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x) {
+    const long planes = (long)d->n * d->c;
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
+#pragma omp parallel for schedule(static) if (planes * (long)in >= POOL_PAR_MIN_FLOATS)
+    for (long pl = 0; pl < planes; pl++) cpu_avgpool_plane(d, y + pl * out, x + pl * in);
 }
 
 void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg) {
