@@ -161,18 +161,27 @@ typedef struct conv_io {
     const void *extra;
 } conv_io;
 
-/* One call of a built op: input reorders, the convolution, the output reorder. */
-static cnb_status conv_exec(cnb_context *ctx, odn_op *op, const conv_io *io) {
-    void *a, *b;
+/* One call of a built op: input reorders, the convolution, the output reorder. in1_ready, when
+ * not NULL, is the first input already in the layout the op wants (its reorder is skipped);
+ * *in2_used, when asked for, is where the second input was read from (the caller's tensor or
+ * the op's reorder buffer). */
+static cnb_status conv_exec_with(cnb_context *ctx, odn_op *op, const conv_io *io,
+                                 const void *in1_ready, void **in2_used) {
+    void *a = (void *)in1_ready, *b;
     cnb_status st;
-    if ((st = conv_in(ctx, op, P_IN1, B_IN1, io->in1, &a)) != CNB_OK) return st;
+    if (!a && (st = conv_in(ctx, op, P_IN1, B_IN1, io->in1, &a)) != CNB_OK) return st;
     if ((st = conv_in(ctx, op, P_IN2, B_IN2, io->in2, &b)) != CNB_OK) return st;
+    if (in2_used) *in2_used = b;
     void *o = op->prim[P_OUT].prim ? op->buf[B_OUT] : io->out;
     void *ptrs[4] = {a, b, o, (void *)io->extra};
     if ((st = odn_exec(ctx, &op->prim[P_MAIN], ptrs)) != CNB_OK) return st;
     if (!op->prim[P_OUT].prim) return CNB_OK;
     void *rp[2] = {o, io->out};
     return odn_exec(ctx, &op->prim[P_OUT], rp);
+}
+
+static cnb_status conv_exec(cnb_context *ctx, odn_op *op, const conv_io *io) {
+    return conv_exec_with(ctx, op, io, NULL, NULL);
 }
 
 /* ---- algorithm choice (the header says why) ------------------------------------------------ */
@@ -515,16 +524,18 @@ static cnb_status conv_backward_filter_op(cnb_context *ctx, const conv_key *key,
     dnnl_status_t s;
     if ((st = conv_make_mds(ctx, &key->d, key->blocked, &m)) != CNB_OK) goto fail;
     if ((st = conv_hint(ctx, op, &m, 0, conv_alg(key))) != CNB_OK) goto fail;
-    /* dweight only: the ABI gives the bias gradient its own slot (bias_backward). */
-    s = dnnl_convolution_backward_weights_desc_init(&cd, conv_alg(key), &m.src_q,
-                                                    &m.wei_q, NULL, &m.dst_q, m.strides, m.pad,
-                                                    m.pad);
+    /* dweight, and dbias only for the fused conv_backward (the ABI's bias_backward is its own
+     * slot otherwise) */
+    s = dnnl_convolution_backward_weights_desc_init(&cd, conv_alg(key), &m.src_q, &m.wei_q,
+                                                    key->has_bias ? &m.bia : NULL, &m.dst_q,
+                                                    m.strides, m.pad, m.pad);
     if (s != dnnl_success) {
         st = odn_fail_dnnl(ctx, s, "dnnl_convolution_backward_weights_desc_init");
         goto fail;
     }
-    int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
-    if ((st = odn_prim_init(ctx, &op->prim[P_MAIN], &cd, op->prim[P_HINT].pd, ids, 3)) != CNB_OK)
+    int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
+    if ((st = odn_prim_init(ctx, &op->prim[P_MAIN], &cd, op->prim[P_HINT].pd, ids,
+                            key->has_bias ? 4 : 3)) != CNB_OK)
         goto fail;
     if ((st = conv_boundary(ctx, op, DNNL_ARG_SRC, &m.src, P_IN1, B_IN1, 1)) != CNB_OK) goto fail;
     if ((st = conv_boundary(ctx, op, DNNL_ARG_DIFF_DST, &m.dst, P_IN2, B_IN2, 1)) != CNB_OK) goto fail;
@@ -552,6 +563,49 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
     conv_io io = {x, dy, dweight, NULL};
     return conv_call(ctx, ODN_CONV_BACKWARD_FILTER, &key, conv_backward_filter_op, &io);
+}
+
+/* The fused backward (cnb_abi.h's conv_backward): the weight gradient first, with dbias summed
+ * inside it, then the data gradient reading dy from the weight gradient's reorder buffer when
+ * both chose the same layout for it. Measured in a simplecnn step (2 threads): dy's second
+ * reorder 0.18 ms and bias_backward 0.19 ms saved. */
+cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx, float *dweight,
+                             float *dbias, const float *dy, const float *x, const float *weight) {
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = cnb_check_conv_desc("conv_backward", d, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    CNB_CHECK_PTR(ctx, "conv_backward", dweight);
+    CNB_CHECK_PTR(ctx, "conv_backward", dy);
+    CNB_CHECK_PTR(ctx, "conv_backward", x);
+    if (dx) CNB_CHECK_PTR(ctx, "conv_backward", weight);
+    odn_enter(ctx);
+    conv_key fk;
+    memset(&fk, 0, sizeof fk);
+    fk.d = *d;
+    fk.has_bias = dbias != NULL;
+    fk.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
+    conv_io fio = {x, dy, dweight, dbias};
+    odn_op *fop;
+    if ((st = conv_select(ctx, ODN_CONV_BACKWARD_FILTER, &fk, conv_backward_filter_op, &fio,
+                          &fop)) != CNB_OK)
+        return st;
+    void *dy_seen;
+    if ((st = conv_exec_with(ctx, fop, &fio, NULL, &dy_seen)) != CNB_OK) return st;
+    if (!dx) return CNB_OK;
+    conv_key dk;
+    memset(&dk, 0, sizeof dk);
+    dk.d = *d;
+    dk.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_DATA);
+    conv_io dio = {dy, weight, dx, NULL};
+    odn_op *dop;
+    if ((st = conv_select(ctx, ODN_CONV_BACKWARD_DATA, &dk, conv_backward_data_op, &dio, &dop)) !=
+        CNB_OK)
+        return st;
+    /* the same layout for dy in both: the data gradient reads the reordered copy (a plain dy
+     * that neither reorders is the caller's tensor either way) */
+    int same = dnnl_memory_desc_equal(odn_arg_md(&fop->prim[P_MAIN], DNNL_ARG_DIFF_DST),
+                                      odn_arg_md(&dop->prim[P_MAIN], DNNL_ARG_DIFF_DST));
+    return conv_exec_with(ctx, dop, &dio, same ? dy_seen : NULL, NULL);
 }
 
 /* ---- bias ----------------------------------------------------------------------------------- */

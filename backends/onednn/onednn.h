@@ -141,6 +141,9 @@ cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes);
 cnb_status odn_synchronize(cnb_context *ctx);
 
 CPU_DECLARE_KERNELS(odn);
+/* conv.c: the fused convolution backward (cnb_abi.h's conv_backward) */
+cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx, float *dweight,
+                             float *dbias, const float *dy, const float *x, const float *weight);
 
 /* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);

@@ -340,6 +340,18 @@ typedef struct cnb_backend {
                                     const float *dy, const float *x, const float *y,
                                     const void *workspace);
 
+    /* ---- version 1, optional: the fused convolution backward (present when struct_size covers
+     * it and the slot is filled, see cnb_backend_has_conv_backward) ----
+     * A convolution's three gradients from one read of dy: dweight as conv_backward_filter,
+     * dbias as bias_backward over dy viewed as (n, k, p*q) (NULL: the layer has no bias), dx
+     * as conv_backward_data (NULL: not wanted, as for the input images). Each equals, within
+     * the fp32 tolerance, the separate slot it stands for (a blocked-layout backend reorders dy
+     * once and sums dbias inside the weight gradient). CNB_ERR_UNSUPPORTED (with a message)
+     * has the harness call the separate slots for that layer; --no-fusion never calls it. */
+    cnb_status (*conv_backward)(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                float *dweight, float *dbias, const float *dy, const float *x,
+                                const float *weight);
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -362,6 +374,9 @@ static inline int cnb_backend_has_collectives(const cnb_backend *t) {
 /* The size of a table that carries the fusion group: the end of pool_act_backward. */
 #define CNB_BACKEND_FUSION_SIZE \
     (offsetof(cnb_backend, pool_act_backward) + sizeof(void (*)(void)))
+/* The size of a table that carries the fused convolution backward. */
+#define CNB_BACKEND_CONV_BACKWARD_SIZE \
+    (offsetof(cnb_backend, conv_backward) + sizeof(void (*)(void)))
 /* The fused slots' "no activation": conv_bias_act_forward is then conv_forward. */
 #define CNB_FUSED_ACT_NONE (-1)
 
@@ -383,6 +398,11 @@ static inline cnb_device_kind cnb_backend_device_kind(const cnb_backend *t) {
 static inline int cnb_backend_has_fusion(const cnb_backend *t) {
     return t->struct_size >= CNB_BACKEND_FUSION_SIZE && t->conv_bias_act_forward &&
            t->pool_act_backward;
+}
+
+/* 1 when t has the fused convolution backward and fills it. */
+static inline int cnb_backend_has_conv_backward(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_CONV_BACKWARD_SIZE && t->conv_backward;
 }
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend

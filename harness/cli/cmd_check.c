@@ -209,6 +209,13 @@ static int uses_transform(const ck_backend *b, const cnb_check_case *c) {
               : c->family == CNB_CK_CONV_BWD_DATA                        ? 1
               : c->family == CNB_CK_CONV_BWD_FILTER                      ? 2
                                                                          : -1;
+    if (c->family == CNB_CK_CONV_BWD_FUSED) { /* either backward direction */
+        cnb_check_case one = *c;
+        one.family = CNB_CK_CONV_BWD_FILTER;
+        if (uses_transform(b, &one)) return 1;
+        one.family = CNB_CK_CONV_BWD_DATA;
+        return c->with_dx && uses_transform(b, &one);
+    }
     if (dir < 0 || !b->api->info) return 0;
     cnb_conv_desc d = c->conv;
     if (c->family == CNB_CK_CORR2D) /* the convolution n1 c1 k1, valid, stride 1 */
@@ -861,6 +868,8 @@ static cJSON *check_report_json(ck_state *s, int argc, char **argv, int threads,
     cJSON_AddNumberToObject(tol, "fp32_rel_l2", TOL_FP32);
     cJSON_AddNumberToObject(tol, "tf32_rel_l2", TOL_TF32);
     cJSON_AddNumberToObject(tol, "training_rel_l2", TOL_TRAIN);
+    cJSON_AddNumberToObject(tol, "transform_rel_l2", TOL_TRANSFORM);
+    cJSON_AddNumberToObject(tol, "training_transform_rel_l2", TOL_TRAIN_TRANSFORM);
     cJSON_AddNumberToObject(tol, "test_accuracy_pp", TOL_ACC_PP);
     cJSON_AddNumberToObject(tol, "point_tolerance", POINT_TOL);
     cJSON_AddStringToObject(tol, "exact_mode", "bit for bit");
@@ -948,8 +957,10 @@ int cnb_cmd_check(int argc, char **argv) {
            s.o.modes & MODE_NONFINITE ? "nonfinite" : "");
     printf("tolerances: fp32 relL2 %.0e; exact mode and naive-vs-naive bit for bit; nonfinite "
            "mode NaN and +-Inf positions exactly; training relL2 %.0e over %d steps and test "
-           "accuracy within %.1f pp%s\n",
-           TOL_FP32, TOL_TRAIN, s.o.steps, TOL_ACC_PP,
+           "accuracy within %.1f pp; Winograd or FFT convolution (marked as a transform "
+           "algorithm) %.0e, in "
+           "training %.0e%s\n",
+           TOL_FP32, TOL_TRAIN, s.o.steps, TOL_ACC_PP, TOL_TRANSFORM, TOL_TRAIN_TRANSFORM,
            s.o.tf32 ? "; TF32 conv/gemm 5e-3" : "");
     for (int i = 0; i < s.nb; i++) {
         ck_backend *b = &s.b[i];

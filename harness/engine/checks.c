@@ -15,13 +15,14 @@
 static const char *const ck_names[CNB_CK_COUNT] = {
     "corr2d", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd",
     "pool_fwd", "pool_bwd", "gemm", "act_fwd", "act_bwd", "softmax_ce_fwd", "softmax_ce_bwd",
-    "sgd", "adam", "memory", "conv_bias_act_fwd", "pool_act_bwd", "training", "distributed"};
+    "sgd", "adam", "memory", "conv_bias_act_fwd", "pool_act_bwd", "conv_bwd", "training",
+    "distributed"};
 /* The ABI slot names, accepted as aliases on the command line. */
 static const char *const ck_slots[CNB_CK_COUNT] = {
     "corr2d", "conv_forward", "conv_backward_data", "conv_backward_filter", "bias_forward",
     "bias_backward", "pool_forward", "pool_backward", "gemm", "activation_forward",
     "activation_backward", "softmax_ce_forward", "softmax_ce_backward", "sgd_step", "adam_step",
-    "upload", "conv_bias_act_forward", "pool_act_backward", "train", "allreduce"};
+    "upload", "conv_bias_act_forward", "pool_act_backward", "conv_backward", "train", "allreduce"};
 
 const char *cnb_check_family_name(int f) {
     return f >= 0 && f < CNB_CK_COUNT ? ck_names[f] : "unknown";
@@ -86,6 +87,11 @@ void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len) {
                  d->w, d->k, d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
                  c->has_bias ? "" : " nobias", act_name(c->act));
         break;
+    case CNB_CK_CONV_BWD_FUSED:
+        snprintf(buf, len, "n%d c%d %dx%d k%d %dx%d st%d,%d pad%d,%d%s%s", d->n, d->c, d->h,
+                 d->w, d->k, d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
+                 c->has_bias ? " +dbias" : "", c->with_dx ? " +dx" : "");
+        break;
     case CNB_CK_POOL_ACT_BWD:
         snprintf(buf, len, "%s n%d c%d %dx%d win%dx%d st%d,%d pad%d,%d +%s",
                  p->mode == CNB_POOL_MAX ? "max" : "avg", p->n, p->c, p->h, p->w, p->kh, p->kw,
@@ -113,6 +119,7 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
     switch (c->family) {
     case CNB_CK_CORR2D: case CNB_CK_CONV_FWD: case CNB_CK_CONV_BWD_DATA:
     case CNB_CK_CONV_BWD_FILTER: case CNB_CK_BIAS_FWD: case CNB_CK_BIAS_BWD: case CNB_CK_GEMM:
+    case CNB_CK_CONV_BWD_FUSED:
         return 1;
     case CNB_CK_POOL_FWD: case CNB_CK_POOL_BWD: {
         if (c->pool.mode == CNB_POOL_MAX) return 1;
@@ -231,6 +238,14 @@ static void add_conv_act(cnb_check_case *out, int *n, int max, const char *label
     push(out, n, max, &c);
 }
 
+static void add_conv_bwd(cnb_check_case *out, int *n, int max, const char *label,
+                         cnb_conv_desc d, int has_bias, int with_dx) {
+    cnb_check_case c = {.family = CNB_CK_CONV_BWD_FUSED, .conv = d, .has_bias = has_bias,
+                        .with_dx = with_dx};
+    snprintf(c.label, sizeof c.label, "%.95s", label);
+    push(out, n, max, &c);
+}
+
 static void add_pool_act(cnb_check_case *out, int *n, int max, const char *label,
                          cnb_pool_desc d, int act) {
     cnb_check_case c = {.family = CNB_CK_POOL_ACT_BWD, .pool = d, .act = act};
@@ -257,6 +272,8 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             cnb_conv_desc d = conv_d(n, l->in_c, l->in_h, l->in_w, l->out_c, l->size_h,
                                      l->size_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w);
             add_conv(out, &cnt, max, label, d, l->bias_count > 0);
+            /* the fused backward as train.c calls it: no dx for the first layer */
+            add_conv_bwd(out, &cnt, max, label, d, l->bias_count > 0, i > 0);
             /* the fused pair train.c runs when an activation follows */
             int act = i + 1 < m->n_layers ? fusable_act(m->layers[i + 1].type) : -2;
             if (act != -2) add_conv_act(out, &cnt, max, label, d, l->bias_count > 0, act);
@@ -376,6 +393,12 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
                  conv_d(1, 3, 7, 5, 4, 3, 3, 1, 1, 0, 0), 1, CNB_ACT_SIGMOID);
     add_conv_act(out, &n, max, "edge.fused-nobias-none", conv_d(2, 8, 5, 5, 4, 1, 1, 1, 1, 0, 0),
                  0, CNB_FUSED_ACT_NONE);
+    add_conv_bwd(out, &n, max, "edge.fused-bwd-batch1-odd", conv_d(1, 3, 7, 5, 4, 3, 3, 1, 1, 0, 0),
+                 1, 1);
+    add_conv_bwd(out, &n, max, "edge.fused-bwd-stride2-nobias",
+                 conv_d(2, 2, 9, 9, 3, 3, 3, 2, 2, 1, 1), 0, 1);
+    add_conv_bwd(out, &n, max, "edge.fused-bwd-3x3-nodx", conv_d(2, 16, 6, 5, 16, 3, 3, 1, 1, 1, 1),
+                 1, 0);
     add_pool_act(out, &n, max, "edge.fused-maxpool-overlap-relu",
                  pool_d(CNB_POOL_MAX, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU);
     add_pool_act(out, &n, max, "edge.fused-maxpool-odd-sigmoid",
@@ -500,6 +523,14 @@ static int layout(const cnb_check_case *c, buf_spec *b) {
         B(c->has_bias ? R_IN : R_SCRATCH, 0, F_BIAS, (size_t)d->k);
         B(R_OUT, 0, F_NONE, y);
         B(R_SCRATCH, 0, F_NONE, y);    /* the pre-activation, when composed */
+        break;
+    case CNB_CK_CONV_BWD_FUSED:
+        B(R_IN, 0, F_SIGNED, y);                               /* dy */
+        B(R_IN, 0, F_SIGNED, x);                               /* x */
+        B(R_IN, 0, F_SIGNED, w);                               /* weight */
+        B(c->with_dx ? R_OUT : R_SCRATCH, 0, F_NONE, x);       /* dx */
+        B(R_OUT, 0, F_NONE, w);                                /* dweight */
+        B(c->has_bias ? R_OUT : R_SCRATCH, 0, F_NONE, (size_t)d->k); /* dbias */
         break;
     case CNB_CK_POOL_ACT_BWD:
         B(R_IN, 0, act_out_fill(c->act), px); /* x: the activation's output */
@@ -678,8 +709,8 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
      * Only zeros beyond those structural ones make a check untrustworthy. */
     double structural = 0.0;
     if (c->family == CNB_CK_POOL_BWD || c->family == CNB_CK_POOL_ACT_BWD ||
-        c->family == CNB_CK_CONV_BWD_DATA) {
-        int pool = c->family != CNB_CK_CONV_BWD_DATA;
+        c->family == CNB_CK_CONV_BWD_DATA || (c->family == CNB_CK_CONV_BWD_FUSED && c->with_dx)) {
+        int pool = c->family == CNB_CK_POOL_BWD || c->family == CNB_CK_POOL_ACT_BWD;
         const cnb_pool_desc *p = &c->pool;
         const cnb_conv_desc *cd = &c->conv;
         double uh = pool ? uncovered_share(p->h, p->p, p->kh, p->stride_h, p->pad_h)
@@ -721,10 +752,24 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
     const cnb_check_case *c = d->c;
     float **f = (float **)dev;
     cnb_status st = CNB_OK;
-    if (!compose && !cnb_backend_has_fusion(api)) {
-        cnb_errf(err, err_len, "%s has no fused slots (the harness runs the separate ones)",
-                 api->name);
+    if (!compose && !(c->family == CNB_CK_CONV_BWD_FUSED ? cnb_backend_has_conv_backward(api)
+                                                         : cnb_backend_has_fusion(api))) {
+        cnb_errf(err, err_len, "%s has no %s slot (the harness runs the separate ones)",
+                 api->name, c->family == CNB_CK_CONV_BWD_FUSED ? "conv_backward" : "fused");
         return CNB_ERR_UNSUPPORTED;
+    }
+    if (c->family == CNB_CK_CONV_BWD_FUSED) {
+        const cnb_conv_desc *cd = &c->conv;
+        float *dx = c->with_dx ? f[3] : NULL, *db = c->has_bias ? f[5] : NULL;
+        if (!compose) {
+            RUN("conv_backward", api->conv_backward(ctx, cd, dx, f[4], db, f[0], f[1], f[2]));
+            return CNB_OK;
+        }
+        RUN("conv_backward_filter", api->conv_backward_filter(ctx, cd, f[4], f[0], f[1]));
+        if (db)
+            RUN("bias_backward", api->bias_backward(ctx, db, f[0], cd->n, cd->k, cd->p * cd->q));
+        if (dx) RUN("conv_backward_data", api->conv_backward_data(ctx, cd, dx, f[0], f[2]));
+        return CNB_OK;
     }
     const float *bias = c->has_bias ? f[2] : NULL;
     if (c->family == CNB_CK_CONV_ACT_FWD) {
@@ -838,6 +883,7 @@ static cnb_status run_case(const cnb_check_data *d, const cnb_backend *api, cnb_
     }
     case CNB_CK_CONV_ACT_FWD:
     case CNB_CK_POOL_ACT_BWD:
+    case CNB_CK_CONV_BWD_FUSED:
         st = run_fused(d, api, ctx, dev, compose, err, err_len);
         if (st != CNB_OK) goto done;
         break;

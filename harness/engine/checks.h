@@ -30,6 +30,7 @@ typedef enum cnb_check_family {
     CNB_CK_MEMORY,
     CNB_CK_CONV_ACT_FWD, /* fused conv_bias_act_forward against conv_forward + activation */
     CNB_CK_POOL_ACT_BWD, /* fused pool_act_backward against pool_backward + activation */
+    CNB_CK_CONV_BWD_FUSED, /* fused conv_backward against the filter, bias and data gradients */
     CNB_CK_TRAINING,   /* whole-training agreement; run by cmd_check.c, not by this file */
     CNB_CK_DISTRIBUTED,/* N ranks against one, under mpirun (check_dist.h) */
     CNB_CK_COUNT
@@ -60,7 +61,8 @@ typedef struct cnb_check_case {
     size_t count;            /* act_*, sgd, adam, memory: elements; bias_*: see n, c, hw */
     int bn, bc, bhw;         /* bias_*: (n, c, hw); softmax: bn = batch, bc = classes */
     int adam_step;           /* adam: the step number t (bias correction) */
-    int has_bias;            /* conv_fwd, conv_act_fwd */
+    int has_bias;            /* conv_fwd, conv_act_fwd, conv_bwd (dbias wanted) */
+    int with_dx;             /* conv_bwd: dx wanted (not for a network's first layer) */
 } cnb_check_case;
 
 /* Shape text for output, e.g. "n8 c32 14x14 k64 3x3 st1 pad1". */

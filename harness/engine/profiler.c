@@ -15,7 +15,8 @@
 static const char *const family_names[CNB_KF_COUNT] = {
     "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd", "pool_fwd",
     "pool_bwd", "gemm_fwd", "gemm_bwd", "act_fwd", "act_bwd", "softmax_ce_fwd",
-    "softmax_ce_bwd", "optimizer", "memory", "other", "conv_bias_act_fwd", "pool_act_bwd"};
+    "softmax_ce_bwd", "optimizer", "memory", "other", "conv_bias_act_fwd", "pool_act_bwd",
+    "conv_bwd"};
 
 const char *cnb_kfamily_name(int f) {
     return f >= 0 && f < CNB_KF_COUNT ? family_names[f] : "unknown";
@@ -27,7 +28,7 @@ const char *cnb_kfamily_direction(int f) {
     case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: case CNB_KF_CONV_ACT_FWD: return "forward";
     case CNB_KF_CONV_BWD_DATA: case CNB_KF_CONV_BWD_FILTER: case CNB_KF_BIAS_BWD:
     case CNB_KF_POOL_BWD: case CNB_KF_GEMM_BWD: case CNB_KF_ACT_BWD:
-    case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: return "backward";
+    case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: case CNB_KF_CONV_BWD: return "backward";
     case CNB_KF_OPTIMIZER: return "update";
     case CNB_KF_MEMORY: return "memory";
     default: return "other";
@@ -330,6 +331,14 @@ static cnb_status px_pool_act_backward(cnb_context *ctx, const cnb_pool_desc *d,
     return CNB_OK;
 }
 
+static cnb_status px_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx,
+                                   float *dw, float *db, const float *dy, const float *x,
+                                   const float *w) {
+    FORWARD(CNB_KF_CONV_BWD, 1, conv_backward(p_->real_ctx, d, dx, dw, db, dy, x, w));
+    perturb(P(ctx), "conv_backward", dw, (size_t)d->k * d->c * d->r * d->s);
+    return CNB_OK;
+}
+
 /* The optimizer step ends a training step: fold the step's calls into the training totals. With
  * timers this is where the step's pairs are read back, one wait per step instead of per call. */
 static void end_of_step(cnb_profiler *p) {
@@ -425,6 +434,7 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
         p->table.conv_bias_act_forward = px_conv_bias_act_forward;
         p->table.pool_act_backward = px_pool_act_backward;
     }
+    if (cnb_backend_has_conv_backward(real)) p->table.conv_backward = px_conv_backward;
 }
 
 void cnb_profiler_release(cnb_profiler *p) {

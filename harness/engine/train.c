@@ -66,9 +66,10 @@ struct cnb_trainer {
     int dist_stop;
     /* Fusion (the backend's optional fused slots, unless --no-fusion): per layer, 0 = not tried
      * yet, 1 = the last call fused, -1 = the backend said unsupported, separate calls from now
-     * on. fuse_fwd is indexed by the convolution, fuse_bwd by the pooling layer. */
-    int fusion;
-    signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS];
+     * on. fuse_fwd and fuse_conv_bwd are indexed by the convolution, fuse_bwd by the pooling
+     * layer. fusion_conv_bwd: the backend has the fused convolution backward. */
+    int fusion, fusion_conv_bwd;
+    signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS], fuse_conv_bwd[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -340,6 +341,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     int eval_batch = s->eval_batch < test->count ? s->eval_batch : test->count;
     t->max_batch = train_batch > eval_batch ? train_batch : eval_batch;
     t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
+    t->fusion_conv_bwd = !s->no_fusion && cnb_backend_has_conv_backward(api);
     /* Per-shape work on first use (cuDNN's and oneDNN's algorithm searches, scratch growth) is
      * done here, before anything is timed: always for a device backend, and for a CPU backend
      * that says so in info() (cnb_abi.h: "warm_up"); the others skip it. */
@@ -393,6 +395,22 @@ static int pool_act_backward_fused(cnb_trainer *t, int i, const cnb_pool_desc *d
     }
     KCHECK(t, st, "pool_act_backward");
     t->fuse_bwd[i] = 1;
+    return 1;
+}
+
+/* Convolution i's three gradients in one call (cnb_abi.h's conv_backward). 1: fused; 0: run
+ * the separate calls; -1: error. */
+static int conv_backward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, float *dx,
+                               float *dw, float *db, const float *dy, const float *in,
+                               const float *w, char *err, size_t err_len) {
+    if (!t->fusion_conv_bwd || t->fuse_conv_bwd[i] < 0) return 0;
+    cnb_status st = t->api->conv_backward(t->ctx, d, dx, dw, db, dy, in, w);
+    if (st == CNB_ERR_UNSUPPORTED) {
+        t->fuse_conv_bwd[i] = -1;
+        return 0;
+    }
+    KCHECK(t, st, "conv_backward");
+    t->fuse_conv_bwd[i] = 1;
     return 1;
 }
 
@@ -467,6 +485,11 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_CONV: {
             cnb_conv_desc d;
             conv_desc(l, n, &d);
+            int fused = conv_backward_fused(t, i, &d, dx, dw,
+                                            l->bias_count ? dw + l->weight_count : NULL, dy, in,
+                                            w, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) break;
             KCHECK(t, t->api->conv_backward_filter(t->ctx, &d, dw, dy, in),
                    "conv_backward_filter");
             if (l->bias_count)
