@@ -260,11 +260,12 @@ static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
         w.algo = ALGO_WINOGRAD;
         w.blocked = 1;
         st = build(ctx, &w, &wop);
-        if (st == CNB_ERR_UNSUPPORTED) {
-            ctx->err[0] = '\0'; /* not a failure of the call */
+        if (st == CNB_ERR_OUT_OF_MEMORY) return st;
+        if (st != CNB_OK) {
+            /* oneDNN has no Winograd kernel for it (or refuses this shape): direct, and not a
+             * failure of the call */
+            ctx->err[0] = '\0';
             c.how = "no Winograd kernel for it here";
-        } else if (st != CNB_OK) {
-            return st;
         } else if (ctx->force_winograd) {
             c.build_algo = ALGO_WINOGRAD;
             c.winograd = 1;
@@ -276,6 +277,7 @@ static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
             c.winograd = c.winograd_ms < CHOICE_MARGIN * c.direct_ms;
             c.build_algo = c.winograd ? ALGO_WINOGRAD : ALGO_DIRECT;
             c.how = "timed";
+            odn_cache_drop(ctx, c.winograd ? dop : wop); /* the loser's buffers go now */
         }
     }
     if (ctx->choice_count == ctx->choice_cap) {
