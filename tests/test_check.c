@@ -291,6 +291,10 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
     cr_expect_eq(cuda_skipped, 1);
     /* network's two convolutions and the three edge ones, random and exact, on both */
     cr_expect_eq(no_conv_backward, 2 * 5 * 2, "conv_bwd SKIPPED %d times", no_conv_backward);
+    cr_expect_not_null(strstr(out, "10 of the skipped: conv_bwd, the fused convolution backward, "
+                                   "which blas leaves to the harness"),
+                       "one summary line instead of a line per case:\n%s", out);
+    cr_expect_null(strstr(out, "SKIPPED    blas    conv_bwd"), "%s", out);
     cr_expect_eq(training, 2, "network's training agreement for naive and blas");
     cr_expect_gt(exact, 50);
     cr_expect_gt(passed, 200);
