@@ -8,6 +8,13 @@
 
 #include "cpu_common.h"
 
+/* The input rows (or columns) [*lo, *hi) that output o's window covers inside [0, in). */
+static inline void window_span(int o, int stride, int pad, int k, int in, int *lo, int *hi) {
+    const int start = o * stride - pad;
+    *lo = start < 0 ? 0 : start;
+    *hi = start + k > in ? in : start + k;
+}
+
 /* v beats the running maximum m: larger, or NaN. */
 static inline int beats(float v, float m) { return v > m || v != v; }
 
@@ -15,11 +22,11 @@ static inline int beats(float v, float m) { return v > m || v != v; }
 static void max_plane(const cnb_pool_desc *d, float *restrict y, int32_t *restrict arg,
                       const float *restrict x) {
     for (int oh = 0; oh < d->p; oh++) {
-        const int ih0 = oh * d->stride_h - d->pad_h;
-        const int ilo = ih0 < 0 ? 0 : ih0, ihi = ih0 + d->kh > d->h ? d->h : ih0 + d->kh;
+        int ilo, ihi;
+        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
         for (int ow = 0; ow < d->q; ow++) {
-            const int iw0 = ow * d->stride_w - d->pad_w;
-            const int jlo = iw0 < 0 ? 0 : iw0, jhi = iw0 + d->kw > d->w ? d->w : iw0 + d->kw;
+            int jlo, jhi;
+            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
             int32_t at = ilo * d->w + jlo; /* the first real cell */
             float m = x[at];
             for (int ih = ilo; ih < ihi; ih++)
@@ -82,11 +89,11 @@ static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int
 static void avg_plane(const cnb_pool_desc *d, float *restrict y, const float *restrict x) {
     const float window = (float)d->kh * (float)d->kw;
     for (int oh = 0; oh < d->p; oh++) {
-        const int ih0 = oh * d->stride_h - d->pad_h;
-        const int ilo = ih0 < 0 ? 0 : ih0, ihi = ih0 + d->kh > d->h ? d->h : ih0 + d->kh;
+        int ilo, ihi;
+        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
         for (int ow = 0; ow < d->q; ow++) {
-            const int iw0 = ow * d->stride_w - d->pad_w;
-            const int jlo = iw0 < 0 ? 0 : iw0, jhi = iw0 + d->kw > d->w ? d->w : iw0 + d->kw;
+            int jlo, jhi;
+            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
             float sum = 0.0f;
             for (int ih = ilo; ih < ihi; ih++) {
                 const float *row = x + (size_t)ih * d->w;

@@ -102,8 +102,7 @@ static cnb_status prelu_backward_loop(cnb_context *ctx, size_t count, float *dx,
     for (int t = 0; t < teams; t++) acc[t] = 0.0;
 #pragma omp parallel num_threads(teams) if (teams > 1)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+        ODN_THREAD_RANGE(count, i0, i1);
         double total = 0.0;
         for (size_t b = i0; b < i1; b += PRELU_BLOCK) {
             size_t e = b + PRELU_BLOCK < i1 ? b + PRELU_BLOCK : i1;
@@ -117,7 +116,7 @@ static cnb_status prelu_backward_loop(cnb_context *ctx, size_t count, float *dx,
             }
             total += s;
         }
-        acc[t] = total;
+        acc[omp_get_thread_num()] = total;
     }
     double sum = 0.0;
     for (int t = 0; t < teams; t++) sum += acc[t];
@@ -136,8 +135,7 @@ void odn_relu_forward_loop(const cnb_context *ctx, size_t count, float *y, const
     int teams = loop_teams(ctx, count);
 #pragma omp parallel num_threads(teams) if (teams > 1)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+        ODN_THREAD_RANGE(count, i0, i1);
 #pragma omp simd
         for (size_t i = i0; i < i1; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
     }
@@ -149,8 +147,7 @@ static void prelu_forward_loop(const cnb_context *ctx, size_t count, float *y, c
     int teams = loop_teams(ctx, count);
 #pragma omp parallel num_threads(teams) if (teams > 1)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+        ODN_THREAD_RANGE(count, i0, i1);
         /* both sides computed, then a select: the branchy form stays scalar (0.79 ms against
          * 0.2 ms for lenet5's 1.2M values) */
 #pragma omp simd
@@ -167,8 +164,7 @@ static void relu_backward_loop(const cnb_context *ctx, size_t count, float *dx, 
     int teams = loop_teams(ctx, count);
 #pragma omp parallel num_threads(teams) if (teams > 1)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t i0 = count * t / nt, i1 = count * (t + 1) / nt;
+        ODN_THREAD_RANGE(count, i0, i1);
 #pragma omp simd
         for (size_t i = i0; i < i1; i++) {
             float g = dy[i]; /* read unconditionally: a conditional read stays scalar (14x) */

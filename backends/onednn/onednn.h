@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <dnnl.h>
+#include <omp.h>
 
 #include "cnb_abi.h"
 #include "cnb_abi_check.h"
@@ -88,6 +89,13 @@ typedef enum odn_conv_layout { ODN_LAYOUT_AUTO = 0, ODN_LAYOUT_PLAIN = 1, ODN_LA
 
 /* Map a failed dnnl call to a status and keep "what: oneDNN says ..." for last_error(). */
 cnb_status odn_fail_dnnl(cnb_context *ctx, dnnl_status_t s, const char *what);
+
+/* Inside an OpenMP parallel region: the contiguous range [lo, hi) of count elements that this
+ * thread takes (the element-wise loops and the optimizers split their work this way). */
+#define ODN_THREAD_RANGE(count, lo, hi)                                                        \
+    const size_t lo = (count) * (size_t)omp_get_thread_num() / (size_t)omp_get_num_threads(), \
+                 hi = (count) * (size_t)(omp_get_thread_num() + 1) /                         \
+                      (size_t)omp_get_num_threads()
 
 /* Evaluate a dnnl call; on failure record it and return from the enclosing function. */
 #define ODN_TRY(ctx, call)                                                              \

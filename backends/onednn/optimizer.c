@@ -19,12 +19,6 @@ static int opt_parts(const cnb_context *ctx, size_t count) {
     return parts < 1 ? 1 : (int)parts;
 }
 
-/* The range [lo, hi) of count that thread t of nt takes. */
-#define OPT_RANGE(count, lo, hi)                                                           \
-    const size_t lo = (count) * (size_t)omp_get_thread_num() / (size_t)omp_get_num_threads(), \
-                 hi = (count) * (size_t)(omp_get_thread_num() + 1) /                        \
-                      (size_t)omp_get_num_threads()
-
 cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, float *param,
                         float *velocity, const float *grad) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
@@ -44,14 +38,14 @@ cnb_status odn_sgd_step(cnb_context *ctx, const cnb_sgd_desc *d, size_t count, f
         /* torch.optim.SGD keeps no buffer without momentum: param -= lr * g. */
 #pragma omp parallel num_threads(parts) if (parts > 1)
         {
-            OPT_RANGE(count, lo, hi);
+            ODN_THREAD_RANGE(count, lo, hi);
             for (size_t i = lo; i < hi; i++) param[i] -= lr * (grad[i] + wd * param[i]);
         }
         return CNB_OK;
     }
 #pragma omp parallel num_threads(parts) if (parts > 1)
     {
-        OPT_RANGE(count, lo, hi);
+        ODN_THREAD_RANGE(count, lo, hi);
         cpu_sgd_update(param, velocity, grad, lr, mom, wd, lo, hi);
     }
     return CNB_OK;
@@ -80,7 +74,7 @@ cnb_status odn_adam_step(cnb_context *ctx, const cnb_adam_desc *d, size_t count,
     const int parts = opt_parts(ctx, count);
 #pragma omp parallel num_threads(parts) if (parts > 1)
     {
-        OPT_RANGE(count, lo, hi);
+        ODN_THREAD_RANGE(count, lo, hi);
         cpu_adam_update(&step, param, m, v, grad, lo, hi);
     }
     return CNB_OK;
