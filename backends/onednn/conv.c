@@ -457,6 +457,18 @@ cnb_status odn_conv_bias_act_forward(cnb_context *ctx, const cnb_conv_desc *d, i
     return st;
 }
 
+/* The cache key of a backward call of kind (ODN_CONV_BACKWARD_*); has_bias: the weight gradient
+ * also sums dbias (the fused conv_backward). */
+static conv_key backward_key(const cnb_context *ctx, const cnb_conv_desc *d, int kind,
+                             int has_bias) {
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.d = *d;
+    key.has_bias = has_bias;
+    key.blocked = conv_use_blocked(ctx, d, kind);
+    return key;
+}
+
 /* The forward primitive descriptor a backward primitive needs as its hint. */
 static cnb_status conv_hint(cnb_context *ctx, odn_op *op, const conv_mds *m, int with_bias,
                             dnnl_alg_kind_t alg) {
@@ -508,10 +520,7 @@ cnb_status odn_conv_backward_data(cnb_context *ctx, const cnb_conv_desc *d, floa
     CNB_CHECK_PTR(ctx, "conv_backward_data", dy);
     CNB_CHECK_PTR(ctx, "conv_backward_data", weight);
     odn_enter(ctx);
-    conv_key key;
-    memset(&key, 0, sizeof key);
-    key.d = *d;
-    key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_DATA);
+    conv_key key = backward_key(ctx, d, ODN_CONV_BACKWARD_DATA, 0);
     conv_io io = {dy, weight, dx, NULL};
     return conv_call(ctx, ODN_CONV_BACKWARD_DATA, &key, conv_backward_data_op, &io);
 }
@@ -559,10 +568,7 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     CNB_CHECK_PTR(ctx, "conv_backward_filter", dy);
     CNB_CHECK_PTR(ctx, "conv_backward_filter", x);
     odn_enter(ctx);
-    conv_key key;
-    memset(&key, 0, sizeof key);
-    key.d = *d;
-    key.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
+    conv_key key = backward_key(ctx, d, ODN_CONV_BACKWARD_FILTER, 0);
     conv_io io = {x, dy, dweight, NULL};
     return conv_call(ctx, ODN_CONV_BACKWARD_FILTER, &key, conv_backward_filter_op, &io);
 }
@@ -581,11 +587,7 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
     CNB_CHECK_PTR(ctx, "conv_backward", x);
     if (dx) CNB_CHECK_PTR(ctx, "conv_backward", weight);
     odn_enter(ctx);
-    conv_key fk;
-    memset(&fk, 0, sizeof fk);
-    fk.d = *d;
-    fk.has_bias = dbias != NULL;
-    fk.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_FILTER);
+    conv_key fk = backward_key(ctx, d, ODN_CONV_BACKWARD_FILTER, dbias != NULL);
     conv_io fio = {x, dy, dweight, dbias};
     odn_op *fop;
     if ((st = conv_select(ctx, ODN_CONV_BACKWARD_FILTER, &fk, conv_backward_filter_op, &fio,
@@ -594,10 +596,7 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
     void *dy_seen;
     if ((st = conv_exec_with(ctx, fop, &fio, NULL, &dy_seen)) != CNB_OK) return st;
     if (!dx) return CNB_OK;
-    conv_key dk;
-    memset(&dk, 0, sizeof dk);
-    dk.d = *d;
-    dk.blocked = conv_use_blocked(ctx, d, ODN_CONV_BACKWARD_DATA);
+    conv_key dk = backward_key(ctx, d, ODN_CONV_BACKWARD_DATA, 0);
     conv_io dio = {dy, weight, dx, NULL};
     odn_op *dop;
     if ((st = conv_select(ctx, ODN_CONV_BACKWARD_DATA, &dk, conv_backward_data_op, &dio, &dop)) !=

@@ -79,7 +79,7 @@ typedef struct ck_backend {
     char fault_env[256];
     cnb_info_list info;
     long count[4];              /* by cnb_check_status */
-    long no_conv_backward;      /* conv_bwd cases SKIPPED: the optional slot is empty */
+    long slot_absent[CNB_CK_COUNT]; /* fused cases SKIPPED: the backend leaves the slot empty */
 } ck_backend;
 
 typedef struct ck_opts {
@@ -180,27 +180,6 @@ static void transform_collect(void *user, const char *key, const char *value) {
         if ((p == value || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) q->found = 1;
 }
 
-/* 1 when b ran any convolution of model m at batch n with a transform algorithm (the training
- * agreement's looser tolerance, TOL_TRAIN_TRANSFORM). */
-static int training_uses_transform(const ck_backend *b, const cnb_model *m, int n) {
-    static const char *const dirs[] = {"fwd", "bwd_data", "bwd_filter"};
-    if (!b->api->info) return 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const cnb_layer *l = &m->layers[i];
-        if (l->type != CNB_LAYER_CONV) continue;
-        for (int dir = 0; dir < 3; dir++) {
-            transform_query q = {.dir = dirs[dir]};
-            snprintf(q.key, sizeof q.key,
-                     "conv.transforms[n%d c%d %dx%d k%d %dx%d s%dx%d p%dx%d]", n, l->in_c,
-                     l->in_h, l->in_w, l->filters, l->size_h, l->size_w, l->stride_h,
-                     l->stride_w, l->pad_h, l->pad_w);
-            b->api->info(b->actx, transform_collect, &q);
-            if (q.found) return 1;
-        }
-    }
-    return 0;
-}
-
 /* 1 when b reports (cnb_abi.h, info()) that its algorithm for case c transforms the data. */
 static int uses_transform(const ck_backend *b, const cnb_check_case *c) {
     static const char *const dirs[] = {"fwd", "bwd_data", "bwd_filter"};
@@ -228,6 +207,27 @@ static int uses_transform(const ck_backend *b, const cnb_check_case *c) {
     b->api->info(b->actx, transform_collect, &q);
     return q.found;
 }
+
+/* 1 when b ran any convolution of model m at batch n with a transform algorithm, in any
+ * direction (the training agreement's looser tolerance, TOL_TRAIN_TRANSFORM). */
+static int training_uses_transform(const ck_backend *b, const cnb_model *m, int n) {
+    for (int i = 0; i < m->n_layers; i++) {
+        const cnb_layer *l = &m->layers[i];
+        if (l->type != CNB_LAYER_CONV) continue;
+        cnb_check_case c = {
+            .family = CNB_CK_CONV_FWD,
+            .conv = {.n = n, .c = l->in_c, .h = l->in_h, .w = l->in_w, .k = l->filters,
+                     .r = l->size_h, .s = l->size_w, .stride_h = l->stride_h,
+                     .stride_w = l->stride_w, .pad_h = l->pad_h, .pad_w = l->pad_w,
+                     .p = l->out_h, .q = l->out_w}};
+        if (uses_transform(b, &c)) return 1;
+        c.family = CNB_CK_CONV_BWD_FUSED; /* either backward direction */
+        c.with_dx = 1;
+        if (uses_transform(b, &c)) return 1;
+    }
+    return 0;
+}
+
 
 static double tolerance_for(const ck_state *s, const ck_backend *b, int family) {
     if (b->is_naive || family == CNB_CK_MEMORY) return 0.0;
@@ -377,8 +377,7 @@ static void run_kernel_case(ck_state *s, const cnb_check_case *c, int exact) {
             if (st == CNB_ERR_UNSUPPORTED) {
                 o.status = CNB_CHECK_SKIPPED;
                 snprintf(o.reason, sizeof o.reason, "not supported by the backend: %.1200s", err);
-                slot_absent = c->family == CNB_CK_CONV_BWD_FUSED &&
-                              !cnb_backend_has_conv_backward(b->api);
+                slot_absent = !cnb_check_case_slot_present(c, b->api);
             } else if (st != CNB_OK) {
                 o.status = CNB_CHECK_FAILED;
                 snprintf(o.reason, sizeof o.reason, "%.1200s", err);
@@ -399,9 +398,9 @@ static void run_kernel_case(ck_state *s, const cnb_check_case *c, int exact) {
                              "naive differs from itself: the reference is not deterministic");
             }
         }
-        /* a backend that leaves the optional fused backward to the harness: one line in the
-         * summary instead of one per case (the cases stay in the report, SKIPPED) */
-        if (slot_absent) b->no_conv_backward++;
+        /* a backend that leaves an optional fused slot to the harness: one line in the summary
+         * instead of one per case (the cases stay in the report, SKIPPED) */
+        if (slot_absent) b->slot_absent[c->family]++;
         else print_line(s, b, family, c->label, line_shape, mode, &o, NULL);
         record(s, b, family, c->label, line_shape, mode, &o, NULL);
     }
@@ -860,10 +859,14 @@ static void print_summary(const ck_state *s) {
                b->count[CNB_CHECK_MISTRUSTED]);
         if (!b->usable) printf("  (cannot run here: see the SKIPPED line above)");
         printf("\n");
-        if (b->no_conv_backward)
-            printf("           %ld of the skipped: conv_bwd, the fused convolution backward, which "
-                   "%s leaves to the harness (it runs the three kernels checked above)\n",
-                   b->no_conv_backward, b->name);
+        for (int f = 0; f < CNB_CK_COUNT; f++)
+            if (b->slot_absent[f])
+                printf("           %ld of the skipped: %s, %s, which %s leaves to the harness (it "
+                       "runs the separate kernels checked above)\n",
+                       b->slot_absent[f], cnb_check_family_name(f),
+                       f == CNB_CK_CONV_BWD_FUSED ? "the fused convolution backward"
+                                                  : "a fused slot",
+                       b->name);
     }
     printf("  total    %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted\n",
            s->total[CNB_CHECK_PASSED], s->total[CNB_CHECK_FAILED], s->total[CNB_CHECK_SKIPPED],

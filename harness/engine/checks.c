@@ -142,6 +142,16 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
     }
 }
 
+int cnb_check_family_is_fused(int family) {
+    return family == CNB_CK_CONV_ACT_FWD || family == CNB_CK_POOL_ACT_BWD ||
+           family == CNB_CK_CONV_BWD_FUSED;
+}
+
+int cnb_check_case_slot_present(const cnb_check_case *c, const cnb_backend *api) {
+    if (c->family == CNB_CK_CONV_BWD_FUSED) return cnb_backend_has_conv_backward(api);
+    return !cnb_check_family_is_fused(c->family) || cnb_backend_has_fusion(api);
+}
+
 int cnb_check_case_supports_nonfinite(const cnb_check_case *c) {
     switch (c->family) {
     case CNB_CK_ACT_FWD: case CNB_CK_ACT_BWD: case CNB_CK_POOL_FWD: case CNB_CK_POOL_BWD:
@@ -752,8 +762,7 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
     const cnb_check_case *c = d->c;
     float **f = (float **)dev;
     cnb_status st = CNB_OK;
-    if (!compose && !(c->family == CNB_CK_CONV_BWD_FUSED ? cnb_backend_has_conv_backward(api)
-                                                         : cnb_backend_has_fusion(api))) {
+    if (!compose && !cnb_check_case_slot_present(c, api)) {
         cnb_errf(err, err_len, "%s has no %s slot (the harness runs the separate ones)",
                  api->name, c->family == CNB_CK_CONV_BWD_FUSED ? "conv_backward" : "fused");
         return CNB_ERR_UNSUPPORTED;

@@ -65,6 +65,13 @@ typedef struct cnb_check_case {
     int with_dx;             /* conv_bwd: dx wanted (not for a network's first layer) */
 } cnb_check_case;
 
+/* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd): their slots are
+ * optional, and a backend may leave them, or a combination, to the harness's separate calls. */
+int cnb_check_family_is_fused(int family);
+/* 1 when api fills the slot case c calls (always, but for a fused family whose optional slot
+ * the backend leaves empty: the fusion group, conv_backward). */
+int cnb_check_case_slot_present(const cnb_check_case *c, const cnb_backend *api);
+
 /* Shape text for output, e.g. "n8 c32 14x14 k64 3x3 st1 pad1". */
 void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len);
 /* A key that is equal for two cases with the same family and shape (for de-duplication). */

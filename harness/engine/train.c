@@ -364,6 +364,19 @@ static int fusable_activation(const cnb_trainer *t, int j) {
                ? cnb_layer_activation(ty) : -1;
 }
 
+/* What a fused slot's answer st means for the layer whose state is *state: CNB_ERR_UNSUPPORTED
+ * makes it run the separate calls from now on (0), success is 1, anything else an error (-1). */
+static int fused_outcome(cnb_trainer *t, signed char *state, cnb_status st, const char *slot,
+                         char *err, size_t err_len) {
+    if (st == CNB_ERR_UNSUPPORTED) {
+        *state = -1;
+        return 0;
+    }
+    KCHECK(t, st, slot);
+    *state = 1;
+    return 1;
+}
+
 /* Convolution i and the activation after it as one call, written into the activation's output
  * (the convolution's own output is then not computed). 1: fused; 0: run the separate calls;
  * -1: error. */
@@ -372,13 +385,7 @@ static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d,
     int act = fusable_activation(t, i + 1);
     if (act < 0 || t->fuse_fwd[i] < 0) return 0;
     cnb_status st = t->api->conv_bias_act_forward(t->ctx, d, act, t->act[i + 1], in, w, b);
-    if (st == CNB_ERR_UNSUPPORTED) {
-        t->fuse_fwd[i] = -1;
-        return 0;
-    }
-    KCHECK(t, st, "conv_bias_act_forward");
-    t->fuse_fwd[i] = 1;
-    return 1;
+    return fused_outcome(t, &t->fuse_fwd[i], st, "conv_bias_act_forward", err, err_len);
 }
 
 /* Pooling i's backward with the activation i-1 before it folded in: dx is the gradient of the
@@ -389,13 +396,7 @@ static int pool_act_backward_fused(cnb_trainer *t, int i, const cnb_pool_desc *d
     if (act < 0 || i < 2 || t->fuse_bwd[i] < 0) return 0;
     cnb_status st = t->api->pool_act_backward(t->ctx, d, act, dx, dy, t->act[i - 1], t->act[i],
                                               t->pool_ws[i]);
-    if (st == CNB_ERR_UNSUPPORTED) {
-        t->fuse_bwd[i] = -1;
-        return 0;
-    }
-    KCHECK(t, st, "pool_act_backward");
-    t->fuse_bwd[i] = 1;
-    return 1;
+    return fused_outcome(t, &t->fuse_bwd[i], st, "pool_act_backward", err, err_len);
 }
 
 /* Convolution i's three gradients in one call (cnb_abi.h's conv_backward). 1: fused; 0: run
@@ -405,13 +406,7 @@ static int conv_backward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, fl
                                const float *w, char *err, size_t err_len) {
     if (!t->fusion_conv_bwd || t->fuse_conv_bwd[i] < 0) return 0;
     cnb_status st = t->api->conv_backward(t->ctx, d, dx, dw, db, dy, in, w);
-    if (st == CNB_ERR_UNSUPPORTED) {
-        t->fuse_conv_bwd[i] = -1;
-        return 0;
-    }
-    KCHECK(t, st, "conv_backward");
-    t->fuse_conv_bwd[i] = 1;
-    return 1;
+    return fused_outcome(t, &t->fuse_conv_bwd[i], st, "conv_backward", err, err_len);
 }
 
 /* Forward pass for n images already in t->x; logits end up in the last layer's output. */
