@@ -141,13 +141,21 @@ Test(check, exact_mode_catches_one_ulp_and_mistrust_fires) {
     cnb_check_data_free(&d);
 }
 
-/* A conv_bwd check SKIPPED because the backend leaves the optional conv_backward slot empty
- * (naive and blas: the harness runs their three separate kernels, checked on their own). */
-static int without_conv_backward(const cJSON *c) {
+/* A check of `family` SKIPPED because the backend leaves the optional `slot` empty (naive and
+ * blas: the harness runs their separate kernels, checked on their own). */
+static int without_slot(const cJSON *c, const char *family, const char *slot) {
     const cJSON *why = cJSON_GetObjectItem(c, "reason");
-    return strcmp(cJSON_GetObjectItem(c, "family")->valuestring, "conv_bwd") == 0 &&
+    char want[96];
+    snprintf(want, sizeof want, "has no %s slot", slot);
+    return strcmp(cJSON_GetObjectItem(c, "family")->valuestring, family) == 0 &&
            strcmp(cJSON_GetObjectItem(c, "status")->valuestring, "SKIPPED") == 0 && why &&
-           strstr(why->valuestring, "has no conv_backward slot") != NULL;
+           strstr(why->valuestring, want) != NULL;
+}
+static int without_conv_backward(const cJSON *c) {
+    return without_slot(c, "conv_bwd", "conv_backward");
+}
+static int without_conv_pool_forward(const cJSON *c) {
+    return without_slot(c, "conv_act_pool_fwd", "conv_act_pool_forward");
 }
 
 /* Runs `cnnbench check` on `backend` with the proxy perturbing `slot` (exit 1 expected), then
@@ -171,7 +179,7 @@ static cJSON *run_planted_on(const char *backend, const char *slot, const char *
         const char *fam = cJSON_GetObjectItem(c, "family")->valuestring;
         const char *st = cJSON_GetObjectItem(c, "status")->valuestring;
         int is_bad = strcmp(fam, bad_family) == 0;
-        if (!is_bad && without_conv_backward(c)) continue;
+        if (!is_bad && (without_conv_backward(c) || without_conv_pool_forward(c))) continue;
         *bad += is_bad;
         *others += !is_bad;
         cr_expect_str_eq(st, is_bad ? "FAILED" : "PASSED", "%s %s %s", fam,
@@ -197,6 +205,23 @@ Test(check, cli_planted_bug_in_the_fused_conv_backward_fails_it, .timeout = 120)
                                  CNB_TEST_TMP_DIR "/check-planted-conv-bwd.json", &out, &fused,
                                  &plain);
     cr_expect_geq(fused, 8, "only %d conv_bwd checks", fused);
+    cr_expect_gt(plain, 0);
+    cJSON_Delete(root);
+    free(out);
+}
+
+/* A planted error in oneDNN's fused convolution + activation + pooling forward (the pooled
+ * output it returns) fails every conv_act_pool_fwd check, random and exact, while the separate
+ * convolution still passes. */
+Test(check, cli_planted_bug_in_the_fused_block_forward_fails_it, .timeout = 120) {
+    if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
+    char *out;
+    int fused, plain;
+    cJSON *root = run_planted_on("onednn", "conv_act_pool_forward", "conv_act_pool_fwd",
+                                 "--family conv_fwd,conv_act_pool_fwd ",
+                                 CNB_TEST_TMP_DIR "/check-planted-conv-pool.json", &out, &fused,
+                                 &plain);
+    cr_expect_geq(fused, 8, "only %d conv_act_pool_fwd checks", fused);
     cr_expect_gt(plain, 0);
     cJSON_Delete(root);
     free(out);
@@ -266,6 +291,7 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
     cr_expect_not_null(cJSON_GetObjectItem(root, "machine"));
     const cJSON *c, *checks = cJSON_GetObjectItem(root, "checks");
     int passed = 0, training = 0, exact = 0, cuda_skipped = 0, no_conv_backward = 0;
+    int no_conv_pool = 0;
     cJSON_ArrayForEach(c, checks) {
         const char *be = cJSON_GetObjectItem(c, "backend")->valuestring;
         const char *st = cJSON_GetObjectItem(c, "status")->valuestring;
@@ -279,6 +305,10 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
         }
         if (without_conv_backward(c)) {
             no_conv_backward++;
+            continue;
+        }
+        if (without_conv_pool_forward(c)) {
+            no_conv_pool++;
             continue;
         }
         cr_expect_str_eq(st, "PASSED", "%s %s %s %s", be, fam,
@@ -295,6 +325,9 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
                                    "which blas leaves to the harness"),
                        "one summary line instead of a line per case:\n%s", out);
     cr_expect_null(strstr(out, "SKIPPED    blas    conv_bwd"), "%s", out);
+    /* the fused block: network's two, the five edge ones; random, and exact where the pooling
+     * and activation keep integers (network's two, three edge ones), on both */
+    cr_expect_eq(no_conv_pool, 2 * (7 + 5), "conv_act_pool_fwd SKIPPED %d times", no_conv_pool);
     cr_expect_eq(training, 2, "network's training agreement for naive and blas");
     cr_expect_gt(exact, 50);
     cr_expect_gt(passed, 200);

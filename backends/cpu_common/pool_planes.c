@@ -8,6 +8,10 @@
 
 #include "cpu_common.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* The input rows (or columns) [*lo, *hi) that output o's window covers inside [0, in). */
 static inline void window_span(int o, int stride, int pad, int k, int in, int *lo, int *hi) {
     const int start = o * stride - pad;
@@ -41,9 +45,51 @@ static void max_plane(const cnb_pool_desc *d, float *restrict y, int32_t *restri
     }
 }
 
+#ifdef __SSE2__
+/* One step of the running maximum in four lanes: where v beats m (larger, or NaN), v and its
+ * index replace them. Selects, not branches: on real activations a branch per cell mispredicts
+ * about as often as not. */
+static inline void max_step4(__m128 *m, __m128i *at, __m128 v, __m128i v_at) {
+    const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, *m), _mm_cmpunord_ps(v, v));
+    const __m128i take_i = _mm_castps_si128(take);
+    *m = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, *m));
+    *at = _mm_or_si128(_mm_and_si128(take_i, v_at), _mm_andnot_si128(take_i, *at));
+}
+
+/* Four outputs of one row from o on: the even and odd columns of two input rows, in window
+ * order. */
+static inline void max_2x2_four(float *restrict yr, int32_t *restrict ar, const float *r0,
+                                const float *r1, int32_t base, int w, int o) {
+    const __m128 a0 = _mm_loadu_ps(r0 + 2 * o), a1 = _mm_loadu_ps(r0 + 2 * o + 4);
+    const __m128 b0 = _mm_loadu_ps(r1 + 2 * o), b1 = _mm_loadu_ps(r1 + 2 * o + 4);
+    const __m128i at = _mm_add_epi32(_mm_set1_epi32(base + 2 * o), _mm_setr_epi32(0, 2, 4, 6));
+    __m128 m = _mm_shuffle_ps(a0, a1, 0x88);
+    __m128i idx = at;
+    max_step4(&m, &idx, _mm_shuffle_ps(a0, a1, 0xdd), _mm_add_epi32(at, _mm_set1_epi32(1)));
+    max_step4(&m, &idx, _mm_shuffle_ps(b0, b1, 0x88), _mm_add_epi32(at, _mm_set1_epi32(w)));
+    max_step4(&m, &idx, _mm_shuffle_ps(b0, b1, 0xdd), _mm_add_epi32(at, _mm_set1_epi32(w + 1)));
+    _mm_storeu_ps(yr + o, m);
+    _mm_storeu_si128((__m128i *)(ar + o), idx);
+}
+#endif
+
 /* The 2x2 stride-2 unpadded window of every model here: the four cells in window order. */
 static void max_2x2_plane(float *restrict y, int32_t *restrict arg, const float *restrict x,
                           int w, int p, int q) {
+#ifdef __SSE2__
+    if (q >= 4) {
+        /* four outputs at a time; a row's last four overlap the ones before when q is not a
+         * multiple of 4 (the same values are written twice) */
+        for (int oh = 0; oh < p; oh++) {
+            const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
+            float *yr = y + (size_t)oh * q;
+            int32_t *ar = arg + (size_t)oh * q;
+            for (int ow = 0; ow < q; ow += 4)
+                max_2x2_four(yr, ar, r0, r1, 2 * oh * w, w, ow + 4 <= q ? ow : q - 4);
+        }
+        return;
+    }
+#endif
     for (int oh = 0; oh < p; oh++) {
         const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
         const int32_t base = 2 * oh * w;

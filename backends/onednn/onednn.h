@@ -152,11 +152,17 @@ CPU_DECLARE_KERNELS(odn);
 /* conv.c: the fused convolution backward (cnb_abi.h's conv_backward) */
 cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx, float *dweight,
                              float *dbias, const float *dy, const float *x, const float *weight);
+cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, int act,
+                                     const cnb_pool_desc *pd, float *a, float *y,
+                                     void *workspace, const float *x, const float *weight,
+                                     const float *bias);
 
 /* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
 void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg);
 void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
+void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
+                         float *y, int32_t *arg);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);

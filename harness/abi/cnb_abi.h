@@ -352,6 +352,22 @@ typedef struct cnb_backend {
                                 float *dweight, float *dbias, const float *dy, const float *x,
                                 const float *weight);
 
+    /* ---- version 1, optional: the fused convolution + activation + pooling forward (present
+     * when struct_size covers it and the slot is filled, see cnb_backend_has_conv_pool_forward)
+     * ----
+     * A convolution block's forward in one call: a (n, k, p, q) = act(conv(x, weight) + bias)
+     * as conv_bias_act_forward, then y = pool(a) with workspace as pool_forward (pd's n, c, h,
+     * w are cd's n, k, p, q). The backward needs a, so it is written; a blocked-layout backend
+     * unpacks its convolution output to a, activates and pools each plane while it is in
+     * cache, instead of a reorder pass, an activation pass and a pooling pass. Each output
+     * equals, within the fp32 tolerance, the separate slots' (y and the workspace exactly
+     * those of pool_forward on that a). CNB_ERR_UNSUPPORTED (with a message) has the harness
+     * call the separate slots for that layer; --no-fusion never calls it. */
+    cnb_status (*conv_act_pool_forward)(cnb_context *ctx, const cnb_conv_desc *cd, int act,
+                                        const cnb_pool_desc *pd, float *a, float *y,
+                                        void *workspace, const float *x, const float *weight,
+                                        const float *bias);
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -377,6 +393,9 @@ static inline int cnb_backend_has_collectives(const cnb_backend *t) {
 /* The size of a table that carries the fused convolution backward. */
 #define CNB_BACKEND_CONV_BACKWARD_SIZE \
     (offsetof(cnb_backend, conv_backward) + sizeof(void (*)(void)))
+/* The size of a table that carries the fused convolution + activation + pooling forward. */
+#define CNB_BACKEND_CONV_POOL_FORWARD_SIZE \
+    (offsetof(cnb_backend, conv_act_pool_forward) + sizeof(void (*)(void)))
 /* The fused slots' "no activation": conv_bias_act_forward is then conv_forward. */
 #define CNB_FUSED_ACT_NONE (-1)
 
@@ -403,6 +422,11 @@ static inline int cnb_backend_has_fusion(const cnb_backend *t) {
 /* 1 when t has the fused convolution backward and fills it. */
 static inline int cnb_backend_has_conv_backward(const cnb_backend *t) {
     return t->struct_size >= CNB_BACKEND_CONV_BACKWARD_SIZE && t->conv_backward;
+}
+
+/* 1 when t has the fused convolution + activation + pooling forward and fills it. */
+static inline int cnb_backend_has_conv_pool_forward(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_CONV_POOL_FORWARD_SIZE && t->conv_act_pool_forward;
 }
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend

@@ -122,7 +122,9 @@ static void usage(FILE *f) {
         "                    run here are SKIPPED with the reason)\n"
         "  --family LIST     kernel families: corr2d conv_fwd conv_bwd_data conv_bwd_filter\n"
         "                    bias_fwd bias_bwd pool_fwd pool_bwd gemm act_fwd act_bwd\n"
-        "                    softmax_ce_fwd softmax_ce_bwd sgd adam memory training\n"
+        "                    softmax_ce_fwd softmax_ce_bwd sgd adam memory, the fused\n"
+        "                    conv_bias_act_fwd pool_act_bwd conv_bwd conv_act_pool_fwd,\n"
+        "                    training,\n"
         "                    distributed (N ranks against one: run under mpirun -np N;\n"
         "                    under mpirun it is the default and only rank 0 prints)\n"
         "                    (ABI slot names such as conv_backward_data work too)\n"
@@ -184,7 +186,7 @@ static void transform_collect(void *user, const char *key, const char *value) {
 static int uses_transform(const ck_backend *b, const cnb_check_case *c) {
     static const char *const dirs[] = {"fwd", "bwd_data", "bwd_filter"};
     int dir = c->family == CNB_CK_CONV_FWD || c->family == CNB_CK_CORR2D ||
-                      c->family == CNB_CK_CONV_ACT_FWD
+                      c->family == CNB_CK_CONV_ACT_FWD || c->family == CNB_CK_CONV_POOL_FWD
                   ? 0
               : c->family == CNB_CK_CONV_BWD_DATA                        ? 1
               : c->family == CNB_CK_CONV_BWD_FILTER                      ? 2
@@ -864,8 +866,10 @@ static void print_summary(const ck_state *s) {
                 printf("           %ld of the skipped: %s, %s, which %s leaves to the harness (it "
                        "runs the separate kernels checked above)\n",
                        b->slot_absent[f], cnb_check_family_name(f),
-                       f == CNB_CK_CONV_BWD_FUSED ? "the fused convolution backward"
-                                                  : "a fused slot",
+                       f == CNB_CK_CONV_BWD_FUSED  ? "the fused convolution backward"
+                       : f == CNB_CK_CONV_POOL_FWD ? "the fused convolution + activation + "
+                                                     "pooling forward"
+                                                   : "a fused slot",
                        b->name);
     }
     printf("  total    %5ld passed  %4ld failed  %4ld skipped  %4ld mistrusted\n",

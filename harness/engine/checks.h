@@ -31,6 +31,7 @@ typedef enum cnb_check_family {
     CNB_CK_CONV_ACT_FWD, /* fused conv_bias_act_forward against conv_forward + activation */
     CNB_CK_POOL_ACT_BWD, /* fused pool_act_backward against pool_backward + activation */
     CNB_CK_CONV_BWD_FUSED, /* fused conv_backward against the filter, bias and data gradients */
+    CNB_CK_CONV_POOL_FWD, /* fused conv_act_pool_forward against conv + activation + pooling */
     CNB_CK_TRAINING,   /* whole-training agreement; run by cmd_check.c, not by this file */
     CNB_CK_DISTRIBUTED,/* N ranks against one, under mpirun (check_dist.h) */
     CNB_CK_COUNT
@@ -61,15 +62,15 @@ typedef struct cnb_check_case {
     size_t count;            /* act_*, sgd, adam, memory: elements; bias_*: see n, c, hw */
     int bn, bc, bhw;         /* bias_*: (n, c, hw); softmax: bn = batch, bc = classes */
     int adam_step;           /* adam: the step number t (bias correction) */
-    int has_bias;            /* conv_fwd, conv_act_fwd, conv_bwd (dbias wanted) */
+    int has_bias;            /* conv_fwd, conv_act_fwd, conv_bwd (dbias wanted), conv_act_pool_fwd */
     int with_dx;             /* conv_bwd: dx wanted (not for a network's first layer) */
 } cnb_check_case;
 
-/* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd): their slots are
+/* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd, conv_act_pool_fwd): their slots are
  * optional, and a backend may leave them, or a combination, to the harness's separate calls. */
 int cnb_check_family_is_fused(int family);
 /* 1 when api fills the slot case c calls (always, but for a fused family whose optional slot
- * the backend leaves empty: the fusion group, conv_backward). */
+ * the backend leaves empty: the fusion group, conv_backward, conv_act_pool_forward). */
 int cnb_check_case_slot_present(const cnb_check_case *c, const cnb_backend *api);
 
 /* Shape text for output, e.g. "n8 c32 14x14 k64 3x3 st1 pad1". */
@@ -80,6 +81,14 @@ void cnb_check_case_key(const cnb_check_case *c, char *buf, size_t len);
  * summation): corr2d, convolution, bias, gemm, max pooling, average pooling over 2^k windows,
  * ReLU and PReLU (whose exact inputs include +0 and -0, the boundary of both). */
 int cnb_check_case_supports_exact(const cnb_check_case *c);
+/* How many of case c's last outputs are a max pooling's dx, which sends each window's gradient
+ * to the cell its argmax picked: conv_act_pool_fwd checks its workspace that way. Only exact
+ * mode compares them (cnb_check_judge): there the convolution is exact and a tie is the same
+ * tie on both sides, while with rounding (random inputs, or a transform algorithm, which the
+ * check judges as random) two nearly tied cells of a window may swap, and the gradient goes
+ * to the other one — measured at one window of the edge shapes with oneDNN's separate
+ * kernels as much as with its fused slot. 0 for every other case. */
+size_t cnb_check_argmax_routed_count(const cnb_check_case *c);
 /* 1 when the non-finite mode applies: activations, pooling, softmax-CE and the optimizers get
  * inputs with NaN, +Inf, -Inf, +0 and -0 planted at chosen places (cnb_abi.h's rule). */
 int cnb_check_case_supports_nonfinite(const cnb_check_case *c);
@@ -96,7 +105,7 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
 int cnb_check_edge_cases(cnb_check_case *out, int max);
 
 /* The inputs of one case (generated once) and the reference output. */
-#define CNB_CHECK_MAX_BUFS 8
+#define CNB_CHECK_MAX_BUFS 10
 typedef struct cnb_check_data {
     const cnb_check_case *c;
     int exact;                        /* the mode: CNB_CHECK_RANDOM, _EXACT or _NONFINITE */

@@ -16,7 +16,7 @@ static const char *const family_names[CNB_KF_COUNT] = {
     "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd", "pool_fwd",
     "pool_bwd", "gemm_fwd", "gemm_bwd", "act_fwd", "act_bwd", "softmax_ce_fwd",
     "softmax_ce_bwd", "optimizer", "memory", "other", "conv_bias_act_fwd", "pool_act_bwd",
-    "conv_bwd"};
+    "conv_bwd", "conv_act_pool_fwd"};
 
 const char *cnb_kfamily_name(int f) {
     return f >= 0 && f < CNB_KF_COUNT ? family_names[f] : "unknown";
@@ -25,7 +25,8 @@ const char *cnb_kfamily_name(int f) {
 const char *cnb_kfamily_direction(int f) {
     switch (f) {
     case CNB_KF_CONV_FWD: case CNB_KF_BIAS_FWD: case CNB_KF_POOL_FWD: case CNB_KF_GEMM_FWD:
-    case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: case CNB_KF_CONV_ACT_FWD: return "forward";
+    case CNB_KF_ACT_FWD: case CNB_KF_SOFTMAX_FWD: case CNB_KF_CONV_ACT_FWD:
+    case CNB_KF_CONV_POOL_FWD: return "forward";
     case CNB_KF_CONV_BWD_DATA: case CNB_KF_CONV_BWD_FILTER: case CNB_KF_BIAS_BWD:
     case CNB_KF_POOL_BWD: case CNB_KF_GEMM_BWD: case CNB_KF_ACT_BWD:
     case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: case CNB_KF_CONV_BWD: return "backward";
@@ -339,6 +340,15 @@ static cnb_status px_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, flo
     return CNB_OK;
 }
 
+static cnb_status px_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, int act,
+                                          const cnb_pool_desc *pd, float *a, float *y, void *ws,
+                                          const float *x, const float *w, const float *b) {
+    FORWARD(CNB_KF_CONV_POOL_FWD, 1,
+            conv_act_pool_forward(p_->real_ctx, cd, act, pd, a, y, ws, x, w, b));
+    perturb(P(ctx), "conv_act_pool_forward", y, (size_t)pd->n * pd->c * pd->p * pd->q);
+    return CNB_OK;
+}
+
 /* The optimizer step ends a training step: fold the step's calls into the training totals. With
  * timers this is where the step's pairs are read back, one wait per step instead of per call. */
 static void end_of_step(cnb_profiler *p) {
@@ -435,6 +445,8 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
         p->table.pool_act_backward = px_pool_act_backward;
     }
     if (cnb_backend_has_conv_backward(real)) p->table.conv_backward = px_conv_backward;
+    if (cnb_backend_has_conv_pool_forward(real))
+        p->table.conv_act_pool_forward = px_conv_act_pool_forward;
 }
 
 void cnb_profiler_release(cnb_profiler *p) {

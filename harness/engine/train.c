@@ -66,10 +66,12 @@ struct cnb_trainer {
     int dist_stop;
     /* Fusion (the backend's optional fused slots, unless --no-fusion): per layer, 0 = not tried
      * yet, 1 = the last call fused, -1 = the backend said unsupported, separate calls from now
-     * on. fuse_fwd and fuse_conv_bwd are indexed by the convolution, fuse_bwd by the pooling
-     * layer. fusion_conv_bwd: the backend has the fused convolution backward. */
-    int fusion, fusion_conv_bwd;
+     * on. fuse_fwd, fuse_conv_pool and fuse_conv_bwd are indexed by the convolution, fuse_bwd
+     * by the pooling layer. fusion_conv_bwd, fusion_conv_pool: the backend has the fused
+     * convolution backward, the fused convolution + activation + pooling forward. */
+    int fusion, fusion_conv_bwd, fusion_conv_pool;
     signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS], fuse_conv_bwd[CNB_MAX_LAYERS];
+    signed char fuse_conv_pool[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -342,6 +344,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->max_batch = train_batch > eval_batch ? train_batch : eval_batch;
     t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
     t->fusion_conv_bwd = !s->no_fusion && cnb_backend_has_conv_backward(api);
+    t->fusion_conv_pool = !s->no_fusion && cnb_backend_has_conv_pool_forward(api);
     /* Per-shape work on first use (cuDNN's and oneDNN's algorithm searches, scratch growth) is
      * done here, before anything is timed: always for a device backend, and for a CPU backend
      * that says so in info() (cnb_abi.h: "warm_up"); the others skip it. */
@@ -356,12 +359,29 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
 }
 
 /* The activation a fused slot can take for layer j (CNB_ACT_RELU, TANH or SIGMOID), or -1 when
- * fusion is off or layer j is not such an activation. */
-static int fusable_activation(const cnb_trainer *t, int j) {
-    if (!t->fusion || j < 0 || j >= t->m->n_layers) return -1;
-    cnb_layer_type ty = t->m->layers[j].type;
+ * layer j is not such an activation. */
+static int fused_slot_activation(const cnb_model *m, int j) {
+    if (j < 0 || j >= m->n_layers) return -1;
+    cnb_layer_type ty = m->layers[j].type;
     return ty == CNB_LAYER_RELU || ty == CNB_LAYER_TANH || ty == CNB_LAYER_SIGMOID
                ? cnb_layer_activation(ty) : -1;
+}
+
+/* fused_slot_activation, or -1 when the fusion group is off. */
+static int fusable_activation(const cnb_trainer *t, int j) {
+    return t->fusion ? fused_slot_activation(t->m, j) : -1;
+}
+
+/* 1 when layer j is a pooling layer. */
+static int is_pooling(const cnb_model *m, int j) {
+    return j >= 0 && j < m->n_layers &&
+           (m->layers[j].type == CNB_LAYER_MAXPOOL || m->layers[j].type == CNB_LAYER_AVGPOOL);
+}
+
+/* 1 when convolution i's output was not written by the last forward pass (a fused slot wrote
+ * the activation after it instead). */
+static int conv_output_skipped(const cnb_trainer *t, int i) {
+    return t->fuse_fwd[i] == 1 || t->fuse_conv_pool[i] == 1;
 }
 
 /* What a fused slot's answer st means for the layer whose state is *state: CNB_ERR_UNSUPPORTED
@@ -386,6 +406,22 @@ static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d,
     if (act < 0 || t->fuse_fwd[i] < 0) return 0;
     cnb_status st = t->api->conv_bias_act_forward(t->ctx, d, act, t->act[i + 1], in, w, b);
     return fused_outcome(t, &t->fuse_fwd[i], st, "conv_bias_act_forward", err, err_len);
+}
+
+/* Convolution i, the activation i+1 and the pooling i+2 as one call (cnb_abi.h's
+ * conv_act_pool_forward), writing the activation's and the pooling's outputs. 1: fused; 0: run
+ * the separate calls; -1: error. */
+static int conv_act_pool_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, int n,
+                                       const float *in, const float *w, const float *b, char *err,
+                                       size_t err_len) {
+    int act = fused_slot_activation(t->m, i + 1);
+    if (!t->fusion_conv_pool || t->fuse_conv_pool[i] < 0 || act < 0 || !is_pooling(t->m, i + 2))
+        return 0;
+    cnb_pool_desc pd;
+    pool_desc(&t->m->layers[i + 2], n, &pd);
+    cnb_status st = t->api->conv_act_pool_forward(t->ctx, d, act, &pd, t->act[i + 1],
+                                                  t->act[i + 2], t->pool_ws[i + 2], in, w, b);
+    return fused_outcome(t, &t->fuse_conv_pool[i], st, "conv_act_pool_forward", err, err_len);
 }
 
 /* Pooling i's backward with the activation i-1 before it folded in: dx is the gradient of the
@@ -422,7 +458,13 @@ static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_CONV: {
             cnb_conv_desc d;
             conv_desc(l, n, &d);
-            int fused = conv_act_forward_fused(t, i, &d, in, w, b, err, err_len);
+            int fused = conv_act_pool_forward_fused(t, i, &d, n, in, w, b, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i += 2; /* the activation and the pooling after it are done too */
+                break;
+            }
+            fused = conv_act_forward_fused(t, i, &d, in, w, b, err, err_len);
             if (fused < 0) return -1;
             if (fused) {
                 i++; /* the activation after it is done too */
@@ -471,7 +513,8 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
         /* After a fused forward the activation's input was never written; its output stands in
          * for it (ReLU's gradient tests x > 0, which holds exactly when the output is > 0;
          * tanh and sigmoid use the output alone). */
-        if (i > 0 && t->fuse_fwd[i - 1] == 1 && cnb_layer_activation(l->type) >= 0) in = out;
+        if (i > 0 && conv_output_skipped(t, i - 1) && cnb_layer_activation(l->type) >= 0)
+            in = out;
         const float *dy = t->dbuf[cur];
         float *dx = i > 0 ? t->dbuf[1 - cur] : NULL; /* no gradient for the input images */
         const float *w = t->params + l->param_offset;
