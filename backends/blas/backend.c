@@ -178,4 +178,4 @@ static cnb_status blas_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 /* OpenBLAS calls are synchronous: nothing to wait for in synchronize. */
 CPU_BACKEND_DEFINE(blas, "blas",
                    "OpenBLAS: im2col + sgemm convolution, sgemm linear layers, plain-loop rest",
-                   cpu_alloc, cpu_synchronize, NULL, NULL)
+                   cpu_alloc, cpu_synchronize, NULL, NULL, NULL)

@@ -124,15 +124,16 @@ void cpu_avgpool_plane(const cnb_pool_desc *d, float *y, const float *x);
 
 /* A CPU backend's version-1 function table and the one exported symbol, cnb_backend_entry,
  * which serves any harness that speaks version 1 or later with it (the harness checks
- * abi_version before touching newer slots). Every slot but alloc, synchronize and the two
+ * abi_version before touching newer slots). Every slot but alloc, synchronize and the three
  * optional fused slots below is filled alike: prefix_create, prefix_destroy, prefix_info, the kernels
  * above, and cpu_common's last_error, free, upload and download. conv_backward_fn is NULL for a
  * backend whose three backward kernels gain nothing from sharing dy (the harness then calls
  * them one by one); conv_pool_forward_fn (conv_act_pool_forward) is NULL for one whose
  * convolution already writes plain nchw (the harness then runs conv_bias_act_forward and
- * pool_forward). */
+ * pool_forward), pool_conv_backward_fn (pool_act_conv_backward) likewise (the harness then runs
+ * pool_act_backward and conv_backward). */
 #define CPU_BACKEND_DEFINE(prefix, name_str, description_str, alloc_fn, synchronize_fn,      \
-                           conv_backward_fn, conv_pool_forward_fn)                            \
+                           conv_backward_fn, conv_pool_forward_fn, pool_conv_backward_fn)     \
     static const cnb_backend prefix##_table = {                                               \
         .abi_version = CNB_ABI_VERSION, .struct_size = sizeof(cnb_backend),                   \
         .device_kind = CNB_DEVICE_CPU, .name = name_str, .description = description_str,      \
@@ -153,6 +154,7 @@ void cpu_avgpool_plane(const cnb_pool_desc *d, float *y, const float *x);
         .conv_bias_act_forward = prefix##_conv_bias_act_forward,                              \
         .pool_act_backward = prefix##_pool_act_backward,                                      \
         .conv_backward = conv_backward_fn, .conv_act_pool_forward = conv_pool_forward_fn,     \
+        .pool_act_conv_backward = pool_conv_backward_fn,                                      \
     };                                                                                        \
     CNB_EXPORT const cnb_backend *cnb_backend_entry(uint32_t harness_abi_version) {          \
         return harness_abi_version < 1 ? NULL : &prefix##_table;                              \

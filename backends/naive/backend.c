@@ -61,4 +61,4 @@ static cnb_status naive_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 
 CPU_BACKEND_DEFINE(naive, "naive",
                    "reference kernels: plain loops, double accumulation, one thread", cpu_alloc,
-                   cpu_synchronize, NULL, NULL)
+                   cpu_synchronize, NULL, NULL, NULL)

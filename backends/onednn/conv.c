@@ -161,16 +161,16 @@ typedef struct conv_io {
     const void *extra;
 } conv_io;
 
-/* One call of a built op: input reorders, the convolution, the output reorder. in1_ready, when
- * not NULL, is the first input already in the layout the op wants (its reorder is skipped);
- * *in2_used, when asked for, is where the second input was read from (the caller's tensor or
- * the op's reorder buffer). */
+/* One call of a built op: input reorders and the convolution (conv_out runs the output
+ * reorder). in1_ready / in2_ready, when not NULL, are an input already in the layout the op
+ * wants (its reorder is skipped); *in2_used, when asked for, is where the second input was read
+ * from (the caller's tensor or the op's reorder buffer). */
 static cnb_status conv_exec_with(cnb_context *ctx, odn_op *op, const conv_io *io,
-                                 const void *in1_ready, void **in2_used) {
-    void *a = (void *)in1_ready, *b;
+                                 const void *in1_ready, const void *in2_ready, void **in2_used) {
+    void *a = (void *)in1_ready, *b = (void *)in2_ready;
     cnb_status st;
     if (!a && (st = conv_in(ctx, op, P_IN1, B_IN1, io->in1, &a)) != CNB_OK) return st;
-    if ((st = conv_in(ctx, op, P_IN2, B_IN2, io->in2, &b)) != CNB_OK) return st;
+    if (!b && (st = conv_in(ctx, op, P_IN2, B_IN2, io->in2, &b)) != CNB_OK) return st;
     if (in2_used) *in2_used = b;
     void *o = op->prim[P_OUT].prim ? op->buf[B_OUT] : io->out;
     void *ptrs[4] = {a, b, o, (void *)io->extra};
@@ -185,7 +185,7 @@ static cnb_status conv_out(cnb_context *ctx, odn_op *op, const conv_io *io) {
 }
 
 static cnb_status conv_exec(cnb_context *ctx, odn_op *op, const conv_io *io) {
-    cnb_status st = conv_exec_with(ctx, op, io, NULL, NULL);
+    cnb_status st = conv_exec_with(ctx, op, io, NULL, NULL, NULL);
     return st != CNB_OK ? st : conv_out(ctx, op, io);
 }
 
@@ -525,7 +525,7 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
         return st;
     int block = op->prim[P_OUT].prim ? nchw_block(odn_arg_md(&op->prim[P_MAIN], DNNL_ARG_DST))
                                      : 0;
-    if ((st = conv_exec_with(ctx, op, &io, NULL, NULL)) != CNB_OK) return st;
+    if ((st = conv_exec_with(ctx, op, &io, NULL, NULL, NULL)) != CNB_OK) return st;
     if (!block && (st = conv_out(ctx, op, &io)) != CNB_OK) return st;
     odn_act_pool_planes(pd, act == CNB_ACT_RELU, block, block ? op->buf[B_OUT] : a, a, y,
                         workspace);
@@ -669,7 +669,7 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
                           &fop)) != CNB_OK)
         return st;
     void *dy_seen;
-    if ((st = conv_exec_with(ctx, fop, &fio, NULL, &dy_seen)) != CNB_OK ||
+    if ((st = conv_exec_with(ctx, fop, &fio, NULL, NULL, &dy_seen)) != CNB_OK ||
         (st = conv_out(ctx, fop, &fio)) != CNB_OK)
         return st;
     if (!dx) return CNB_OK;
@@ -683,7 +683,92 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
      * that neither reorders is the caller's tensor either way) */
     int same = dnnl_memory_desc_equal(odn_arg_md(&fop->prim[P_MAIN], DNNL_ARG_DIFF_DST),
                                       odn_arg_md(&dop->prim[P_MAIN], DNNL_ARG_DIFF_DST));
-    if ((st = conv_exec_with(ctx, dop, &dio, same ? dy_seen : NULL, NULL)) != CNB_OK) return st;
+    if ((st = conv_exec_with(ctx, dop, &dio, same ? dy_seen : NULL, NULL, NULL)) != CNB_OK)
+        return st;
+    return conv_out(ctx, dop, &dio);
+}
+
+/* The fused block backward (cnb_abi.h's pool_act_conv_backward), for max pooling after ReLU
+ * (or no activation): the pooling's gradient g goes straight into the buffer where the weight
+ * gradient's primitive reads dy in its blocked layout (pool_max.c's scatter: each window's dy to
+ * its argmax, zero where ReLU's output is not > 0), and the data gradient reads the same buffer
+ * when it wants the same layout — no plain g, no reorder of it. A shape's first call runs the
+ * separate kernels instead, so that the algorithm choice (conv_choose) is timed on real data;
+ * other activations, average pooling and layouts without a channel block are left to the
+ * separate slots (CNB_ERR_UNSUPPORTED). */
+cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd, int act,
+                                      const cnb_conv_desc *cd, float *dx, float *dweight,
+                                      float *dbias, const float *dy, const float *a,
+                                      const float *y, const void *workspace, const float *x,
+                                      const float *weight) {
+    static const char fn[] = "pool_act_conv_backward";
+    if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
+    cnb_status st = cnb_check_fused_act(fn, act, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = cnb_check_conv_desc(fn, cd, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = cnb_check_pool_desc(fn, pd, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    if (pd->n != cd->n || pd->c != cd->k || pd->h != cd->p || pd->w != cd->q)
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: the pooling's input (n%d c%d %dx%d) is not the convolution's "
+                        "output (n%d k%d %dx%d)",
+                        fn, pd->n, pd->c, pd->h, pd->w, cd->n, cd->k, cd->p, cd->q);
+    CNB_CHECK_PTR(ctx, fn, dweight);
+    CNB_CHECK_PTR(ctx, fn, dy);
+    CNB_CHECK_PTR(ctx, fn, a);
+    CNB_CHECK_PTR(ctx, fn, x);
+    if (dx) CNB_CHECK_PTR(ctx, fn, weight);
+    if (act != CNB_ACT_RELU && act != CNB_FUSED_ACT_NONE)
+        return cpu_fail(ctx, CNB_ERR_UNSUPPORTED, "%s: fused for ReLU or no activation only", fn);
+    if (pd->mode != CNB_POOL_MAX)
+        return cpu_fail(ctx, CNB_ERR_UNSUPPORTED, "%s: fused for max pooling only", fn);
+    if (!workspace)
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: max pooling needs the forward's workspace, got NULL", fn);
+    odn_enter(ctx);
+    conv_key fk = backward_key(ctx, cd, ODN_CONV_BACKWARD_FILTER, dbias != NULL);
+    conv_key dk = backward_key(ctx, cd, ODN_CONV_BACKWARD_DATA, 0);
+    if (winograd_candidate(ctx, cd) &&
+        (!choice_find(ctx, ODN_CONV_BACKWARD_FILTER, &fk) ||
+         (dx && !choice_find(ctx, ODN_CONV_BACKWARD_DATA, &dk)))) {
+        /* first call of the shape: the separate kernels, on a plain g */
+        size_t count = (size_t)pd->n * pd->c * pd->h * pd->w;
+        float *g = odn_aligned_alloc(count * sizeof *g);
+        if (!g) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s: %zu floats", fn, count);
+        st = odn_pool_act_backward(ctx, pd, act, g, dy, a, y, workspace);
+        if (st == CNB_OK) st = odn_conv_backward(ctx, cd, dx, dweight, dbias, g, x, weight);
+        free(g);
+        return st;
+    }
+    conv_io fio = {x, NULL, dweight, dbias};
+    odn_op *fop, *dop = NULL;
+    if ((st = conv_select(ctx, ODN_CONV_BACKWARD_FILTER, &fk, conv_backward_filter_op, &fio,
+                          &fop)) != CNB_OK)
+        return st;
+    const dnnl_memory_desc_t *g_md = odn_arg_md(&fop->prim[P_MAIN], DNNL_ARG_DIFF_DST);
+    int block = fop->prim[P_IN2].prim ? nchw_block(g_md) : 0;
+    conv_io dio = {NULL, weight, dx, NULL};
+    if (block && dx) {
+        if ((st = conv_select(ctx, ODN_CONV_BACKWARD_DATA, &dk, conv_backward_data_op, &dio,
+                              &dop)) != CNB_OK)
+            return st;
+        if (!dnnl_memory_desc_equal(g_md, odn_arg_md(&dop->prim[P_MAIN], DNNL_ARG_DIFF_DST)))
+            block = 0;
+    }
+    if (!block)
+        return cpu_fail(ctx, CNB_ERR_UNSUPPORTED,
+                        "%s: the convolution reads dy in a layout without a channel block", fn);
+    float *g = fop->buf[B_IN2];
+    long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, block, dy, a, workspace, g);
+    if (bad >= 0)
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: workspace entry %ld is outside the %dx%d plane: it was not "
+                        "written by pool_forward with this descriptor",
+                        fn, bad, pd->h, pd->w);
+    if ((st = conv_exec_with(ctx, fop, &fio, NULL, g, NULL)) != CNB_OK ||
+        (st = conv_out(ctx, fop, &fio)) != CNB_OK)
+        return st;
+    if (!dx) return CNB_OK;
+    if ((st = conv_exec_with(ctx, dop, &dio, g, NULL, NULL)) != CNB_OK) return st;
     return conv_out(ctx, dop, &dio);
 }
 

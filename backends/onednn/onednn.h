@@ -156,6 +156,11 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
                                      const cnb_pool_desc *pd, float *a, float *y,
                                      void *workspace, const float *x, const float *weight,
                                      const float *bias);
+cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd, int act,
+                                      const cnb_conv_desc *cd, float *dx, float *dweight,
+                                      float *dbias, const float *dy, const float *a,
+                                      const float *y, const void *workspace, const float *x,
+                                      const float *weight);
 
 /* pool_max.c: max pooling loops; the workspace holds one int32 argmax per output */
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
@@ -163,6 +168,8 @@ void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32
 void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
 void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
                          float *y, int32_t *arg);
+long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
+                              const float *a, const int32_t *arg, float *g);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);

@@ -5,6 +5,8 @@
  * forward 0.50 + 0.26 with the primitive, 0.26 + 0.18 with these loops; backward with ReLU's
  * backward after it 0.74 + 0.39 (primitive + eltwise primitive), 0.34 + 0.17 (loops + eltwise),
  * and 0.26 + 0.12 with ReLU folded in (pool_act_backward). */
+#include <string.h>
+
 #include "onednn.h"
 
 #ifdef __SSE2__
@@ -128,4 +130,42 @@ void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const floa
                 cpu_avgpool_plane(d, y + pl * out, a + pl * in);
         }
     }
+}
+
+/* The gradient of a max pooling's input, with ReLU's backward folded in when relu is set,
+ * written in nChw<block>c (g: the blocked tensor, channels padded to whole blocks, padding
+ * zeroed) for a fused block backward (conv.c, odn_pool_act_conv_backward): each image's
+ * channel block is zeroed, then every window's dy is added at its argmax unless ReLU's output
+ * there is not > 0 — the same sums in the same order as cpu_maxpool_backward_plane, whose
+ * zero-then-add and `a <= 0 ? 0 : g` it follows (NaN in a passes dy). Returns -1, or the first
+ * workspace entry outside its plane. */
+long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
+                              const float *a, const int32_t *arg, float *g) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
+    const long cblocks = (d->c + block - 1) / block, units = (long)d->n * cblocks;
+    long bad = -1;
+#pragma omp parallel for schedule(static) if ((long)d->n * d->c * (long)in >= POOL_PAR_MIN_FLOATS)
+    for (long u = 0; u < units; u++) {
+        const long img = u / cblocks;
+        const int c0 = (int)(u % cblocks) * block, c1 = c0 + block < d->c ? c0 + block : d->c;
+        float *restrict gu = g + (size_t)u * in * block;
+        memset(gu, 0, in * block * sizeof *gu);
+        for (int c = c0; c < c1; c++) {
+            const size_t pl = (size_t)img * d->c + c;
+            const int32_t *ar = arg + pl * out;
+            const float *dyp = dy + pl * out, *ap = a + pl * in;
+            float *gc = gu + (c - c0);
+            for (size_t o = 0; o < out; o++) {
+                const int32_t e = ar[o];
+                if ((uint32_t)e >= (uint32_t)in) {
+#pragma omp critical(odn_maxpool_grad_bad)
+                    if (bad < 0 || (long)(pl * out + o) < bad) bad = (long)(pl * out + o);
+                    break;
+                }
+                if (relu && ap[e] <= 0.0f) continue;
+                gc[(size_t)e * block] += dyp[o];
+            }
+        }
+    }
+    return bad;
 }

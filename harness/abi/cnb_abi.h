@@ -368,6 +368,23 @@ typedef struct cnb_backend {
                                         void *workspace, const float *x, const float *weight,
                                         const float *bias);
 
+    /* ---- version 1, optional: the fused pooling + activation + convolution backward (present
+     * when struct_size covers it and the slot is filled, see cnb_backend_has_pool_conv_backward)
+     * ----
+     * A convolution block's backward in one call, from the gradient dy of the pooling's output:
+     * g = act'(a) * pool_backward(dy) as pool_act_backward (a, y and workspace are the pooling
+     * forward's: a its input, the activation's output), then conv_backward of g: dweight,
+     * dbias (NULL: no bias), dx (NULL: not wanted). g is not handed back: a blocked-layout
+     * backend writes it straight into the layout its convolution kernels read, instead of a
+     * plain g and a reorder of it. pd's n, c, h, w are cd's n, k, p, q. Each output equals,
+     * within the fp32 tolerance, the separate slots'. CNB_ERR_UNSUPPORTED (with a message) has
+     * the harness call the separate slots for that layer; --no-fusion never calls it. */
+    cnb_status (*pool_act_conv_backward)(cnb_context *ctx, const cnb_pool_desc *pd, int act,
+                                         const cnb_conv_desc *cd, float *dx, float *dweight,
+                                         float *dbias, const float *dy, const float *a,
+                                         const float *y, const void *workspace, const float *x,
+                                         const float *weight);
+
     /* ---- version 2 fields go below this line ---- */
 } cnb_backend;
 
@@ -396,6 +413,9 @@ static inline int cnb_backend_has_collectives(const cnb_backend *t) {
 /* The size of a table that carries the fused convolution + activation + pooling forward. */
 #define CNB_BACKEND_CONV_POOL_FORWARD_SIZE \
     (offsetof(cnb_backend, conv_act_pool_forward) + sizeof(void (*)(void)))
+/* The size of a table that carries the fused pooling + activation + convolution backward. */
+#define CNB_BACKEND_POOL_CONV_BACKWARD_SIZE \
+    (offsetof(cnb_backend, pool_act_conv_backward) + sizeof(void (*)(void)))
 /* The fused slots' "no activation": conv_bias_act_forward is then conv_forward. */
 #define CNB_FUSED_ACT_NONE (-1)
 
@@ -427,6 +447,11 @@ static inline int cnb_backend_has_conv_backward(const cnb_backend *t) {
 /* 1 when t has the fused convolution + activation + pooling forward and fills it. */
 static inline int cnb_backend_has_conv_pool_forward(const cnb_backend *t) {
     return t->struct_size >= CNB_BACKEND_CONV_POOL_FORWARD_SIZE && t->conv_act_pool_forward;
+}
+
+/* 1 when t has the fused pooling + activation + convolution backward and fills it. */
+static inline int cnb_backend_has_pool_conv_backward(const cnb_backend *t) {
+    return t->struct_size >= CNB_BACKEND_POOL_CONV_BACKWARD_SIZE && t->pool_act_conv_backward;
 }
 
 /* The one exported symbol. harness_abi_version is the version the caller speaks; a backend

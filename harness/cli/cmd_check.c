@@ -123,7 +123,8 @@ static void usage(FILE *f) {
         "  --family LIST     kernel families: corr2d conv_fwd conv_bwd_data conv_bwd_filter\n"
         "                    bias_fwd bias_bwd pool_fwd pool_bwd gemm act_fwd act_bwd\n"
         "                    softmax_ce_fwd softmax_ce_bwd sgd adam memory, the fused\n"
-        "                    conv_bias_act_fwd pool_act_bwd conv_bwd conv_act_pool_fwd,\n"
+        "                    conv_bias_act_fwd pool_act_bwd conv_bwd conv_act_pool_fwd\n"
+        "                    pool_act_conv_bwd,\n"
         "                    training,\n"
         "                    distributed (N ranks against one: run under mpirun -np N;\n"
         "                    under mpirun it is the default and only rank 0 prints)\n"
@@ -191,7 +192,8 @@ static int uses_transform(const ck_backend *b, const cnb_check_case *c) {
               : c->family == CNB_CK_CONV_BWD_DATA                        ? 1
               : c->family == CNB_CK_CONV_BWD_FILTER                      ? 2
                                                                          : -1;
-    if (c->family == CNB_CK_CONV_BWD_FUSED) { /* either backward direction */
+    if (c->family == CNB_CK_CONV_BWD_FUSED || c->family == CNB_CK_POOL_CONV_BWD) {
+        /* either backward direction */
         cnb_check_case one = *c;
         one.family = CNB_CK_CONV_BWD_FILTER;
         if (uses_transform(b, &one)) return 1;
@@ -869,6 +871,8 @@ static void print_summary(const ck_state *s) {
                        f == CNB_CK_CONV_BWD_FUSED  ? "the fused convolution backward"
                        : f == CNB_CK_CONV_POOL_FWD ? "the fused convolution + activation + "
                                                      "pooling forward"
+                       : f == CNB_CK_POOL_CONV_BWD ? "the fused pooling + activation + "
+                                                     "convolution backward"
                                                    : "a fused slot",
                        b->name);
     }

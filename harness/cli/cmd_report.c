@@ -424,7 +424,8 @@ static void bench_breakdown(rp *r, const cJSON *cells, const char *stem) {
         static const char *const colours[CNB_KF_COUNT + 1] = {
             "#08519c", "#3182bd", "#6baed6", "#fdae6b", "#e6550d", "#31a354", "#a1d99b",
             "#756bb1", "#bcbddc", "#de2d26", "#fc9272", "#636363", "#bdbdbd", "#e7ba52",
-            "#8c6d31", "#7b4173", "#17becf", "#9edae5", "#393b79", "#b15928", "#000000"};
+            "#8c6d31", "#7b4173", "#17becf", "#9edae5", "#393b79", "#b15928", "#fb9a99",
+            "#000000"};
         int at = 0, first = 1;
         plot[0] = '\0';
         for (int k = 0; k <= CNB_KF_COUNT && at < (int)sizeof plot - 200; k++) {

@@ -16,14 +16,14 @@ static const char *const ck_names[CNB_CK_COUNT] = {
     "corr2d", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd",
     "pool_fwd", "pool_bwd", "gemm", "act_fwd", "act_bwd", "softmax_ce_fwd", "softmax_ce_bwd",
     "sgd", "adam", "memory", "conv_bias_act_fwd", "pool_act_bwd", "conv_bwd",
-    "conv_act_pool_fwd", "training", "distributed"};
+    "conv_act_pool_fwd", "pool_act_conv_bwd", "training", "distributed"};
 /* The ABI slot names, accepted as aliases on the command line. */
 static const char *const ck_slots[CNB_CK_COUNT] = {
     "corr2d", "conv_forward", "conv_backward_data", "conv_backward_filter", "bias_forward",
     "bias_backward", "pool_forward", "pool_backward", "gemm", "activation_forward",
     "activation_backward", "softmax_ce_forward", "softmax_ce_backward", "sgd_step", "adam_step",
     "upload", "conv_bias_act_forward", "pool_act_backward", "conv_backward",
-    "conv_act_pool_forward", "train", "allreduce"};
+    "conv_act_pool_forward", "pool_act_conv_backward", "train", "allreduce"};
 
 const char *cnb_check_family_name(int f) {
     return f >= 0 && f < CNB_CK_COUNT ? ck_names[f] : "unknown";
@@ -100,6 +100,13 @@ void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len) {
                  p->mode == CNB_POOL_MAX ? "max" : "avg", p->kh, p->kw, p->stride_h, p->stride_w,
                  p->pad_h, p->pad_w);
         break;
+    case CNB_CK_POOL_CONV_BWD:
+        snprintf(buf, len, "%s win%dx%d st%d,%d pad%d,%d +%s, n%d c%d %dx%d k%d %dx%d st%d,%d "
+                 "pad%d,%d%s%s", p->mode == CNB_POOL_MAX ? "max" : "avg", p->kh, p->kw,
+                 p->stride_h, p->stride_w, p->pad_h, p->pad_w, act_name(c->act), d->n, d->c,
+                 d->h, d->w, d->k, d->r, d->s, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
+                 c->has_bias ? " +dbias" : "", c->with_dx ? " +dx" : "");
+        break;
     case CNB_CK_POOL_ACT_BWD:
         snprintf(buf, len, "%s n%d c%d %dx%d win%dx%d st%d,%d pad%d,%d +%s",
                  p->mode == CNB_POOL_MAX ? "max" : "avg", p->n, p->c, p->h, p->w, p->kh, p->kw,
@@ -138,7 +145,8 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
     case CNB_CK_CONV_ACT_FWD:
         return c->act == CNB_ACT_RELU || c->act == CNB_FUSED_ACT_NONE;
     case CNB_CK_POOL_ACT_BWD:
-    case CNB_CK_CONV_POOL_FWD: {
+    case CNB_CK_CONV_POOL_FWD:
+    case CNB_CK_POOL_CONV_BWD: {
         cnb_check_case pool = *c;
         pool.family = CNB_CK_POOL_BWD;
         return (c->act == CNB_ACT_RELU || c->act == CNB_FUSED_ACT_NONE) &&
@@ -153,12 +161,14 @@ int cnb_check_case_supports_exact(const cnb_check_case *c) {
 
 int cnb_check_family_is_fused(int family) {
     return family == CNB_CK_CONV_ACT_FWD || family == CNB_CK_POOL_ACT_BWD ||
-           family == CNB_CK_CONV_BWD_FUSED || family == CNB_CK_CONV_POOL_FWD;
+           family == CNB_CK_CONV_BWD_FUSED || family == CNB_CK_CONV_POOL_FWD ||
+           family == CNB_CK_POOL_CONV_BWD;
 }
 
 int cnb_check_case_slot_present(const cnb_check_case *c, const cnb_backend *api) {
     if (c->family == CNB_CK_CONV_BWD_FUSED) return cnb_backend_has_conv_backward(api);
     if (c->family == CNB_CK_CONV_POOL_FWD) return cnb_backend_has_conv_pool_forward(api);
+    if (c->family == CNB_CK_POOL_CONV_BWD) return cnb_backend_has_pool_conv_backward(api);
     return !cnb_check_family_is_fused(c->family) || cnb_backend_has_fusion(api);
 }
 
@@ -279,6 +289,14 @@ static void add_conv_pool(cnb_check_case *out, int *n, int max, const char *labe
     push(out, n, max, &c);
 }
 
+static void add_pool_conv(cnb_check_case *out, int *n, int max, const char *label,
+                          cnb_pool_desc pd, int act, cnb_conv_desc d, int has_bias, int with_dx) {
+    cnb_check_case c = {.family = CNB_CK_POOL_CONV_BWD, .pool = pd, .conv = d, .act = act,
+                        .has_bias = has_bias, .with_dx = with_dx};
+    snprintf(c.label, sizeof c.label, "%.95s", label);
+    push(out, n, max, &c);
+}
+
 static void add_pool_act(cnb_check_case *out, int *n, int max, const char *label,
                          cnb_pool_desc d, int act) {
     cnb_check_case c = {.family = CNB_CK_POOL_ACT_BWD, .pool = d, .act = act};
@@ -348,6 +366,17 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             add_pool(out, &cnt, max, label, d);
             int act = i > 0 ? fusable_act(m->layers[i - 1].type) : -2;
             if (act != -2) add_pool_act(out, &cnt, max, label, d, act);
+            /* and the fused block backward when a convolution comes before the activation */
+            const cnb_layer *cl = i > 1 ? &m->layers[i - 2] : NULL;
+            if (act != -2 && cl && cl->type == CNB_LAYER_CONV) {
+                char block[96]; /* named after the block's convolution */
+                snprintf(block, sizeof block, "%.40s.%.40s", m->name, cl->name);
+                add_pool_conv(out, &cnt, max, block, d, act,
+                              conv_d(n, cl->in_c, cl->in_h, cl->in_w, cl->out_c, cl->size_h,
+                                     cl->size_w, cl->stride_h, cl->stride_w, cl->pad_h,
+                                     cl->pad_w),
+                              cl->bias_count > 0, i - 2 > 0);
+            }
             break;
         }
         case CNB_LAYER_RELU:
@@ -457,6 +486,22 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
     add_conv_pool(out, &n, max, "edge.fused-block-wide-relu",
                   conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
                   pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0));
+    /* the fused block backward: the same kinds of shapes, with and without dx and dbias */
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
+                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
+                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
+                  pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-nobias-none",
+                  pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0), CNB_FUSED_ACT_NONE,
+                  conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, 1);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-wide-relu",
+                  pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
+                  conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, 1);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-avg-tanh",
+                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_TANH,
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 1);
     add_pool_act(out, &n, max, "edge.fused-maxpool-overlap-relu",
                  pool_d(CNB_POOL_MAX, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU);
     add_pool_act(out, &n, max, "edge.fused-maxpool-odd-sigmoid",
@@ -600,6 +645,18 @@ static int layout(const cnb_check_case *c, buf_spec *b) {
         B(R_IN, 0, F_SIGNED, py);      /* dy, for pool_backward on the workspace it left */
         B(R_OUT, 0, F_NONE, y);        /* pool_backward's dx */
         B(R_SCRATCH, 0, F_NONE, y);    /* the pre-activation, when composed */
+        break;
+    case CNB_CK_POOL_CONV_BWD:
+        B(R_IN, 0, act_out_fill(c->act), px);                 /* a: the pooling's input */
+        B(R_WS, 0, F_NONE, 0);
+        B(R_SCRATCH, 0, F_NONE, py);                          /* y, from its own forward */
+        B(R_IN, 0, F_SIGNED, py);                             /* dy of the pooling's output */
+        B(R_IN, 0, F_SIGNED, x);                              /* the convolution's x */
+        B(R_IN, 0, F_SIGNED, w);                              /* weight */
+        B(c->with_dx ? R_OUT : R_SCRATCH, 0, F_NONE, x);      /* dx */
+        B(R_OUT, 0, F_NONE, w);                               /* dweight */
+        B(c->has_bias ? R_OUT : R_SCRATCH, 0, F_NONE, (size_t)d->k); /* dbias */
+        B(R_SCRATCH, 0, F_NONE, px);                          /* g, when composed */
         break;
     case CNB_CK_POOL_ACT_BWD:
         B(R_IN, 0, act_out_fill(c->act), px); /* x: the activation's output */
@@ -831,6 +888,7 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
         cnb_errf(err, err_len, "%s has no %s slot (the harness runs the separate ones)",
                  api->name, c->family == CNB_CK_CONV_BWD_FUSED  ? "conv_backward"
                             : c->family == CNB_CK_CONV_POOL_FWD ? "conv_act_pool_forward"
+                            : c->family == CNB_CK_POOL_CONV_BWD ? "pool_act_conv_backward"
                                                                 : "fused");
         return CNB_ERR_UNSUPPORTED;
     }
@@ -845,6 +903,31 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
         if (db)
             RUN("bias_backward", api->bias_backward(ctx, db, f[0], cd->n, cd->k, cd->p * cd->q));
         if (dx) RUN("conv_backward_data", api->conv_backward_data(ctx, cd, dx, f[0], f[2]));
+        return CNB_OK;
+    }
+    if (c->family == CNB_CK_POOL_CONV_BWD) {
+        /* the pooling's forward on a (its workspace), then the fused call or pool_backward,
+         * activation_backward (a stands for the activation's input: cnb_abi.h's rule for
+         * pool_act_backward) and the convolution's three gradients of g */
+        const cnb_pool_desc *pd = &c->pool;
+        const cnb_conv_desc *cd = &c->conv;
+        float *dx = c->with_dx ? f[6] : NULL, *db = c->has_bias ? f[8] : NULL;
+        size_t count = (size_t)pd->n * pd->c * pd->h * pd->w;
+        RUN("pool_forward", api->pool_forward(ctx, pd, f[2], f[0], dev[1]));
+        if (!compose) {
+            RUN("pool_act_conv_backward",
+                api->pool_act_conv_backward(ctx, pd, c->act, cd, dx, f[7], db, f[3], f[0], f[2],
+                                            dev[1], f[4], f[5]));
+            return CNB_OK;
+        }
+        RUN("pool_backward", api->pool_backward(ctx, pd, f[9], f[3], f[0], f[2], dev[1]));
+        if (c->act != CNB_FUSED_ACT_NONE)
+            RUN("activation_backward", api->activation_backward(ctx, c->act, count, f[9], NULL,
+                                                                f[9], f[0], f[0], NULL));
+        RUN("conv_backward_filter", api->conv_backward_filter(ctx, cd, f[7], f[9], f[4]));
+        if (db)
+            RUN("bias_backward", api->bias_backward(ctx, db, f[9], cd->n, cd->k, cd->p * cd->q));
+        if (dx) RUN("conv_backward_data", api->conv_backward_data(ctx, cd, dx, f[9], f[5]));
         return CNB_OK;
     }
     const float *bias = c->has_bias ? f[2] : NULL;
@@ -907,7 +990,8 @@ static cnb_status run_case(const cnb_check_data *d, const cnb_backend *api, cnb_
     cnb_status st = CNB_OK;
     size_t ws_bytes = 0;
     if (c->family == CNB_CK_POOL_FWD || c->family == CNB_CK_POOL_BWD ||
-        c->family == CNB_CK_POOL_ACT_BWD || c->family == CNB_CK_CONV_POOL_FWD)
+        c->family == CNB_CK_POOL_ACT_BWD || c->family == CNB_CK_CONV_POOL_FWD ||
+        c->family == CNB_CK_POOL_CONV_BWD)
         RUN("pool_workspace_size", api->pool_workspace_size(ctx, &c->pool, &ws_bytes));
     for (int i = 0; i < d->nbufs; i++) {
         size_t bytes = d->role[i] == R_WS ? ws_bytes : d->count[i] * 4;
@@ -983,6 +1067,7 @@ static cnb_status run_case(const cnb_check_data *d, const cnb_backend *api, cnb_
     case CNB_CK_POOL_ACT_BWD:
     case CNB_CK_CONV_BWD_FUSED:
     case CNB_CK_CONV_POOL_FWD:
+    case CNB_CK_POOL_CONV_BWD:
         st = run_fused(d, api, ctx, dev, compose, err, err_len);
         if (st != CNB_OK) goto done;
         break;

@@ -32,6 +32,7 @@ typedef enum cnb_check_family {
     CNB_CK_POOL_ACT_BWD, /* fused pool_act_backward against pool_backward + activation */
     CNB_CK_CONV_BWD_FUSED, /* fused conv_backward against the filter, bias and data gradients */
     CNB_CK_CONV_POOL_FWD, /* fused conv_act_pool_forward against conv + activation + pooling */
+    CNB_CK_POOL_CONV_BWD, /* fused pool_act_conv_backward against pooling + activation + conv */
     CNB_CK_TRAINING,   /* whole-training agreement; run by cmd_check.c, not by this file */
     CNB_CK_DISTRIBUTED,/* N ranks against one, under mpirun (check_dist.h) */
     CNB_CK_COUNT
@@ -63,14 +64,16 @@ typedef struct cnb_check_case {
     int bn, bc, bhw;         /* bias_*: (n, c, hw); softmax: bn = batch, bc = classes */
     int adam_step;           /* adam: the step number t (bias correction) */
     int has_bias;            /* conv_fwd, conv_act_fwd, conv_bwd (dbias wanted), conv_act_pool_fwd */
-    int with_dx;             /* conv_bwd: dx wanted (not for a network's first layer) */
+    int with_dx;             /* conv_bwd, pool_act_conv_bwd: dx wanted (not for a network's
+                              * first layer) */
 } cnb_check_case;
 
-/* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd, conv_act_pool_fwd): their slots are
+/* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd, conv_act_pool_fwd,
+ * pool_act_conv_bwd): their slots are
  * optional, and a backend may leave them, or a combination, to the harness's separate calls. */
 int cnb_check_family_is_fused(int family);
 /* 1 when api fills the slot case c calls (always, but for a fused family whose optional slot
- * the backend leaves empty: the fusion group, conv_backward, conv_act_pool_forward). */
+ * the backend leaves empty: the fusion group, conv_backward, conv_act_pool_forward, pool_act_conv_backward). */
 int cnb_check_case_slot_present(const cnb_check_case *c, const cnb_backend *api);
 
 /* Shape text for output, e.g. "n8 c32 14x14 k64 3x3 st1 pad1". */

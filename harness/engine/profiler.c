@@ -16,7 +16,7 @@ static const char *const family_names[CNB_KF_COUNT] = {
     "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bias_fwd", "bias_bwd", "pool_fwd",
     "pool_bwd", "gemm_fwd", "gemm_bwd", "act_fwd", "act_bwd", "softmax_ce_fwd",
     "softmax_ce_bwd", "optimizer", "memory", "other", "conv_bias_act_fwd", "pool_act_bwd",
-    "conv_bwd", "conv_act_pool_fwd"};
+    "conv_bwd", "conv_act_pool_fwd", "pool_act_conv_bwd"};
 
 const char *cnb_kfamily_name(int f) {
     return f >= 0 && f < CNB_KF_COUNT ? family_names[f] : "unknown";
@@ -29,7 +29,8 @@ const char *cnb_kfamily_direction(int f) {
     case CNB_KF_CONV_POOL_FWD: return "forward";
     case CNB_KF_CONV_BWD_DATA: case CNB_KF_CONV_BWD_FILTER: case CNB_KF_BIAS_BWD:
     case CNB_KF_POOL_BWD: case CNB_KF_GEMM_BWD: case CNB_KF_ACT_BWD:
-    case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: case CNB_KF_CONV_BWD: return "backward";
+    case CNB_KF_SOFTMAX_BWD: case CNB_KF_POOL_ACT_BWD: case CNB_KF_CONV_BWD:
+    case CNB_KF_POOL_CONV_BWD: return "backward";
     case CNB_KF_OPTIMIZER: return "update";
     case CNB_KF_MEMORY: return "memory";
     default: return "other";
@@ -349,6 +350,17 @@ static cnb_status px_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc
     return CNB_OK;
 }
 
+static cnb_status px_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd, int act,
+                                           const cnb_conv_desc *cd, float *dx, float *dw,
+                                           float *db, const float *dy, const float *a,
+                                           const float *y, const void *ws, const float *x,
+                                           const float *w) {
+    FORWARD(CNB_KF_POOL_CONV_BWD, 1,
+            pool_act_conv_backward(p_->real_ctx, pd, act, cd, dx, dw, db, dy, a, y, ws, x, w));
+    perturb(P(ctx), "pool_act_conv_backward", dw, (size_t)cd->k * cd->c * cd->r * cd->s);
+    return CNB_OK;
+}
+
 /* The optimizer step ends a training step: fold the step's calls into the training totals. With
  * timers this is where the step's pairs are read back, one wait per step instead of per call. */
 static void end_of_step(cnb_profiler *p) {
@@ -447,6 +459,8 @@ void cnb_profiler_init(cnb_profiler *p, const cnb_backend *real, cnb_context *re
     if (cnb_backend_has_conv_backward(real)) p->table.conv_backward = px_conv_backward;
     if (cnb_backend_has_conv_pool_forward(real))
         p->table.conv_act_pool_forward = px_conv_act_pool_forward;
+    if (cnb_backend_has_pool_conv_backward(real))
+        p->table.pool_act_conv_backward = px_pool_act_conv_backward;
 }
 
 void cnb_profiler_release(cnb_profiler *p) {

@@ -42,6 +42,7 @@ typedef enum cnb_kfamily {
     CNB_KF_POOL_ACT_BWD, /* fused: pooling backward with the activation's backward folded in */
     CNB_KF_CONV_BWD,     /* fused: a convolution's data, filter and bias gradients in one call */
     CNB_KF_CONV_POOL_FWD, /* fused: convolution + bias + activation + pooling forward */
+    CNB_KF_POOL_CONV_BWD, /* fused: pooling + activation + convolution backward */
     CNB_KF_COUNT
 } cnb_kfamily;
 

@@ -67,11 +67,12 @@ struct cnb_trainer {
     /* Fusion (the backend's optional fused slots, unless --no-fusion): per layer, 0 = not tried
      * yet, 1 = the last call fused, -1 = the backend said unsupported, separate calls from now
      * on. fuse_fwd, fuse_conv_pool and fuse_conv_bwd are indexed by the convolution, fuse_bwd
-     * by the pooling layer. fusion_conv_bwd, fusion_conv_pool: the backend has the fused
-     * convolution backward, the fused convolution + activation + pooling forward. */
-    int fusion, fusion_conv_bwd, fusion_conv_pool;
+     * and fuse_pool_conv by the pooling layer. fusion_conv_bwd, fusion_conv_pool,
+     * fusion_pool_conv: the backend has the fused convolution backward, the fused convolution
+     * + activation + pooling forward, the fused pooling + activation + convolution backward. */
+    int fusion, fusion_conv_bwd, fusion_conv_pool, fusion_pool_conv;
     signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS], fuse_conv_bwd[CNB_MAX_LAYERS];
-    signed char fuse_conv_pool[CNB_MAX_LAYERS];
+    signed char fuse_conv_pool[CNB_MAX_LAYERS], fuse_pool_conv[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -345,6 +346,7 @@ int cnb_trainer_create(const cnb_backend *api, cnb_context *ctx, const cnb_model
     t->fusion = !s->no_fusion && cnb_backend_has_fusion(api);
     t->fusion_conv_bwd = !s->no_fusion && cnb_backend_has_conv_backward(api);
     t->fusion_conv_pool = !s->no_fusion && cnb_backend_has_conv_pool_forward(api);
+    t->fusion_pool_conv = !s->no_fusion && cnb_backend_has_pool_conv_backward(api);
     /* Per-shape work on first use (cuDNN's and oneDNN's algorithm searches, scratch growth) is
      * done here, before anything is timed: always for a device backend, and for a CPU backend
      * that says so in info() (cnb_abi.h: "warm_up"); the others skip it. */
@@ -422,6 +424,28 @@ static int conv_act_pool_forward_fused(cnb_trainer *t, int i, const cnb_conv_des
     cnb_status st = t->api->conv_act_pool_forward(t->ctx, d, act, &pd, t->act[i + 1],
                                                   t->act[i + 2], t->pool_ws[i + 2], in, w, b);
     return fused_outcome(t, &t->fuse_conv_pool[i], st, "conv_act_pool_forward", err, err_len);
+}
+
+/* Pooling i's backward, the activation i-1 and the convolution i-2 before it as one call
+ * (cnb_abi.h's pool_act_conv_backward): the convolution's weight and bias gradients and dx, the
+ * gradient of its input (NULL for the first layer). 1: fused; 0: run the separate calls; -1:
+ * error. */
+static int pool_act_conv_backward_fused(cnb_trainer *t, int i, const cnb_pool_desc *pd, int n,
+                                        float *dx, const float *dy, char *err, size_t err_len) {
+    const cnb_model *m = t->m;
+    int act = fused_slot_activation(m, i - 1);
+    if (!t->fusion_pool_conv || t->fuse_pool_conv[i] < 0 || act < 0 || i < 2 ||
+        m->layers[i - 2].type != CNB_LAYER_CONV)
+        return 0;
+    const cnb_layer *cl = &m->layers[i - 2];
+    cnb_conv_desc cd;
+    conv_desc(cl, n, &cd);
+    const float *w = t->params + cl->param_offset;
+    float *dw = t->grads + cl->param_offset;
+    cnb_status st = t->api->pool_act_conv_backward(
+        t->ctx, pd, act, &cd, i - 2 > 0 ? dx : NULL, dw, cl->bias_count ? dw + cl->weight_count : NULL,
+        dy, t->act[i - 1], t->act[i], t->pool_ws[i], layer_input(t, i - 2), w);
+    return fused_outcome(t, &t->fuse_pool_conv[i], st, "pool_act_conv_backward", err, err_len);
 }
 
 /* Pooling i's backward with the activation i-1 before it folded in: dx is the gradient of the
@@ -557,7 +581,13 @@ static int backward(cnb_trainer *t, int n, char *err, size_t err_len) {
             if (!dx) break;
             cnb_pool_desc d;
             pool_desc(l, n, &d);
-            int fused = pool_act_backward_fused(t, i, &d, dx, dy, err, err_len);
+            int fused = pool_act_conv_backward_fused(t, i, &d, n, dx, dy, err, err_len);
+            if (fused < 0) return -1;
+            if (fused) {
+                i -= 2; /* dx is already the gradient of the convolution's input */
+                break;
+            }
+            fused = pool_act_backward_fused(t, i, &d, dx, dy, err, err_len);
             if (fused < 0) return -1;
             if (fused) {
                 i--; /* dx is already the gradient of the activation's input */
