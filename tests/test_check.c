@@ -222,13 +222,15 @@ Test(check, cli_planted_bug_in_the_fused_conv_backward_fails_it, .timeout = 120)
 
 /* A planted error in oneDNN's fused convolution + activation + pooling forward (the pooled
  * output it returns) fails every conv_act_pool_fwd check, random and exact, while the separate
- * convolution still passes. */
+ * convolution still passes. Direct convolution: under Winograd's looser tolerance one value
+ * off by 1 in an exact-mode output of magnitude ~300 is within it, which is not what this
+ * test is about. */
 Test(check, cli_planted_bug_in_the_fused_block_forward_fails_it, .timeout = 120) {
     if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
     char *out;
     int fused, plain;
     cJSON *root = run_planted_on("onednn", "conv_act_pool_forward", "conv_act_pool_fwd",
-                                 "--family conv_fwd,conv_act_pool_fwd ",
+                                 "--family conv_fwd,conv_act_pool_fwd --direct-conv ",
                                  CNB_TEST_TMP_DIR "/check-planted-conv-pool.json", &out, &fused,
                                  &plain);
     cr_expect_geq(fused, 8, "only %d conv_act_pool_fwd checks", fused);
@@ -245,7 +247,7 @@ Test(check, cli_planted_bug_in_the_fused_block_backward_fails_it, .timeout = 120
     char *out;
     int fused, plain;
     cJSON *root = run_planted_on("onednn", "pool_act_conv_backward", "pool_act_conv_bwd",
-                                 "--family conv_bwd_filter,pool_act_conv_bwd ",
+                                 "--family conv_bwd_filter,pool_act_conv_bwd --direct-conv ",
                                  CNB_TEST_TMP_DIR "/check-planted-pool-conv.json", &out, &fused,
                                  &plain);
     cr_expect_geq(fused, 8, "only %d pool_act_conv_bwd checks", fused);

@@ -56,6 +56,7 @@ static void odn_destroy(cnb_context *ctx) {
     free(ctx->scratch);
     free(ctx->acc);
     free(ctx->choices);
+    free(ctx->bias_choices);
     free(ctx);
 }
 

@@ -70,6 +70,13 @@ struct odn_conv_choice {
     const char *how;
 };
 
+/* Where a shape's fused backward sums dbias (bias_placement says how it is chosen). */
+struct odn_bias_choice {
+    cnb_conv_desc d;
+    int inside;
+    double inside_ms, loop_ms; /* < 0: not timed */
+};
+
 /* Whether a convolution of this kind (ODN_CONV_*) goes through blocked layouts.
  *
  * Measured on this machine (2 cores of an AVX-512 EPYC, oneDNN 2.6.3, 2 OpenMP threads; ms per
@@ -360,6 +367,21 @@ void odn_conv_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
             fn(user, key, dirs);
         }
     }
+    for (int i = 0; i < ctx->bias_choice_count; i++) {
+        const odn_bias_choice *b = &ctx->bias_choices[i];
+        char shape[96], key[128], value[160];
+        shape_words(&b->d, shape, sizeof shape);
+        snprintf(key, sizeof key, "onednn.conv_dbias[%s]", shape);
+        if (b->inside_ms >= 0)
+            snprintf(value, sizeof value,
+                     "%s (timed: in the weight-gradient primitive %.3f ms, loop beside it %.3f ms)",
+                     b->inside ? "in the weight-gradient primitive" : "loop", b->inside_ms,
+                     b->loop_ms);
+        else
+            snprintf(value, sizeof value, "in the weight-gradient primitive (deterministic: not "
+                                          "timed)");
+        fn(user, key, value);
+    }
 }
 
 /* The eltwise algorithm of a fused activation. ReLU never gets here: oneDNN 2.6's eltwise ReLU
@@ -648,10 +670,72 @@ cnb_status odn_conv_backward_filter(cnb_context *ctx, const cnb_conv_desc *d, fl
     return conv_call(ctx, ODN_CONV_BACKWARD_FILTER, &key, conv_backward_filter_op, &io);
 }
 
+/* Where dbias is summed: inside oneDNN's weight-gradient primitive (one read of dy) or by
+ * odn_bias_backward's loop beside it. Neither always wins (2 threads, median of 200 calls, ms,
+ * inside / loop, the weight gradient included): n64 c1 28x28 k32 3x3 0.28 / 0.35, n256 c6
+ * 14x14 k16 5x5 2.90 / 2.64, n256 c1 28x28 k6 5x5 1.14 / 0.97. So a shape's first call times
+ * both (best of 3 after one untimed run each) and keeps the faster; deterministic mode keeps
+ * it inside without timing, so the bits do not depend on the host's speed. */
+static odn_bias_choice *bias_choice_find(cnb_context *ctx, const cnb_conv_desc *d) {
+    for (int i = 0; i < ctx->bias_choice_count; i++)
+        if (memcmp(&ctx->bias_choices[i].d, d, sizeof *d) == 0) return &ctx->bias_choices[i];
+    return NULL;
+}
+
+/* The weight gradient of a fused backward, with dbias inside (bias_inside) or by the loop. */
+static cnb_status weight_grad(cnb_context *ctx, const cnb_conv_desc *d, int bias_inside,
+                              float *dweight, float *dbias, const float *dy, const float *x,
+                              void **dy_seen, odn_op **fop_out) {
+    conv_key fk = backward_key(ctx, d, ODN_CONV_BACKWARD_FILTER, dbias && bias_inside);
+    conv_io fio = {x, dy, dweight, bias_inside ? dbias : NULL};
+    odn_op *fop;
+    cnb_status st = conv_select(ctx, ODN_CONV_BACKWARD_FILTER, &fk, conv_backward_filter_op,
+                                &fio, &fop);
+    if (st == CNB_OK) st = conv_exec_with(ctx, fop, &fio, NULL, NULL, dy_seen);
+    if (st == CNB_OK) st = conv_out(ctx, fop, &fio);
+    if (st == CNB_OK && dbias && !bias_inside)
+        st = odn_bias_backward(ctx, dbias, dy, d->n, d->k, d->p * d->q);
+    if (fop_out) *fop_out = fop;
+    return st;
+}
+
+static cnb_status bias_placement(cnb_context *ctx, const cnb_conv_desc *d, float *dweight,
+                                 float *dbias, const float *dy, const float *x, int *inside) {
+    odn_bias_choice *c = bias_choice_find(ctx, d);
+    if (c) return *inside = c->inside, CNB_OK;
+    odn_bias_choice n = {.d = *d, .inside = 1, .inside_ms = -1.0, .loop_ms = -1.0};
+    if (!ctx->deterministic) {
+        for (int run = 0; run <= CHOICE_RUNS; run++) {
+            cnb_status st;
+            double t0 = now_ms();
+            if ((st = weight_grad(ctx, d, 1, dweight, dbias, dy, x, NULL, NULL)) != CNB_OK)
+                return st;
+            double t1 = now_ms();
+            if ((st = weight_grad(ctx, d, 0, dweight, dbias, dy, x, NULL, NULL)) != CNB_OK)
+                return st;
+            double t2 = now_ms();
+            if (run == 0) continue; /* first touch of buffers and JIT code */
+            if (n.inside_ms < 0 || t1 - t0 < n.inside_ms) n.inside_ms = t1 - t0;
+            if (n.loop_ms < 0 || t2 - t1 < n.loop_ms) n.loop_ms = t2 - t1;
+        }
+        n.inside = n.inside_ms <= n.loop_ms;
+    }
+    if (ctx->bias_choice_count == ctx->bias_choice_cap) {
+        int cap = ctx->bias_choice_cap ? 2 * ctx->bias_choice_cap : 16;
+        odn_bias_choice *grown = realloc(ctx->bias_choices, (size_t)cap * sizeof *grown);
+        if (!grown) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "dbias placement choices");
+        ctx->bias_choices = grown;
+        ctx->bias_choice_cap = cap;
+    }
+    ctx->bias_choices[ctx->bias_choice_count++] = n;
+    *inside = n.inside;
+    return CNB_OK;
+}
+
 /* The fused backward (cnb_abi.h's conv_backward): the weight gradient first, with dbias summed
- * inside it, then the data gradient reading dy from the weight gradient's reorder buffer when
- * both chose the same layout for it. Measured in a simplecnn step (2 threads): dy's second
- * reorder 0.18 ms and bias_backward 0.19 ms saved. */
+ * inside it or beside it (bias_placement), then the data gradient reading dy from the weight
+ * gradient's reorder buffer when both chose the same layout for it (dy's second reorder saved:
+ * 0.18 ms of a simplecnn step). */
 cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx, float *dweight,
                              float *dbias, const float *dy, const float *x, const float *weight) {
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
@@ -662,15 +746,12 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
     CNB_CHECK_PTR(ctx, "conv_backward", x);
     if (dx) CNB_CHECK_PTR(ctx, "conv_backward", weight);
     odn_enter(ctx);
-    conv_key fk = backward_key(ctx, d, ODN_CONV_BACKWARD_FILTER, dbias != NULL);
-    conv_io fio = {x, dy, dweight, dbias};
-    odn_op *fop;
-    if ((st = conv_select(ctx, ODN_CONV_BACKWARD_FILTER, &fk, conv_backward_filter_op, &fio,
-                          &fop)) != CNB_OK)
+    int inside = 1;
+    if (dbias && (st = bias_placement(ctx, d, dweight, dbias, dy, x, &inside)) != CNB_OK)
         return st;
     void *dy_seen;
-    if ((st = conv_exec_with(ctx, fop, &fio, NULL, NULL, &dy_seen)) != CNB_OK ||
-        (st = conv_out(ctx, fop, &fio)) != CNB_OK)
+    odn_op *fop;
+    if ((st = weight_grad(ctx, d, inside, dweight, dbias, dy, x, &dy_seen, &fop)) != CNB_OK)
         return st;
     if (!dx) return CNB_OK;
     conv_key dk = backward_key(ctx, d, ODN_CONV_BACKWARD_DATA, 0);

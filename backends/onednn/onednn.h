@@ -59,6 +59,8 @@ typedef struct odn_op {
 
 /* A convolution shape's algorithm, decided on its first call (conv.c). */
 typedef struct odn_conv_choice odn_conv_choice;
+/* Where a shape's fused backward sums dbias, decided on its first call (conv.c). */
+typedef struct odn_bias_choice odn_bias_choice;
 
 struct cnb_context {
     char err[CPU_ERR_LEN];          /* message of the last failed call, "" if none failed yet */
@@ -72,6 +74,8 @@ struct cnb_context {
     int force_winograd;             /* CNB_ONEDNN_CONV_ALGO=winograd: wherever oneDNN has it */
     odn_conv_choice *choices;       /* per (kind, shape) algorithm choices, in first-use order */
     int choice_count, choice_cap;
+    odn_bias_choice *bias_choices;  /* per shape: dbias in the weight-gradient primitive or not */
+    int bias_choice_count, bias_choice_cap;
     void *scratch;                  /* the shared scratchpad, grown on demand, never shrunk */
     size_t scratch_bytes;
     double *acc;                    /* per-thread partial sums of the loops here (bias_backward) */
