@@ -204,56 +204,41 @@ static cJSON *run_planted_check(const char *slot, const char *bad_family, const 
     return run_planted_on("blas", slot, bad_family, args, json, out, bad, others);
 }
 
-/* A planted error in oneDNN's fused convolution backward (the weight gradient it returns) fails
- * every conv_bwd check, random and exact, while the separate weight gradient still passes. */
+/* A planted error in one of oneDNN's optional fused slots fails every check of its family
+ * (at least 8 of them, random and exact), while the separate kernel beside it still passes. */
+static void expect_planted_onednn_slot_fails(const char *slot, const char *family,
+                                             const char *args, const char *json) {
+    if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
+    char *out;
+    int fused, plain;
+    cJSON *root = run_planted_on("onednn", slot, family, args, json, &out, &fused, &plain);
+    cr_expect_geq(fused, 8, "only %d %s checks", fused, family);
+    cr_expect_gt(plain, 0);
+    cJSON_Delete(root);
+    free(out);
+}
+
+/* The fused convolution backward (the weight gradient it returns). */
 Test(check, cli_planted_bug_in_the_fused_conv_backward_fails_it, .timeout = 120) {
-    if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
-    char *out;
-    int fused, plain;
-    cJSON *root = run_planted_on("onednn", "conv_backward", "conv_bwd",
-                                 "--family conv_bwd_filter,conv_bwd ",
-                                 CNB_TEST_TMP_DIR "/check-planted-conv-bwd.json", &out, &fused,
-                                 &plain);
-    cr_expect_geq(fused, 8, "only %d conv_bwd checks", fused);
-    cr_expect_gt(plain, 0);
-    cJSON_Delete(root);
-    free(out);
+    expect_planted_onednn_slot_fails("conv_backward", "conv_bwd",
+                                     "--family conv_bwd_filter,conv_bwd ",
+                                     CNB_TEST_TMP_DIR "/check-planted-conv-bwd.json");
 }
 
-/* A planted error in oneDNN's fused convolution + activation + pooling forward (the pooled
- * output it returns) fails every conv_act_pool_fwd check, random and exact, while the separate
- * convolution still passes. Direct convolution: under Winograd's looser tolerance one value
- * off by 1 in an exact-mode output of magnitude ~300 is within it, which is not what this
- * test is about. */
+/* The fused convolution + activation + pooling forward (the pooled output it returns). Direct
+ * convolution: under Winograd's looser tolerance one value off by 1 in an exact-mode output of
+ * magnitude ~300 is within it, which is not what this test is about. */
 Test(check, cli_planted_bug_in_the_fused_block_forward_fails_it, .timeout = 120) {
-    if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
-    char *out;
-    int fused, plain;
-    cJSON *root = run_planted_on("onednn", "conv_act_pool_forward", "conv_act_pool_fwd",
-                                 "--family conv_fwd,conv_act_pool_fwd --direct-conv ",
-                                 CNB_TEST_TMP_DIR "/check-planted-conv-pool.json", &out, &fused,
-                                 &plain);
-    cr_expect_geq(fused, 8, "only %d conv_act_pool_fwd checks", fused);
-    cr_expect_gt(plain, 0);
-    cJSON_Delete(root);
-    free(out);
+    expect_planted_onednn_slot_fails("conv_act_pool_forward", "conv_act_pool_fwd",
+                                     "--family conv_fwd,conv_act_pool_fwd --direct-conv ",
+                                     CNB_TEST_TMP_DIR "/check-planted-conv-pool.json");
 }
 
-/* A planted error in oneDNN's fused pooling + activation + convolution backward (the weight
- * gradient it returns) fails every pool_act_conv_bwd check, random and exact, while the
- * separate weight gradient still passes. */
+/* The fused pooling + activation + convolution backward (the weight gradient it returns). */
 Test(check, cli_planted_bug_in_the_fused_block_backward_fails_it, .timeout = 120) {
-    if (backend_or_skip("onednn")) cr_skip_test("onednn not usable");
-    char *out;
-    int fused, plain;
-    cJSON *root = run_planted_on("onednn", "pool_act_conv_backward", "pool_act_conv_bwd",
-                                 "--family conv_bwd_filter,pool_act_conv_bwd --direct-conv ",
-                                 CNB_TEST_TMP_DIR "/check-planted-pool-conv.json", &out, &fused,
-                                 &plain);
-    cr_expect_geq(fused, 8, "only %d pool_act_conv_bwd checks", fused);
-    cr_expect_gt(plain, 0);
-    cJSON_Delete(root);
-    free(out);
+    expect_planted_onednn_slot_fails("pool_act_conv_backward", "pool_act_conv_bwd",
+                                     "--family conv_bwd_filter,pool_act_conv_bwd --direct-conv ",
+                                     CNB_TEST_TMP_DIR "/check-planted-pool-conv.json");
 }
 
 /* A planted error in blas's fused convolution fails exactly the fused family's checks (each of

@@ -500,6 +500,22 @@ static int nchw_block(const dnnl_memory_desc_t *md) {
     return (int)B;
 }
 
+/* The descriptors of a fused block (a convolution, its activation, a pooling of its output):
+ * each valid, and the pooling's input the convolution's output. */
+static cnb_status check_block(cnb_context *ctx, const char *fn, int act, const cnb_conv_desc *cd,
+                              const cnb_pool_desc *pd) {
+    cnb_status st = cnb_check_fused_act(fn, act, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = cnb_check_conv_desc(fn, cd, ctx->err, sizeof ctx->err);
+    if (st == CNB_OK) st = cnb_check_pool_desc(fn, pd, ctx->err, sizeof ctx->err);
+    if (st != CNB_OK) return st;
+    if (pd->n != cd->n || pd->c != cd->k || pd->h != cd->p || pd->w != cd->q)
+        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                        "%s: the pooling's input (n%d c%d %dx%d) is not the convolution's "
+                        "output (n%d k%d %dx%d)",
+                        fn, pd->n, pd->c, pd->h, pd->w, cd->n, cd->k, cd->p, cd->q);
+    return CNB_OK;
+}
+
 /* The fused block forward (cnb_abi.h's conv_act_pool_forward): the convolution into its
  * blocked output buffer, then one pass that unpacks each image's channel block to a (nchw),
  * applies ReLU on the way (tanh and sigmoid are the convolution's post-op) and pools the block's
@@ -514,15 +530,8 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
                                      const float *bias) {
     static const char fn[] = "conv_act_pool_forward";
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = cnb_check_fused_act(fn, act, ctx->err, sizeof ctx->err);
-    if (st == CNB_OK) st = cnb_check_conv_desc(fn, cd, ctx->err, sizeof ctx->err);
-    if (st == CNB_OK) st = cnb_check_pool_desc(fn, pd, ctx->err, sizeof ctx->err);
+    cnb_status st = check_block(ctx, fn, act, cd, pd);
     if (st != CNB_OK) return st;
-    if (pd->n != cd->n || pd->c != cd->k || pd->h != cd->p || pd->w != cd->q)
-        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: the pooling's input (n%d c%d %dx%d) is not the convolution's "
-                        "output (n%d k%d %dx%d)",
-                        fn, pd->n, pd->c, pd->h, pd->w, cd->n, cd->k, cd->p, cd->q);
     CNB_CHECK_PTR(ctx, fn, a);
     CNB_CHECK_PTR(ctx, fn, y);
     CNB_CHECK_PTR(ctx, fn, x);
@@ -784,15 +793,8 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
                                       const float *weight) {
     static const char fn[] = "pool_act_conv_backward";
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
-    cnb_status st = cnb_check_fused_act(fn, act, ctx->err, sizeof ctx->err);
-    if (st == CNB_OK) st = cnb_check_conv_desc(fn, cd, ctx->err, sizeof ctx->err);
-    if (st == CNB_OK) st = cnb_check_pool_desc(fn, pd, ctx->err, sizeof ctx->err);
+    cnb_status st = check_block(ctx, fn, act, cd, pd);
     if (st != CNB_OK) return st;
-    if (pd->n != cd->n || pd->c != cd->k || pd->h != cd->p || pd->w != cd->q)
-        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: the pooling's input (n%d c%d %dx%d) is not the convolution's "
-                        "output (n%d k%d %dx%d)",
-                        fn, pd->n, pd->c, pd->h, pd->w, cd->n, cd->k, cd->p, cd->q);
     CNB_CHECK_PTR(ctx, fn, dweight);
     CNB_CHECK_PTR(ctx, fn, dy);
     CNB_CHECK_PTR(ctx, fn, a);
