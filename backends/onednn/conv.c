@@ -798,6 +798,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
     CNB_CHECK_PTR(ctx, fn, dweight);
     CNB_CHECK_PTR(ctx, fn, dy);
     CNB_CHECK_PTR(ctx, fn, a);
+    CNB_CHECK_PTR(ctx, fn, y);
     CNB_CHECK_PTR(ctx, fn, x);
     if (dx) CNB_CHECK_PTR(ctx, fn, weight);
     if (act != CNB_ACT_RELU && act != CNB_FUSED_ACT_NONE)
@@ -841,7 +842,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
         return cpu_fail(ctx, CNB_ERR_UNSUPPORTED,
                         "%s: the convolution reads dy in a layout without a channel block", fn);
     float *g = fop->buf[B_IN2];
-    long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, block, dy, a, workspace, g);
+    long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, block, dy, y, workspace, g);
     if (bad >= 0)
         return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                         "%s: workspace entry %ld is outside the %dx%d plane: it was not "

@@ -173,7 +173,7 @@ void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
 void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
                          float *y, int32_t *arg);
 long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
-                              const float *a, const int32_t *arg, float *g);
+                              const float *y, const int32_t *arg, float *g);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);
