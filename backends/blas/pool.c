@@ -1,9 +1,9 @@
 /* pool.c — max and average pooling, forward and backward, split by plane over the backend's
  * team. Max pooling runs the plane loops the CPU backends share (cpu_common's pool_planes.c:
  * each window's argmax in the workspace, so its backward is a scatter that never looks at x
- * again). The 2x2 stride-2 unpadded window of every model here has its own loop; other shapes
- * take the general one. Average pooling divides by kh*kw, padding
- * included (PyTorch's count_include_pad=True). */
+ * again), and average pooling's plane loops from the same file. The 2x2 stride-2 unpadded
+ * window of every model here has its own loop; other shapes take the general one. Average
+ * pooling divides by kh*kw, padding included (PyTorch's count_include_pad=True). */
 #include <math.h>
 #include <string.h>
 
@@ -17,13 +17,6 @@ static cnb_status check_pool_desc(cnb_context *ctx, const char *fn, const cnb_po
     if (st == CNB_OK && !cnb_check_pool_fits_int(fn, d, ctx->err, sizeof ctx->err))
         st = CNB_ERR_INVALID_ARGUMENT;
     return st;
-}
-
-/* The window rows [*lo, *hi) of output o that fall inside [0, in). */
-static void window_range(int *lo, int *hi, int o, int stride, int pad, int k, int in) {
-    int start = o * stride - pad;
-    *lo = start < 0 ? -start : 0;
-    *hi = start + k > in ? in - start : k;
 }
 
 cnb_status blas_pool_workspace_size(cnb_context *ctx, const cnb_pool_desc *d, size_t *bytes) {
@@ -77,7 +70,6 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
     pool_job *j = p;
     const cnb_pool_desc *d = j->d;
     const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
-    const float window = (float)d->kh * (float)d->kw;
     for (size_t pl = lo; pl < hi; pl++) {
         float *restrict dxp = j->dx + pl * in;
         const float *restrict dyp = j->dy + pl * out;
@@ -92,22 +84,7 @@ static void backward_range(void *p, int thread, size_t lo, size_t hi) {
             }
             continue;
         }
-        memset(dxp, 0, in * sizeof(float));
-        for (int oh = 0; oh < d->p; oh++) {
-            int ilo, ihi;
-            window_range(&ilo, &ihi, oh, d->stride_h, d->pad_h, d->kh, d->h);
-            const int ih0 = oh * d->stride_h - d->pad_h;
-            for (int ow = 0; ow < d->q; ow++) {
-                int jlo, jhi;
-                window_range(&jlo, &jhi, ow, d->stride_w, d->pad_w, d->kw, d->w);
-                const int iw0 = ow * d->stride_w - d->pad_w;
-                const float g = dyp[(size_t)oh * d->q + ow] / window;
-                for (int ih = ih0 + ilo; ih < ih0 + ihi; ih++) {
-                    float *row = dxp + (size_t)ih * d->w;
-                    for (int iw = iw0 + jlo; iw < iw0 + jhi; iw++) row[iw] += g;
-                }
-            }
-        }
+        cpu_avgpool_backward_plane(d, dxp, dyp);
         cpu_act_grad_plane(dxp, a, in, j->act);
     }
 }

@@ -71,8 +71,10 @@ void cpu_maxpool_plane(const cnb_pool_desc *d, float *y, int32_t *arg, const flo
 long cpu_maxpool_backward_plane(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                                 const int32_t *arg, const float *a);
 void cpu_act_grad_plane(float *dx, const float *a, size_t n, int act);
-/* Average pooling's forward of one plane (sum of the window's real cells / (kh*kw)). */
+/* Average pooling's forward of one plane (sum of the window's real cells / (kh*kw)), and its
+ * backward (dx zeroed, each dy / (kh*kw) added to its window's real cells). */
 void cpu_avgpool_plane(const cnb_pool_desc *d, float *y, const float *x);
+void cpu_avgpool_backward_plane(const cnb_pool_desc *d, float *dx, const float *dy);
 
 /* The kernels a CPU backend defines as prefix_<slot>, one per slot of cnb_backend. */
 #define CPU_DECLARE_KERNELS(prefix)                                                           \

@@ -155,6 +155,39 @@ void cpu_avgpool_plane(const cnb_pool_desc *d, float *y, const float *x) {
     else avg_plane(d, y, x);
 }
 
+/* Average pooling's backward of one plane: dx zeroed, then each dy / (kh*kw) added to the real
+ * cells of its window in window order (overlapping windows add up). 2x2 stride-2 windows touch
+ * each cell once: a store of 0 + g per cell, the same values without the read-modify-write. */
+void cpu_avgpool_backward_plane(const cnb_pool_desc *d, float *restrict dx,
+                                const float *restrict dy) {
+    const float window = (float)d->kh * (float)d->kw;
+    memset(dx, 0, (size_t)d->h * d->w * sizeof(float));
+    if (cpu_pool_is_2x2_s2(d)) {
+        for (int oh = 0; oh < d->p; oh++) {
+            float *r0 = dx + (size_t)(2 * oh) * d->w, *r1 = r0 + d->w;
+            const float *dyr = dy + (size_t)oh * d->q;
+            for (int ow = 0; ow < d->q; ow++) {
+                const float g = 0.0f + dyr[ow] / window;
+                r0[2 * ow] = g, r0[2 * ow + 1] = g, r1[2 * ow] = g, r1[2 * ow + 1] = g;
+            }
+        }
+        return;
+    }
+    for (int oh = 0; oh < d->p; oh++) {
+        int ilo, ihi;
+        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
+        for (int ow = 0; ow < d->q; ow++) {
+            int jlo, jhi;
+            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
+            const float g = dy[(size_t)oh * d->q + ow] / window;
+            for (int ih = ilo; ih < ihi; ih++) {
+                float *row = dx + (size_t)ih * d->w;
+                for (int iw = jlo; iw < jhi; iw++) row[iw] += g;
+            }
+        }
+    }
+}
+
 /* One loop per activation, each with a constant act, so that every one of them vectorizes.
  * ReLU's derivative is 0 at a == 0 (PyTorch's) and passes dx where a is NaN. */
 void cpu_act_grad_plane(float *restrict dx, const float *restrict a, size_t n, int act) {

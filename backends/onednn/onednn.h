@@ -26,7 +26,6 @@ typedef enum odn_kind {
     ODN_CONV_FORWARD = 1, /* corr2d is a 1x1-channel convolution and shares this kind */
     ODN_CONV_BACKWARD_DATA,
     ODN_CONV_BACKWARD_FILTER,
-    ODN_POOL,
     ODN_GEMM,
     ODN_ELTWISE_FORWARD,
     ODN_ELTWISE_BACKWARD,
@@ -170,6 +169,8 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
 size_t odn_maxpool_workspace_bytes(const cnb_pool_desc *d);
 void odn_maxpool_forward(const cnb_pool_desc *d, float *y, const float *x, int32_t *arg);
 void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
+void odn_avgpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
+                          const float *a);
 void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
                          float *y, int32_t *arg);
 long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
