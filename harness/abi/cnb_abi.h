@@ -373,7 +373,8 @@ typedef struct cnb_backend {
      * ----
      * A convolution block's backward in one call, from the gradient dy of the pooling's output:
      * g = act'(a) * pool_backward(dy) as pool_act_backward (a, y and workspace are the pooling
-     * forward's: a its input, the activation's output), then conv_backward of g: dweight,
+     * forward's: a its input, the activation's output; y its output, so a backend may read a
+     * max pooling's a at a window's argmax from y), then conv_backward of g: dweight,
      * dbias (NULL: no bias), dx (NULL: not wanted). g is not handed back: a blocked-layout
      * backend writes it straight into the layout its convolution kernels read, instead of a
      * plain g and a reorder of it. pd's n, c, h, w are cd's n, k, p, q. Each output equals,
