@@ -52,7 +52,6 @@ typedef struct odn_op {
     odn_prim prim[ODN_OP_PRIMS];
     void *buf[ODN_OP_BUFS];         /* owned, 64-byte aligned, touched once at creation */
     size_t buf_bytes[ODN_OP_BUFS];
-    size_t workspace_bytes;         /* pooling: the forward's workspace size */
     int flags;                      /* family-specific (e.g. which reorders are in use) */
 } odn_op;
 
