@@ -4,9 +4,6 @@
  * again), and average pooling's plane loops from the same file. The 2x2 stride-2 unpadded
  * window of every model here has its own loop; other shapes take the general one. Average
  * pooling divides by kh*kw, padding included (PyTorch's count_include_pad=True). */
-#include <math.h>
-#include <string.h>
-
 #include "blas_backend.h"
 #include "cnb_abi_check.h"
 

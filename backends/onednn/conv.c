@@ -213,6 +213,22 @@ static int winograd_candidate(const cnb_context *ctx, const cnb_conv_desc *d) {
            (ctx->force_winograd || (d->c >= 8 && d->k >= 8));
 }
 
+/* A per-context array of count items of size bytes (capacity *cap) with room for one more:
+ * items itself, or a doubled copy (*cap updated). NULL when out of memory, with the message set
+ * and items left as it was. Shared by the algorithm and dbias-placement choices. */
+static void *room_for_one(cnb_context *ctx, void *items, int count, int *cap, size_t size,
+                          const char *what) {
+    if (count < *cap) return items;
+    const int grown_cap = *cap ? 2 * *cap : 16;
+    void *grown = realloc(items, (size_t)grown_cap * size);
+    if (!grown) {
+        cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s", what);
+        return NULL;
+    }
+    *cap = grown_cap;
+    return grown;
+}
+
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -292,13 +308,10 @@ static cnb_status conv_choose(cnb_context *ctx, int kind, const conv_key *key,
             odn_cache_drop(ctx, c.winograd ? dop : wop); /* the loser's buffers go now */
         }
     }
-    if (ctx->choice_count == ctx->choice_cap) {
-        int cap = ctx->choice_cap ? 2 * ctx->choice_cap : 16;
-        odn_conv_choice *grown = realloc(ctx->choices, (size_t)cap * sizeof *grown);
-        if (!grown) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "convolution choices");
-        ctx->choices = grown;
-        ctx->choice_cap = cap;
-    }
+    odn_conv_choice *room = room_for_one(ctx, ctx->choices, ctx->choice_count, &ctx->choice_cap,
+                                         sizeof *room, "convolution choices");
+    if (!room) return CNB_ERR_OUT_OF_MEMORY;
+    ctx->choices = room;
     ctx->choices[ctx->choice_count] = c;
     *out = &ctx->choices[ctx->choice_count++];
     return CNB_OK;
@@ -729,13 +742,11 @@ static cnb_status bias_placement(cnb_context *ctx, const cnb_conv_desc *d, float
         }
         n.inside = n.inside_ms <= n.loop_ms;
     }
-    if (ctx->bias_choice_count == ctx->bias_choice_cap) {
-        int cap = ctx->bias_choice_cap ? 2 * ctx->bias_choice_cap : 16;
-        odn_bias_choice *grown = realloc(ctx->bias_choices, (size_t)cap * sizeof *grown);
-        if (!grown) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "dbias placement choices");
-        ctx->bias_choices = grown;
-        ctx->bias_choice_cap = cap;
-    }
+    odn_bias_choice *room = room_for_one(ctx, ctx->bias_choices, ctx->bias_choice_count,
+                                         &ctx->bias_choice_cap, sizeof *room,
+                                         "dbias placement choices");
+    if (!room) return CNB_ERR_OUT_OF_MEMORY;
+    ctx->bias_choices = room;
     ctx->bias_choices[ctx->bias_choice_count++] = n;
     *inside = n.inside;
     return CNB_OK;

@@ -7,8 +7,6 @@
  * NaN follows cnb_abi.h: the max loops take NaN as the maximum (the last NaN of a window gets
  * the gradient; oneDNN 2.6's max primitive would skip NaN); average pooling is plain IEEE
  * arithmetic. */
-#include <string.h>
-
 #include "cnb_abi_check.h"
 #include "onednn.h"
 
