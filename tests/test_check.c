@@ -343,12 +343,14 @@ Test(check, cli_naive_blas_pass_and_unusable_backend_is_skipped, .timeout = 120)
                                    "which blas leaves to the harness"),
                        "one summary line instead of a line per case:\n%s", out);
     cr_expect_null(strstr(out, "SKIPPED    blas    conv_bwd"), "%s", out);
-    /* the fused block: network's two, the five edge ones; random, and exact where the pooling
-     * and activation keep integers (network's two, three edge ones), on both */
-    cr_expect_eq(no_conv_pool, 2 * (7 + 5), "conv_act_pool_fwd SKIPPED %d times", no_conv_pool);
-    /* and the fused block backward: network's two, five edge ones; exact for max pooling
-     * (network's two, four edge ones) */
-    cr_expect_eq(no_pool_conv, 2 * (7 + 6), "pool_act_conv_bwd SKIPPED %d times", no_pool_conv);
+    /* the fused block: network's two with a kept and not, the five edge ones and three without
+     * a; random, and exact where the pooling and activation keep integers (network's four,
+     * four edge ones), on both */
+    cr_expect_eq(no_conv_pool, 2 * (12 + 8), "conv_act_pool_fwd SKIPPED %d times", no_conv_pool);
+    /* and the fused block backward: network's two with a and without, five edge ones and two
+     * without a; exact for max pooling (network's four, six edge ones) */
+    cr_expect_eq(no_pool_conv, 2 * (11 + 10), "pool_act_conv_bwd SKIPPED %d times",
+                 no_pool_conv);
     cr_expect_eq(training, 2, "network's training agreement for naive and blas");
     cr_expect_gt(exact, 50);
     cr_expect_gt(passed, 200);

@@ -190,3 +190,70 @@ Test(faults, host_allocation_failure_is_named) {
               "%s", out);
     free(out);
 }
+
+/* The lines of the proxy's block trace at path (CNB_FAULT_TRACE), "" when there is none. */
+static char *read_trace(const char *path) {
+    FILE *f = fopen(path, "r");
+    char *buf = calloc(1, 1 << 20);
+    if (!f || !buf) {
+        if (f) fclose(f);
+        return buf;
+    }
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A backend with the fused block slots (the proxy composes them of naive's kernels) gets a = NULL
+ * where nothing reads a — every inference pass, and training once the block backward has run,
+ * which then gets a = NULL too — and the run ends with the separate kernels' test loss. */
+Test(faults, fused_blocks_drop_a_where_nothing_reads_it) {
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --no-fusion --out " TMP
+                 "/block_ref.json", &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    double ref = test_loss_of(TMP "/block_ref.json");
+    remove(TMP "/block_trace.txt");
+    rc = run("CNB_FAULT_BLOCK=1 CNB_FAULT_TRACE=" TMP "/block_trace.txt",
+             "--backend " FAULT_SO " " SMALL " --steps 3 --out " TMP "/block.json", &out);
+    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
+    free(out);
+    double got = test_loss_of(TMP "/block.json");
+    cr_expect(got == ref && ref > 0, "test loss %.9g, separate kernels %.9g", got, ref);
+    char *trace = read_trace(TMP "/block_trace.txt");
+    /* the first step keeps both blocks' a (no block backward has run yet) and its backward
+     * reads them; later steps drop a in both directions, and evaluation never keeps it */
+    cr_expect(strncmp(trace, "fwd a n16\nfwd a n16\nbwd a n16\nbwd a n16\n", 40) == 0, "%s",
+              trace);
+    cr_expect(strstr(trace, "fwd - n16\nfwd - n16\nbwd - n16\nbwd - n16\n") != NULL, "%s", trace);
+    int kept = 0;
+    for (const char *p = trace; (p = strstr(p, " a n16")) != NULL; p++) kept++;
+    cr_expect_eq(kept, 4, "a kept %d times, not only in the first step's 4 calls:\n%s", kept, trace);
+    free(trace);
+}
+
+/* A block backward that declines a layer after the forward dropped a: the harness writes a
+ * again (the forward once more, keeping it) and runs the separate calls, with the same loss. */
+Test(faults, a_declined_block_backward_gets_a_written_again) {
+    char *out;
+    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --no-fusion --out " TMP
+                 "/block_ref2.json", &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    double ref = test_loss_of(TMP "/block_ref2.json");
+    remove(TMP "/block_trace2.txt");
+    rc = run("CNB_FAULT=block_unsupported:3 CNB_FAULT_BLOCK=1 CNB_FAULT_TRACE=" TMP
+             "/block_trace2.txt",
+             "--backend " FAULT_SO " " SMALL " --steps 3 --out " TMP "/block2.json", &out);
+    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
+    free(out);
+    double got = test_loss_of(TMP "/block2.json");
+    cr_expect(got == ref && ref > 0, "test loss %.9g, separate kernels %.9g", got, ref);
+    char *trace = read_trace(TMP "/block_trace2.txt");
+    /* the third block backward (step 2's) is the first without a: declined, then that block's
+     * forward runs again keeping a */
+    cr_expect(strstr(trace, "bwd - n16 unsupported\nfwd a n16\n") != NULL, "%s", trace);
+    free(trace);
+}

@@ -55,6 +55,7 @@ static void odn_destroy(cnb_context *ctx) {
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     free(ctx->scratch);
     free(ctx->acc);
+    free(ctx->spare);
     free(ctx->choices);
     free(ctx->bias_choices);
     free(ctx);
@@ -167,8 +168,8 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
     fn(user, "onednn.gemm", "matmul primitive (strided memory descriptors for transposes)");
     fn(user, "onednn.prelu", "OpenMP loops (2.6 has only a reference kernel for a scalar "
                              "slope); backward with a double slope sum");
-    fn(user, "onednn.pooling", "max: OpenMP loops with argmax workspace; average: forward "
-                               "OpenMP loop, backward pooling primitive");
+    fn(user, "onednn.pooling", "OpenMP loops (max: argmax workspace; the fused block's "
+                               "backward reads y at each argmax, so a need not be kept)");
     fn(user, "onednn.optimizer", "SGD / Adam: the shared CPU update loops on the OpenMP team");
     fn(user, "onednn.softmax_ce", "softmax_v2 primitive for probs; loss as log-sum-exp in "
                                   "double (2.6's log-softmax is ~1.4e-6 off absolute)");

@@ -42,6 +42,16 @@ cnb_status odn_acc_reserve(cnb_context *ctx, size_t count) {
     return CNB_OK;
 }
 
+cnb_status odn_spare_reserve(cnb_context *ctx, size_t count) {
+    if (count <= ctx->spare_count) return CNB_OK;
+    float *p = odn_aligned_alloc(count * sizeof(float));
+    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu floats of scratch", count);
+    free(ctx->spare);
+    ctx->spare = p;
+    ctx->spare_count = count;
+    return CNB_OK;
+}
+
 /* ---- cache ---------------------------------------------------------------------------------- */
 
 static void prim_destroy(odn_prim *p) {

@@ -529,6 +529,40 @@ static cnb_status check_block(cnb_context *ctx, const char *fn, int act, const c
     return CNB_OK;
 }
 
+/* Bytes of convolution output per thread in one chunk of images, when the fused block forward
+ * runs a plain-layout convolution for a caller that does not keep a: the chunk's output stays in
+ * the threads' L2 for the ReLU and pooling pass and never goes to memory, and the stand-in for
+ * a stays small (measured here, simplecnn conv1: the same speed as writing the whole output to
+ * a stand-in, at batch 64 and at batch 1000, for chunks of 2 to 16 images). */
+#define BLOCK_CHUNK_BYTES_PER_THREAD (256u * 1024u)
+
+/* The plain-layout fused block forward without a: the convolution of `chunk` images at a time
+ * into ctx->spare, activated and pooled from there into y and the workspace. */
+static cnb_status block_forward_chunked(cnb_context *ctx, const conv_key *key,
+                                        const cnb_pool_desc *pd, int relu, int chunk, float *y,
+                                        int32_t *arg, const float *x, const float *weight,
+                                        const float *bias) {
+    const cnb_conv_desc *cd = &key->d;
+    const size_t in_img = (size_t)cd->c * cd->h * cd->w, out_img = (size_t)cd->k * cd->p * cd->q;
+    const size_t pooled_img = (size_t)pd->c * pd->p * pd->q;
+    cnb_status st = odn_spare_reserve(ctx, (size_t)chunk * out_img);
+    if (st != CNB_OK) return st;
+    for (int i0 = 0; i0 < cd->n; i0 += chunk) {
+        conv_key ck = *key;
+        ck.d.n = cd->n - i0 < chunk ? cd->n - i0 : chunk;
+        conv_io io = {x + (size_t)i0 * in_img, weight, ctx->spare, bias};
+        odn_op *op;
+        if ((st = conv_select(ctx, ODN_CONV_FORWARD, &ck, conv_forward_op, &io, &op)) != CNB_OK ||
+            (st = conv_exec(ctx, op, &io)) != CNB_OK)
+            return st;
+        cnb_pool_desc cp = *pd;
+        cp.n = ck.d.n;
+        odn_act_pool_planes(&cp, relu, 0, ctx->spare, NULL, y + (size_t)i0 * pooled_img,
+                            arg ? arg + (size_t)i0 * pooled_img : NULL, NULL);
+    }
+    return CNB_OK;
+}
+
 /* The fused block forward (cnb_abi.h's conv_act_pool_forward): the convolution into its
  * blocked output buffer, then one pass that unpacks each image's channel block to a (nchw),
  * applies ReLU on the way (tanh and sigmoid are the convolution's post-op) and pools the block's
@@ -536,7 +570,12 @@ static cnb_status check_block(cnb_context *ctx, const char *fn, int act, const c
  * and the pooling's own read of a. A convolution whose output stays plain (the layout rule of
  * conv_use_blocked) is activated and pooled in place. Measured here, 2 threads, median of 300
  * calls at batch 64 against conv_bias_act_forward + pool_forward: simplecnn conv1 0.648 /
- * 0.681 ms, conv2 1.431 / 1.460 ms. */
+ * 0.681 ms, conv2 1.431 / 1.460 ms.
+ * When the caller does not keep a (NULL: inference, or a max pooling whose backward reads y),
+ * the unpacked planes go to a per-thread block of ctx->spare, and a plain-layout convolution
+ * runs in chunks of images whose output stays in L2 (block_forward_chunked): a is never
+ * written to memory. A shape's first call, which times the algorithm on a full output, and a
+ * blocked output without a channel block write a whole stand-in a in ctx->spare. */
 cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, int act,
                                      const cnb_pool_desc *pd, float *a, float *y,
                                      void *workspace, const float *x, const float *weight,
@@ -545,7 +584,6 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = check_block(ctx, fn, act, cd, pd);
     if (st != CNB_OK) return st;
-    CNB_CHECK_PTR(ctx, fn, a);
     CNB_CHECK_PTR(ctx, fn, y);
     CNB_CHECK_PTR(ctx, fn, x);
     CNB_CHECK_PTR(ctx, fn, weight);
@@ -563,16 +601,37 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
     key.act = act == CNB_ACT_RELU ? CNB_FUSED_ACT_NONE : act;
     key.blocked = key.act != CNB_FUSED_ACT_NONE ? ctx->conv_layout != ODN_LAYOUT_PLAIN
                                                 : conv_use_blocked(ctx, cd, ODN_CONV_FORWARD);
+    const int relu = act == CNB_ACT_RELU;
+    const size_t count = (size_t)cd->n * cd->k * cd->p * cd->q;
     conv_io io = {x, weight, a, bias};
+    if (!a && winograd_candidate(ctx, cd) && !choice_find(ctx, ODN_CONV_FORWARD, &key)) {
+        if ((st = odn_spare_reserve(ctx, count)) != CNB_OK) return st;
+        io.out = ctx->spare;
+    }
     odn_op *op;
     if ((st = conv_select(ctx, ODN_CONV_FORWARD, &key, conv_forward_op, &io, &op)) != CNB_OK)
         return st;
     int block = op->prim[P_OUT].prim ? nchw_block(odn_arg_md(&op->prim[P_MAIN], DNNL_ARG_DST))
                                      : 0;
-    if ((st = conv_exec_with(ctx, op, &io, NULL, NULL, NULL)) != CNB_OK) return st;
-    if (!block && (st = conv_out(ctx, op, &io)) != CNB_OK) return st;
-    odn_act_pool_planes(pd, act == CNB_ACT_RELU, block, block ? op->buf[B_OUT] : a, a, y,
-                        workspace);
+    if (block) {
+        if (!a && (st = odn_spare_reserve(ctx, (size_t)ctx->threads * block * cd->p * cd->q)) !=
+                      CNB_OK)
+            return st;
+        if ((st = conv_exec_with(ctx, op, &io, NULL, NULL, NULL)) != CNB_OK) return st;
+        odn_act_pool_planes(pd, relu, block, op->buf[B_OUT], a, y, workspace, ctx->spare);
+        return CNB_OK;
+    }
+    const size_t img_bytes = (size_t)cd->k * cd->p * cd->q * sizeof(float);
+    const size_t chunk_bytes = (size_t)ctx->threads * BLOCK_CHUNK_BYTES_PER_THREAD;
+    const int chunk = img_bytes >= chunk_bytes ? 1 : (int)(chunk_bytes / img_bytes);
+    if (!io.out && (op->prim[P_OUT].prim || chunk >= cd->n)) {
+        if ((st = odn_spare_reserve(ctx, count)) != CNB_OK) return st;
+        io.out = ctx->spare;
+    }
+    if (!io.out)
+        return block_forward_chunked(ctx, &key, pd, relu, chunk, y, workspace, x, weight, bias);
+    if ((st = conv_exec(ctx, op, &io)) != CNB_OK) return st;
+    odn_act_pool_planes(pd, relu, 0, io.out, NULL, y, workspace, NULL);
     return CNB_OK;
 }
 
@@ -789,26 +848,36 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
     return conv_out(ctx, dop, &dio);
 }
 
+/* A max pooling workspace entry (bad) that points outside its plane. */
+static cnb_status bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_desc *pd,
+                                long bad) {
+    return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                    "%s: workspace entry %ld is outside the %dx%d plane: it was not written by "
+                    "pool_forward with this descriptor",
+                    fn, bad, pd->h, pd->w);
+}
+
 /* The fused block backward (cnb_abi.h's pool_act_conv_backward), for max pooling after ReLU
  * (or no activation): the pooling's gradient g goes straight into the buffer where the weight
  * gradient's primitive reads dy in its blocked layout (pool_max.c's scatter: each window's dy to
  * its argmax, zero where ReLU's output is not > 0), and the data gradient reads the same buffer
- * when it wants the same layout — no plain g, no reorder of it. A shape's first call runs the
- * separate kernels instead, so that the algorithm choice (conv_choose) is timed on real data;
- * other activations, average pooling and layouts without a channel block are left to the
- * separate slots (CNB_ERR_UNSUPPORTED). */
+ * when it wants the same layout — no plain g, no reorder of it. a is never read (ReLU's output
+ * at each window's argmax is y there), so it may be NULL. A shape's first call scatters into a
+ * plain g and runs the convolution's separate kernels instead, so that the algorithm choice
+ * (conv_choose) is timed on real data; other activations, average pooling and layouts without
+ * a channel block are left to the separate slots (CNB_ERR_UNSUPPORTED). */
 cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd, int act,
                                       const cnb_conv_desc *cd, float *dx, float *dweight,
                                       float *dbias, const float *dy, const float *a,
                                       const float *y, const void *workspace, const float *x,
                                       const float *weight) {
     static const char fn[] = "pool_act_conv_backward";
+    (void)a; /* see above: y stands in for it */
     if (!ctx) return CNB_ERR_INVALID_ARGUMENT;
     cnb_status st = check_block(ctx, fn, act, cd, pd);
     if (st != CNB_OK) return st;
     CNB_CHECK_PTR(ctx, fn, dweight);
     CNB_CHECK_PTR(ctx, fn, dy);
-    CNB_CHECK_PTR(ctx, fn, a);
     CNB_CHECK_PTR(ctx, fn, y);
     CNB_CHECK_PTR(ctx, fn, x);
     if (dx) CNB_CHECK_PTR(ctx, fn, weight);
@@ -825,12 +894,13 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
     if (winograd_candidate(ctx, cd) &&
         (!choice_find(ctx, ODN_CONV_BACKWARD_FILTER, &fk) ||
          (dx && !choice_find(ctx, ODN_CONV_BACKWARD_DATA, &dk)))) {
-        /* first call of the shape: the separate kernels, on a plain g */
+        /* first call of the shape: the separate kernels, on a plain g (nchw is nChw1c) */
         size_t count = (size_t)pd->n * pd->c * pd->h * pd->w;
         float *g = odn_aligned_alloc(count * sizeof *g);
         if (!g) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s: %zu floats", fn, count);
-        st = odn_pool_act_backward(ctx, pd, act, g, dy, a, y, workspace);
-        if (st == CNB_OK) st = odn_conv_backward(ctx, cd, dx, dweight, dbias, g, x, weight);
+        long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, 1, dy, y, workspace, g);
+        st = bad >= 0 ? bad_workspace(ctx, fn, pd, bad)
+                      : odn_conv_backward(ctx, cd, dx, dweight, dbias, g, x, weight);
         free(g);
         return st;
     }
@@ -854,11 +924,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
                         "%s: the convolution reads dy in a layout without a channel block", fn);
     float *g = fop->buf[B_IN2];
     long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, block, dy, y, workspace, g);
-    if (bad >= 0)
-        return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                        "%s: workspace entry %ld is outside the %dx%d plane: it was not "
-                        "written by pool_forward with this descriptor",
-                        fn, bad, pd->h, pd->w);
+    if (bad >= 0) return bad_workspace(ctx, fn, pd, bad);
     if ((st = conv_exec_with(ctx, fop, &fio, NULL, g, NULL)) != CNB_OK ||
         (st = conv_out(ctx, fop, &fio)) != CNB_OK)
         return st;

@@ -78,6 +78,10 @@ struct cnb_context {
     size_t scratch_bytes;
     double *acc;                    /* per-thread partial sums of the loops here (bias_backward) */
     size_t acc_count;
+    float *spare;                   /* the fused block forward's stand-in for an a the caller did
+                                     * not keep (conv.c): a chunk's convolution output, or each
+                                     * thread's unpacked channel block */
+    size_t spare_count;
     odn_op *cache[ODN_CACHE_MAX];
     int cache_count;
     uint64_t clock;                 /* use counter for LRU eviction */
@@ -141,6 +145,8 @@ cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes);
 void *odn_aligned_alloc(size_t bytes);
 /* At least count doubles in ctx->acc (contents undefined); grown on the first call of a shape. */
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count);
+/* At least count floats in ctx->spare (contents undefined); grown on the first call of a shape. */
+cnb_status odn_spare_reserve(cnb_context *ctx, size_t count);
 
 /* conv.c: info() keys for the convolution shapes used so far: onednn.conv[shape] (each
  * direction's algorithm and why) and cnb_abi.h's conv.transforms[shape] */
@@ -171,7 +177,7 @@ void odn_avgpool_forward(const cnb_pool_desc *d, float *y, const float *x);
 void odn_avgpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a);
 void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
-                         float *y, int32_t *arg);
+                         float *y, int32_t *arg, float *spare);
 long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
                               const float *y, const int32_t *arg, float *g);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */

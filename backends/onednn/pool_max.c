@@ -8,6 +8,8 @@
  * and 0.26 + 0.12 with ReLU folded in (pool_act_backward). */
 #include <string.h>
 
+#include <omp.h>
+
 #include "onednn.h"
 
 #ifdef __SSE2__
@@ -70,18 +72,19 @@ long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const floa
     return bad;
 }
 
-/* Channels [c0, c1) of one image's channel block (src: the block, h*w rows of `block` floats)
- * unpacked to their nchw planes (a: the image's first plane), ReLU'd when relu is set: y = v < 0
- * ? 0 : v, so NaN and -0 pass as in odn_relu_forward_loop. Four hw positions of four channels
- * at a time go through a 4x4 transpose in SSE registers; the rest one by one. */
-static void unpack_block(const float *restrict src, float *restrict a, int block, int c0, int c1,
-                         size_t in, int relu) {
+/* Channels [c0, c1) of one image's channel block (src: the block, h*w rows of `block` floats,
+ * c0 its first channel) unpacked to consecutive nchw planes (dst: channel c0's plane), ReLU'd
+ * when relu is set: y = v < 0 ? 0 : v, so NaN and -0 pass as in odn_relu_forward_loop. Four hw
+ * positions of four channels at a time go through a 4x4 transpose in SSE registers; the rest
+ * one by one. */
+static void unpack_block(const float *restrict src, float *restrict dst, int block, int c0,
+                         int c1, size_t in, int relu) {
     int c = c0;
 #ifdef __SSE2__
     const __m128 zero = _mm_setzero_ps();
     const size_t in4 = in & ~(size_t)3;
     for (; c + 4 <= c1; c += 4) {
-        float *p0 = a + (size_t)c * in, *p1 = p0 + in, *p2 = p1 + in, *p3 = p2 + in;
+        float *p0 = dst + (size_t)(c - c0) * in, *p1 = p0 + in, *p2 = p1 + in, *p3 = p2 + in;
         const float *s = src + (c % block);
         for (size_t i = 0; i < in4; i += 4) {
             __m128 r0 = _mm_loadu_ps(s + i * block), r1 = _mm_loadu_ps(s + (i + 1) * block);
@@ -101,13 +104,13 @@ static void unpack_block(const float *restrict src, float *restrict a, int block
         for (size_t i = in4; i < in; i++)
             for (int k = 0; k < 4; k++) {
                 float v = s[i * block + k];
-                a[(size_t)(c + k) * in + i] = relu && v < 0.0f ? 0.0f : v;
+                dst[(size_t)(c - c0 + k) * in + i] = relu && v < 0.0f ? 0.0f : v;
             }
     }
 #endif
     for (; c < c1; c++) {
         const float *s = src + (c % block);
-        float *p = a + (size_t)c * in;
+        float *p = dst + (size_t)(c - c0) * in;
         for (size_t i = 0; i < in; i++) {
             float v = s[i * block];
             p[i] = relu && v < 0.0f ? 0.0f : v;
@@ -116,12 +119,13 @@ static void unpack_block(const float *restrict src, float *restrict a, int block
 }
 
 /* The pass after a fused block's convolution (conv.c, odn_conv_act_pool_forward), one image's
- * channel block at a time: its planes unpacked to a (nchw; src in nChw<block>c) with ReLU
- * applied when relu is set, then each plane pooled into y as the loops above do while the
- * block is in L2. block 0: src is a, already nchw; ReLU in place, then the pooling, plane by
- * plane. */
+ * channel block at a time: its planes unpacked (src in nChw<block>c) with ReLU applied when
+ * relu is set, then each plane pooled into y as the loops above do while the block is in L2.
+ * The planes go to a (nchw), or, when a is NULL (the caller does not keep it), to this
+ * thread's block x h*w floats of spare, which stay in L1/L2. block 0: src is the convolution's
+ * nchw output and becomes a in place (a is not read): ReLU, then the pooling, plane by plane. */
 void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const float *src, float *a,
-                         float *y, int32_t *arg) {
+                         float *y, int32_t *arg, float *spare) {
     const size_t in = (size_t)d->h * d->w, out = (size_t)d->p * d->q;
     const int span = block ? block : 1; /* channels per unit */
     const long cblocks = (d->c + span - 1) / span, units = (long)d->n * cblocks;
@@ -129,20 +133,23 @@ void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const floa
     for (long u = 0; u < units; u++) {
         const long img = u / cblocks;
         const int c0 = (int)(u % cblocks) * span, c1 = c0 + span < d->c ? c0 + span : d->c;
-        float *ai = a + (size_t)img * d->c * in;
-        if (block)
-            unpack_block(src + (size_t)u * in * block, ai, block, c0, c1, in, relu);
-        else if (relu) {
-            float *ap = ai + (size_t)c0 * in;
+        /* channel c0's plane of a, wherever a goes */
+        float *planes = (float *)src + ((size_t)img * d->c + c0) * in;
+        if (block) {
+            planes = a ? a + ((size_t)img * d->c + c0) * in
+                       : spare + (size_t)omp_get_thread_num() * block * in;
+            unpack_block(src + (size_t)u * in * block, planes, block, c0, c1, in, relu);
+        } else if (relu) {
 #pragma omp simd
-            for (size_t i = 0; i < in; i++) ap[i] = ap[i] < 0.0f ? 0.0f : ap[i];
+            for (size_t i = 0; i < in; i++) planes[i] = planes[i] < 0.0f ? 0.0f : planes[i];
         }
         for (int c = c0; c < c1; c++) {
             const size_t pl = (size_t)img * d->c + c;
+            const float *plane = planes + (size_t)(c - c0) * in;
             if (d->mode == CNB_POOL_MAX)
-                cpu_maxpool_plane(d, y + pl * out, arg + pl * out, a + pl * in);
+                cpu_maxpool_plane(d, y + pl * out, arg + pl * out, plane);
             else
-                cpu_avgpool_plane(d, y + pl * out, a + pl * in);
+                cpu_avgpool_plane(d, y + pl * out, plane);
         }
     }
 }

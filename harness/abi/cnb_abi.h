@@ -357,12 +357,15 @@ typedef struct cnb_backend {
      * ----
      * A convolution block's forward in one call: a (n, k, p, q) = act(conv(x, weight) + bias)
      * as conv_bias_act_forward, then y = pool(a) with workspace as pool_forward (pd's n, c, h,
-     * w are cd's n, k, p, q). The backward needs a, so it is written; a blocked-layout backend
-     * unpacks its convolution output to a, activates and pools each plane while it is in
-     * cache, instead of a reorder pass, an activation pass and a pooling pass. Each output
-     * equals, within the fp32 tolerance, the separate slots' (y and the workspace exactly
-     * those of pool_forward on that a). CNB_ERR_UNSUPPORTED (with a message) has the harness
-     * call the separate slots for that layer; --no-fusion never calls it. */
+     * w are cd's n, k, p, q). A blocked-layout backend unpacks its convolution output,
+     * activates and pools each plane while it is in cache, instead of a reorder pass, an
+     * activation pass and a pooling pass. a may be NULL: the caller does not keep it (an
+     * inference pass, or a max pooling whose backward goes through pool_act_conv_backward,
+     * which reads y instead), and the backend then need not write the block's biggest tensor
+     * at all; y and the workspace are the same either way. Each output equals, within the fp32
+     * tolerance, the separate slots' (y and the workspace exactly those of pool_forward on that
+     * a). CNB_ERR_UNSUPPORTED (with a message) has the harness call the separate slots for that
+     * layer; --no-fusion never calls it. */
     cnb_status (*conv_act_pool_forward)(cnb_context *ctx, const cnb_conv_desc *cd, int act,
                                         const cnb_pool_desc *pd, float *a, float *y,
                                         void *workspace, const float *x, const float *weight,
@@ -373,13 +376,16 @@ typedef struct cnb_backend {
      * ----
      * A convolution block's backward in one call, from the gradient dy of the pooling's output:
      * g = act'(a) * pool_backward(dy) as pool_act_backward (a, y and workspace are the pooling
-     * forward's: a its input, the activation's output; y its output, so a backend may read a
-     * max pooling's a at a window's argmax from y), then conv_backward of g: dweight,
-     * dbias (NULL: no bias), dx (NULL: not wanted). g is not handed back: a blocked-layout
-     * backend writes it straight into the layout its convolution kernels read, instead of a
-     * plain g and a reorder of it. pd's n, c, h, w are cd's n, k, p, q. Each output equals,
-     * within the fp32 tolerance, the separate slots'. CNB_ERR_UNSUPPORTED (with a message) has
-     * the harness call the separate slots for that layer; --no-fusion never calls it. */
+     * forward's: a its input, the activation's output; y its output), then conv_backward of
+     * g: dweight, dbias (NULL: no bias), dx (NULL: not wanted). g is not handed back: a
+     * blocked-layout backend writes it straight into the layout its convolution kernels read,
+     * instead of a plain g and a reorder of it. pd's n, c, h, w are cd's n, k, p, q. Each
+     * output equals, within the fp32 tolerance, the separate slots'. For a max pooling, a is
+     * NULL when the forward did not keep it, and a backend never needs it there: the gradient
+     * reaches only each window's argmax, where a is y. Whether a shape is fused must not depend
+     * on a being NULL: CNB_ERR_UNSUPPORTED (with a message) has the harness call the separate
+     * slots for that layer (writing a again first when it was not kept); --no-fusion never
+     * calls it. */
     cnb_status (*pool_act_conv_backward)(cnb_context *ctx, const cnb_pool_desc *pd, int act,
                                          const cnb_conv_desc *cd, float *dx, float *dweight,
                                          float *dbias, const float *dy, const float *a,

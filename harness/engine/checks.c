@@ -122,6 +122,8 @@ void cnb_check_case_shape(const cnb_check_case *c, char *buf, size_t len) {
         snprintf(buf, len, "count%zu", c->count);
         break;
     }
+    size_t used = strlen(buf);
+    if (c->drop_a && used < len) snprintf(buf + used, len - used, " a-not-kept");
 }
 
 void cnb_check_case_key(const cnb_check_case *c, char *buf, size_t len) {
@@ -281,18 +283,23 @@ static void add_conv_bwd(cnb_check_case *out, int *n, int max, const char *label
     push(out, n, max, &c);
 }
 
+/* drop_a: the fused call gets a = NULL (an inference pass, or training whose fused block
+ * backward reads y) */
 static void add_conv_pool(cnb_check_case *out, int *n, int max, const char *label,
-                          cnb_conv_desc d, int has_bias, int act, cnb_pool_desc pd) {
+                          cnb_conv_desc d, int has_bias, int act, cnb_pool_desc pd, int drop_a) {
     cnb_check_case c = {.family = CNB_CK_CONV_POOL_FWD, .conv = d, .pool = pd,
-                        .has_bias = has_bias, .act = act};
+                        .has_bias = has_bias, .act = act, .drop_a = drop_a};
     snprintf(c.label, sizeof c.label, "%.95s", label);
     push(out, n, max, &c);
 }
 
+/* drop_a (max pooling only): the fused call gets a = NULL, as after a forward that did not
+ * keep it */
 static void add_pool_conv(cnb_check_case *out, int *n, int max, const char *label,
-                          cnb_pool_desc pd, int act, cnb_conv_desc d, int has_bias, int with_dx) {
+                          cnb_pool_desc pd, int act, cnb_conv_desc d, int has_bias, int with_dx,
+                          int drop_a) {
     cnb_check_case c = {.family = CNB_CK_POOL_CONV_BWD, .pool = pd, .conv = d, .act = act,
-                        .has_bias = has_bias, .with_dx = with_dx};
+                        .has_bias = has_bias, .with_dx = with_dx, .drop_a = drop_a};
     snprintf(c.label, sizeof c.label, "%.95s", label);
     push(out, n, max, &c);
 }
@@ -343,9 +350,10 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             if (act != -2) add_conv_act(out, &cnt, max, label, d, l->bias_count > 0, act);
             /* and the fused block when a pooling follows the activation */
             const cnb_layer *pl = i + 2 < m->n_layers ? &m->layers[i + 2] : NULL;
-            if (act != -2 && pl && is_pool_layer(pl))
+            /* (with and without a kept, as train.c calls it for training and inference) */
+            for (int drop_a = 0; act != -2 && pl && is_pool_layer(pl) && drop_a <= 1; drop_a++)
                 add_conv_pool(out, &cnt, max, label, d, l->bias_count > 0, act,
-                              layer_pool_d(pl, n));
+                              layer_pool_d(pl, n), drop_a);
             break;
         }
         case CNB_LAYER_LINEAR: {
@@ -379,8 +387,9 @@ int cnb_check_cases_for_model(const cnb_model *m, int n, cnb_check_case *out, in
             if (act != -2 && cl && cl->type == CNB_LAYER_CONV) {
                 char block[96]; /* named after the block's convolution */
                 snprintf(block, sizeof block, "%.40s.%.40s", m->name, cl->name);
-                add_pool_conv(out, &cnt, max, block, d, act, layer_conv_d(cl, n),
-                              cl->bias_count > 0, i - 2 > 0);
+                for (int drop_a = 0; drop_a <= (d.mode == CNB_POOL_MAX); drop_a++)
+                    add_pool_conv(out, &cnt, max, block, d, act, layer_conv_d(cl, n),
+                                  cl->bias_count > 0, i - 2 > 0, drop_a);
             }
             break;
         }
@@ -478,35 +487,52 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
      * windows, every activation, no bias, batch 1 */
     add_conv_pool(out, &n, max, "edge.fused-block-odd-channels-relu",
                   conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
-                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1));
+                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), 0);
     add_conv_pool(out, &n, max, "edge.fused-block-20ch-tanh-avg",
                   conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_TANH,
-                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0));
+                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), 0);
     add_conv_pool(out, &n, max, "edge.fused-block-batch1-sigmoid",
                   conv_d(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_SIGMOID,
-                  pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0));
+                  pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0), 0);
     add_conv_pool(out, &n, max, "edge.fused-block-nobias-none",
                   conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, CNB_FUSED_ACT_NONE,
-                  pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0));
+                  pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0), 0);
     add_conv_pool(out, &n, max, "edge.fused-block-wide-relu",
                   conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
-                  pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0));
+                  pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0), 0);
     /* the fused block backward: the same kinds of shapes, with and without dx and dbias */
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
                   pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
-                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1);
+                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1, 0);
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
                   pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0);
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0, 0);
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-nobias-none",
                   pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0), CNB_FUSED_ACT_NONE,
-                  conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, 1);
+                  conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, 1, 0);
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-wide-relu",
                   pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
-                  conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, 1);
+                  conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, 1, 0);
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-avg-tanh",
                   pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_TANH,
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 1);
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 1, 0);
+    /* a not kept: forward with overlapping windows, a partial channel block, average pooling
+     * (inference), batch 1; backward with overlapping windows and without dx */
+    add_conv_pool(out, &n, max, "edge.fused-block-odd-channels-relu",
+                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
+                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), 1);
+    add_conv_pool(out, &n, max, "edge.fused-block-20ch-tanh-avg",
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_TANH,
+                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), 1);
+    add_conv_pool(out, &n, max, "edge.fused-block-batch1-sigmoid",
+                  conv_d(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_SIGMOID,
+                  pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0), 1);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
+                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
+                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1, 1);
+    add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
+                  pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
+                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0, 1);
     add_pool_act(out, &n, max, "edge.fused-maxpool-overlap-relu",
                  pool_d(CNB_POOL_MAX, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU);
     add_pool_act(out, &n, max, "edge.fused-maxpool-odd-sigmoid",
@@ -882,6 +908,16 @@ int cnb_check_prepare(const cnb_check_case *c, int exact, uint64_t seed, cnb_che
         }                                                                                     \
     } while (0)
 
+/* Every bit of bytes of device memory at dst set: NaN as floats, -1 as int32. */
+static cnb_status poison(const cnb_backend *api, cnb_context *ctx, void *dst, size_t bytes) {
+    unsigned char *host = malloc(bytes ? bytes : 1);
+    if (!host) return CNB_ERR_OUT_OF_MEMORY;
+    memset(host, 0xff, bytes);
+    cnb_status st = api->upload(ctx, dst, host, bytes);
+    free(host);
+    return st;
+}
+
 /* A fused family: the fused slot, or (compose) the separate slots it stands for, the
  * intermediate in the case's last (scratch) buffer. */
 static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb_context *ctx,
@@ -921,8 +957,8 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
         RUN("pool_forward", api->pool_forward(ctx, pd, f[2], f[0], dev[1]));
         if (!compose) {
             RUN("pool_act_conv_backward",
-                api->pool_act_conv_backward(ctx, pd, c->act, cd, dx, f[7], db, f[3], f[0], f[2],
-                                            dev[1], f[4], f[5]));
+                api->pool_act_conv_backward(ctx, pd, c->act, cd, dx, f[7], db, f[3],
+                                            c->drop_a ? NULL : f[0], f[2], dev[1], f[4], f[5]));
             return CNB_OK;
         }
         RUN("pool_backward", api->pool_backward(ctx, pd, f[9], f[3], f[0], f[2], dev[1]));
@@ -938,13 +974,26 @@ static cnb_status run_fused(const cnb_check_data *d, const cnb_backend *api, cnb
     const float *bias = c->has_bias ? f[2] : NULL;
     if (c->family == CNB_CK_CONV_POOL_FWD) {
         /* a (f[3]) and the pooling's y (f[5]) and workspace (dev[4]); then pool_backward on
-         * that workspace (dy f[6], dx f[7]), which holds the workspace to the same meaning */
+         * that workspace (dy f[6], dx f[7]), which holds the workspace to the same meaning.
+         * drop_a: a from a call that keeps it, then y and the workspace, poisoned in between
+         * (all bits set: NaN, argmax -1), from one without a (so that pool_backward may read a
+         * as well as the workspace) */
         const cnb_pool_desc *pd = &c->pool;
         size_t count = (size_t)c->conv.n * c->conv.k * c->conv.p * c->conv.q;
-        if (!compose)
+        if (!compose) {
             RUN("conv_act_pool_forward", api->conv_act_pool_forward(ctx, &c->conv, c->act, pd,
                                                                     f[3], f[5], dev[4], f[0],
                                                                     f[1], bias));
+            if (c->drop_a) {
+                RUN("poison", poison(api, ctx, f[5], (size_t)pd->n * pd->c * pd->p * pd->q * 4));
+                size_t ws_bytes = 0;
+                RUN("pool_workspace_size", api->pool_workspace_size(ctx, pd, &ws_bytes));
+                if (dev[4]) RUN("poison", poison(api, ctx, dev[4], ws_bytes));
+                RUN("conv_act_pool_forward (a not kept)",
+                    api->conv_act_pool_forward(ctx, &c->conv, c->act, pd, NULL, f[5], dev[4],
+                                               f[0], f[1], bias));
+            }
+        }
         else {
             if (c->act == CNB_FUSED_ACT_NONE)
                 RUN("conv_forward", api->conv_forward(ctx, &c->conv, f[3], f[0], f[1], bias));

@@ -66,6 +66,8 @@ typedef struct cnb_check_case {
     int has_bias;            /* conv_fwd, conv_act_fwd, conv_bwd (dbias wanted), conv_act_pool_fwd */
     int with_dx;             /* conv_bwd, pool_act_conv_bwd: dx wanted (not for a network's
                               * first layer) */
+    int drop_a;              /* conv_act_pool_fwd, pool_act_conv_bwd: the fused call gets
+                              * a = NULL, as train.c passes it when a is not kept */
 } cnb_check_case;
 
 /* 1 for the fused families (conv_bias_act_fwd, pool_act_bwd, conv_bwd, conv_act_pool_fwd,

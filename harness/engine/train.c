@@ -73,6 +73,9 @@ struct cnb_trainer {
     int fusion, fusion_conv_bwd, fusion_conv_pool, fusion_pool_conv;
     signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS], fuse_conv_bwd[CNB_MAX_LAYERS];
     signed char fuse_conv_pool[CNB_MAX_LAYERS], fuse_pool_conv[CNB_MAX_LAYERS];
+    /* Per activation layer: 1 when the last forward pass ran it inside a fused block forward
+     * that did not keep its output a (conv_act_pool_forward_fused says when). */
+    signed char a_dropped[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -411,18 +414,24 @@ static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d,
 }
 
 /* Convolution i, the activation i+1 and the pooling i+2 as one call (cnb_abi.h's
- * conv_act_pool_forward), writing the activation's and the pooling's outputs. 1: fused; 0: run
- * the separate calls; -1: error. */
+ * conv_act_pool_forward), writing the pooling's output, and the activation's output a when a
+ * backward pass may read it. Only a backward outside the fused block backward reads a: so it is
+ * not kept for an inference pass (training 0), nor for a max pooling whose fused block
+ * backward has run (it reads y at each window's argmax), which saves writing the block's
+ * biggest tensor. 1: fused; 0: run the separate calls; -1: error. */
 static int conv_act_pool_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, int n,
-                                       const float *in, const float *w, const float *b, char *err,
-                                       size_t err_len) {
+                                       int training, const float *in, const float *w,
+                                       const float *b, char *err, size_t err_len) {
     int act = fused_slot_activation(t->m, i + 1);
     if (!t->fusion_conv_pool || t->fuse_conv_pool[i] < 0 || act < 0 || !is_pooling(t->m, i + 2))
         return 0;
     cnb_pool_desc pd;
     pool_desc(&t->m->layers[i + 2], n, &pd);
-    cnb_status st = t->api->conv_act_pool_forward(t->ctx, d, act, &pd, t->act[i + 1],
-                                                  t->act[i + 2], t->pool_ws[i + 2], in, w, b);
+    int drop = !training || (pd.mode == CNB_POOL_MAX && t->fuse_pool_conv[i + 2] == 1);
+    cnb_status st = t->api->conv_act_pool_forward(t->ctx, d, act, &pd,
+                                                  drop ? NULL : t->act[i + 1], t->act[i + 2],
+                                                  t->pool_ws[i + 2], in, w, b);
+    t->a_dropped[i + 1] = st == CNB_OK && drop;
     return fused_outcome(t, &t->fuse_conv_pool[i], st, "conv_act_pool_forward", err, err_len);
 }
 
@@ -442,9 +451,19 @@ static int pool_act_conv_backward_fused(cnb_trainer *t, int i, const cnb_pool_de
     conv_desc(cl, n, &cd);
     const float *w = t->params + cl->param_offset;
     float *dw = t->grads + cl->param_offset;
+    const float *a = t->a_dropped[i - 1] ? NULL : t->act[i - 1];
     cnb_status st = t->api->pool_act_conv_backward(
         t->ctx, pd, act, &cd, i - 2 > 0 ? dx : NULL, dw, cl->bias_count ? dw + cl->weight_count : NULL,
-        dy, t->act[i - 1], t->act[i], t->pool_ws[i], layer_input(t, i - 2), w);
+        dy, a, t->act[i], t->pool_ws[i], layer_input(t, i - 2), w);
+    if (st == CNB_ERR_UNSUPPORTED && !a) {
+        /* the separate calls read a, which the forward did not keep: write it again (the same
+         * y and workspace come with it) */
+        KCHECK(t, t->api->conv_act_pool_forward(t->ctx, &cd, act, pd, t->act[i - 1], t->act[i],
+                                                t->pool_ws[i], layer_input(t, i - 2), w,
+                                                cl->bias_count ? w + cl->weight_count : NULL),
+               "conv_act_pool_forward (keeping a for the separate backward)");
+        t->a_dropped[i - 1] = 0;
+    }
     return fused_outcome(t, &t->fuse_pool_conv[i], st, "pool_act_conv_backward", err, err_len);
 }
 
@@ -469,8 +488,9 @@ static int conv_backward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, fl
     return fused_outcome(t, &t->fuse_conv_bwd[i], st, "conv_backward", err, err_len);
 }
 
-/* Forward pass for n images already in t->x; logits end up in the last layer's output. */
-static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
+/* Forward pass for n images already in t->x; logits end up in the last layer's output.
+ * training: a backward pass follows (it needs what inference may skip). */
+static int forward(cnb_trainer *t, int n, int training, char *err, size_t err_len) {
     const cnb_model *m = t->m;
     for (int i = 0; i < m->n_layers; i++) {
         const cnb_layer *l = &m->layers[i];
@@ -482,7 +502,8 @@ static int forward(cnb_trainer *t, int n, char *err, size_t err_len) {
         case CNB_LAYER_CONV: {
             cnb_conv_desc d;
             conv_desc(l, n, &d);
-            int fused = conv_act_pool_forward_fused(t, i, &d, n, in, w, b, err, err_len);
+            int fused = conv_act_pool_forward_fused(t, i, &d, n, training, in, w, b, err,
+                                                    err_len);
             if (fused < 0) return -1;
             if (fused) {
                 i += 2; /* the activation and the pooling after it are done too */
@@ -762,7 +783,7 @@ static int evaluate(cnb_trainer *t, cnb_run_result *r, double *loss_out, double 
         float loss;
         double batch_start = cnb_now();
         if (upload_batch(t, t->test_x, d->labels, NULL, first, n, err, err_len) != 0 ||
-            forward(t, n, err, err_len) != 0 ||
+            forward(t, n, 0, err, err_len) != 0 ||
             loss_and_predictions(t, n, &loss, err, err_len) != 0)
             return -1;
         loss_sum += (double)loss * n;
@@ -794,7 +815,7 @@ static int warm_up_batch(cnb_trainer *t, int n, int train, char *err, size_t err
     if (n <= 0) return 0;
     const cnb_dataset *d = train ? t->train : t->test;
     if (upload_batch(t, train ? t->train_x : t->test_x, d->labels, NULL, 0, n, err, err_len) ||
-        forward(t, n, err, err_len) || queue_loss(t, n, err, err_len))
+        forward(t, n, train, err, err_len) || queue_loss(t, n, err, err_len))
         return -1;
     if (!train) return 0;
     KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, t->m->classes, t->dbuf[0], t->probs, t->y),
@@ -859,7 +880,7 @@ static int local_step(cnb_trainer *t, const int32_t *order, int n, float *loss, 
     if (n == 0) return 0;
     int classes = t->m->classes;
     if (upload_batch(t, t->train_x, t->train->labels, order, 0, n, err, err_len) ||
-        forward(t, n, err, err_len) || loss_and_predictions(t, n, loss, err, err_len))
+        forward(t, n, 1, err, err_len) || loss_and_predictions(t, n, loss, err, err_len))
         return -1;
     KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, classes, t->dbuf[0], t->probs, t->y),
            "softmax_ce_backward");
@@ -956,7 +977,7 @@ static int run_step(cnb_trainer *t, cnb_run_result *r, long s, int first, int n,
     }
     if ((*uploaded != s &&
          upload_batch(t, t->train_x, d->labels, t->order + first, 0, n, err, err_len)) ||
-        forward(t, n, err, err_len) || queue_loss(t, n, err, err_len))
+        forward(t, n, 1, err, err_len) || queue_loss(t, n, err, err_len))
         return -1;
     KCHECK(t, t->api->softmax_ce_backward(t->ctx, n, t->m->classes, t->dbuf[0], t->probs, t->y),
            "softmax_ce_backward");
@@ -1253,7 +1274,7 @@ int cnb_trainer_test_logits(cnb_trainer *t, int first, int n, float *logits, flo
     for (int done = 0; done < n; done += eb) {
         int k = n - done < eb ? n - done : eb;
         if (upload_batch(t, t->test_x, t->test->labels, NULL, first + done, k, err, err_len) != 0 ||
-            forward(t, k, err, err_len) != 0)
+            forward(t, k, 0, err, err_len) != 0)
             return -1;
         KCHECK(t, t->api->download(t->ctx, logits + (size_t)done * classes,
                                    t->act[t->m->n_layers - 1],
