@@ -18,9 +18,8 @@ cnb_status blas_scratch(cnb_context *ctx, int thread, int slot, size_t count, fl
     if (count > set->cap[slot]) {
         if (count > SIZE_MAX / sizeof(float) - 64)
             return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratch of %zu floats overflows", count);
-        /* Round up to whole 64-byte lines: aligned_alloc needs a multiple of the alignment. */
-        size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
-        float *p = aligned_alloc(64, bytes);
+        size_t bytes = count * sizeof(float);
+        float *p = cpu_host_alloc(bytes);
         if (!p)
             return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of scratch",
                             bytes);

@@ -183,5 +183,5 @@ static cnb_status odn_info(cnb_context *ctx, cnb_info_fn fn, void *user) {
 
 CPU_BACKEND_DEFINE(odn, "onednn",
                    "oneDNN primitives (convolution, pooling, matmul, eltwise, prelu, softmax)",
-                   odn_alloc, odn_synchronize, odn_conv_backward,
+                   cpu_alloc, odn_synchronize, odn_conv_backward,
                    odn_conv_act_pool_forward, odn_pool_act_conv_backward)

@@ -22,19 +22,9 @@ void odn_enter(cnb_context *ctx) {
     if (omp_get_max_threads() != ctx->threads) omp_set_num_threads(ctx->threads);
 }
 
-void *odn_aligned_alloc(size_t bytes) {
-    /* Round up so the size is a multiple of the alignment, as aligned_alloc requires; 4 KiB
-     * alignment keeps big buffers page-aligned. */
-    size_t align = bytes >= 4096 ? 4096 : 64;
-    if (bytes > SIZE_MAX - align) return NULL;
-    size_t rounded = (bytes + align - 1) / align * align;
-    if (rounded == 0) rounded = align;
-    return aligned_alloc(align, rounded);
-}
-
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count) {
     if (count <= ctx->acc_count) return CNB_OK;
-    double *p = odn_aligned_alloc(count * sizeof(double));
+    double *p = cpu_host_alloc(count * sizeof(double));
     if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu accumulators", count);
     free(ctx->acc);
     ctx->acc = p;
@@ -44,7 +34,7 @@ cnb_status odn_acc_reserve(cnb_context *ctx, size_t count) {
 
 cnb_status odn_spare_reserve(cnb_context *ctx, size_t count) {
     if (count <= ctx->spare_count) return CNB_OK;
-    float *p = odn_aligned_alloc(count * sizeof(float));
+    float *p = cpu_host_alloc(count * sizeof(float));
     if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu floats of scratch", count);
     free(ctx->spare);
     ctx->spare = p;
@@ -125,7 +115,7 @@ void odn_cache_clear(cnb_context *ctx) {
  * during the first step of a shape, never in a warmed-up step. */
 static cnb_status scratch_reserve(cnb_context *ctx, size_t bytes) {
     if (bytes <= ctx->scratch_bytes) return CNB_OK;
-    void *p = odn_aligned_alloc(bytes);
+    void *p = cpu_host_alloc(bytes);
     if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "scratchpad of %zu bytes", bytes);
     memset(p, 0, bytes); /* fault the pages in now rather than inside a timed step */
     free(ctx->scratch);
@@ -199,7 +189,7 @@ cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes) {
     if (slot < 0 || slot >= ODN_OP_BUFS)
         return cpu_fail(ctx, CNB_ERR_INTERNAL, "op buffer slot %d", slot);
     if (op->buf_bytes[slot] >= bytes && op->buf[slot]) return CNB_OK;
-    void *p = odn_aligned_alloc(bytes);
+    void *p = cpu_host_alloc(bytes);
     if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "reorder buffer of %zu bytes", bytes);
     memset(p, 0, bytes); /* blocked layouts need their padding zero; also faults pages in now */
     free(op->buf[slot]);

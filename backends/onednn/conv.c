@@ -896,7 +896,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
          (dx && !choice_find(ctx, ODN_CONV_BACKWARD_DATA, &dk)))) {
         /* first call of the shape: the separate kernels, on a plain g (nchw is nChw1c) */
         size_t count = (size_t)pd->n * pd->c * pd->h * pd->w;
-        float *g = odn_aligned_alloc(count * sizeof *g);
+        float *g = cpu_host_alloc(count * sizeof *g);
         if (!g) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s: %zu floats", fn, count);
         long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, 1, dy, y, workspace, g);
         st = bad >= 0 ? bad_workspace(ctx, fn, pd, bad)

@@ -142,7 +142,6 @@ const dnnl_memory_desc_t *odn_arg_md(const odn_prim *p, int arg);
 cnb_status odn_op_buffer(cnb_context *ctx, odn_op *op, int slot, size_t bytes);
 
 /* Host memory helpers shared by the families. */
-void *odn_aligned_alloc(size_t bytes);
 /* At least count doubles in ctx->acc (contents undefined); grown on the first call of a shape. */
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count);
 /* At least count floats in ctx->spare (contents undefined); grown on the first call of a shape. */
@@ -152,8 +151,7 @@ cnb_status odn_spare_reserve(cnb_context *ctx, size_t count);
  * direction's algorithm and why) and cnb_abi.h's conv.transforms[shape] */
 void odn_conv_info(cnb_context *ctx, cnb_info_fn fn, void *user);
 
-/* memory.c: page-aligned buffers for oneDNN; the stream to wait for */
-cnb_status odn_alloc(cnb_context *ctx, void **ptr, size_t bytes);
+/* memory.c: the stream to wait for */
 cnb_status odn_synchronize(cnb_context *ctx);
 
 CPU_DECLARE_KERNELS(odn);
