@@ -41,9 +41,9 @@ const char *cpu_last_error(cnb_context *ctx);
 cnb_status cpu_create_begin(const char *backend, const cnb_config *cfg, cnb_context **out,
                             int *threads, char *err, size_t err_len);
 
-/* Memory: "device" memory is host memory. cpu_host_alloc gives blocks aligned to 64 bytes, to
- * a page from 4 KiB, and to a transparent huge page (asked for with madvise) from 2 MiB; a
- * zero-byte request still gets a unique pointer; NULL when out of memory; free() releases it.
+/* Memory: "device" memory is host memory. cpu_host_alloc gives blocks aligned to 64 bytes, and
+ * to a page from 4 KiB; a zero-byte request still gets a unique pointer; NULL when out of
+ * memory; free() releases it.
  * cpu_alloc is the ABI's alloc on it; upload and download are memcpy; synchronize has nothing
  * to wait for, since every kernel has finished when it returns. */
 void *cpu_host_alloc(size_t bytes);

@@ -1,35 +1,22 @@
-/* memory.c — "device" memory of the CPU backends is host memory: aligned allocations (on
- * transparent huge pages when big), memcpy for upload and download, and nothing to wait for in
- * synchronize. */
-#define _DEFAULT_SOURCE /* madvise */
+/* memory.c — "device" memory of the CPU backends is host memory: aligned allocations, memcpy
+ * for upload and download, and nothing to wait for in synchronize. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cnb_abi_check.h"
 #include "cpu_common.h"
 
-/* A transparent huge page on x86-64 and arm64 (4 KiB base pages). */
-#define HUGE_PAGE_BYTES ((size_t)2 << 20)
-
 void *cpu_host_alloc(size_t bytes) {
-    /* Blocks of 2 MiB or more start on a huge-page boundary and ask for huge pages: a training
-     * step sweeps tensors of several MB, whose 4 KiB pages overflow the TLB. Measured here
-     * (simplecnn at batch 64, cnnbench bench, same run against 4 KiB pages): onednn training
-     * 1.03x, inference 1.02x; blas 1.00x. The price is at the first touch, where the kernel
-     * may compact memory to find huge pages: a one-step onednn run started 0.5 s later
-     * (median of 6; 1.9 s against 1.4 s), outside any timed step. */
-    const size_t align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : bytes >= 4096 ? 4096 : 64;
+    /* 4 KiB pages, not transparent huge pages (madvise): measured here, huge pages gave onednn
+     * 1.03x on simplecnn's training steps, but their first touch (the kernel zeroing 2 MiB at a
+     * time, in a VM) took 19% of a one-epoch run's time (perf: clear_page_erms), against 0.4%. */
+    const size_t align = bytes >= 4096 ? 4096 : 64;
     if (bytes > SIZE_MAX - align) return NULL;
     /* aligned_alloc wants a multiple of the alignment; a zero-byte request gets a unique block */
     size_t rounded = (bytes + align - 1) / align * align;
     if (rounded == 0) rounded = align;
-    void *p = aligned_alloc(align, rounded);
-#ifdef MADV_HUGEPAGE
-    if (p && align == HUGE_PAGE_BYTES) (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint */
-#endif
-    return p;
+    return aligned_alloc(align, rounded);
 }
 
 cnb_status cpu_alloc(cnb_context *ctx, void **ptr, size_t bytes) {
