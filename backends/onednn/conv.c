@@ -574,8 +574,8 @@ static cnb_status block_forward_chunked(cnb_context *ctx, const conv_key *key,
  * When the caller does not keep a (NULL: inference, or a max pooling whose backward reads y),
  * the unpacked planes go to a per-thread block of ctx->spare, and a plain-layout convolution
  * runs in chunks of images whose output stays in L2 (block_forward_chunked): a is never
- * written to memory. A shape's first call, which times the algorithm on a full output, and a
- * blocked output without a channel block write a whole stand-in a in ctx->spare. */
+ * written to memory. A shape's first call, which times the algorithm on a whole output, writes
+ * a stand-in a freed after it; a blocked output without a channel block one in ctx->spare. */
 cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, int act,
                                      const cnb_pool_desc *pd, float *a, float *y,
                                      void *workspace, const float *x, const float *weight,
@@ -604,13 +604,17 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
     const int relu = act == CNB_ACT_RELU;
     const size_t count = (size_t)cd->n * cd->k * cd->p * cd->q;
     conv_io io = {x, weight, a, bias};
-    if (!a && winograd_candidate(ctx, cd) && !choice_find(ctx, ODN_CONV_FORWARD, &key)) {
-        if ((st = odn_spare_reserve(ctx, count)) != CNB_OK) return st;
-        io.out = ctx->spare;
-    }
+    /* A shape's first call times the algorithm on a whole output: without a, a stand-in held
+     * for that call only. */
+    float *first = NULL;
+    if (!a && winograd_candidate(ctx, cd) && !choice_find(ctx, ODN_CONV_FORWARD, &key) &&
+        !(io.out = first = cpu_host_alloc(count * sizeof *first)))
+        return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s: %zu floats", fn, count);
     odn_op *op;
-    if ((st = conv_select(ctx, ODN_CONV_FORWARD, &key, conv_forward_op, &io, &op)) != CNB_OK)
-        return st;
+    st = conv_select(ctx, ODN_CONV_FORWARD, &key, conv_forward_op, &io, &op);
+    free(first);
+    io.out = a;
+    if (st != CNB_OK) return st;
     int block = op->prim[P_OUT].prim ? nchw_block(odn_arg_md(&op->prim[P_MAIN], DNNL_ARG_DST))
                                      : 0;
     if (block) {
