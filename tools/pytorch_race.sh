@@ -231,6 +231,18 @@ import csv, json, os, statistics
 
 E = os.environ
 run_dir, models = E["RUN_DIR"], E["MODELS"].split()
+
+
+def shown(path):
+    """A path as the report names it: relative to the project root when inside it, with ~ for
+    the home folder otherwise, so that no machine's layout goes into a committed report."""
+    rel = os.path.relpath(path)
+    if not rel.startswith(".."):
+        return rel
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+
+
 COLS = [("cnnbench-blas", "cnnbench blas"), ("cnnbench-onednn", "cnnbench onednn"),
         ("cnnbench-blas-nofusion", "cnnbench blas --no-fusion"),
         ("cnnbench-onednn-nofusion", "cnnbench onednn --no-fusion"),
@@ -324,15 +336,15 @@ p(f"* Work: {ROUNDS} rounds; in each, every contender trains {E['EPOCHS']} epoch
   "backward, update; data in memory); infer img/s = median over the evaluation passes.")
 p(f"* Threads: 2 for everyone (`cnnbench --threads {E['THREADS']}`, "
   f"`torch.set_num_threads({E['THREADS']})`).")
-p(f"* cnnbench: `{E['CNNBENCH']}` "
+p(f"* cnnbench: `{shown(E['CNNBENCH'])}` "
   f"({cnb_meta.get('tool', '?')}, {cnb_meta.get('build_type', '?')} build), "
   "run as a user would, in the plain environment (no malloc or OpenBLAS variables added). "
   f"Source tree at the race: `{E['SRC_STATE']}`"
   + (f", with uncommitted changes in {', '.join(f'`{f}`' for f in E['SRC_DIRTY'].split())}"
      if E["SRC_DIRTY"] else "") + " (the binary was built from the tree before the race).")
-p(f"* PyTorch (Debian): `{E['PY_DEBIAN']}`, torch {t_deb.get('version', '?')} "
+p(f"* PyTorch (Debian): `{shown(E['PY_DEBIAN'])}`, torch {t_deb.get('version', '?')} "
   f"(package python3-torch {E['DEB_VERSION']}; OpenMP, BLAS = system OpenBLAS, oneDNN 2.6.3).")
-p(f"* PyTorch (PyPI): `{E['PY_NEW']}`, torch {t_new.get('version', 'not available')} "
+p(f"* PyTorch (PyPI): `{shown(E['PY_NEW'])}`, torch {t_new.get('version', 'not available')} "
   "(OpenMP, MKL, oneDNN 3.x; the CUDA build, run on CPU).")
 p("* \"as installed\": the plain environment. \"at its best\": plus "
   f"`{E['BEST_ENV']}`.")
