@@ -205,24 +205,36 @@ static char *read_trace(const char *path) {
     return buf;
 }
 
+/* Three steps of network on the proxy with the fused block slots (fault: CNB_FAULT, or NULL),
+ * which must exit 0 with the test loss of naive's separate kernels; returns the proxy's block
+ * trace (free it). tag names the files. */
+static char *block_run(const char *fault, const char *tag) {
+    char env[1024], args[2048], ref_json[512], json[512], trace_path[512], *out;
+    snprintf(ref_json, sizeof ref_json, TMP "/block_ref_%s.json", tag);
+    snprintf(json, sizeof json, TMP "/block_%s.json", tag);
+    snprintf(trace_path, sizeof trace_path, TMP "/block_trace_%s.txt", tag);
+    snprintf(args, sizeof args, "--backend naive " SMALL " --steps 3 --no-fusion --out %s",
+             ref_json);
+    int rc = run(NULL, args, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    remove(trace_path);
+    snprintf(env, sizeof env, "%s%s CNB_FAULT_BLOCK=1 CNB_FAULT_TRACE=%s",
+             fault ? "CNB_FAULT=" : "", fault ? fault : "", trace_path);
+    snprintf(args, sizeof args, "--backend " FAULT_SO " " SMALL " --steps 3 --out %s", json);
+    rc = run(env, args, &out);
+    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
+    free(out);
+    double ref = test_loss_of(ref_json), got = test_loss_of(json);
+    cr_expect(got == ref && ref > 0, "test loss %.9g, separate kernels %.9g", got, ref);
+    return read_trace(trace_path);
+}
+
 /* A backend with the fused block slots (the proxy composes them of naive's kernels) gets a = NULL
  * where nothing reads a — every inference pass, and training once the block backward has run,
  * which then gets a = NULL too — and the run ends with the separate kernels' test loss. */
 Test(faults, fused_blocks_drop_a_where_nothing_reads_it) {
-    char *out;
-    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --no-fusion --out " TMP
-                 "/block_ref.json", &out);
-    cr_assert_eq(rc, 0, "%s", out);
-    free(out);
-    double ref = test_loss_of(TMP "/block_ref.json");
-    remove(TMP "/block_trace.txt");
-    rc = run("CNB_FAULT_BLOCK=1 CNB_FAULT_TRACE=" TMP "/block_trace.txt",
-             "--backend " FAULT_SO " " SMALL " --steps 3 --out " TMP "/block.json", &out);
-    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
-    free(out);
-    double got = test_loss_of(TMP "/block.json");
-    cr_expect(got == ref && ref > 0, "test loss %.9g, separate kernels %.9g", got, ref);
-    char *trace = read_trace(TMP "/block_trace.txt");
+    char *trace = block_run(NULL, "drop");
     /* the first step keeps both blocks' a (no block backward has run yet) and its backward
      * reads them; later steps drop a in both directions, and evaluation never keeps it */
     cr_expect(strncmp(trace, "fwd a n16\nfwd a n16\nbwd a n16\nbwd a n16\n", 40) == 0, "%s",
@@ -237,21 +249,7 @@ Test(faults, fused_blocks_drop_a_where_nothing_reads_it) {
 /* A block backward that declines a layer after the forward dropped a: the harness writes a
  * again (the forward once more, keeping it) and runs the separate calls, with the same loss. */
 Test(faults, a_declined_block_backward_gets_a_written_again) {
-    char *out;
-    int rc = run(NULL, "--backend naive " SMALL " --steps 3 --no-fusion --out " TMP
-                 "/block_ref2.json", &out);
-    cr_assert_eq(rc, 0, "%s", out);
-    free(out);
-    double ref = test_loss_of(TMP "/block_ref2.json");
-    remove(TMP "/block_trace2.txt");
-    rc = run("CNB_FAULT=block_unsupported:3 CNB_FAULT_BLOCK=1 CNB_FAULT_TRACE=" TMP
-             "/block_trace2.txt",
-             "--backend " FAULT_SO " " SMALL " --steps 3 --out " TMP "/block2.json", &out);
-    cr_expect_eq(rc, 0, "exit %d\n%s", rc, out);
-    free(out);
-    double got = test_loss_of(TMP "/block2.json");
-    cr_expect(got == ref && ref > 0, "test loss %.9g, separate kernels %.9g", got, ref);
-    char *trace = read_trace(TMP "/block_trace2.txt");
+    char *trace = block_run("block_unsupported:3", "declined");
     /* the third block backward (step 2's) is the first without a: declined, then that block's
      * forward runs again keeping a */
     cr_expect(strstr(trace, "bwd - n16 unsupported\nfwd a n16\n") != NULL, "%s", trace);

@@ -2,6 +2,7 @@
  * run primitives. Primitive descriptors, primitives, memory objects and reorder buffers are made
  * once per distinct descriptor (the first call of a shape) and reused for the whole run, so a
  * training step creates nothing and allocates nothing. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +23,34 @@ void odn_enter(cnb_context *ctx) {
     if (omp_get_max_threads() != ctx->threads) omp_set_num_threads(ctx->threads);
 }
 
+/* A block of at least count elements of elem bytes: buf itself when its *have elements suffice,
+ * else a new one (buf freed, *have updated; the old contents are not kept), or NULL when out of
+ * memory (buf kept, the message set). Grown on the first call of a shape. */
+static void *reserve(cnb_context *ctx, void *buf, size_t *have, size_t count, size_t elem,
+                     const char *what) {
+    if (count <= *have) return buf;
+    void *p = count > SIZE_MAX / elem ? NULL : cpu_host_alloc(count * elem);
+    if (!p) {
+        cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu %s", count, what);
+        return NULL;
+    }
+    free(buf);
+    *have = count;
+    return p;
+}
+
 cnb_status odn_acc_reserve(cnb_context *ctx, size_t count) {
-    if (count <= ctx->acc_count) return CNB_OK;
-    double *p = cpu_host_alloc(count * sizeof(double));
-    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu accumulators", count);
-    free(ctx->acc);
+    double *p = reserve(ctx, ctx->acc, &ctx->acc_count, count, sizeof(double), "accumulators");
+    if (!p) return CNB_ERR_OUT_OF_MEMORY;
     ctx->acc = p;
-    ctx->acc_count = count;
     return CNB_OK;
 }
 
 cnb_status odn_spare_reserve(cnb_context *ctx, size_t count) {
-    if (count <= ctx->spare_count) return CNB_OK;
-    float *p = cpu_host_alloc(count * sizeof(float));
-    if (!p) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%zu floats of scratch", count);
-    free(ctx->spare);
+    float *p = reserve(ctx, ctx->spare, &ctx->spare_count, count, sizeof(float),
+                       "floats of scratch");
+    if (!p) return CNB_ERR_OUT_OF_MEMORY;
     ctx->spare = p;
-    ctx->spare_count = count;
     return CNB_OK;
 }
 

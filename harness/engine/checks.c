@@ -484,29 +484,35 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
     add_conv_bwd(out, &n, max, "edge.fused-bwd-3x3-nodx", conv_d(2, 16, 6, 5, 16, 3, 3, 1, 1, 1, 1),
                  1, 0);
     /* the fused block: odd channel counts (a partial channel block), padded and overlapping
-     * windows, every activation, no bias, batch 1 */
-    add_conv_pool(out, &n, max, "edge.fused-block-odd-channels-relu",
-                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
-                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), 0);
-    add_conv_pool(out, &n, max, "edge.fused-block-20ch-tanh-avg",
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_TANH,
-                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), 0);
-    add_conv_pool(out, &n, max, "edge.fused-block-batch1-sigmoid",
-                  conv_d(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_SIGMOID,
-                  pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0), 0);
+     * windows, every activation, no bias, batch 1; the first three also with a not kept
+     * (overlapping windows, a partial channel block, average pooling as in inference) */
+    for (int drop_a = 0; drop_a <= 1; drop_a++) {
+        add_conv_pool(out, &n, max, "edge.fused-block-odd-channels-relu",
+                      conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
+                      pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), drop_a);
+        add_conv_pool(out, &n, max, "edge.fused-block-20ch-tanh-avg",
+                      conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_TANH,
+                      pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), drop_a);
+        add_conv_pool(out, &n, max, "edge.fused-block-batch1-sigmoid",
+                      conv_d(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_SIGMOID,
+                      pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0), drop_a);
+    }
     add_conv_pool(out, &n, max, "edge.fused-block-nobias-none",
                   conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, CNB_FUSED_ACT_NONE,
                   pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0), 0);
     add_conv_pool(out, &n, max, "edge.fused-block-wide-relu",
                   conv_d(3, 32, 12, 12, 48, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
                   pool_d(CNB_POOL_MAX, 3, 48, 12, 12, 2, 2, 2, 2, 0, 0), 0);
-    /* the fused block backward: the same kinds of shapes, with and without dx and dbias */
-    add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
-                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
-                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1, 0);
-    add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
-                  pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0, 0);
+    /* the fused block backward: the same kinds of shapes, with and without dx and dbias; the
+     * first two also without a (overlapping windows, no dx) */
+    for (int drop_a = 0; drop_a <= 1; drop_a++) {
+        add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
+                      pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
+                      conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1, drop_a);
+        add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
+                      pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
+                      conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0, drop_a);
+    }
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-nobias-none",
                   pool_d(CNB_POOL_MAX, 2, 32, 5, 5, 2, 2, 1, 1, 0, 0), CNB_FUSED_ACT_NONE,
                   conv_d(2, 16, 10, 10, 32, 3, 3, 2, 2, 1, 1), 0, 1, 0);
@@ -516,23 +522,6 @@ int cnb_check_edge_cases(cnb_check_case *out, int max) {
     add_pool_conv(out, &n, max, "edge.fused-block-bwd-avg-tanh",
                   pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_TANH,
                   conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 1, 0);
-    /* a not kept: forward with overlapping windows, a partial channel block, average pooling
-     * (inference), batch 1; backward with overlapping windows and without dx */
-    add_conv_pool(out, &n, max, "edge.fused-block-odd-channels-relu",
-                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_RELU,
-                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), 1);
-    add_conv_pool(out, &n, max, "edge.fused-block-20ch-tanh-avg",
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_TANH,
-                  pool_d(CNB_POOL_AVG, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), 1);
-    add_conv_pool(out, &n, max, "edge.fused-block-batch1-sigmoid",
-                  conv_d(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1), 1, CNB_ACT_SIGMOID,
-                  pool_d(CNB_POOL_MAX, 1, 16, 7, 7, 2, 2, 2, 2, 0, 0), 1);
-    add_pool_conv(out, &n, max, "edge.fused-block-bwd-odd-channels-relu",
-                  pool_d(CNB_POOL_MAX, 2, 5, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU,
-                  conv_d(2, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1), 1, 1, 1);
-    add_pool_conv(out, &n, max, "edge.fused-block-bwd-20ch-nodx",
-                  pool_d(CNB_POOL_MAX, 2, 20, 8, 6, 2, 2, 2, 2, 0, 0), CNB_ACT_RELU,
-                  conv_d(2, 8, 8, 6, 20, 3, 3, 1, 1, 1, 1), 1, 0, 1);
     add_pool_act(out, &n, max, "edge.fused-maxpool-overlap-relu",
                  pool_d(CNB_POOL_MAX, 2, 3, 9, 9, 3, 3, 2, 2, 1, 1), CNB_ACT_RELU);
     add_pool_act(out, &n, max, "edge.fused-maxpool-odd-sigmoid",
