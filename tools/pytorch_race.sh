@@ -66,6 +66,9 @@ if [ ! -x "$CNNBENCH" ] && [ "$CNNBENCH" = "$ROOT/build/harness/cnnbench" ]; the
         > build.log 2>&1 || { cat build.log >&2; exit 1; }
 fi
 CNNBENCH=$(readlink -f "$CNNBENCH")
+# Called by its path from the project root when it lies inside (the script runs there), so the
+# command lines the runs record name no folder of this machine.
+case "$CNNBENCH" in "$ROOT"/*) CNNBENCH=./${CNNBENCH#"$ROOT"/} ;; esac
 if [ ! -x "$CNNBENCH" ]; then
     echo "pytorch_race: no cnnbench at $CNNBENCH (set CNNBENCH=...)" >&2
     exit 1
