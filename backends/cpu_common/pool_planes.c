@@ -12,11 +12,15 @@
 #include <emmintrin.h>
 #endif
 
-/* The input rows (or columns) [*lo, *hi) that output o's window covers inside [0, in). */
-static inline void window_span(int o, int stride, int pad, int k, int in, int *lo, int *hi) {
-    const int start = o * stride - pad;
-    *lo = start < 0 ? 0 : start;
-    *hi = start + k > in ? in : start + k;
+/* The cells of output (oh, ow)'s window inside the plane: rows [ilo, ihi), columns [jlo, jhi). */
+typedef struct window_cells {
+    int ilo, ihi, jlo, jhi;
+} window_cells;
+
+static inline window_cells window_at(const cnb_pool_desc *d, int oh, int ow) {
+    const int r = oh * d->stride_h - d->pad_h, c = ow * d->stride_w - d->pad_w;
+    return (window_cells){r < 0 ? 0 : r, r + d->kh > d->h ? d->h : r + d->kh,
+                          c < 0 ? 0 : c, c + d->kw > d->w ? d->w : c + d->kw};
 }
 
 /* v beats the running maximum m: larger, or NaN. */
@@ -26,11 +30,9 @@ static inline int beats(float v, float m) { return v > m || v != v; }
 static void max_plane(const cnb_pool_desc *d, float *restrict y, int32_t *restrict arg,
                       const float *restrict x) {
     for (int oh = 0; oh < d->p; oh++) {
-        int ilo, ihi;
-        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
         for (int ow = 0; ow < d->q; ow++) {
-            int jlo, jhi;
-            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
+            const window_cells wc = window_at(d, oh, ow);
+            const int ilo = wc.ilo, ihi = wc.ihi, jlo = wc.jlo, jhi = wc.jhi;
             int32_t at = ilo * d->w + jlo; /* the first real cell */
             float m = x[at];
             for (int ih = ilo; ih < ihi; ih++)
@@ -135,11 +137,9 @@ static void avg_2x2_plane(float *restrict y, const float *restrict x, int w, int
 static void avg_plane(const cnb_pool_desc *d, float *restrict y, const float *restrict x) {
     const float window = (float)d->kh * (float)d->kw;
     for (int oh = 0; oh < d->p; oh++) {
-        int ilo, ihi;
-        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
         for (int ow = 0; ow < d->q; ow++) {
-            int jlo, jhi;
-            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
+            const window_cells wc = window_at(d, oh, ow);
+            const int ilo = wc.ilo, ihi = wc.ihi, jlo = wc.jlo, jhi = wc.jhi;
             float sum = 0.0f;
             for (int ih = ilo; ih < ihi; ih++) {
                 const float *row = x + (size_t)ih * d->w;
@@ -174,11 +174,9 @@ void cpu_avgpool_backward_plane(const cnb_pool_desc *d, float *restrict dx,
         return;
     }
     for (int oh = 0; oh < d->p; oh++) {
-        int ilo, ihi;
-        window_span(oh, d->stride_h, d->pad_h, d->kh, d->h, &ilo, &ihi);
         for (int ow = 0; ow < d->q; ow++) {
-            int jlo, jhi;
-            window_span(ow, d->stride_w, d->pad_w, d->kw, d->w, &jlo, &jhi);
+            const window_cells wc = window_at(d, oh, ow);
+            const int ilo = wc.ilo, ihi = wc.ihi, jlo = wc.jlo, jhi = wc.jhi;
             const float g = dy[(size_t)oh * d->q + ow] / window;
             for (int ih = ilo; ih < ihi; ih++) {
                 float *row = dx + (size_t)ih * d->w;

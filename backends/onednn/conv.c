@@ -625,15 +625,18 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
         odn_act_pool_planes(pd, relu, block, op->buf[B_OUT], a, y, workspace, ctx->spare);
         return CNB_OK;
     }
-    const size_t img_bytes = (size_t)cd->k * cd->p * cd->q * sizeof(float);
-    const size_t chunk_bytes = (size_t)ctx->threads * BLOCK_CHUNK_BYTES_PER_THREAD;
-    const int chunk = img_bytes >= chunk_bytes ? 1 : (int)(chunk_bytes / img_bytes);
-    if (!io.out && (op->prim[P_OUT].prim || chunk >= cd->n)) {
+    if (!a && !op->prim[P_OUT].prim) {
+        const size_t img_bytes = (size_t)cd->k * cd->p * cd->q * sizeof(float);
+        const size_t chunk_bytes = (size_t)ctx->threads * BLOCK_CHUNK_BYTES_PER_THREAD;
+        const size_t chunk = img_bytes >= chunk_bytes ? 1 : chunk_bytes / img_bytes;
+        return block_forward_chunked(ctx, &key, pd, relu,
+                                     chunk < (size_t)cd->n ? (int)chunk : cd->n, y, workspace, x,
+                                     weight, bias);
+    }
+    if (!a) { /* a blocked output without a channel block: a whole stand-in */
         if ((st = odn_spare_reserve(ctx, count)) != CNB_OK) return st;
         io.out = ctx->spare;
     }
-    if (!io.out)
-        return block_forward_chunked(ctx, &key, pd, relu, chunk, y, workspace, x, weight, bias);
     if ((st = conv_exec(ctx, op, &io)) != CNB_OK) return st;
     odn_act_pool_planes(pd, relu, 0, io.out, NULL, y, workspace, NULL);
     return CNB_OK;
@@ -852,15 +855,6 @@ cnb_status odn_conv_backward(cnb_context *ctx, const cnb_conv_desc *d, float *dx
     return conv_out(ctx, dop, &dio);
 }
 
-/* A max pooling workspace entry (bad) that points outside its plane. */
-static cnb_status bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_desc *pd,
-                                long bad) {
-    return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                    "%s: workspace entry %ld is outside the %dx%d plane: it was not written by "
-                    "pool_forward with this descriptor",
-                    fn, bad, pd->h, pd->w);
-}
-
 /* The fused block backward (cnb_abi.h's pool_act_conv_backward), for max pooling after ReLU
  * (or no activation): the pooling's gradient g goes straight into the buffer where the weight
  * gradient's primitive reads dy in its blocked layout (pool_max.c's scatter: each window's dy to
@@ -903,7 +897,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
         float *g = cpu_host_alloc(count * sizeof *g);
         if (!g) return cpu_fail(ctx, CNB_ERR_OUT_OF_MEMORY, "%s: %zu floats", fn, count);
         long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, 1, dy, y, workspace, g);
-        st = bad >= 0 ? bad_workspace(ctx, fn, pd, bad)
+        st = bad >= 0 ? odn_bad_workspace(ctx, fn, pd, bad)
                       : odn_conv_backward(ctx, cd, dx, dweight, dbias, g, x, weight);
         free(g);
         return st;
@@ -928,7 +922,7 @@ cnb_status odn_pool_act_conv_backward(cnb_context *ctx, const cnb_pool_desc *pd,
                         "%s: the convolution reads dy in a layout without a channel block", fn);
     float *g = fop->buf[B_IN2];
     long bad = odn_maxpool_grad_blocked(pd, act == CNB_ACT_RELU, block, dy, y, workspace, g);
-    if (bad >= 0) return bad_workspace(ctx, fn, pd, bad);
+    if (bad >= 0) return odn_bad_workspace(ctx, fn, pd, bad);
     if ((st = conv_exec_with(ctx, fop, &fio, NULL, g, NULL)) != CNB_OK ||
         (st = conv_out(ctx, fop, &fio)) != CNB_OK)
         return st;

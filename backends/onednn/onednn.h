@@ -178,6 +178,8 @@ void odn_act_pool_planes(const cnb_pool_desc *d, int relu, int block, const floa
                          float *y, int32_t *arg, float *spare);
 long odn_maxpool_grad_blocked(const cnb_pool_desc *d, int relu, int block, const float *dy,
                               const float *y, const int32_t *arg, float *g);
+/* pool.c: the error for workspace entry `bad` outside its plane (not this forward's workspace) */
+cnb_status odn_bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, long bad);
 /* -1, or the first workspace entry outside its plane (nothing sensible was written then) */
 long odn_maxpool_backward(const cnb_pool_desc *d, int act, float *dx, const float *dy,
                           const float *a, const int32_t *arg);

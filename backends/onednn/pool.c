@@ -42,6 +42,13 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
 }
 
 /* pool_backward with an optional activation folded in (act, a); x and y are not read. */
+cnb_status odn_bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, long bad) {
+    return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
+                    "%s: workspace entry %ld is outside the %dx%d plane: it was not written by "
+                    "pool_forward with this descriptor",
+                    fn, bad, d->h, d->w);
+}
+
 static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, int act,
                                 float *dx, const float *dy, const float *a,
                                 const void *workspace) {
@@ -56,12 +63,7 @@ static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool
             return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                             "%s: max pooling needs the forward's workspace, got NULL", fn);
         long bad = odn_maxpool_backward(d, act, dx, dy, a, workspace);
-        if (bad >= 0)
-            return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
-                            "%s: workspace entry %ld is outside the %dx%d plane: it was not "
-                            "written by pool_forward with this descriptor",
-                            fn, bad, d->h, d->w);
-        return CNB_OK;
+        return bad >= 0 ? odn_bad_workspace(ctx, fn, d, bad) : CNB_OK;
     }
     odn_avgpool_backward(d, act, dx, dy, a);
     return CNB_OK;

@@ -73,9 +73,6 @@ struct cnb_trainer {
     int fusion, fusion_conv_bwd, fusion_conv_pool, fusion_pool_conv;
     signed char fuse_fwd[CNB_MAX_LAYERS], fuse_bwd[CNB_MAX_LAYERS], fuse_conv_bwd[CNB_MAX_LAYERS];
     signed char fuse_conv_pool[CNB_MAX_LAYERS], fuse_pool_conv[CNB_MAX_LAYERS];
-    /* Per activation layer: 1 when the last forward pass ran it inside a fused block forward
-     * that did not keep its output a (conv_act_pool_forward_fused says when). */
-    signed char a_dropped[CNB_MAX_LAYERS];
 };
 
 void cnb_settings_from_model(const cnb_model *m, cnb_run_settings *s) {
@@ -413,12 +410,19 @@ static int conv_act_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d,
     return fused_outcome(t, &t->fuse_fwd[i], st, "conv_bias_act_forward", err, err_len);
 }
 
+/* Whether a training step's fused block forward before pooling layer `pool` keeps the
+ * activation's output a. Only a backward outside the fused block backward reads a, so a max
+ * pooling whose fused block backward has run (it reads y at each window's argmax) does not keep
+ * it, which saves writing the block's biggest tensor. The backward of the same step asks again:
+ * the answer changes only when that backward declines. */
+static int block_keeps_a(const cnb_trainer *t, int pool) {
+    return !(t->m->layers[pool].type == CNB_LAYER_MAXPOOL && t->fuse_pool_conv[pool] == 1);
+}
+
 /* Convolution i, the activation i+1 and the pooling i+2 as one call (cnb_abi.h's
  * conv_act_pool_forward), writing the pooling's output, and the activation's output a when a
- * backward pass may read it. Only a backward outside the fused block backward reads a: so it is
- * not kept for an inference pass (training 0), nor for a max pooling whose fused block
- * backward has run (it reads y at each window's argmax), which saves writing the block's
- * biggest tensor. 1: fused; 0: run the separate calls; -1: error. */
+ * backward pass may read it: never in an inference pass (training 0), in training as
+ * block_keeps_a says. 1: fused; 0: run the separate calls; -1: error. */
 static int conv_act_pool_forward_fused(cnb_trainer *t, int i, const cnb_conv_desc *d, int n,
                                        int training, const float *in, const float *w,
                                        const float *b, char *err, size_t err_len) {
@@ -427,11 +431,10 @@ static int conv_act_pool_forward_fused(cnb_trainer *t, int i, const cnb_conv_des
         return 0;
     cnb_pool_desc pd;
     pool_desc(&t->m->layers[i + 2], n, &pd);
-    int drop = !training || (pd.mode == CNB_POOL_MAX && t->fuse_pool_conv[i + 2] == 1);
+    int keep = training && block_keeps_a(t, i + 2);
     cnb_status st = t->api->conv_act_pool_forward(t->ctx, d, act, &pd,
-                                                  drop ? NULL : t->act[i + 1], t->act[i + 2],
+                                                  keep ? t->act[i + 1] : NULL, t->act[i + 2],
                                                   t->pool_ws[i + 2], in, w, b);
-    t->a_dropped[i + 1] = st == CNB_OK && drop;
     return fused_outcome(t, &t->fuse_conv_pool[i], st, "conv_act_pool_forward", err, err_len);
 }
 
@@ -451,7 +454,8 @@ static int pool_act_conv_backward_fused(cnb_trainer *t, int i, const cnb_pool_de
     conv_desc(cl, n, &cd);
     const float *w = t->params + cl->param_offset;
     float *dw = t->grads + cl->param_offset;
-    const float *a = t->a_dropped[i - 1] ? NULL : t->act[i - 1];
+    /* the forward kept a unless it ran fused and block_keeps_a said no */
+    const float *a = t->fuse_conv_pool[i - 2] == 1 && !block_keeps_a(t, i) ? NULL : t->act[i - 1];
     cnb_status st = t->api->pool_act_conv_backward(
         t->ctx, pd, act, &cd, i - 2 > 0 ? dx : NULL, dw, cl->bias_count ? dw + cl->weight_count : NULL,
         dy, a, t->act[i], t->pool_ws[i], layer_input(t, i - 2), w);
@@ -462,7 +466,6 @@ static int pool_act_conv_backward_fused(cnb_trainer *t, int i, const cnb_pool_de
                                                 t->pool_ws[i], layer_input(t, i - 2), w,
                                                 cl->bias_count ? w + cl->weight_count : NULL),
                "conv_act_pool_forward (keeping a for the separate backward)");
-        t->a_dropped[i - 1] = 0;
     }
     return fused_outcome(t, &t->fuse_pool_conv[i], st, "pool_act_conv_backward", err, err_len);
 }
