@@ -455,6 +455,17 @@ fail:
     return st;
 }
 
+/* Images per chunk when a chunk may hold per_thread bytes of output for each of the context's
+ * threads and one image's output takes img_bytes: at least 1, at most n, and the chunks of a
+ * batch equal but for the last, so that at most two primitives serve it. */
+static int chunk_images(const cnb_context *ctx, size_t img_bytes, size_t per_thread, int n) {
+    const size_t budget = (size_t)ctx->threads * per_thread;
+    size_t chunk = img_bytes >= budget ? 1 : budget / img_bytes;
+    if (chunk > (size_t)n) chunk = (size_t)n;
+    const size_t parts = ((size_t)n + chunk - 1) / chunk;
+    return (int)(((size_t)n + parts - 1) / parts);
+}
+
 /* Bytes of blocked output per thread in one chunk of forward_chunked's images. Measured here
  * (lenet5 at eval batch 1000, 2 threads, the same `cnnbench bench` rounds against the whole
  * batch in one primitive): 192 KiB 1.03x inference, 512 KiB 1.11x, 1 MiB 1.14-1.16x (training
@@ -464,21 +475,16 @@ fail:
 /* A blocked forward (not a Winograd candidate, whose algorithm is timed on the whole batch),
  * `chunk` images at a time: the blocked output, its channels padded to whole blocks (lenet5's
  * conv1: 6 channels in 16), stays in L2 for the reorder to y instead of going to memory and
- * back; the padded layout is sized with oneDNN's widest block, 16. Equal chunks, so that at
- * most two primitives serve a batch. */
+ * back; the padded layout is sized with oneDNN's widest block, 16. */
 static cnb_status forward_chunked(cnb_context *ctx, const conv_key *key, float *y, const float *x,
                                   const float *weight, const float *bias) {
     const cnb_conv_desc *d = &key->d;
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->k * d->p * d->q;
     const size_t blocked_img = (size_t)(d->k + 15) / 16 * 16 * d->p * d->q * sizeof(float);
-    const size_t budget = (size_t)ctx->threads * FORWARD_CHUNK_BYTES_PER_THREAD;
-    size_t chunk = blocked_img >= budget ? 1 : budget / blocked_img;
-    if (chunk > (size_t)d->n) chunk = (size_t)d->n;
-    const size_t parts = ((size_t)d->n + chunk - 1) / chunk;
-    chunk = ((size_t)d->n + parts - 1) / parts;
-    for (int i0 = 0; i0 < d->n; i0 += (int)chunk) {
+    const int chunk = chunk_images(ctx, blocked_img, FORWARD_CHUNK_BYTES_PER_THREAD, d->n);
+    for (int i0 = 0; i0 < d->n; i0 += chunk) {
         conv_key ck = *key;
-        ck.d.n = d->n - i0 < (int)chunk ? d->n - i0 : (int)chunk;
+        ck.d.n = d->n - i0 < chunk ? d->n - i0 : chunk;
         conv_io io = {x + (size_t)i0 * in_img, weight, y + (size_t)i0 * out_img, bias};
         cnb_status st = conv_call(ctx, ODN_CONV_FORWARD, &ck, conv_forward_op, &io);
         if (st != CNB_OK) return st;
@@ -660,11 +666,10 @@ cnb_status odn_conv_act_pool_forward(cnb_context *ctx, const cnb_conv_desc *cd, 
     }
     if (!a && !op->prim[P_OUT].prim) {
         const size_t img_bytes = (size_t)cd->k * cd->p * cd->q * sizeof(float);
-        const size_t chunk_bytes = (size_t)ctx->threads * BLOCK_CHUNK_BYTES_PER_THREAD;
-        const size_t chunk = img_bytes >= chunk_bytes ? 1 : chunk_bytes / img_bytes;
-        return block_forward_chunked(ctx, &key, pd, relu,
-                                     chunk < (size_t)cd->n ? (int)chunk : cd->n, y, workspace, x,
-                                     weight, bias);
+        return block_forward_chunked(
+            ctx, &key, pd, relu,
+            chunk_images(ctx, img_bytes, BLOCK_CHUNK_BYTES_PER_THREAD, cd->n), y, workspace, x,
+            weight, bias);
     }
     if (!a) { /* a blocked output without a channel block: a whole stand-in */
         if ((st = odn_spare_reserve(ctx, count)) != CNB_OK) return st;

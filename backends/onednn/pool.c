@@ -41,7 +41,6 @@ cnb_status odn_pool_forward(cnb_context *ctx, const cnb_pool_desc *d, float *y, 
     return CNB_OK;
 }
 
-/* pool_backward with an optional activation folded in (act, a); x and y are not read. */
 cnb_status odn_bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, long bad) {
     return cpu_fail(ctx, CNB_ERR_INVALID_ARGUMENT,
                     "%s: workspace entry %ld is outside the %dx%d plane: it was not written by "
@@ -49,6 +48,7 @@ cnb_status odn_bad_workspace(cnb_context *ctx, const char *fn, const cnb_pool_de
                     fn, bad, d->h, d->w);
 }
 
+/* pool_backward with an optional activation folded in (act, a); x and y are not read. */
 static cnb_status pool_backward(cnb_context *ctx, const char *fn, const cnb_pool_desc *d, int act,
                                 float *dx, const float *dy, const float *a,
                                 const void *workspace) {
